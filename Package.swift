@@ -1,0 +1,118 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Module layout and dependency direction: docs/architecture.md.
+// Pure cores (SMTPCore, MailCore) -> NIO glue (SMTPServer) and services (MailStore, Accounts)
+// -> composition root (PetrelServer) -> executable (petrel).
+let package = Package(
+    name: "petrel",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "petrel", targets: ["petrel"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        .target(
+            name: "MailCore",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .target(
+            name: "SMTPCore",
+            dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .target(
+            name: "SMTPServer",
+            dependencies: [
+                "SMTPCore",
+                "MailCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "MailStore",
+            dependencies: [
+                "MailCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
+        .target(
+            name: "Accounts",
+            dependencies: [
+                "MailCore",
+                "CCrypt",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "PetrelServer",
+            dependencies: [
+                "SMTPCore",
+                "MailCore",
+                "SMTPServer",
+                "MailStore",
+                "Accounts",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .executableTarget(
+            name: "petrel",
+            dependencies: [
+                "PetrelServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(
+            name: "PetrelTestSupport",
+            dependencies: [
+                "PetrelServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
+        .testTarget(
+            name: "SMTPCoreTests",
+            dependencies: ["SMTPCore", "MailCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "SMTPServerTests",
+            dependencies: [
+                "SMTPServer",
+                "SMTPCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "MailCore"]),
+        .testTarget(name: "AccountsTests", dependencies: ["Accounts", "MailCore"]),
+        .testTarget(
+            name: "PetrelServerTests",
+            dependencies: [
+                "PetrelServer",
+                "PetrelTestSupport",
+                "petrel",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            resources: [.copy("Fixtures")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

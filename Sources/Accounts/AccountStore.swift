@@ -1,0 +1,215 @@
+import GRDB
+import MailCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A mailbox (a user who receives mail, and later logs in).
+public struct MailboxAccount: Hashable, Sendable {
+    public var address: AccountAddress
+    public var hasPassword: Bool
+}
+
+/// An alias: an address whose mail goes to other addresses.
+public struct Alias: Hashable, Sendable {
+    public var address: AccountAddress
+    public var targets: [AccountAddress]
+}
+
+/// Mailboxes and aliases in SQLite (`DATA_DIR/accounts.sqlite`, through GRDB).
+///
+/// SQLite's WAL mode lets the running server read while `petrel user add` writes from another
+/// process; every change is one transaction, so the server sees it completely or not at all, and
+/// sees it at once: each RCPT TO reads the current state, there is no cache to go stale.
+public final class AccountStore: Sendable {
+    private let database: DatabasePool
+    public let path: String
+
+    public init(path: String) throws {
+        var configuration = Configuration()
+        // A CLI change and the server may meet on the write lock; wait instead of failing.
+        configuration.busyMode = .timeout(10)
+        configuration.label = "accounts"
+        self.database = try DatabasePool(path: path, configuration: configuration)
+        self.path = path
+        try Self.migrator.migrate(self.database)
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE mailboxes (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        address TEXT NOT NULL UNIQUE,
+                        domain TEXT NOT NULL,
+                        password_hash TEXT,
+                        created_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX mailboxes_domain ON mailboxes(domain, id);
+                    CREATE TABLE aliases (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        address TEXT NOT NULL UNIQUE,
+                        created_at INTEGER NOT NULL
+                    );
+                    CREATE TABLE alias_targets (
+                        alias_id INTEGER NOT NULL REFERENCES aliases(id) ON DELETE CASCADE,
+                        position INTEGER NOT NULL,
+                        target TEXT NOT NULL,
+                        PRIMARY KEY (alias_id, position)
+                    );
+                    """
+            )
+        }
+        return migrator
+    }
+
+    // MARK: - Management (the CLI)
+
+    public func addMailbox(_ address: AccountAddress, passwordHash: String?) throws {
+        try self.database.write { db in
+            if try Self.exists(address, table: "mailboxes", db) || Self.exists(address, table: "aliases", db) {
+                throw AccountError.alreadyExists(address.description)
+            }
+            try db.execute(
+                sql: "INSERT INTO mailboxes (address, domain, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                arguments: [address.description, address.domain, passwordHash, Int64(time(nil))]
+            )
+        }
+    }
+
+    /// Removes a mailbox; its mail on disk stays. Returns the aliases that pointed at it.
+    @discardableResult
+    public func removeMailbox(_ address: AccountAddress) throws -> [AccountAddress] {
+        try self.database.write { db in
+            try db.execute(sql: "DELETE FROM mailboxes WHERE address = ?", arguments: [address.description])
+            guard db.changesCount > 0 else { throw AccountError.notFound(address.description) }
+            return try String.fetchAll(
+                db,
+                sql: """
+                    SELECT DISTINCT a.address FROM aliases a JOIN alias_targets t ON t.alias_id = a.id
+                    WHERE t.target = ? ORDER BY a.address
+                    """,
+                arguments: [address.description]
+            ).compactMap { try? AccountAddress(validating: $0) }
+        }
+    }
+
+    public func mailboxes() throws -> [MailboxAccount] {
+        try self.database.read { db in
+            try Row.fetchAll(db, sql: "SELECT address, password_hash FROM mailboxes ORDER BY domain, address").map {
+                row in
+                MailboxAccount(
+                    address: try AccountAddress(validating: row["address"]),
+                    hasPassword: (row["password_hash"] as String?) != nil
+                )
+            }
+        }
+    }
+
+    public func addAlias(_ address: AccountAddress, targets: [AccountAddress]) throws {
+        try self.database.write { db in
+            if try Self.exists(address, table: "mailboxes", db) || Self.exists(address, table: "aliases", db) {
+                throw AccountError.alreadyExists(address.description)
+            }
+            try db.execute(
+                sql: "INSERT INTO aliases (address, created_at) VALUES (?, ?)",
+                arguments: [address.description, Int64(time(nil))]
+            )
+            let id = db.lastInsertedRowID
+            for (position, target) in targets.enumerated() {
+                try db.execute(
+                    sql: "INSERT INTO alias_targets (alias_id, position, target) VALUES (?, ?, ?)",
+                    arguments: [id, position, target.description]
+                )
+            }
+        }
+    }
+
+    public func removeAlias(_ address: AccountAddress) throws {
+        try self.database.write { db in
+            try db.execute(sql: "DELETE FROM aliases WHERE address = ?", arguments: [address.description])
+            guard db.changesCount > 0 else { throw AccountError.notFound(address.description) }
+        }
+    }
+
+    public func aliases() throws -> [Alias] {
+        try self.database.read { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT a.address, t.target FROM aliases a JOIN alias_targets t ON t.alias_id = a.id
+                    ORDER BY a.address, t.position
+                    """
+            )
+            var result: [Alias] = []
+            for row in rows {
+                let address = try AccountAddress(validating: row["address"])
+                let target = try AccountAddress(validating: row["target"])
+                if result.last?.address == address {
+                    result[result.count - 1].targets.append(target)
+                } else {
+                    result.append(Alias(address: address, targets: [target]))
+                }
+            }
+            return result
+        }
+    }
+
+    /// Whether the address names a mailbox or an alias.
+    public func exists(_ address: AccountAddress) throws -> Bool {
+        try self.database.read { db in
+            try Self.exists(address, table: "mailboxes", db) || Self.exists(address, table: "aliases", db)
+        }
+    }
+
+    // MARK: - Delivery (the server)
+
+    /// Resolves a recipient against the current directory, in one consistent read.
+    public func resolve(_ path: ForwardPath, with resolver: RecipientResolver) async throws -> Resolution {
+        try await self.database.read { db in
+            try resolver.resolve(path, in: SQLiteLookup(db: db))
+        }
+    }
+
+    private static func exists(_ address: AccountAddress, table: String, _ db: Database) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE address = ?)", arguments: [
+            address.description
+        ]) ?? false
+    }
+}
+
+private struct SQLiteLookup: DirectoryLookup {
+    let db: Database
+
+    func isMailbox(_ address: AccountAddress) throws -> Bool {
+        try Bool.fetchOne(
+            self.db,
+            sql: "SELECT EXISTS (SELECT 1 FROM mailboxes WHERE address = ?)",
+            arguments: [address.description]
+        ) ?? false
+    }
+
+    func aliasTargets(_ address: AccountAddress) throws -> [AccountAddress]? {
+        let rows = try Row.fetchAll(
+            self.db,
+            sql: """
+                SELECT a.id, t.target FROM aliases a LEFT JOIN alias_targets t ON t.alias_id = a.id
+                WHERE a.address = ? ORDER BY t.position
+                """,
+            arguments: [address.description]
+        )
+        guard !rows.isEmpty else { return nil }
+        return rows.compactMap { row in (row["target"] as String?).flatMap { try? AccountAddress(validating: $0) } }
+    }
+
+    func firstMailbox(inDomain domain: String) throws -> AccountAddress? {
+        try String.fetchOne(
+            self.db,
+            sql: "SELECT address FROM mailboxes WHERE domain = ? ORDER BY id LIMIT 1",
+            arguments: [domain]
+        ).flatMap { try? AccountAddress(validating: $0) }
+    }
+}

@@ -1,0 +1,122 @@
+import Accounts
+import Logging
+import MailCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Everything an operator can set. Read from TOML by `ConfigurationLoader`; without a file the
+/// embedded defaults make a working server for `localhost` on 127.0.0.1:2525.
+public struct Configuration: Sendable, Hashable {
+    /// Our host name: EHLO, greeting, Received headers.
+    public var hostname: String
+    /// Absolute path of the data directory (queue, Maildirs, accounts).
+    public var dataDirectory: String
+    /// Domains we receive mail for, canonical (lower case), first is primary.
+    public var domains: [String]
+    /// Where postmaster@ mail goes when no mailbox or alias of that name exists.
+    public var postmaster: AccountAddress?
+    /// `alice+tag@` reaches `alice@`; nil turns subaddressing off.
+    public var recipientDelimiter: Character?
+    public var listen: Listen
+    public var limits: Limits
+    public var timeouts: Timeouts
+    public var logLevel: Logger.Level
+
+    public struct Listen: Sendable, Hashable {
+        /// Port-25 style listeners: receive mail for our domains, no relaying.
+        public var smtp: [ListenAddress]
+    }
+
+    public struct Limits: Sendable, Hashable {
+        public var messageSize: Int = 26_214_400
+        public var recipients: Int = 100
+        public var connections: Int = 1000
+        public var connectionsPerIP: Int = 20
+        public var errors: Int = 10
+    }
+
+    /// Seconds.
+    public struct Timeouts: Sendable, Hashable {
+        /// Waiting for a command (RFC 5321 §4.5.3.2.7 asks for at least 5 minutes).
+        public var command: Int = 300
+        /// Waiting for more message content.
+        public var data: Int = 300
+        /// How long SIGTERM waits for open sessions before closing them.
+        public var shutdown: Int = 30
+    }
+
+    /// The embedded defaults `petrel serve` runs on without a configuration file.
+    public static func defaults(hostname: String, workingDirectory: String) -> Configuration {
+        Configuration(
+            hostname: hostname,
+            dataDirectory: joinPath(workingDirectory, "petrel-data"),
+            domains: ["localhost"],
+            postmaster: nil,
+            recipientDelimiter: "+",
+            listen: Listen(smtp: [ListenAddress(host: "127.0.0.1", port: 2525)]),
+            limits: Limits(),
+            timeouts: Timeouts(),
+            logLevel: .info
+        )
+    }
+
+    /// This machine's host name, when it is a valid domain name; else "localhost".
+    public static func machineHostname() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "localhost" }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return Domain(name) == nil ? "localhost" : name
+    }
+
+    public var accountsPath: String { self.dataDirectory + "/accounts.sqlite" }
+    public var mailDirectory: String { self.dataDirectory + "/mail" }
+
+    public var recipientResolver: RecipientResolver {
+        RecipientResolver(domains: self.domains, postmaster: self.postmaster, recipientDelimiter: self.recipientDelimiter)
+    }
+}
+
+/// `host:port`, with IPv6 hosts in brackets: `127.0.0.1:2525`, `[::1]:2525`, `0.0.0.0:25`.
+public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public init?(parsing text: String) {
+        let host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
+                return nil
+            }
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+            guard host.contains(":") else { return nil }
+        } else {
+            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, !host.contains(" "), let port = Int(portText), (0...65535).contains(port) else {
+            return nil
+        }
+        self.host = String(host)
+        self.port = port
+    }
+
+    public var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
+}
+
+func joinPath(_ base: String, _ path: String) -> String {
+    if path.hasPrefix("/") { return path }
+    if base.hasSuffix("/") { return base + path }
+    return base + "/" + path
+}

@@ -1,0 +1,243 @@
+import Accounts
+import Foundation
+import Logging
+import MailCore
+import TOMLKit
+
+/// A configuration problem, naming the file and the key, and saying what is expected.
+public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var source: String
+    /// Dotted key (`limits.message_size`), nil for file-level problems.
+    public var key: String?
+    public var message: String
+
+    public var description: String {
+        if let key { return "\(self.source): \(key): \(self.message)" }
+        return "\(self.source): \(self.message)"
+    }
+}
+
+/// Reads Petrel's TOML configuration strictly: an unknown key, a wrong type or a bad value stops
+/// start-up with an error that names the key, since a silently ignored typo in a mail server's
+/// configuration (say, `conections_per_ip`) is a limit that does not exist.
+public enum ConfigurationLoader {
+    public static func load(path: String, hostname: String) throws(ConfigurationError) -> Configuration {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigurationError(
+                source: path,
+                key: nil,
+                message: "cannot read the configuration file (\(error.localizedDescription))"
+            )
+        }
+        let absolute = joinPath(FileManager.default.currentDirectoryPath, path)
+        let directory = absolute.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        return try self.parse(text, source: path, baseDirectory: directory.isEmpty ? "/" : directory, hostname: hostname)
+    }
+
+    /// - Parameters:
+    ///   - baseDirectory: relative `data_dir` values are taken relative to this (the file's directory).
+    ///   - hostname: the default for `hostname`.
+    public static func parse(_ text: String, source: String, baseDirectory: String, hostname: String)
+        throws(ConfigurationError) -> Configuration
+    {
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigurationError(
+                source: source,
+                key: nil,
+                message: "line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)"
+            )
+        } catch {
+            throw ConfigurationError(source: source, key: nil, message: "not valid TOML: \(error)")
+        }
+        var configuration = Configuration.defaults(hostname: hostname, workingDirectory: baseDirectory)
+        var top = TableReader(table: root, path: "", source: source)
+
+        if let name = try top.string("hostname") {
+            guard Domain(name) != nil else {
+                throw top.error("hostname", "'\(name)' is not a valid host name; use a fully qualified name like mx.example.com")
+            }
+            configuration.hostname = name
+        }
+        if let directory = try top.string("data_dir") {
+            guard !directory.isEmpty else { throw top.error("data_dir", "must not be empty") }
+            configuration.dataDirectory = joinPath(baseDirectory, directory)
+        }
+        if let domains = try top.stringArray("domains") {
+            guard !domains.isEmpty else { throw top.error("domains", "name at least one domain to receive mail for") }
+            var canonical: [String] = []
+            for name in domains {
+                guard let domain = Domain(name), domain.isASCII else {
+                    throw top.error("domains", "'\(name)' is not a valid domain name")
+                }
+                if !canonical.contains(domain.canonical) { canonical.append(domain.canonical) }
+            }
+            configuration.domains = canonical
+        }
+        if let postmaster = try top.string("postmaster") {
+            let address: AccountAddress
+            do {
+                address = try AccountAddress(validating: postmaster)
+            } catch {
+                throw top.error("postmaster", "\(error)")
+            }
+            guard configuration.domains.contains(address.domain) else {
+                throw top.error("postmaster", "\(address) is not in one of the domains (\(configuration.domains.joined(separator: ", ")))")
+            }
+            configuration.postmaster = address
+        }
+        if let delimiter = try top.string("recipient_delimiter") {
+            switch delimiter.count {
+            case 0:
+                configuration.recipientDelimiter = nil
+            case 1 where "+-_=~#".contains(delimiter):
+                configuration.recipientDelimiter = delimiter.first
+            default:
+                throw top.error("recipient_delimiter", "must be one of + - _ = ~ #, or \"\" to turn subaddressing off")
+            }
+        }
+
+        if var listen = try top.table("listen") {
+            if let addresses = try listen.stringArray("smtp") {
+                var parsed: [ListenAddress] = []
+                for text in addresses {
+                    guard let address = ListenAddress(parsing: text) else {
+                        throw listen.error("smtp", "'\(text)' is not address:port (use 127.0.0.1:25, [::1]:25 or 0.0.0.0:25)")
+                    }
+                    parsed.append(address)
+                }
+                guard !parsed.isEmpty else { throw listen.error("smtp", "name at least one address:port to listen on") }
+                configuration.listen.smtp = parsed
+            }
+            try listen.finish()
+        }
+
+        if var limits = try top.table("limits") {
+            if let value = try limits.int("message_size", in: 1024...(1 << 40)) { configuration.limits.messageSize = value }
+            if let value = try limits.int("recipients", in: 1...100_000) { configuration.limits.recipients = value }
+            if let value = try limits.int("connections", in: 1...1_000_000) { configuration.limits.connections = value }
+            if let value = try limits.int("connections_per_ip", in: 1...1_000_000) {
+                configuration.limits.connectionsPerIP = value
+            }
+            if let value = try limits.int("errors", in: 1...10_000) { configuration.limits.errors = value }
+            try limits.finish()
+        }
+
+        if var timeouts = try top.table("timeouts") {
+            if let value = try timeouts.int("command", in: 1...86_400) { configuration.timeouts.command = value }
+            if let value = try timeouts.int("data", in: 1...86_400) { configuration.timeouts.data = value }
+            if let value = try timeouts.int("shutdown", in: 0...3_600) { configuration.timeouts.shutdown = value }
+            try timeouts.finish()
+        }
+
+        if var log = try top.table("log") {
+            if let level = try log.string("level") {
+                guard let parsed = Logger.Level(rawValue: level) else {
+                    let names = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+                    throw log.error("level", "'\(level)' is not a log level (\(names))")
+                }
+                configuration.logLevel = parsed
+            }
+            try log.finish()
+        }
+
+        try top.finish()
+        return configuration
+    }
+}
+
+/// Reads typed values from one TOML table and remembers which keys were read, so that the rest
+/// can be reported as unknown.
+private struct TableReader {
+    let table: TOMLTable
+    /// "" for the top level, "limits." for [limits].
+    let path: String
+    let source: String
+    private var known: [String] = []
+
+    init(table: TOMLTable, path: String, source: String) {
+        self.table = table
+        self.path = path
+        self.source = source
+    }
+
+    func error(_ key: String, _ message: String) -> ConfigurationError {
+        ConfigurationError(source: self.source, key: self.path + key, message: message)
+    }
+
+    private mutating func value(_ key: String) -> TOMLValueConvertible? {
+        self.known.append(key)
+        return self.table[key]
+    }
+
+    private func typeError(_ key: String, expected: String, got value: TOMLValueConvertible) -> ConfigurationError {
+        self.error(key, "must be \(expected), not \(value.type.description)")
+    }
+
+    mutating func string(_ key: String) throws(ConfigurationError) -> String? {
+        guard let value = self.value(key) else { return nil }
+        guard let string = value.string else { throw self.typeError(key, expected: "a string", got: value) }
+        return string
+    }
+
+    mutating func int(_ key: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
+        guard let value = self.value(key) else { return nil }
+        guard let number = value.int else { throw self.typeError(key, expected: "an integer", got: value) }
+        guard range.contains(number) else {
+            throw self.error(key, "must be between \(range.lowerBound) and \(range.upperBound), not \(number)")
+        }
+        return number
+    }
+
+    mutating func stringArray(_ key: String) throws(ConfigurationError) -> [String]? {
+        guard let value = self.value(key) else { return nil }
+        guard let array = value.array else { throw self.typeError(key, expected: "an array of strings", got: value) }
+        var result: [String] = []
+        for element in array {
+            guard let string = element.string else {
+                throw self.typeError(key, expected: "an array of strings", got: element)
+            }
+            result.append(string)
+        }
+        return result
+    }
+
+    mutating func table(_ key: String) throws(ConfigurationError) -> TableReader? {
+        guard let value = self.value(key) else { return nil }
+        guard let table = value.table else { throw self.typeError(key, expected: "a table ([\(key)])", got: value) }
+        return TableReader(table: table, path: self.path + key + ".", source: self.source)
+    }
+
+    /// Fails on the first key that was never asked for, suggesting the closest known one.
+    func finish() throws(ConfigurationError) {
+        for key in self.table.keys.sorted() where !self.known.contains(key) {
+            var message = "unknown key"
+            if let suggestion = self.known.min(by: { editDistance($0, key) < editDistance($1, key) }),
+                editDistance(suggestion, key) <= 3
+            {
+                message += "; did you mean '\(self.path)\(suggestion)'?"
+            }
+            throw self.error(key, message)
+        }
+    }
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a)
+    let b = Array(b)
+    var previous = Array(0...b.count)
+    for i in 1...max(a.count, 1) where !a.isEmpty {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...max(b.count, 1) where !b.isEmpty {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return a.isEmpty ? b.count : previous[b.count]
+}

@@ -1,0 +1,194 @@
+import Accounts
+import Logging
+import MailStore
+import NIOCore
+import NIOPosix
+import SMTPCore
+import SMTPServer
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The composition root: builds every part from a `Configuration` and runs them as one
+/// ServiceLifecycle `ServiceGroup`.
+///
+/// `start` does everything that can fail for operator reasons (lock the data directory, open the
+/// account database, bind the ports) before any mail is accepted, so a mistake stops start-up
+/// with one clear error. `run` serves until SIGTERM/SIGINT (or `shutdown()`), then stops
+/// accepting, lets sessions finish for up to `timeouts.shutdown` seconds, and returns.
+public final class PetrelServer: Sendable {
+    public let configuration: Configuration
+    public let listeners: [SMTPListener]
+    public let accounts: AccountStore
+    private let group: ServiceGroup
+    private let threadPool: NIOThreadPool
+    private let lock: DataDirectoryLock
+    private let logger: Logger
+
+    /// The addresses the SMTP listeners are bound to (ports resolved when 0 was asked for).
+    public var smtpAddresses: [SocketAddress] { self.listeners.map(\.localAddress) }
+
+    private init(
+        configuration: Configuration,
+        listeners: [SMTPListener],
+        accounts: AccountStore,
+        group: ServiceGroup,
+        threadPool: NIOThreadPool,
+        lock: DataDirectoryLock,
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.listeners = listeners
+        self.accounts = accounts
+        self.group = group
+        self.threadPool = threadPool
+        self.lock = lock
+        self.logger = logger
+    }
+
+    /// Prepares and binds everything; nothing is served until `run`.
+    /// - Parameter handleSignals: install SIGTERM/SIGINT handlers (off in tests).
+    public static func start(
+        configuration: Configuration,
+        logger: Logger,
+        handleSignals: Bool = true
+    ) async throws -> PetrelServer {
+        let threadPool = NIOThreadPool(numberOfThreads: 8)
+        threadPool.start()
+        do {
+            try createDirectories(configuration.dataDirectory)
+            let lock = try DataDirectoryLock(dataDirectory: configuration.dataDirectory)
+            let store = MaildirStore(
+                dataDirectory: configuration.dataDirectory,
+                hostname: configuration.hostname,
+                threadPool: threadPool
+            )
+            let removed = try await store.prepare()
+            if removed > 0 {
+                logger.notice(
+                    "removed unfinished messages of an earlier run",
+                    metadata: ["count": "\(removed)", "directory": "\(store.incomingDirectory)"]
+                )
+            }
+            let accounts = try AccountStore(path: configuration.accountsPath)
+            let receiver = LocalMailReceiver(
+                accounts: accounts,
+                resolver: configuration.recipientResolver,
+                store: store,
+                hostname: configuration.hostname,
+                ids: QueueIDGenerator(),
+                logger: logger
+            )
+            var limits = SMTPLimits(
+                messageSize: configuration.limits.messageSize,
+                recipients: configuration.limits.recipients,
+                errors: configuration.limits.errors
+            )
+            limits.commandLineLength = 512
+            let serverConfiguration = SMTPServerConfiguration(
+                hostname: configuration.hostname,
+                limits: limits,
+                connectionLimits: .init(
+                    total: configuration.limits.connections,
+                    perIP: configuration.limits.connectionsPerIP
+                ),
+                timeouts: .init(
+                    command: .seconds(Int64(configuration.timeouts.command)),
+                    data: .seconds(Int64(configuration.timeouts.data))
+                )
+            )
+            let limiter = ConnectionLimiter(limits: serverConfiguration.connectionLimits)
+            var listeners: [SMTPListener] = []
+            for address in configuration.listen.smtp {
+                do {
+                    listeners.append(
+                        try await SMTPListener.bind(
+                            host: address.host,
+                            port: address.port,
+                            configuration: serverConfiguration,
+                            receiver: receiver,
+                            limiter: limiter,
+                            logger: logger
+                        )
+                    )
+                } catch {
+                    for listener in listeners { try? await listener.close() }
+                    throw StartupError(description: "cannot listen on \(address): \(error)")
+                }
+            }
+            var groupConfiguration = ServiceGroupConfiguration(
+                services: listeners.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
+                logger: logger
+            )
+            groupConfiguration.maximumGracefulShutdownDuration = .seconds(configuration.timeouts.shutdown)
+            groupConfiguration.maximumCancellationDuration = .seconds(5)
+            let group = ServiceGroup(configuration: groupConfiguration)
+            return PetrelServer(
+                configuration: configuration,
+                listeners: listeners,
+                accounts: accounts,
+                group: group,
+                threadPool: threadPool,
+                lock: lock,
+                logger: logger
+            )
+        } catch {
+            try? await threadPool.shutdownGracefully()
+            throw error
+        }
+    }
+
+    /// Serves until shut down.
+    public func run() async throws {
+        for listener in self.listeners {
+            self.logger.info("listening", metadata: ["protocol": "smtp", "address": "\(describe(listener.localAddress))"])
+        }
+        self.logger.info(
+            "receiving mail",
+            metadata: [
+                "domains": "\(self.configuration.domains.joined(separator: ","))",
+                "maildirs": "\(self.configuration.mailDirectory)/<address>/new/",
+            ]
+        )
+        defer { _ = self.lock }
+        do {
+            try await self.group.run()
+        } catch {
+            try? await self.threadPool.shutdownGracefully()
+            throw error
+        }
+        try? await self.threadPool.shutdownGracefully()
+        self.logger.info("stopped")
+    }
+
+    /// Starts a graceful shutdown, as SIGTERM does.
+    public func shutdown() async {
+        await self.group.triggerGracefulShutdown()
+    }
+}
+
+public struct StartupError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+func describe(_ address: SocketAddress) -> String {
+    guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
+    if case .v6 = address { return "[\(ip)]:\(port)" }
+    return "\(ip):\(port)"
+}
+
+/// `mkdir -p` with mode 0700.
+public func createDirectories(_ path: String) throws {
+    var current = path.hasPrefix("/") ? "" : "."
+    for component in path.split(separator: "/") {
+        current += "/" + component
+        if mkdir(current, 0o700) != 0 && errno != EEXIST {
+            throw StartupError(description: "cannot create \(current): \(String(cString: strerror(errno)))")
+        }
+    }
+}

@@ -1,0 +1,482 @@
+import MailCore
+
+/// The SMTP server dialogue (RFC 5321 §4.1, §4.3.2 sequencing; RFC 3030 BDAT; RFC 2920 PIPELINING)
+/// as a state machine with no I/O.
+///
+/// The caller feeds it framer events and the outcomes of the slow steps it asked for (recipient
+/// lookup, opening and committing a message), and performs the `Action` each call returns. Every
+/// event that `SMTPInboundFramer.Event.expectsReply` gets exactly one reply, possibly after some
+/// of those steps, which keeps pipelined replies in order by construction.
+public struct ServerSession: Sendable {
+    public struct Configuration: Hashable, Sendable {
+        /// Our host name: greeting, EHLO reply, 221 and 421 texts.
+        public var hostname: String
+        public var limits: SMTPLimits
+
+        public init(hostname: String, limits: SMTPLimits) {
+            self.hostname = hostname
+            self.limits = limits
+        }
+
+        /// EHLO keywords, in the order they are advertised.
+        public var extensions: [String] {
+            [
+                "PIPELINING",
+                "SIZE \(self.limits.messageSize)",
+                "8BITMIME",
+                "SMTPUTF8",
+                "ENHANCEDSTATUSCODES",
+                "CHUNKING",
+            ]
+        }
+    }
+
+    /// What the client said in EHLO or HELO.
+    public struct Greeting: Hashable, Sendable {
+        public var name: String
+        /// EHLO rather than HELO.
+        public var extended: Bool
+    }
+
+    /// A mail transaction: from MAIL FROM to the end of the message (RFC 5321 §3.3).
+    public struct Transaction: Hashable, Sendable {
+        public var greeting: Greeting
+        public var envelope: Envelope
+        /// Octets announced by BDAT commands so far.
+        var chunkedSize: UInt64 = 0
+    }
+
+    public enum RecipientVerdict: Hashable, Sendable {
+        /// Deliver to these local mailboxes.
+        case accepted([Mailbox])
+        case rejected(SMTPReply)
+    }
+
+    public enum CommitOutcome: Hashable, Sendable {
+        /// The message is durable; `id` is its queue id.
+        case stored(id: String)
+        case failed(SMTPReply)
+    }
+
+    public enum Action: Hashable, Sendable {
+        /// Send the reply, then read on as told.
+        case reply(SMTPReply, then: SMTPInboundFramer.Continuation)
+        /// Look the recipient up, then call `recipientVerified`.
+        case verifyRecipient(ForwardPath, Transaction)
+        /// Prepare storage for the message content, then call `messageOpened`.
+        case openMessage(Transaction)
+        /// Make the stored content durable and deliver it, then call `messageCommitted`.
+        case commitMessage(Transaction)
+        /// Drop the content stored so far; then send the reply, if any.
+        case discardMessage(reply: SMTPReply?, then: SMTPInboundFramer.Continuation)
+        /// Nothing to do: a BDAT chunk is being read.
+        case none
+    }
+
+    indirect enum State: Hashable, Sendable {
+        /// Greeted; waiting for EHLO or HELO.
+        case ready
+        case idle(Greeting)
+        case transaction(Transaction)
+        case verifyingRecipient(Transaction, ForwardPath)
+        case openingData(Transaction)
+        case receivingData(Transaction)
+        case openingChunk(Transaction, size: UInt64, last: Bool)
+        /// Reading a BDAT chunk that is part of the message.
+        case receivingChunk(Transaction, last: Bool)
+        /// Between BDAT chunks, with the message open.
+        case chunksPending(Transaction)
+        /// Reading a refused BDAT chunk to its end; then reply and continue in `resume`.
+        case discardingChunk(reply: SMTPReply, resume: State)
+        case committing(Transaction)
+        case closed
+    }
+
+    public let configuration: Configuration
+    private var state = State.ready
+    private var errorCount = 0
+    private var isShuttingDown = false
+    /// Line rules for the BDAT message being received (DATA content is checked by the framer).
+    private var chunkValidator: MessageTextValidator
+
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+        self.chunkValidator = MessageTextValidator(maximumLineLength: configuration.limits.textLineLength - 2)
+    }
+
+    private var hostname: String { self.configuration.hostname }
+    private var limits: SMTPLimits { self.configuration.limits }
+
+    /// Whether message content arriving now belongs to the open message.
+    public var isReceivingContent: Bool {
+        switch self.state {
+        case .receivingData, .receivingChunk: return true
+        default: return false
+        }
+    }
+
+    public var isClosed: Bool { self.state == .closed }
+
+    /// The last EHLO/HELO name the client gave, kept after the session ends (for logs).
+    public private(set) var clientName: String?
+
+    // MARK: - Events
+
+    /// The 220 greeting that opens the session.
+    public func greeting() -> Action {
+        .reply(.greeting(hostname: self.hostname), then: .commands)
+    }
+
+    public mutating func receive(_ event: SMTPInboundFramer.Event) -> Action {
+        switch event {
+        case .command(.success(let command)):
+            return self.receive(command)
+        case .command(.failure(let error)):
+            return self.respond(error.reply)
+        case .commandTooLong:
+            return self.respond(.commandLineTooLong(limit: self.limits.commandLineLength))
+        case .unframeableChunk(let reply):
+            // The chunk boundary is lost, so nothing after this can be trusted as a command.
+            let hadMessage = self.hasOpenMessage
+            self.state = .closed
+            return hadMessage ? .discardMessage(reply: reply, then: .close) : .reply(reply, then: .close)
+        case .messageData:
+            // Content goes straight to storage; nothing for the dialogue to decide.
+            return .none
+        case .chunkData(let content):
+            if case .receivingChunk = self.state { self.chunkValidator.inspect(content) }
+            return .none
+        case .messageEnd(let defects):
+            guard case .receivingData(let transaction) = self.state else { return self.internalError() }
+            return self.finishMessage(transaction, defects: defects)
+        case .chunkEnd:
+            return self.chunkEnded()
+        }
+    }
+
+    private mutating func chunkEnded() -> Action {
+        switch self.state {
+        case .receivingChunk(let transaction, let last):
+            if last { return self.finishMessage(transaction, defects: self.chunkValidator.finalDefects) }
+            self.state = .chunksPending(transaction)
+            return self.respond(.chunkAccepted(octets: transaction.chunkedSize))
+        case .discardingChunk(let reply, let resume):
+            self.state = resume
+            return self.respond(reply)
+        default:
+            return self.internalError()
+        }
+    }
+
+    public mutating func recipientVerified(_ verdict: RecipientVerdict) -> Action {
+        guard case .verifyingRecipient(var transaction, let path) = self.state else { return self.internalError() }
+        self.state = .transaction(transaction)
+        switch verdict {
+        case .accepted(let mailboxes):
+            transaction.envelope.recipients.append(EnvelopeRecipient(forwardPath: path, mailboxes: mailboxes))
+            self.state = .transaction(transaction)
+            return self.respond(.recipientOK(path.description))
+        case .rejected(let reply):
+            return self.respond(reply)
+        }
+    }
+
+    /// Storage for the message is ready (`nil`), or could not be prepared (the reply to give).
+    public mutating func messageOpened(failure: SMTPReply?) -> Action {
+        switch self.state {
+        case .openingData(let transaction):
+            if let failure {
+                self.state = .transaction(transaction)
+                return self.respond(failure)
+            }
+            self.state = .receivingData(transaction)
+            return .reply(.startMailInput, then: .messageData)
+        case .openingChunk(let transaction, _, let last):
+            if let failure {
+                self.state = .discardingChunk(reply: failure, resume: .idle(transaction.greeting))
+                return .none
+            }
+            self.state = .receivingChunk(transaction, last: last)
+            return .none
+        default:
+            return self.internalError()
+        }
+    }
+
+    public mutating func messageCommitted(_ outcome: CommitOutcome) -> Action {
+        guard case .committing(let transaction) = self.state else { return self.internalError() }
+        self.state = .idle(transaction.greeting)
+        let action: Action
+        switch outcome {
+        case .stored(let id):
+            action = .reply(.messageAccepted(id: id), then: .commands)
+        case .failed(let reply):
+            action = self.respond(reply)
+        }
+        // A shutdown waits for the message in flight; the session ends with its reply.
+        if self.isShuttingDown, case .reply(let reply, _) = action {
+            self.state = .closed
+            return .reply(reply, then: .close)
+        }
+        return action
+    }
+
+    /// No input within the time limit (RFC 5321 §4.5.3.2).
+    public mutating func timedOut() -> Action {
+        self.state = .closed
+        return .reply(.timeout(hostname: self.hostname), then: .close)
+    }
+
+    /// The server is stopping: close now between transactions, or once the message in flight is done.
+    public mutating func shutdownRequested() -> Action {
+        self.isShuttingDown = true
+        switch self.state {
+        case .ready, .idle, .transaction:
+            self.state = .closed
+            return .reply(.shuttingDown(hostname: self.hostname), then: .close)
+        default:
+            return .none
+        }
+    }
+
+    // MARK: - Commands
+
+    private mutating func receive(_ command: SMTPCommand) -> Action {
+        if self.isShuttingDown, self.canStartCommand, !self.hasOpenMessage {
+            self.state = .closed
+            return .reply(.shuttingDown(hostname: self.hostname), then: .close)
+        }
+        switch command {
+        case .ehlo(let name), .helo(let name):
+            let extended = command.verb == "EHLO"
+            let hadMessage = self.hasOpenMessage
+            guard self.canStartCommand else { return self.internalError() }
+            self.state = .idle(Greeting(name: name, extended: extended))
+            self.clientName = name
+            let reply: SMTPReply =
+                extended
+                ? .ehlo(hostname: self.hostname, clientName: name, keywords: self.configuration.extensions)
+                : .helo(hostname: self.hostname)
+            return hadMessage ? .discardMessage(reply: reply, then: .commands) : .reply(reply, then: .commands)
+
+        case .mail(let path, let parameters):
+            return self.mail(path, parameters)
+
+        case .rcpt(let path):
+            return self.rcpt(path)
+
+        case .data:
+            switch self.state {
+            case .ready, .idle:
+                return self.respond(.badSequence("send MAIL FROM first"), then: .commands)
+            case .chunksPending:
+                return self.respond(.badSequence("DATA cannot follow BDAT"), then: .commands)
+            case .transaction(let transaction):
+                guard !transaction.envelope.recipients.isEmpty else {
+                    return self.respond(.noValidRecipients, then: .commands)
+                }
+                self.state = .openingData(transaction)
+                return .openMessage(transaction)
+            default:
+                return self.internalError()
+            }
+
+        case .bdat(let size, let last):
+            return self.bdat(size: size, last: last)
+
+        case .rset:
+            let hadMessage = self.hasOpenMessage
+            switch self.state {
+            case .ready:
+                break
+            case .idle(let greeting):
+                self.state = .idle(greeting)
+            case .transaction(let transaction), .chunksPending(let transaction):
+                self.state = .idle(transaction.greeting)
+            default:
+                return self.internalError()
+            }
+            return hadMessage ? .discardMessage(reply: .resetOK, then: .commands) : .reply(.resetOK, then: .commands)
+
+        case .noop:
+            return .reply(.ok, then: .commands)
+
+        case .vrfy:
+            // RFC 5321 §3.5.3 / §7.3: do not confirm addresses to strangers, but do not refuse either.
+            return .reply(.cannotVerify, then: .commands)
+
+        case .expn:
+            return self.respond(.notImplemented("EXPN"))
+
+        case .help:
+            return .reply(.help, then: .commands)
+
+        case .quit:
+            let hadMessage = self.hasOpenMessage
+            self.state = .closed
+            let reply = SMTPReply.closing(hostname: self.hostname)
+            return hadMessage ? .discardMessage(reply: reply, then: .close) : .reply(reply, then: .close)
+
+        case .startTLS:
+            return self.respond(.notImplemented("STARTTLS"), then: .commands)
+
+        case .auth:
+            return self.respond(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Authentication is not enabled"), then: .commands)
+        }
+    }
+
+    private mutating func mail(_ path: ReversePath, _ parameters: MailParameters) -> Action {
+        let greeting: Greeting
+        switch self.state {
+        case .ready:
+            return self.respond(.badSequence("send EHLO or HELO first"))
+        case .transaction, .chunksPending:
+            return self.respond(.badSequence("nested MAIL command"))
+        case .idle(let current):
+            greeting = current
+        default:
+            return self.internalError()
+        }
+        if let size = parameters.size, size > UInt64(self.limits.messageSize) {
+            return self.respond(.messageTooLarge(limit: self.limits.messageSize))
+        }
+        if !path.isASCII && !parameters.smtpUTF8 {
+            return self.respond(.utf8AddressNeedsSMTPUTF8)
+        }
+        let envelope = Envelope(
+            reversePath: path,
+            bodyType: parameters.body,
+            smtpUTF8: parameters.smtpUTF8,
+            declaredSize: parameters.size
+        )
+        self.state = .transaction(Transaction(greeting: greeting, envelope: envelope))
+        return .reply(.senderOK(path.description), then: .commands)
+    }
+
+    private mutating func rcpt(_ path: ForwardPath) -> Action {
+        let transaction: Transaction
+        switch self.state {
+        case .ready, .idle:
+            return self.respond(.badSequence("send MAIL FROM first"))
+        case .chunksPending:
+            return self.respond(.badSequence("RCPT cannot follow BDAT"))
+        case .transaction(let current):
+            transaction = current
+        default:
+            return self.internalError()
+        }
+        if !path.isASCII && !transaction.envelope.smtpUTF8 {
+            return self.respond(.utf8AddressNeedsSMTPUTF8)
+        }
+        if transaction.envelope.recipients.contains(where: { $0.forwardPath == path }) {
+            // Already accepted: deliver once, and do not count it against the limit.
+            return .reply(.recipientOK(path.description), then: .commands)
+        }
+        guard transaction.envelope.recipients.count < self.limits.recipients else {
+            return .reply(.tooManyRecipients, then: .commands)
+        }
+        self.state = .verifyingRecipient(transaction, path)
+        return .verifyRecipient(path, transaction)
+    }
+
+    private mutating func bdat(size: UInt64, last: Bool) -> Action {
+        switch self.state {
+        case .ready, .idle:
+            self.state = .discardingChunk(reply: .badSequence("send MAIL FROM first"), resume: self.state)
+            return .none
+        case .transaction(var transaction):
+            guard !transaction.envelope.recipients.isEmpty else {
+                self.state = .discardingChunk(reply: .noValidRecipients, resume: self.state)
+                return .none
+            }
+            transaction.chunkedSize = size
+            guard size <= UInt64(self.limits.messageSize) else {
+                self.state = .discardingChunk(
+                    reply: .messageTooLarge(limit: self.limits.messageSize),
+                    resume: .idle(transaction.greeting)
+                )
+                return .none
+            }
+            self.state = .openingChunk(transaction, size: size, last: last)
+            self.chunkValidator = MessageTextValidator(maximumLineLength: self.limits.textLineLength - 2)
+            return .openMessage(transaction)
+        case .chunksPending(var transaction):
+            let (total, overflow) = transaction.chunkedSize.addingReportingOverflow(size)
+            guard !overflow, total <= UInt64(self.limits.messageSize) else {
+                // RFC 3030 §2: the chunk is still read; the transaction is over.
+                self.state = .discardingChunk(
+                    reply: .messageTooLarge(limit: self.limits.messageSize),
+                    resume: .idle(transaction.greeting)
+                )
+                return .discardMessage(reply: nil, then: .commands)
+            }
+            transaction.chunkedSize = total
+            self.state = .receivingChunk(transaction, last: last)
+            return .none
+        default:
+            return self.internalError()
+        }
+    }
+
+    private mutating func finishMessage(_ transaction: Transaction, defects: MessageDefects) -> Action {
+        if defects.contains(.tooLarge) {
+            self.state = .idle(transaction.greeting)
+            return self.discard(.messageTooLarge(limit: self.limits.messageSize))
+        }
+        if let explanation = defects.explanation {
+            self.state = .idle(transaction.greeting)
+            return self.discard(.messageRefused(explanation))
+        }
+        self.state = .committing(transaction)
+        return .commitMessage(transaction)
+    }
+
+    // MARK: - Helpers
+
+    private var hasOpenMessage: Bool {
+        switch self.state {
+        case .receivingData, .receivingChunk, .chunksPending, .committing: return true
+        default: return false
+        }
+    }
+
+    /// States in which the session waits for a command (not for a message or a slow step).
+    private var canStartCommand: Bool {
+        switch self.state {
+        case .ready, .idle, .transaction, .chunksPending: return true
+        default: return false
+        }
+    }
+
+    private mutating func discard(_ reply: SMTPReply) -> Action {
+        switch self.respond(reply) {
+        case .reply(let reply, let then):
+            return .discardMessage(reply: reply, then: then)
+        case let other:
+            return other
+        }
+    }
+
+    /// Replies, counting permanent failures: the `limits.errors`-th one becomes a 421 that ends
+    /// the session, so a client cannot probe addresses or syntax forever.
+    private mutating func respond(
+        _ reply: SMTPReply,
+        then continuation: SMTPInboundFramer.Continuation = .commands
+    ) -> Action {
+        if reply.isPermanentFailure {
+            self.errorCount += 1
+            if self.errorCount >= self.limits.errors {
+                self.state = .closed
+                return .reply(.tooManyErrors(hostname: self.hostname), then: .close)
+            }
+        }
+        return .reply(reply, then: continuation)
+    }
+
+    /// An event that cannot happen in this state: a bug in the caller. End the session cleanly
+    /// rather than guess.
+    private mutating func internalError() -> Action {
+        self.state = .closed
+        return .reply(.localError, then: .close)
+    }
+}

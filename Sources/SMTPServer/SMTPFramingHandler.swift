@@ -1,0 +1,179 @@
+import NIOCore
+import SMTPCore
+
+/// What the framing handler passes to the connection task.
+public enum SMTPServerInbound: Sendable {
+    case event(SMTPInboundFramer.Event)
+    /// The client sent nothing for the configured time (RFC 5321 §4.5.3.2).
+    case timedOut
+    /// The server is stopping.
+    case shutdownRequested
+}
+
+/// What the connection task sends: a reply, and how to read what follows it.
+public enum SMTPServerOutbound: Sendable {
+    case reply(SMTPReply, then: SMTPInboundFramer.Continuation)
+}
+
+/// A user event that asks a connection to finish up because the server is stopping.
+public struct SMTPShutdownRequest: Sendable {
+    public init() {}
+}
+
+/// The event-loop half of an SMTP connection: frames input with `SMTPInboundFramer`, encodes
+/// replies, and applies each reply's continuation in the same event-loop tick in which the reply
+/// is written, so a change of framing (DATA, and later STARTTLS) can never race with input.
+///
+/// It also owns three things only the event loop can do well:
+/// - backpressure: while the framer is paused waiting for a decision, it stops reading once a
+///   bounded amount is buffered;
+/// - reply batching (RFC 2920 §3.1): a flush is held while replies to pipelined commands are still
+///   due, so a pipelined group is answered in one write;
+/// - timeouts: the idle timer runs only while the server waits for the client.
+public final class SMTPFramingHandler: ChannelDuplexHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = SMTPServerInbound
+    public typealias OutboundIn = SMTPServerOutbound
+    public typealias OutboundOut = ByteBuffer
+
+    public struct Timeouts: Sendable, Hashable {
+        /// Waiting for a command (RFC 5321 §4.5.3.2.7: at least 5 minutes).
+        public var command: TimeAmount
+        /// Waiting for more message content (RFC 5321 §4.5.3.2.5 asks clients for 3 minutes a block).
+        public var data: TimeAmount
+
+        public init(command: TimeAmount = .minutes(5), data: TimeAmount = .minutes(5)) {
+            self.command = command
+            self.data = data
+        }
+    }
+
+    /// Bytes buffered while paused before reading stops.
+    static let pausedBufferLimit = 65_536
+
+    private var framer: SMTPInboundFramer
+    private let timeouts: Timeouts
+    /// Events handed on that still await their reply.
+    private var repliesDue = 0
+    private var flushHeld = false
+    private var readHeld = false
+    private var timer: Scheduled<Void>?
+    private var timerGeneration = 0
+
+    public init(limits: SMTPLimits, timeouts: Timeouts) {
+        self.framer = SMTPInboundFramer(limits: limits)
+        self.timeouts = timeouts
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { self.updateTimer(context: context) }
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        self.updateTimer(context: context)
+        context.fireChannelActive()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        self.cancelTimer()
+        context.fireChannelInactive()
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.cancelTimer()
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.framer.append(self.unwrapInboundIn(data))
+        self.deliverEvents(context: context)
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is SMTPShutdownRequest {
+            context.fireChannelRead(self.wrapInboundOut(.shutdownRequested))
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        if self.framer.isPaused && self.framer.bufferedBytes >= Self.pausedBufferLimit {
+            self.readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch self.unwrapOutboundIn(data) {
+        case .reply(let reply, let continuation):
+            var buffer = context.channel.allocator.buffer(capacity: 128)
+            reply.write(to: &buffer)
+            if self.repliesDue > 0 { self.repliesDue -= 1 }
+            self.framer.resume(continuation)
+            if case .close = continuation {
+                self.cancelTimer()
+                let closing = context.eventLoop.makePromise(of: Void.self)
+                closing.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+                promise.map { closing.futureResult.cascade(to: $0) }
+                context.writeAndFlush(self.wrapOutboundOut(buffer), promise: closing)
+                return
+            }
+            context.write(self.wrapOutboundOut(buffer), promise: promise)
+            // Input that waited for this decision can be read now.
+            self.deliverEvents(context: context)
+            if self.readHeld && !(self.framer.isPaused && self.framer.bufferedBytes >= Self.pausedBufferLimit) {
+                self.readHeld = false
+                context.read()
+            }
+        }
+    }
+
+    public func flush(context: ChannelHandlerContext) {
+        if self.repliesDue > 0 {
+            self.flushHeld = true
+        } else {
+            self.flushHeld = false
+            context.flush()
+        }
+        self.updateTimer(context: context)
+    }
+
+    private func deliverEvents(context: ChannelHandlerContext) {
+        var delivered = false
+        while let event = self.framer.next() {
+            delivered = true
+            if event.expectsReply { self.repliesDue += 1 }
+            context.fireChannelRead(self.wrapInboundOut(.event(event)))
+        }
+        if self.repliesDue == 0 && self.flushHeld {
+            self.flushHeld = false
+            context.flush()
+        }
+        // Message content keeps the data timer fresh; bytes of a command line that is not yet
+        // complete do not, so a client dripping one octet at a time still meets the deadline.
+        if delivered || self.framer.isReadingMessage || self.timer == nil {
+            self.updateTimer(context: context)
+        }
+    }
+
+    /// The timer runs only while the server is waiting for the client: no reply due, not paused.
+    private func updateTimer(context: ChannelHandlerContext) {
+        self.cancelTimer()
+        guard self.repliesDue == 0, !self.framer.isPaused, !self.framer.isClosed else { return }
+        let timeout = self.framer.isReadingMessage ? self.timeouts.data : self.timeouts.command
+        self.timerGeneration &+= 1
+        let generation = self.timerGeneration
+        self.timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            guard self.timerGeneration == generation, self.repliesDue == 0, !self.framer.isClosed else { return }
+            self.timer = nil
+            context.fireChannelRead(self.wrapInboundOut(.timedOut))
+        }
+    }
+
+    private func cancelTimer() {
+        self.timer?.cancel()
+        self.timer = nil
+        self.timerGeneration &+= 1
+    }
+}

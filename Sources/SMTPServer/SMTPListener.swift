@@ -1,0 +1,135 @@
+import Logging
+import NIOCore
+import NIOPosix
+import SMTPCore
+import ServiceLifecycle
+import Synchronization
+
+/// One listening socket serving SMTP, as a ServiceLifecycle `Service`: it accepts connections and
+/// runs each in its own child task (the shape of Hummingbird's `Server`). On graceful shutdown it
+/// stops accepting and asks every open session to finish (`ServerSession.shutdownRequested`).
+///
+/// Binding is a separate step (`bind`) so that start-up fails early and clearly when an address
+/// is taken, and so that callers learn the port when they asked for port 0.
+public final class SMTPListener: Service, Sendable {
+    typealias ServerChannel = NIOAsyncChannel<NIOAsyncChannel<SMTPServerInbound, SMTPServerOutbound>, Never>
+
+    public let localAddress: SocketAddress
+    private let serverChannel: ServerChannel
+    private let configuration: SMTPServerConfiguration
+    private let receiver: any SMTPMailReceiver
+    private let limiter: ConnectionLimiter
+    private let logger: Logger
+    private static let connectionCounter = Atomic<UInt64>(0)
+
+    private init(
+        serverChannel: ServerChannel,
+        configuration: SMTPServerConfiguration,
+        receiver: any SMTPMailReceiver,
+        limiter: ConnectionLimiter,
+        logger: Logger
+    ) throws {
+        guard let localAddress = serverChannel.channel.localAddress else {
+            throw ChannelError.unknownLocalAddress
+        }
+        self.localAddress = localAddress
+        self.serverChannel = serverChannel
+        self.configuration = configuration
+        self.receiver = receiver
+        self.limiter = limiter
+        self.logger = logger
+    }
+
+    /// Binds `host:port` (port 0 picks a free one).
+    public static func bind(
+        host: String,
+        port: Int,
+        configuration: SMTPServerConfiguration,
+        receiver: any SMTPMailReceiver,
+        limiter: ConnectionLimiter,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger
+    ) async throws -> SMTPListener {
+        let limits = configuration.limits
+        let timeouts = configuration.timeouts
+        let channel = try await ServerBootstrap(group: eventLoopGroup)
+            .serverChannelOption(.backlog, value: 511)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        SMTPFramingHandler(limits: limits, timeouts: timeouts)
+                    )
+                    return try NIOAsyncChannel<SMTPServerInbound, SMTPServerOutbound>(
+                        wrappingChannelSynchronously: channel
+                    )
+                }
+            }
+        return try SMTPListener(
+            serverChannel: channel,
+            configuration: configuration,
+            receiver: receiver,
+            limiter: limiter,
+            logger: logger
+        )
+    }
+
+    /// Closes the socket of a listener that will not run (start-up failed elsewhere).
+    public func close() async throws {
+        try await self.serverChannel.channel.close()
+    }
+
+    public func run() async throws {
+        let serverChannel = self.serverChannel
+        try await withGracefulShutdownHandler {
+            try await serverChannel.executeThenClose { inbound in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await connection in inbound {
+                        group.addTask { await self.serve(connection) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            serverChannel.channel.close(promise: nil)
+        }
+    }
+
+    private func serve(_ connection: NIOAsyncChannel<SMTPServerInbound, SMTPServerOutbound>) async {
+        let number = Self.connectionCounter.wrappingAdd(1, ordering: .relaxed).newValue
+        let info = ConnectionInfo(
+            id: String(number, radix: 36),
+            remoteAddress: connection.channel.remoteAddress,
+            localAddress: connection.channel.localAddress
+        )
+        let ip = info.remoteIP
+        guard self.limiter.acquire(ip: ip) else {
+            self.logger.notice(
+                "connection refused",
+                metadata: [
+                    "session": "\(info.id)", "client": "\(ip)", "reason": "connection limit",
+                    "open": "\(self.limiter.openConnections)",
+                ]
+            )
+            try? await connection.executeThenClose { _, outbound in
+                try await outbound.write(
+                    .reply(.tooManyConnections(hostname: self.configuration.hostname), then: .close)
+                )
+                try? await connection.channel.closeFuture.get()
+            }
+            return
+        }
+        defer { self.limiter.release(ip: ip) }
+        let session = SMTPConnection(
+            configuration: self.configuration,
+            receiver: self.receiver,
+            info: info,
+            logger: self.logger
+        )
+        await withGracefulShutdownHandler {
+            await session.run(connection)
+        } onGracefulShutdown: {
+            connection.channel.pipeline.fireUserInboundEventTriggered(SMTPShutdownRequest())
+        }
+    }
+}

@@ -1,0 +1,54 @@
+import MailCore
+import NIOCore
+import SMTPCore
+
+/// Facts about one connection that the mail receiver needs (trace headers, logs, policy).
+public struct ConnectionInfo: Sendable {
+    /// A short id for log lines, unique within this process.
+    public var id: String
+    public var remoteAddress: SocketAddress?
+    public var localAddress: SocketAddress?
+
+    public init(id: String, remoteAddress: SocketAddress?, localAddress: SocketAddress?) {
+        self.id = id
+        self.remoteAddress = remoteAddress
+        self.localAddress = localAddress
+    }
+
+    /// The client's IP address as text, or "unknown".
+    public var remoteIP: String { self.remoteAddress?.ipAddress ?? "unknown" }
+
+    /// The client's address as an RFC 5321 address literal: `[192.0.2.1]`, `[IPv6:2001:db8::1]`.
+    public var remoteAddressLiteral: String {
+        guard let address = self.remoteAddress, let ip = address.ipAddress else { return "[unknown]" }
+        if case .v6 = address { return "[IPv6:\(ip)]" }
+        return "[\(ip)]"
+    }
+}
+
+/// The seam between the SMTP dialogue and the rest of the server: who may receive mail, and
+/// where its content goes. `PetrelServer` implements it with the account directory and the
+/// Maildir store; tests swap in fakes.
+public protocol SMTPMailReceiver: Sendable {
+    /// Decides on one RCPT TO, at once (RFC 5321 §3.3: accept or refuse each recipient).
+    func verifyRecipient(
+        _ path: ForwardPath,
+        transaction: ServerSession.Transaction,
+        connection: ConnectionInfo
+    ) async -> ServerSession.RecipientVerdict
+
+    /// Prepares storage for a message; a failure carries the reply to give (4xx for local trouble).
+    func openMessage(
+        _ transaction: ServerSession.Transaction,
+        connection: ConnectionInfo
+    ) async -> Result<any IncomingMessage, SMTPCommandError>
+}
+
+/// A message being received: content streams in, then it is committed (made durable and
+/// delivered, before the 250) or discarded.
+public protocol IncomingMessage: AnyObject, Sendable {
+    /// Adds content. A storage failure is remembered and reported by `commit`.
+    func append(_ content: ByteBuffer) async
+    func commit() async -> ServerSession.CommitOutcome
+    func discard() async
+}

@@ -1,0 +1,243 @@
+import Accounts
+import ArgumentParser
+import Logging
+import MailCore
+import PetrelServer
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+@main
+struct Petrel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "petrel",
+        abstract: "A mail server: receives SMTP mail for your domains and stores it in Maildirs.",
+        discussion: """
+            Without --config, petrel runs on embedded defaults: data in ./petrel-data, mail for \
+            'localhost' (postmaster@localhost), SMTP on 127.0.0.1:2525.
+            Configuration reference: README.md, section "Configuration".
+            """,
+        subcommands: [Serve.self, User.self, Alias.self]
+    )
+}
+
+/// `--config FILE`, shared by every command.
+struct ConfigOption: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp("TOML configuration file. Without it, the embedded defaults apply.", valueName: "file")
+    )
+    var config: String?
+
+    func load() throws -> Configuration {
+        let hostname = Configuration.machineHostname()
+        guard let path = self.config else {
+            return Configuration.defaults(hostname: hostname, workingDirectory: currentDirectory())
+        }
+        return try ConfigurationLoader.load(path: path, hostname: hostname)
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the mail server.",
+        discussion: """
+            Listens on the configured addresses until SIGTERM or SIGINT, then stops accepting \
+            connections, lets open sessions finish (timeouts.shutdown seconds at most) and exits 0.
+            """
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let configuration = try self.options.load()
+        let level = configuration.logLevel
+        LoggingSystem.bootstrap { label in LogfmtHandler(label: label, level: level) }
+        let logger = Logger(label: "petrel")
+        if self.options.config == nil {
+            logger.notice(
+                "no --config given: running on the embedded defaults",
+                metadata: ["data_dir": "\(configuration.dataDirectory)", "hostname": "\(configuration.hostname)"]
+            )
+        }
+        let server = try await PetrelServer.start(configuration: configuration, logger: logger)
+        try await server.run()
+    }
+}
+
+struct User: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage mailboxes.",
+        discussion: "Changes apply to a running server at once; no restart is needed.",
+        subcommands: [Add.self, List.self, Remove.self]
+    )
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a mailbox.")
+
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "The address, e.g. alice@example.com; its domain must be in 'domains'.")
+        var address: String
+        @Flag(help: "Read a password from standard input (for SMTP AUTH; one line, newline stripped).")
+        var passwordStdin = false
+
+        func run() async throws {
+            let configuration = try self.options.load()
+            let address = try servedAddress(self.address, configuration)
+            var hash: String?
+            if self.passwordStdin {
+                let password = readPasswordFromStandardInput()
+                guard !password.isEmpty else { throw CLIError("the password read from standard input is empty") }
+                hash = try PasswordHasher.hash(password)
+            }
+            try openAccounts(configuration).addMailbox(address, passwordHash: hash)
+            print("added mailbox \(address); mail goes to \(configuration.mailDirectory)/\(address)/")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List mailboxes.")
+
+        @OptionGroup var options: ConfigOption
+
+        func run() async throws {
+            let configuration = try self.options.load()
+            for mailbox in try openAccounts(configuration).mailboxes() {
+                print("\(mailbox.address)\(mailbox.hasPassword ? "" : "\t(no password)")")
+            }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a mailbox. Its stored mail is kept on disk."
+        )
+
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "The address to remove.")
+        var address: String
+
+        func run() async throws {
+            let configuration = try self.options.load()
+            let address = try AccountAddress(validating: self.address)
+            let referring = try openAccounts(configuration).removeMailbox(address)
+            print("removed mailbox \(address); its mail stays in \(configuration.mailDirectory)/\(address)/")
+            if !referring.isEmpty {
+                print("note: these aliases still name it: \(referring.map(\.description).joined(separator: ", "))")
+            }
+        }
+    }
+}
+
+struct Alias: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage aliases: addresses whose mail goes to other local addresses.",
+        discussion: "Changes apply to a running server at once; no restart is needed.",
+        subcommands: [Add.self, List.self, Remove.self]
+    )
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an alias.")
+
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "The alias address, e.g. info@example.com.")
+        var alias: String
+        @Argument(help: "Where its mail goes: existing mailboxes or aliases of this server.")
+        var targets: [String]
+
+        func run() async throws {
+            let configuration = try self.options.load()
+            guard !self.targets.isEmpty else { throw CLIError("name at least one target address") }
+            let alias = try servedAddress(self.alias, configuration)
+            let accounts = try openAccounts(configuration)
+            let resolver = configuration.recipientResolver
+            var targets: [AccountAddress] = []
+            for text in self.targets {
+                let target = try AccountAddress(validating: text)
+                guard configuration.domains.contains(target.domain) else {
+                    throw AccountError.invalidAliasTarget(
+                        text,
+                        "\(target.domain) is not one of this server's domains; forwarding to other servers is not supported yet"
+                    )
+                }
+                guard target != alias else { throw AccountError.invalidAliasTarget(text, "an alias cannot point at itself") }
+                guard case .mailboxes = try await accounts.resolve(.mailbox(target.mailbox), with: resolver) else {
+                    throw AccountError.invalidAliasTarget(text, "no mailbox or alias of that name; add it first")
+                }
+                if !targets.contains(target) { targets.append(target) }
+            }
+            try accounts.addAlias(alias, targets: targets)
+            print("added alias \(alias) -> \(targets.map(\.description).joined(separator: ", "))")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List aliases.")
+
+        @OptionGroup var options: ConfigOption
+
+        func run() async throws {
+            let configuration = try self.options.load()
+            for alias in try openAccounts(configuration).aliases() {
+                print("\(alias.address) -> \(alias.targets.map(\.description).joined(separator: ", "))")
+            }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove an alias.")
+
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "The alias to remove.")
+        var alias: String
+
+        func run() async throws {
+            let configuration = try self.options.load()
+            let alias = try AccountAddress(validating: self.alias)
+            try openAccounts(configuration).removeAlias(alias)
+            print("removed alias \(alias)")
+        }
+    }
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Validates an address and checks that its domain is one we serve.
+func servedAddress(_ text: String, _ configuration: Configuration) throws -> AccountAddress {
+    let address = try AccountAddress(validating: text)
+    guard configuration.domains.contains(address.domain) else {
+        throw AccountError.domainNotServed(address.domain, served: configuration.domains)
+    }
+    return address
+}
+
+func openAccounts(_ configuration: Configuration) throws -> AccountStore {
+    try createDirectories(configuration.dataDirectory)
+    return try AccountStore(path: configuration.accountsPath)
+}
+
+func readPasswordFromStandardInput() -> String {
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = read(STDIN_FILENO, &buffer, buffer.count)
+        if count < 0 && errno == EINTR { continue }
+        if count <= 0 { break }
+        bytes += buffer[0..<count]
+    }
+    // One line: stop at the first line break.
+    if let end = bytes.firstIndex(where: { $0 == 0x0A || $0 == 0x0D }) { bytes = Array(bytes[..<end]) }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+func currentDirectory() -> String {
+    guard let path = getcwd(nil, 0) else { return "." }
+    defer { free(path) }
+    return String(cString: path)
+}
