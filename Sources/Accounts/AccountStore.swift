@@ -9,12 +9,22 @@ import Glibc
 public struct MailboxAccount: Hashable, Sendable {
     public var address: AccountAddress
     public var hasPassword: Bool
+
+    public init(address: AccountAddress, hasPassword: Bool) {
+        self.address = address
+        self.hasPassword = hasPassword
+    }
 }
 
 /// An alias: an address whose mail goes to other addresses.
 public struct Alias: Hashable, Sendable {
     public var address: AccountAddress
     public var targets: [AccountAddress]
+
+    public init(address: AccountAddress, targets: [AccountAddress]) {
+        self.address = address
+        self.targets = targets
+    }
 }
 
 /// Mailboxes and aliases in SQLite (`DATA_DIR/accounts.sqlite`, through GRDB).

@@ -120,6 +120,12 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
                 return
             }
             context.write(self.wrapOutboundOut(buffer), promise: promise)
+            if continuation != .commands {
+                // A reply that changes how input is read (354, 220 for STARTTLS) goes out now,
+                // even if a client that did not wait for it already sent what follows.
+                self.flushHeld = false
+                context.flush()
+            }
             // Input that waited for this decision can be read now.
             self.deliverEvents(context: context)
             if self.readHeld && !(self.framer.isPaused && self.framer.bufferedBytes >= Self.pausedBufferLimit) {

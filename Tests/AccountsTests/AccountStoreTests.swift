@@ -1,0 +1,72 @@
+import Accounts
+import Foundation
+import MailCore
+import Testing
+
+@Suite struct AccountStoreTests {
+    let path: String
+
+    init() {
+        self.path = "/tmp/petrel-accounts-\(UInt64.random(in: 0...UInt64.max)).sqlite"
+    }
+
+    func address(_ text: String) throws -> AccountAddress { try AccountAddress(validating: text) }
+
+    func cleanUp() {
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: self.path + suffix) }
+    }
+
+    @Test func mailboxesAndAliases() throws {
+        defer { self.cleanUp() }
+        let store = try AccountStore(path: self.path)
+        try store.addMailbox(self.address("bob@example.test"), passwordHash: nil)
+        try store.addMailbox(self.address("alice@example.test"), passwordHash: "$y$hash")
+        #expect(throws: AccountError.alreadyExists("alice@example.test")) {
+            try store.addMailbox(self.address("Alice@Example.test"), passwordHash: nil)
+        }
+        #expect(try store.mailboxes().map(\.address.description) == ["alice@example.test", "bob@example.test"])
+        #expect(try store.mailboxes().map(\.hasPassword) == [true, false])
+
+        try store.addAlias(self.address("info@example.test"), targets: [self.address("bob@example.test"), self.address("alice@example.test")])
+        #expect(throws: AccountError.alreadyExists("alice@example.test")) {
+            try store.addAlias(self.address("alice@example.test"), targets: [self.address("bob@example.test")])
+        }
+        #expect(throws: AccountError.alreadyExists("info@example.test")) {
+            try store.addMailbox(self.address("info@example.test"), passwordHash: nil)
+        }
+        #expect(try store.aliases() == [Alias(address: self.address("info@example.test"), targets: [self.address("bob@example.test"), self.address("alice@example.test")])])
+
+        #expect(try store.removeMailbox(self.address("bob@example.test")) == [self.address("info@example.test")])
+        #expect(throws: AccountError.notFound("bob@example.test")) { try store.removeMailbox(self.address("bob@example.test")) }
+        try store.removeAlias(self.address("info@example.test"))
+        #expect(try store.aliases().isEmpty)
+        #expect(throws: AccountError.notFound("info@example.test")) { try store.removeAlias(self.address("info@example.test")) }
+    }
+
+    @Test func resolutionUsesTheStore() async throws {
+        defer { self.cleanUp() }
+        let store = try AccountStore(path: self.path)
+        let resolver = RecipientResolver(domains: ["example.test"])
+        let alicePath = ForwardPath.mailbox(Mailbox("alice+news@example.test")!)
+        #expect(try await store.resolve(alicePath, with: resolver) == .unknownUser)
+        #expect(try await store.resolve(.postmaster, with: resolver) == .mailboxes([self.address("postmaster@example.test")]))
+        try store.addMailbox(self.address("alice@example.test"), passwordHash: nil)
+        #expect(try await store.resolve(alicePath, with: resolver) == .mailboxes([self.address("alice@example.test")]))
+        #expect(try await store.resolve(.postmaster, with: resolver) == .mailboxes([self.address("alice@example.test")]))
+    }
+
+    /// The CLI and the server are different processes with their own connections: a change made
+    /// through one is seen by the other at once.
+    @Test func aSecondConnectionSeesChangesImmediately() async throws {
+        defer { self.cleanUp() }
+        let server = try AccountStore(path: self.path)
+        let cli = try AccountStore(path: self.path)
+        let resolver = RecipientResolver(domains: ["example.test"])
+        let path = ForwardPath.mailbox(Mailbox("carol@example.test")!)
+        #expect(try await server.resolve(path, with: resolver) == .unknownUser)
+        try cli.addMailbox(self.address("carol@example.test"), passwordHash: nil)
+        #expect(try await server.resolve(path, with: resolver) == .mailboxes([self.address("carol@example.test")]))
+        try cli.removeMailbox(self.address("carol@example.test"))
+        #expect(try await server.resolve(path, with: resolver) == .unknownUser)
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import MailCore
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import MailStore
+
+/// A fresh directory under /tmp, removed at the end.
+final class TemporaryDirectory {
+    let path: String
+
+    init() throws {
+        var template = Array("/tmp/petrel-test-XXXXXX".utf8CString)
+        guard let created = mkdtemp(&template) else { throw POSIXError(.EIO) }
+        self.path = String(cString: created)
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: self.path)
+    }
+}
+
+@Suite struct MaildirStoreTests {
+    let directory: TemporaryDirectory
+    let pool: NIOThreadPool
+    let store: MaildirStore
+
+    init() throws {
+        self.directory = try TemporaryDirectory()
+        self.pool = NIOThreadPool(numberOfThreads: 2)
+        self.pool.start()
+        self.store = MaildirStore(dataDirectory: self.directory.path + "/data", hostname: "mx.test", threadPool: self.pool)
+    }
+
+    func files(_ path: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
+    }
+
+    @Test func commitLinksOneFileIntoEveryMailbox() async throws {
+        #expect(try await self.store.prepare() == 0)
+        let message = try await self.store.createMessage(id: "ID1", header: "Return-Path: <a@b>\r\n")
+        await message.append(ByteBuffer(string: "Subject: hi\r\n\r\nbody\r"))
+        await message.append(ByteBuffer(string: "\nlast\r\n"))
+        let paths = try await message.commit(to: ["alice@example.test", "bob@example.test"])
+        #expect(paths.count == 2)
+        let expected = "Return-Path: <a@b>\nSubject: hi\n\nbody\nlast\n"
+        for path in paths {
+            #expect(try String(contentsOfFile: path, encoding: .utf8) == expected)
+            #expect(path.contains("QID1.mx.test,S=\(expected.utf8.count)"))
+        }
+        let first = try FileManager.default.attributesOfItem(atPath: paths[0])[.systemFileNumber] as? Int
+        let second = try FileManager.default.attributesOfItem(atPath: paths[1])[.systemFileNumber] as? Int
+        #expect(first == second, "one inode, hard-linked")
+        for mailbox in ["alice@example.test", "bob@example.test"] {
+            #expect(self.files(self.store.maildirPath(for: mailbox)) == ["cur", "new", "tmp"])
+            #expect(self.files(self.store.maildirPath(for: mailbox) + "/new").count == 1)
+        }
+        #expect(self.files(self.store.incomingDirectory).isEmpty)
+        try await self.pool.shutdownGracefully()
+    }
+
+    @Test func discardLeavesNothing() async throws {
+        _ = try await self.store.prepare()
+        let message = try await self.store.createMessage(id: "ID2", header: "X: y\r\n")
+        await message.append(ByteBuffer(string: String(repeating: "z", count: 200_000)))
+        #expect(self.files(self.store.incomingDirectory) == ["ID2"])
+        await message.discard()
+        #expect(self.files(self.store.incomingDirectory).isEmpty)
+        #expect(self.files(self.store.mailRoot).isEmpty)
+        try await self.pool.shutdownGracefully()
+    }
+
+    @Test func prepareRemovesLeftoversOfAnEarlierRun() async throws {
+        _ = try await self.store.prepare()
+        FileManager.default.createFile(atPath: self.store.incomingDirectory + "/OLD1", contents: Data("half".utf8))
+        FileManager.default.createFile(atPath: self.store.incomingDirectory + "/OLD2", contents: Data("half".utf8))
+        #expect(try await self.store.prepare() == 2)
+        #expect(self.files(self.store.incomingDirectory).isEmpty)
+        try await self.pool.shutdownGracefully()
+    }
+
+    @Test(arguments: ["", "../escape@example.test", "a/b@example.test", ".hidden@example.test"])
+    func unsafeMailboxNamesAreRefusedAndNothingStays(_ name: String) async throws {
+        _ = try await self.store.prepare()
+        let message = try await self.store.createMessage(id: "ID3", header: "X: y\r\n")
+        await #expect(throws: StoreError.self) {
+            _ = try await message.commit(to: ["good@example.test", name])
+        }
+        #expect(self.files(self.store.maildirPath(for: "good@example.test") + "/new").isEmpty, "the first link is taken back")
+        #expect(self.files(self.store.incomingDirectory).isEmpty)
+        try await self.pool.shutdownGracefully()
+    }
+
+    @Test func aRemovedMaildirIsMadeAgain() async throws {
+        _ = try await self.store.prepare()
+        let first = try await self.store.createMessage(id: "ID4", header: "")
+        _ = try await first.commit(to: ["alice@example.test"])
+        try FileManager.default.removeItem(atPath: self.store.maildirPath(for: "alice@example.test"))
+        let second = try await self.store.createMessage(id: "ID5", header: "")
+        _ = try await second.commit(to: ["alice@example.test"])
+        #expect(self.files(self.store.maildirPath(for: "alice@example.test") + "/new").count == 1)
+        try await self.pool.shutdownGracefully()
+    }
+
+    /// A full disk is reported as insufficient storage, and nothing is left behind. Needs root to
+    /// mount a small tmpfs; skipped otherwise.
+    @Test func fullDiskIsInsufficientStorage() async throws {
+        let mountPoint = self.directory.path + "/small"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        guard run("/bin/mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mountPoint]) else {
+            try await self.pool.shutdownGracefully()
+            return
+        }
+        defer { _ = run("/bin/umount", [mountPoint]) }
+        let store = MaildirStore(dataDirectory: mountPoint + "/data", hostname: "mx.test", threadPool: self.pool)
+        _ = try await store.prepare()
+        let message = try await store.createMessage(id: "BIG", header: "")
+        for _ in 0..<10 { await message.append(ByteBuffer(string: String(repeating: "x", count: 65_536))) }
+        await #expect(throws: StoreError.insufficientStorage(path: store.incomingDirectory + "/BIG")) {
+            _ = try await message.commit(to: ["alice@example.test"])
+        }
+        #expect(self.files(store.incomingDirectory).isEmpty)
+        #expect(self.files(store.maildirPath(for: "alice@example.test") + "/new").isEmpty)
+        // Once there is room again, mail flows.
+        let small = try await store.createMessage(id: "SMALL", header: "X: y\r\n")
+        _ = try await small.commit(to: ["alice@example.test"])
+        #expect(self.files(store.maildirPath(for: "alice@example.test") + "/new").count == 1)
+        try await self.pool.shutdownGracefully()
+    }
+}
+
+func run(_ executable: String, _ arguments: [String]) -> Bool {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.standardError = FileHandle.nullDevice
+    do {
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    } catch {
+        return false
+    }
+}

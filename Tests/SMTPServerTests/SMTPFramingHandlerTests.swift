@@ -1,0 +1,168 @@
+import NIOCore
+import NIOEmbedded
+import SMTPCore
+import Testing
+
+@testable import SMTPServer
+
+/// Counts `read()` calls that reach the head of the pipeline.
+final class ReadCounter: ChannelOutboundHandler {
+    typealias OutboundIn = Any
+    var reads = 0
+    func read(context: ChannelHandlerContext) {
+        self.reads += 1
+        context.read()
+    }
+}
+
+@Suite struct SMTPFramingHandlerTests {
+    let channel: EmbeddedChannel
+    let loop: EmbeddedEventLoop
+    let counter = ReadCounter()
+
+    init() throws {
+        self.loop = EmbeddedEventLoop()
+        self.channel = EmbeddedChannel(loop: self.loop)
+        try self.channel.pipeline.syncOperations.addHandler(self.counter)
+        try self.channel.pipeline.syncOperations.addHandler(
+            SMTPFramingHandler(limits: SMTPLimits(), timeouts: .init(command: .seconds(300), data: .seconds(60)))
+        )
+        try self.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 25)).wait()
+    }
+
+    func send(_ text: String) throws {
+        try self.channel.writeInbound(ByteBuffer(string: text))
+    }
+
+    func events() throws -> [String] {
+        var result: [String] = []
+        while let element = try self.channel.readInbound(as: SMTPServerInbound.self) {
+            switch element {
+            case .event(.command(.success(let command))): result.append(command.verb)
+            case .event(.command(.failure(let error))): result.append("error \(error.reply.code)")
+            case .event(.commandTooLong): result.append("too long")
+            case .event(.messageData(let data)): result.append("data \(String(buffer: data).debugDescription)")
+            case .event(.messageEnd(let defects)): result.append("end \(defects.rawValue)")
+            case .event(.chunkData(let data)): result.append("chunk \(String(buffer: data).debugDescription)")
+            case .event(.chunkEnd): result.append("chunk end")
+            case .event(.unframeableChunk(let reply)): result.append("unframeable \(reply.code)")
+            case .timedOut: result.append("timeout")
+            case .shutdownRequested: result.append("shutdown")
+            }
+        }
+        return result
+    }
+
+    func reply(_ code: Int, then continuation: SMTPInboundFramer.Continuation = .commands) {
+        // As NIOAsyncChannel's writer does: write and flush without waiting for the write (a held
+        // flush would never complete a waited-for promise).
+        self.channel.write(
+            SMTPServerOutbound.reply(SMTPReply(code, EnhancedStatusCode(UInt8(code / 100), 0, 0), "x"), then: continuation),
+            promise: nil
+        )
+        self.channel.flush()
+    }
+
+    func written() throws -> String {
+        var text = ""
+        while let buffer = try self.channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+        return text
+    }
+
+    @Test func pipelinedRepliesGoOutInOneFlush() throws {
+        try self.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nNOOP\r\n")
+        #expect(try self.events() == ["MAIL", "RCPT", "NOOP"])
+        self.reply(250)
+        self.reply(250)
+        #expect(try self.written() == "", "held while a reply is still due")
+        self.reply(251)
+        #expect(try self.written() == "250 2.0.0 x\r\n250 2.0.0 x\r\n251 2.0.0 x\r\n")
+    }
+
+    @Test func dataPausesFramingUntilThe354() throws {
+        try self.send("DATA\r\nhello\r\n.\r\nQUIT\r\n")
+        #expect(try self.events() == ["DATA"])
+        self.reply(354, then: .messageData)
+        #expect(try self.written() == "354 3.0.0 x\r\n")
+        #expect(try self.events() == ["data \"hello\\r\\n\"", "end 0", "QUIT"])
+    }
+
+    @Test func refusedDataKeepsReadingCommands() throws {
+        try self.send("DATA\r\nNOOP\r\n")
+        #expect(try self.events() == ["DATA"])
+        self.reply(503)
+        #expect(try self.events() == ["NOOP"])
+    }
+
+    @Test func startTLSDropsWhatWasPipelinedAfterIt() throws {
+        try self.send("STARTTLS\r\nMAIL FROM:<attacker@evil.example>\r\n")
+        #expect(try self.events() == ["STARTTLS"])
+        self.reply(220, then: .startTLS)
+        #expect(try self.events() == [])
+        try self.send("NOOP\r\n")
+        #expect(try self.events() == ["NOOP"])
+    }
+
+    @Test func bdatChunkIsFramedAtOnce() throws {
+        try self.send("BDAT 5 LAST\r\nQUIT\r\nNOOP\r\n")
+        #expect(try self.events() == ["BDAT", "chunk \"QUIT\\r\"", "chunk end", "error 500"])
+    }
+
+    @Test func closeContinuationClosesAfterTheReplyIsWritten() throws {
+        try self.send("QUIT\r\nNOOP\r\n")
+        #expect(try self.events() == ["QUIT"])
+        self.reply(221, then: .close)
+        #expect(try self.written() == "221 2.0.0 x\r\n")
+        #expect(!self.channel.isActive)
+        #expect(try self.events() == [])
+    }
+
+    @Test func idleTimeoutFiresOnlyWhileWaitingForTheClient() throws {
+        try self.send("NOOP\r\n")
+        #expect(try self.events() == ["NOOP"])
+        // A reply is due: the server is working, no timer.
+        self.loop.advanceTime(by: .seconds(400))
+        #expect(try self.events() == [])
+        self.reply(250)
+        self.loop.advanceTime(by: .seconds(299))
+        #expect(try self.events() == [])
+        self.loop.advanceTime(by: .seconds(1))
+        #expect(try self.events() == ["timeout"])
+    }
+
+    @Test func partialCommandLinesDoNotResetTheTimer() throws {
+        self.loop.advanceTime(by: .seconds(200))
+        try self.send("MAIL FROM:<")
+        self.loop.advanceTime(by: .seconds(100))
+        #expect(try self.events() == ["timeout"])
+    }
+
+    @Test func dataTimeoutAppliesWhileReadingAMessage() throws {
+        try self.send("DATA\r\n")
+        _ = try self.events()
+        self.reply(354, then: .messageData)
+        try self.send("some")
+        self.loop.advanceTime(by: .seconds(59))
+        try self.send(" more")
+        self.loop.advanceTime(by: .seconds(59))
+        #expect(try self.events() == ["data \"some\"", "data \" more\""])
+        self.loop.advanceTime(by: .seconds(1))
+        #expect(try self.events() == ["timeout"])
+    }
+
+    @Test func shutdownRequestBecomesAnEvent() throws {
+        self.channel.pipeline.fireUserInboundEventTriggered(SMTPShutdownRequest())
+        #expect(try self.events() == ["shutdown"])
+    }
+
+    @Test func readingStopsWhilePausedWithAFullBuffer() throws {
+        try self.send("DATA\r\n")
+        _ = try self.events()
+        let before = self.counter.reads
+        try self.send(String(repeating: "x", count: SMTPFramingHandler.pausedBufferLimit))
+        self.channel.read()
+        #expect(self.counter.reads == before, "read held while paused and full")
+        self.reply(354, then: .messageData)
+        #expect(self.counter.reads == before + 1, "the held read is released")
+    }
+}
