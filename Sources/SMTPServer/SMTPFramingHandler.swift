@@ -53,8 +53,6 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
 
     private var framer: SMTPInboundFramer
     private let timeouts: Timeouts
-    /// Events handed on that still await their reply.
-    private var repliesDue = 0
     private var flushHeld = false
     private var readHeld = false
     private var timer: Scheduled<Void>?
@@ -85,12 +83,15 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.framer.append(self.unwrapInboundIn(data))
+        // channelReadComplete follows and hands the events to the connection task.
         self.deliverEvents(context: context)
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is SMTPShutdownRequest {
             context.fireChannelRead(self.wrapInboundOut(.shutdownRequested))
+            // NIOAsyncChannel passes reads on at read-complete; this one is outside a read cycle.
+            context.fireChannelReadComplete()
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -109,8 +110,7 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
         case .reply(let reply, let continuation):
             var buffer = context.channel.allocator.buffer(capacity: 128)
             reply.write(to: &buffer)
-            if self.repliesDue > 0 { self.repliesDue -= 1 }
-            self.framer.resume(continuation)
+            self.framer.replySent(then: continuation)
             if case .close = continuation {
                 self.cancelTimer()
                 let closing = context.eventLoop.makePromise(of: Void.self)
@@ -127,7 +127,7 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
                 context.flush()
             }
             // Input that waited for this decision can be read now.
-            self.deliverEvents(context: context)
+            if self.deliverEvents(context: context) { context.fireChannelReadComplete() }
             if self.readHeld && !(self.framer.isPaused && self.framer.bufferedBytes >= Self.pausedBufferLimit) {
                 self.readHeld = false
                 context.read()
@@ -136,7 +136,7 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
     }
 
     public func flush(context: ChannelHandlerContext) {
-        if self.repliesDue > 0 {
+        if self.framer.repliesDue > 0 {
             self.flushHeld = true
         } else {
             self.flushHeld = false
@@ -145,14 +145,15 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
         self.updateTimer(context: context)
     }
 
-    private func deliverEvents(context: ChannelHandlerContext) {
+    /// Hands on every event the buffered input makes; returns whether there was any.
+    @discardableResult
+    private func deliverEvents(context: ChannelHandlerContext) -> Bool {
         var delivered = false
         while let event = self.framer.next() {
             delivered = true
-            if event.expectsReply { self.repliesDue += 1 }
             context.fireChannelRead(self.wrapInboundOut(.event(event)))
         }
-        if self.repliesDue == 0 && self.flushHeld {
+        if self.framer.repliesDue == 0 && self.flushHeld {
             self.flushHeld = false
             context.flush()
         }
@@ -161,19 +162,21 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
         if delivered || self.framer.isReadingMessage || self.timer == nil {
             self.updateTimer(context: context)
         }
+        return delivered
     }
 
     /// The timer runs only while the server is waiting for the client: no reply due, not paused.
     private func updateTimer(context: ChannelHandlerContext) {
         self.cancelTimer()
-        guard self.repliesDue == 0, !self.framer.isPaused, !self.framer.isClosed else { return }
+        guard self.framer.repliesDue == 0, !self.framer.isPaused, !self.framer.isClosed else { return }
         let timeout = self.framer.isReadingMessage ? self.timeouts.data : self.timeouts.command
         self.timerGeneration &+= 1
         let generation = self.timerGeneration
         self.timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            guard self.timerGeneration == generation, self.repliesDue == 0, !self.framer.isClosed else { return }
+            guard self.timerGeneration == generation, self.framer.repliesDue == 0, !self.framer.isClosed else { return }
             self.timer = nil
             context.fireChannelRead(self.wrapInboundOut(.timedOut))
+            context.fireChannelReadComplete()
         }
     }
 

@@ -46,20 +46,27 @@ struct SessionHarness {
         return self.replies[before...].map { String($0.description.split(separator: "\r\n").first ?? "") }
     }
 
+    /// Like the NIO handler: take every event the buffered input makes, then let the session
+    /// answer them one by one; the replies' continuations may let the framer make more.
     mutating func drain() {
-        while !self.closed, let event = self.framer.next() {
-            let before = self.replies.count
-            switch event {
-            case .messageData(let data), .chunkData(let data):
-                if self.session.isReceivingContent, self.messageOpen { self.content += String(buffer: data) }
-            default:
-                break
-            }
-            self.perform(self.session.receive(event))
-            if event.expectsReply && !self.closed {
-                #expect(self.replies.count == before + 1, "event \(event) got \(self.replies.count - before) replies")
-            } else if !event.expectsReply {
-                #expect(self.replies.count == before || self.closed, "event \(event) should not be answered")
+        while !self.closed {
+            var events: [SMTPInboundFramer.Event] = []
+            while let event = self.framer.next() { events.append(event) }
+            if events.isEmpty { return }
+            for event in events where !self.closed {
+                let before = self.replies.count
+                switch event {
+                case .messageData(let data), .chunkData(let data):
+                    if self.session.isReceivingContent, self.messageOpen { self.content += String(buffer: data) }
+                default:
+                    break
+                }
+                self.perform(self.session.receive(event))
+                if event.expectsReply && !self.closed {
+                    #expect(self.replies.count == before + 1, "event \(event) got \(self.replies.count - before) replies")
+                } else if !event.expectsReply {
+                    #expect(self.replies.count == before || self.closed, "event \(event) should not be answered")
+                }
             }
         }
     }
@@ -73,7 +80,7 @@ struct SessionHarness {
             case .reply(let reply, let continuation):
                 self.replies.append(reply)
                 self.continuations.append(continuation)
-                self.framer.resume(continuation)
+                self.framer.replySent(then: continuation)
                 if continuation == .close { self.closed = true }
                 return
             case .verifyRecipient(let path, _):

@@ -6,10 +6,11 @@ import NIOCore
 ///
 /// After a command whose reply decides how the following bytes are read (DATA, QUIT, STARTTLS,
 /// AUTH, or a BDAT whose size cannot be used) the framer pauses: bytes keep accumulating but are
-/// not interpreted until the session's reply says how to continue (`resume`). Inferring that from
-/// "a reply was sent" breaks under pipelining; being told explicitly does not. BDAT chunks are
-/// framed at once, because RFC 3030 §2 requires the server to consume the chunk whatever the
-/// reply.
+/// not interpreted until the reply to that command says how to continue. With pipelining, replies
+/// to earlier commands are still due when the framer pauses, so the framer counts the events that
+/// await a reply (`repliesDue`) and applies a reply's continuation only when it answers the last
+/// of them, which is the pausing command. BDAT chunks are framed at once, because RFC 3030 §2
+/// requires the server to consume the chunk whatever the reply.
 public struct SMTPInboundFramer: Sendable {
     public enum Event: Hashable, Sendable {
         case command(Result<SMTPCommand, SMTPCommandError>)
@@ -54,6 +55,8 @@ public struct SMTPInboundFramer: Sendable {
     }
 
     public let limits: SMTPLimits
+    /// Events handed out that have not been answered yet.
+    public private(set) var repliesDue = 0
     private var mode = Mode.commands
     private var buffer = ByteBuffer()
     private var lineFramer: CommandLineFramer
@@ -95,8 +98,23 @@ public struct SMTPInboundFramer: Sendable {
         }
     }
 
-    /// The next event, or nil when more input (or a `resume`) is needed.
+    /// The next event, or nil when more input (or a reply) is needed.
     public mutating func next() -> Event? {
+        let event = self.nextEvent()
+        if let event, event.expectsReply { self.repliesDue += 1 }
+        return event
+    }
+
+    /// Records that a reply was sent, and applies its continuation when it answers the last
+    /// event due (`.close` applies at once, whatever is due).
+    public mutating func replySent(then continuation: Continuation) {
+        if self.repliesDue > 0 { self.repliesDue -= 1 }
+        if continuation == .close || self.repliesDue == 0 {
+            self.resume(continuation)
+        }
+    }
+
+    private mutating func nextEvent() -> Event? {
         switch self.mode {
         case .closed, .paused:
             return nil
@@ -162,10 +180,9 @@ public struct SMTPInboundFramer: Sendable {
         }
     }
 
-    /// Applies the session's decision after a pausing command. `.close` applies at any time;
-    /// the others only while paused, because with pipelining the framer may already be reading
-    /// what followed a command that did not pause it.
-    public mutating func resume(_ continuation: Continuation) {
+    /// Applies the decision on a pausing command. `.close` applies at any time; the others only
+    /// while paused (a reply to a command that did not pause changes nothing).
+    private mutating func resume(_ continuation: Continuation) {
         switch continuation {
         case .close:
             self.mode = .closed

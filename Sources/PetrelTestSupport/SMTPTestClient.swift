@@ -1,0 +1,170 @@
+import NIOCore
+import NIOPosix
+
+/// One SMTP reply as a client sees it.
+public struct SMTPTestReply: Sendable, CustomStringConvertible {
+    public var code: Int
+    /// Text of each line, without the code and separator.
+    public var lines: [String]
+
+    public var description: String { "\(self.code) \(self.lines.joined(separator: " / "))" }
+    public var text: String { self.lines.joined(separator: "\n") }
+}
+
+/// What reading a reply came to.
+public enum SMTPTestReadResult: Sendable, CustomStringConvertible {
+    case reply(SMTPTestReply)
+    case closed
+    case timeout
+
+    public var reply: SMTPTestReply? {
+        if case .reply(let reply) = self { return reply }
+        return nil
+    }
+
+    public var description: String {
+        switch self {
+        case .reply(let reply): return reply.description
+        case .closed: return "closed"
+        case .timeout: return "timeout"
+        }
+    }
+}
+
+/// A raw SMTP client for tests: sends exact bytes, reads whole (multi-line) replies, and tells a
+/// closed connection from a silent one. Async all the way, so it can talk to a server running in
+/// the same process without blocking the threads that server needs.
+public final class SMTPTestClient: Sendable {
+    let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+    let inbox = Inbox()
+    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    private let reader: Task<Void, Never>
+
+    actor Inbox {
+        var bytes: [UInt8] = []
+        var closed = false
+        private var waiter: CheckedContinuation<Void, Never>?
+
+        func append(_ more: ByteBuffer) {
+            self.bytes += more.readableBytesView
+            self.wake()
+        }
+
+        func close() {
+            self.closed = true
+            self.wake()
+        }
+
+        func wake() {
+            self.waiter?.resume()
+            self.waiter = nil
+        }
+
+        /// Returns when something changed since `count` bytes were seen, or when woken.
+        func waitForChange(seen count: Int) async {
+            if self.bytes.count != count || self.closed { return }
+            await withCheckedContinuation { self.waiter = $0 }
+        }
+
+        /// Takes one complete reply off the front, if there is one.
+        func takeReply() -> SMTPTestReply? {
+            var lines: [String] = []
+            var code = 0
+            var index = 0
+            while let lf = self.bytes[index...].firstIndex(of: 0x0A) {
+                var line = self.bytes[index..<lf]
+                if line.last == 0x0D { line = line.dropLast() }
+                index = lf + 1
+                let text = String(decoding: line, as: UTF8.self)
+                guard text.count >= 3, let parsed = Int(text.prefix(3)) else {
+                    lines.append(text)
+                    continue
+                }
+                code = parsed
+                let separator = text.dropFirst(3).first
+                lines.append(String(text.dropFirst(4)))
+                if separator != "-" {
+                    self.bytes.removeFirst(index)
+                    return SMTPTestReply(code: code, lines: lines)
+                }
+            }
+            return nil
+        }
+
+        var count: Int { self.bytes.count }
+    }
+
+    private init(channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) throws {
+        self.channel = channel
+        // The deprecated accessors are what allows reading and writing from different tasks for
+        // the client's whole life; executeThenClose would scope them to one closure.
+        let inbound = channel.inbound
+        self.outbound = channel.outbound
+        let inbox = self.inbox
+        self.reader = Task {
+            do {
+                for try await chunk in inbound { await inbox.append(chunk) }
+            } catch {}
+            await inbox.close()
+        }
+    }
+
+    public static func connect(host: String = "127.0.0.1", port: Int) async throws -> SMTPTestClient {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try SMTPTestClient(channel: channel)
+    }
+
+    /// Sends `text` followed by CRLF.
+    public func send(_ text: String) async throws {
+        try await self.sendRaw(Array(text.utf8) + [0x0D, 0x0A])
+    }
+
+    public func sendRaw(_ bytes: [UInt8]) async throws {
+        try await self.outbound.write(ByteBuffer(bytes: bytes))
+    }
+
+    /// Reads one whole reply, or reports a close, or gives up after `timeout`.
+    public func read(timeout: Duration = .seconds(10)) async -> SMTPTestReadResult {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let reply = await self.inbox.takeReply() { return .reply(reply) }
+            if await self.inbox.closed { return .closed }
+            if ContinuousClock.now >= deadline { return .timeout }
+            let seen = await self.inbox.count
+            let inbox = self.inbox
+            let alarm = Task {
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                await inbox.wake()
+            }
+            await self.inbox.waitForChange(seen: seen)
+            alarm.cancel()
+        }
+    }
+
+    /// Reads a reply and fails unless it has the given code.
+    @discardableResult
+    public func expect(_ code: Int, timeout: Duration = .seconds(10)) async throws -> SMTPTestReply {
+        let result = await self.read(timeout: timeout)
+        guard let reply = result.reply, reply.code == code else {
+            throw UnexpectedReply(expected: code, got: result)
+        }
+        return reply
+    }
+
+    public func close() async {
+        self.outbound.finish()
+        try? await self.channel.channel.close()
+        await self.reader.value
+    }
+
+    public struct UnexpectedReply: Error, CustomStringConvertible {
+        public let expected: Int
+        public let got: SMTPTestReadResult
+        public var description: String { "expected \(self.expected), got \(self.got)" }
+    }
+}

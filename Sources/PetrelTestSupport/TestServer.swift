@@ -1,0 +1,78 @@
+import Foundation
+import Logging
+import NIOCore
+import PetrelServer
+
+/// A real Petrel server in this process, on an ephemeral loopback port, with its data in a fresh
+/// temporary directory. Stop it with `stop()`; the directory is removed then.
+public final class TestServer: Sendable {
+    public let server: PetrelServer
+    public let port: Int
+    public let dataDirectory: String
+    private let running: Task<Void, any Error>
+
+    /// - Parameter configure: adjusts the configuration (domains, limits, timeouts) before start.
+    public static func start(
+        domains: [String] = ["localhost"],
+        logLevel: Logger.Level = .warning,
+        configure: @Sendable (inout Configuration) -> Void = { _ in }
+    ) async throws -> TestServer {
+        let directory = try makeTemporaryDirectory()
+        var configuration = Configuration.defaults(hostname: "mx.petrel.test", workingDirectory: directory)
+        configuration.domains = domains
+        configuration.listen.smtp = [ListenAddress(host: "127.0.0.1", port: 0)]
+        configuration.timeouts.shutdown = 5
+        configure(&configuration)
+        var logger = Logger(label: "petrel-test")
+        logger.logLevel = logLevel
+        let server = try await PetrelServer.start(configuration: configuration, logger: logger, handleSignals: false)
+        return TestServer(server: server, dataDirectory: configuration.dataDirectory)
+    }
+
+    private init(server: PetrelServer, dataDirectory: String) {
+        self.server = server
+        self.port = server.smtpAddresses[0].port!
+        self.dataDirectory = dataDirectory
+        self.running = Task { try await server.run() }
+    }
+
+    public func connect() async throws -> SMTPTestClient {
+        try await SMTPTestClient.connect(port: self.port)
+    }
+
+    /// Opens a session and reads the greeting and the EHLO reply.
+    public func connectAndGreet(helo: String = "client.example") async throws -> SMTPTestClient {
+        let client = try await self.connect()
+        try await client.expect(220)
+        try await client.send("EHLO \(helo)")
+        try await client.expect(250)
+        return client
+    }
+
+    /// The messages in a mailbox's `new/`, as file contents, oldest first by name.
+    public func messages(in mailbox: String) -> [String] {
+        let directory = self.dataDirectory + "/mail/" + mailbox + "/new"
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
+        return names.compactMap { try? String(contentsOfFile: directory + "/" + $0, encoding: .utf8) }
+    }
+
+    /// Every delivered message file in every mailbox.
+    public func allMessages() -> [String] {
+        let root = self.dataDirectory + "/mail"
+        let mailboxes = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        return mailboxes.flatMap { self.messages(in: $0) }
+    }
+
+    public func stop() async throws {
+        await self.server.shutdown()
+        try await self.running.value
+        try? FileManager.default.removeItem(atPath: (self.dataDirectory as NSString).deletingLastPathComponent)
+    }
+}
+
+/// A new directory under /tmp.
+public func makeTemporaryDirectory() throws -> String {
+    var template = Array("/tmp/petrel-test-XXXXXX".utf8CString)
+    guard let created = mkdtemp(&template) else { throw POSIXError(.EIO) }
+    return String(cString: created)
+}
