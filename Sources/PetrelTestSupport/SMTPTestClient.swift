@@ -109,6 +109,12 @@ public final class SMTPTestClient: Sendable {
         }
     }
 
+    deinit {
+        // A test that fails half-way never calls close(); the writer must still be finished.
+        self.outbound.finish()
+        self.channel.channel.close(promise: nil)
+    }
+
     public static func connect(host: String = "127.0.0.1", port: Int) async throws -> SMTPTestClient {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: host, port: port) { channel in

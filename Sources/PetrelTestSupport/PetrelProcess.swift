@@ -1,0 +1,119 @@
+import Foundation
+import Synchronization
+
+/// The `petrel` executable run as a separate process: for CLI tests, and for crash tests that
+/// need a server they can kill -9.
+public final class PetrelProcess: Sendable {
+    /// The `petrel` binary built next to the test bundle (or `PETREL_BINARY`).
+    public static var binaryPath: String {
+        if let path = ProcessInfo.processInfo.environment["PETREL_BINARY"] { return path }
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("petrel").path
+    }
+
+    public struct Result: Sendable {
+        public var status: Int32
+        public var standardOutput: String
+        public var standardError: String
+    }
+
+    /// Runs `petrel ARGUMENTS` to completion.
+    public static func run(_ arguments: [String], input: String? = nil, directory: String? = nil) async throws -> Result {
+        let process = PetrelProcess(arguments: arguments, directory: directory)
+        try process.start()
+        if let input {
+            process.input.fileHandleForWriting.write(Data(input.utf8))
+        }
+        try? process.input.fileHandleForWriting.close()
+        let status = await process.exit()
+        return Result(status: status, standardOutput: process.standardOutput, standardError: process.standardError)
+    }
+
+    let process: Process
+    let input = Pipe()
+    private let output = Pipe()
+    private let errors = Pipe()
+    private let collected = Mutex<(out: Data, err: Data)>((Data(), Data()))
+    private let exitStatus = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
+
+    public init(arguments: [String], directory: String? = nil) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binaryPath)
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        process.standardInput = self.input
+        process.standardOutput = self.output
+        process.standardError = self.errors
+        self.process = process
+    }
+
+    public func start() throws {
+        self.output.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            self.collected.withLock { $0.out.append(data) }
+        }
+        self.errors.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            self.collected.withLock { $0.err.append(data) }
+        }
+        self.process.terminationHandler = { process in
+            let waiters = self.exitStatus.withLock { state in
+                state.status = process.terminationStatus
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume(returning: process.terminationStatus) }
+        }
+        try self.process.run()
+    }
+
+    public var pid: Int32 { self.process.processIdentifier }
+
+    public var standardOutput: String { String(decoding: self.collected.withLock { $0.out }, as: UTF8.self) }
+    public var standardError: String { String(decoding: self.collected.withLock { $0.err }, as: UTF8.self) }
+
+    public func signal(_ number: Int32) {
+        kill(self.process.processIdentifier, number)
+    }
+
+    /// Waits for the process to end; returns its exit status (or signal number).
+    public func exit() async -> Int32 {
+        let status = await withCheckedContinuation { continuation in
+            let known = self.exitStatus.withLock { state -> Int32? in
+                if let status = state.status { return status }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let known { continuation.resume(returning: known) }
+        }
+        // Collect what the process wrote last.
+        for (pipe, isOutput) in [(self.output, true), (self.errors, false)] {
+            pipe.fileHandleForReading.readabilityHandler = nil
+            let rest = (try? pipe.fileHandleForReading.readToEnd()) ?? Data()
+            self.collected.withLock { isOutput ? $0.out.append(rest) : $0.err.append(rest) }
+        }
+        return status
+    }
+
+    /// Waits until the server logs its SMTP listening address; returns the port.
+    public func listeningPort(timeout: Duration = .seconds(30)) async throws -> Int {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            for line in self.standardError.split(separator: "\n") where line.contains(" listening ") {
+                if let range = line.range(of: "address=") {
+                    let address = line[range.upperBound...].prefix { $0 != " " }
+                    if let port = address.split(separator: ":").last.flatMap({ Int($0) }) { return port }
+                }
+            }
+            if self.exitStatus.withLock({ $0.status }) != nil { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw StartFailure(log: self.standardError)
+    }
+
+    public struct StartFailure: Error, CustomStringConvertible {
+        public let log: String
+        public var description: String { "petrel did not start listening:\n\(self.log)" }
+    }
+}

@@ -1,0 +1,121 @@
+import Accounts
+import Foundation
+import PetrelTestSupport
+import Testing
+
+/// The `petrel` executable, as an operator uses it.
+@Suite struct CommandLineTests {
+    let directory: String
+    let config: String
+
+    init() throws {
+        self.directory = try makeTemporaryDirectory()
+        self.config = self.directory + "/petrel.toml"
+        try """
+            hostname = "mx.example.test"
+            data_dir = "data"
+            domains = ["example.test"]
+            [listen]
+            smtp = ["127.0.0.1:0"]
+            """.write(toFile: self.config, atomically: true, encoding: .utf8)
+    }
+
+    func petrel(_ arguments: String..., input: String? = nil) async throws -> PetrelProcess.Result {
+        try await PetrelProcess.run(arguments + ["--config", self.config], input: input, directory: self.directory)
+    }
+
+    @Test func usersAndAliases() async throws {
+        defer { try? FileManager.default.removeItem(atPath: self.directory) }
+        var result = try await self.petrel("user", "add", "alice@example.test")
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(result.standardOutput.contains("added mailbox alice@example.test"))
+        result = try await self.petrel("user", "add", "Bob@Example.test", "--password-stdin", input: "s3cret pass\n")
+        #expect(result.status == 0, "\(result.standardError)")
+
+        result = try await self.petrel("user", "add", "alice@example.test")
+        #expect(result.status != 0)
+        #expect(result.standardError.contains("alice@example.test already exists"))
+        result = try await self.petrel("user", "add", "carol@elsewhere.example")
+        #expect(result.status != 0)
+        #expect(result.standardError.contains("elsewhere.example is not one of this server's domains"))
+        result = try await self.petrel("user", "add", "not an address")
+        #expect(result.status != 0)
+        #expect(result.standardError.contains("invalid address"))
+        result = try await self.petrel("user", "add", "dave@example.test", "--password-stdin", input: "\n")
+        #expect(result.status != 0)
+        #expect(result.standardError.contains("password read from standard input is empty"))
+
+        result = try await self.petrel("user", "list")
+        #expect(result.standardOutput == "alice@example.test\t(no password)\nbob@example.test\n")
+
+        result = try await self.petrel("alias", "add", "info@example.test", "alice@example.test", "bob+x@example.test")
+        #expect(result.status == 0, "\(result.standardError)")
+        result = try await self.petrel("alias", "add", "sales@example.test", "nobody@example.test")
+        #expect(result.status != 0)
+        #expect(result.standardError.contains("no mailbox or alias of that name"))
+        result = try await self.petrel("alias", "add", "fwd@example.test", "someone@elsewhere.example")
+        #expect(result.status != 0)
+        #expect(result.standardError.contains("forwarding to other servers is not supported"))
+        result = try await self.petrel("alias", "list")
+        #expect(result.standardOutput == "info@example.test -> alice@example.test, bob+x@example.test\n")
+
+        result = try await self.petrel("user", "remove", "alice@example.test")
+        #expect(result.status == 0)
+        #expect(result.standardOutput.contains("note: these aliases still name it: info@example.test"))
+        result = try await self.petrel("user", "remove", "alice@example.test")
+        #expect(result.status != 0)
+        #expect(result.standardError.contains("does not exist"))
+        result = try await self.petrel("alias", "remove", "info@example.test")
+        #expect(result.status == 0)
+        #expect(try await self.petrel("alias", "list").standardOutput == "")
+
+        // The password was hashed with yescrypt and verifies.
+        let accounts = try AccountStore(path: self.directory + "/data/accounts.sqlite")
+        #expect(try accounts.mailboxes().map(\.hasPassword) == [true])
+    }
+
+    @Test(arguments: [
+        ("[limits]\nconections_per_ip = 3\n", "limits.conections_per_ip: unknown key; did you mean 'limits.connections_per_ip'?"),
+        ("[limits]\nmessage_size = \"big\"\n", "limits.message_size: must be an integer, not string"),
+        ("domains = [\"example.test\"]\n[listen]\nsmtp = [\"nonsense\"]\n", "listen.smtp: 'nonsense' is not address:port"),
+    ])
+    func badConfigurationStopsStartUp(text: String, message: String) async throws {
+        defer { try? FileManager.default.removeItem(atPath: self.directory) }
+        try text.write(toFile: self.config, atomically: true, encoding: .utf8)
+        let result = try await self.petrel("serve")
+        #expect(result.status != 0)
+        #expect(result.standardError.contains("petrel.toml: \(message)"), "\(result.standardError)")
+    }
+
+    @Test func missingConfigurationFile() async throws {
+        defer { try? FileManager.default.removeItem(atPath: self.directory) }
+        let result = try await PetrelProcess.run(["serve", "--config", self.directory + "/absent.toml"])
+        #expect(result.status != 0)
+        #expect(result.standardError.contains("cannot read the configuration file"))
+    }
+
+    @Test func helpListsTheCommands() async throws {
+        defer { try? FileManager.default.removeItem(atPath: self.directory) }
+        let result = try await PetrelProcess.run(["--help"])
+        #expect(result.status == 0)
+        for command in ["serve", "user", "alias", "--config"] where command != "--config" {
+            #expect(result.standardOutput.contains(command))
+        }
+        let serveHelp = try await PetrelProcess.run(["serve", "--help"])
+        #expect(serveHelp.standardOutput.contains("--config <file>"))
+    }
+
+    /// A second server on the same data directory stops with a clear error.
+    @Test func oneServerPerDataDirectory() async throws {
+        defer { try? FileManager.default.removeItem(atPath: self.directory) }
+        let first = PetrelProcess(arguments: ["serve", "--config", self.config], directory: self.directory)
+        try first.start()
+        _ = try await first.listeningPort()
+        let second = try await self.petrel("serve")
+        #expect(second.status != 0)
+        #expect(second.standardError.contains("another petrel server is already using"))
+        first.signal(SIGTERM)
+        #expect(await first.exit() == 0, "SIGTERM is a clean stop")
+        #expect(first.standardError.contains(" stopped"))
+    }
+}

@@ -1,0 +1,133 @@
+import Accounts
+import PetrelServer
+import Testing
+
+@Suite struct ConfigurationTests {
+    static func parse(_ text: String) throws(ConfigurationError) -> Configuration {
+        try ConfigurationLoader.parse(text, source: "petrel.toml", baseDirectory: "/etc/petrel", hostname: "host.example")
+    }
+
+    /// The example from the README (and issue 2), key for key.
+    @Test func theDocumentedExample() throws {
+        let configuration = try Self.parse(
+            """
+            hostname = "mx.example.test"        # EHLO name, Received headers
+            data_dir = "/var/lib/petrel"
+            domains  = ["example.test"]         # domains we receive mail for
+            [listen]
+            smtp = ["127.0.0.1:2525"]           # one or more address:port ([::1]:2525 too)
+            [limits]
+            message_size = 26214400             # bytes; advertised in EHLO SIZE
+            recipients = 100                    # per transaction
+            connections = 1000                  # total
+            connections_per_ip = 20
+            """
+        )
+        #expect(configuration.hostname == "mx.example.test")
+        #expect(configuration.dataDirectory == "/var/lib/petrel")
+        #expect(configuration.domains == ["example.test"])
+        #expect(configuration.listen.smtp == [ListenAddress(host: "127.0.0.1", port: 2525)])
+        #expect(configuration.limits.messageSize == 26_214_400)
+        #expect(configuration.limits.recipients == 100)
+        #expect(configuration.limits.connections == 1000)
+        #expect(configuration.limits.connectionsPerIP == 20)
+    }
+
+    @Test func everyOtherKey() throws {
+        let configuration = try Self.parse(
+            """
+            data_dir = "data"
+            domains = ["Example.TEST", "other.test", "example.test"]
+            postmaster = "Hostmaster@example.test"
+            recipient_delimiter = "-"
+            [listen]
+            smtp = ["[::1]:25", "0.0.0.0:2525"]
+            [limits]
+            errors = 5
+            [timeouts]
+            command = 600
+            data = 120
+            shutdown = 10
+            [log]
+            level = "debug"
+            """
+        )
+        #expect(configuration.hostname == "host.example")
+        #expect(configuration.dataDirectory == "/etc/petrel/data", "relative to the file's directory")
+        #expect(configuration.domains == ["example.test", "other.test"])
+        #expect(configuration.postmaster == (try AccountAddress(validating: "hostmaster@example.test")))
+        #expect(configuration.recipientDelimiter == "-")
+        #expect(configuration.listen.smtp == [ListenAddress(host: "::1", port: 25), ListenAddress(host: "0.0.0.0", port: 2525)])
+        #expect(configuration.limits.errors == 5)
+        #expect([configuration.timeouts.command, configuration.timeouts.data, configuration.timeouts.shutdown] == [600, 120, 10])
+        #expect(configuration.logLevel == .debug)
+        #expect(try Self.parse("recipient_delimiter = \"\"").recipientDelimiter == nil)
+    }
+
+    @Test func defaultsFollowRFC5321Timeouts() {
+        let defaults = Configuration.defaults(hostname: "h", workingDirectory: "/srv")
+        #expect(defaults.timeouts.command >= 300, "RFC 5321 4.5.3.2.7: at least 5 minutes")
+        #expect(defaults.dataDirectory == "/srv/petrel-data")
+        #expect(defaults.domains == ["localhost"])
+        #expect(defaults.listen.smtp == [ListenAddress(host: "127.0.0.1", port: 2525)])
+        #expect(defaults.limits.recipients >= 100, "RFC 5321 4.5.3.1.8")
+    }
+
+    @Test(arguments: [
+        ("conections = 3", "conections", "unknown key"),
+        ("[limits]\nconections_per_ip = 3", "limits.conections_per_ip", "did you mean 'limits.connections_per_ip'?"),
+        ("[limit]\nrecipients = 3", "limit", "did you mean 'limits'?"),
+        ("[listen]\nsmtp = [\"127.0.0.1:2525\"]\nsubmission = [\"x\"]", "listen.submission", "unknown key"),
+        ("hostname = 42", "hostname", "must be a string, not integer"),
+        ("domains = \"example.test\"", "domains", "must be an array of strings"),
+        ("domains = []", "domains", "at least one domain"),
+        ("domains = [\"not a domain\"]", "domains", "not a valid domain"),
+        ("hostname = \"bad host\"", "hostname", "not a valid host name"),
+        ("[limits]\nmessage_size = -5", "limits.message_size", "must be between"),
+        ("[limits]\nmessage_size = \"25M\"", "limits.message_size", "must be an integer"),
+        ("[limits]\nrecipients = 0", "limits.recipients", "must be between"),
+        ("[listen]\nsmtp = [\"127.0.0.1\"]", "listen.smtp", "is not address:port"),
+        ("[listen]\nsmtp = [\"127.0.0.1:99999\"]", "listen.smtp", "is not address:port"),
+        ("[listen]\nsmtp = []", "listen.smtp", "at least one"),
+        ("listen = 5", "listen", "must be a table"),
+        ("postmaster = \"someone@elsewhere.example\"", "postmaster", "not in one of the domains"),
+        ("recipient_delimiter = \"@\"", "recipient_delimiter", "must be one of"),
+        ("[timeouts]\ncommand = 0", "timeouts.command", "must be between"),
+        ("[log]\nlevel = \"loud\"", "log.level", "not a log level"),
+        ("data_dir = \"\"", "data_dir", "must not be empty"),
+    ])
+    func refusedWithTheKeyNamed(text: String, key: String, message: String) {
+        do {
+            _ = try Self.parse(text)
+            Issue.record("accepted: \(text)")
+        } catch {
+            #expect(error.key == key)
+            #expect(error.message.contains(message), "\(error)")
+            #expect(error.description.hasPrefix("petrel.toml: \(key): "))
+        }
+    }
+
+    @Test func syntaxErrorsGiveTheLine() {
+        do {
+            _ = try Self.parse("hostname = \"mx.example.test\"\ndomains = [\"a\",\n[limits")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.key == nil)
+            #expect(error.description.hasPrefix("petrel.toml: line "), "\(error)")
+        }
+    }
+
+    @Test(arguments: [
+        ("127.0.0.1:25", "127.0.0.1", 25), ("[::1]:2525", "::1", 2525), ("0.0.0.0:0", "0.0.0.0", 0),
+        ("localhost:25", "localhost", 25), ("[2001:db8::1]:587", "2001:db8::1", 587),
+    ])
+    func listenAddresses(text: String, host: String, port: Int) {
+        #expect(ListenAddress(parsing: text) == ListenAddress(host: host, port: port))
+        #expect(ListenAddress(parsing: text)?.description == text)
+    }
+
+    @Test(arguments: ["127.0.0.1", ":25", "::1:25", "[::1]", "[::1]25", "[127.0.0.1]:25", "host:port", "a b:25", "h:-1"])
+    func badListenAddresses(text: String) {
+        #expect(ListenAddress(parsing: text) == nil)
+    }
+}

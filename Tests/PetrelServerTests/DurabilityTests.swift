@@ -1,0 +1,165 @@
+import Foundation
+import PetrelTestSupport
+import Synchronization
+import Testing
+
+/// The promise behind every 250 after DATA: the message is on disk and survives kill -9.
+///
+/// Twenty clients send continuously while the server is killed with SIGKILL at random moments and
+/// started again. Afterwards every message that was answered 250 must be in the Maildir exactly
+/// once and complete; a message that was not answered may be there at most once; and at no moment
+/// may a partial file be visible in `new/`.
+@Suite struct DurabilityTests {
+    static let clients = 20
+    static let kills = 4
+
+    /// Shared between the clients and the controller.
+    final class Run: Sendable {
+        let port = Atomic<Int>(0)
+        let stopping = Atomic<Bool>(false)
+        let acknowledged = Mutex<Set<String>>([])
+        let attempted = Atomic<Int>(0)
+    }
+
+    /// The message a client sends under `id`, and what the Maildir copy must look like.
+    static func content(id: String) -> (wire: String, stored: String) {
+        let lines = 1 + abs(id.hashValue % 300)
+        var body = ""
+        for index in 0..<lines {
+            body += "line \(index) of \(id) " + String(repeating: "abcdefghij", count: index % 8) + "\r\n"
+        }
+        let wire = "Subject: durability \(id)\r\nX-Test-Id: \(id)\r\n\r\n" + body
+        return (wire, wire.replacingOccurrences(of: "\r\n", with: "\n"))
+    }
+
+    static func client(number: Int, run: Run) async {
+        var sequence = 0
+        while !run.stopping.load(ordering: .relaxed) {
+            guard let client = try? await SMTPTestClient.connect(port: run.port.load(ordering: .relaxed)) else {
+                try? await Task.sleep(for: .milliseconds(20))
+                continue
+            }
+            defer { Task { await client.close() } }
+            guard await client.read(timeout: .seconds(5)).reply?.code == 220,
+                (try? await client.send("EHLO durability-\(number).example")) != nil,
+                await client.read(timeout: .seconds(5)).reply?.code == 250
+            else { continue }
+            while !run.stopping.load(ordering: .relaxed) {
+                sequence += 1
+                let id = "c\(number)-\(sequence)"
+                run.attempted.add(1, ordering: .relaxed)
+                do {
+                    try await client.send("MAIL FROM:<sender\(number)@example.net>")
+                    try await client.expect(250, timeout: .seconds(5))
+                    try await client.send("RCPT TO:<postmaster@localhost>")
+                    try await client.expect(250, timeout: .seconds(5))
+                    try await client.send("DATA")
+                    try await client.expect(354, timeout: .seconds(5))
+                    try await client.sendRaw(Array((Self.content(id: id).wire + ".\r\n").utf8))
+                    try await client.expect(250, timeout: .seconds(10))
+                    run.acknowledged.withLock { _ = $0.insert(id) }
+                } catch {
+                    break  // connection lost (the server was killed): reconnect, never resend this id
+                }
+            }
+        }
+    }
+
+    /// Checks every file in `new/`; returns the ids found, with repetitions.
+    static func scan(_ directory: String, checked: inout Set<String>) -> (ids: [String], problems: [String]) {
+        var ids: [String] = []
+        var problems: [String] = []
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names {
+            guard let text = try? String(contentsOfFile: directory + "/" + name, encoding: .utf8) else { continue }
+            guard let idLine = text.split(separator: "\n").first(where: { $0.hasPrefix("X-Test-Id: ") }) else {
+                problems.append("\(name): no X-Test-Id (partial file?)")
+                continue
+            }
+            let id = String(idLine.dropFirst("X-Test-Id: ".count))
+            ids.append(id)
+            if checked.insert(name).inserted {
+                let expected = Self.content(id: id).stored
+                guard let start = text.range(of: "Subject: durability ") else {
+                    problems.append("\(name): no Subject")
+                    continue
+                }
+                if text[start.lowerBound...] != expected[...] { problems.append("\(name): content of \(id) incomplete") }
+            }
+        }
+        return (ids, problems)
+    }
+
+    @Test func everyAcknowledgedMessageSurvivesKill9ExactlyOnce() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = directory + "/petrel.toml"
+        try """
+            data_dir = "data"
+            [listen]
+            smtp = ["127.0.0.1:0"]
+            [limits]
+            connections_per_ip = 100
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let maildir = directory + "/data/mail/postmaster@localhost/new"
+
+        let run = Run()
+        var server = PetrelProcess(arguments: ["serve", "--config", config], directory: directory)
+        try server.start()
+        run.port.store(try await server.listeningPort(), ordering: .relaxed)
+
+        let clients = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for number in 0..<Self.clients { group.addTask { await Self.client(number: number, run: run) } }
+            }
+        }
+        // Watches new/ the whole time: a partial file there would be visible to a mail reader.
+        let watcher = Task { () -> [String] in
+            var checked = Set<String>()
+            var problems: [String] = []
+            while !run.stopping.load(ordering: .relaxed) {
+                problems += Self.scan(maildir, checked: &checked).problems
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            return problems
+        }
+
+        var restarts = 0
+        for _ in 0..<Self.kills {
+            try await Task.sleep(for: .milliseconds(Int.random(in: 400...1200)))
+            server.signal(SIGKILL)
+            _ = await server.exit()
+            server = PetrelProcess(arguments: ["serve", "--config", config], directory: directory)
+            try server.start()
+            run.port.store(try await server.listeningPort(), ordering: .relaxed)
+            restarts += 1
+        }
+        try await Task.sleep(for: .seconds(1))
+        run.stopping.store(true, ordering: .relaxed)
+        await clients.value
+        let watched = await watcher.value
+        server.signal(SIGTERM)
+        #expect(await server.exit() == 0)
+
+        var checked = Set<String>()
+        let (ids, problems) = Self.scan(maildir, checked: &checked)
+        let acknowledged = run.acknowledged.withLock { $0 }
+        var counts: [String: Int] = [:]
+        for id in ids { counts[id, default: 0] += 1 }
+
+        #expect(restarts == Self.kills)
+        #expect(acknowledged.count >= 100, "only \(acknowledged.count) messages were acknowledged")
+        #expect(watched.isEmpty, "\(watched.prefix(5))")
+        #expect(problems.isEmpty, "\(problems.prefix(5))")
+        let missing = acknowledged.filter { counts[$0] == nil }
+        #expect(missing.isEmpty, "acknowledged but lost: \(missing.sorted().prefix(10))")
+        let duplicated = counts.filter { $0.value > 1 }
+        #expect(duplicated.isEmpty, "delivered twice: \(duplicated.keys.sorted().prefix(10))")
+        let incoming = (try? FileManager.default.contentsOfDirectory(atPath: directory + "/data/incoming")) ?? []
+        #expect(incoming.isEmpty, "left in incoming/: \(incoming)")
+        print(
+            "durability: \(run.attempted.load(ordering: .relaxed)) attempted, \(acknowledged.count) acknowledged, "
+                + "\(ids.count) delivered, \(Self.kills) kills"
+        )
+    }
+}

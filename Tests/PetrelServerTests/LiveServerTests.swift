@@ -1,0 +1,239 @@
+import Accounts
+import Foundation
+import PetrelServer
+import PetrelTestSupport
+import Testing
+
+/// The real server on an ephemeral loopback port, driven over real sockets.
+@Suite struct LiveServerTests {
+    static let message = "From: <bob@example.net>\r\nTo: <alice@example.test>\r\nSubject: hello\r\n\r\nHi Alice,\r\n..a dot\r\n"
+
+    static func exampleServer(
+        configure: @Sendable @escaping (inout Configuration) -> Void = { _ in }
+    ) async throws -> TestServer {
+        let server = try await TestServer.start(domains: ["example.test", "other.test"], configure: configure)
+        try server.server.accounts.addMailbox(AccountAddress(validating: "alice@example.test"), passwordHash: nil)
+        try server.server.accounts.addMailbox(AccountAddress(validating: "bob@example.test"), passwordHash: nil)
+        return server
+    }
+
+    /// Sends one message and returns the 250 reply's text.
+    static func send(
+        _ client: SMTPTestClient,
+        from: String = "bob@example.net",
+        to recipients: [String],
+        content: String = message
+    ) async throws -> String {
+        try await client.send("MAIL FROM:<\(from)>")
+        try await client.expect(250)
+        for recipient in recipients {
+            try await client.send("RCPT TO:<\(recipient)>")
+            try await client.expect(250)
+        }
+        try await client.send("DATA")
+        try await client.expect(354)
+        try await client.sendRaw(Array((content + ".\r\n").utf8))
+        return try await client.expect(250).text
+    }
+
+    @Test func deliversIntoTheMaildirWithTraceHeaders() async throws {
+        let server = try await Self.exampleServer()
+        let client = try await server.connectAndGreet(helo: "client.example.net")
+        let reply = try await Self.send(client, to: ["alice@example.test"])
+        try await client.send("QUIT")
+        try await client.expect(221)
+        #expect(await client.read() .description == "closed")
+
+        let id = try #require(reply.split(separator: " ").last.map(String.init))
+        #expect(reply == "2.0.0 OK: queued as \(id)")
+        let messages = server.messages(in: "alice@example.test")
+        #expect(messages.count == 1)
+        let stored = try #require(messages.first)
+        let lines = stored.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines[0] == "Return-Path: <bob@example.net>")
+        #expect(lines[1] == "Received: from client.example.net ([127.0.0.1])")
+        #expect(lines[2] == "\tby mx.petrel.test (Petrel) with ESMTP id \(id)")
+        #expect(lines[3] == "\tfor <alice@example.test>;")
+        #expect(lines[4].hasPrefix("\t") && lines[4].hasSuffix(String(lines[4].suffix(5))))
+        // Everything after the trace fields is the message as sent, dot-unstuffed, LF line ends.
+        let body = lines[5...].joined(separator: "\n")
+        #expect(body == Self.message.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\n..", with: "\n."))
+        try await server.stop()
+    }
+
+    @Test func recipientsAreCheckedAtRcpt() async throws {
+        let server = try await Self.exampleServer()
+        let client = try await server.connectAndGreet()
+        try await client.send("MAIL FROM:<bob@example.net>")
+        try await client.expect(250)
+        for (recipient, code, enhanced) in [
+            ("alice@example.test", 250, "2.1.5"), ("alice+lists@example.test", 250, "2.1.5"),
+            ("ALICE@EXAMPLE.TEST", 250, "2.1.5"), ("bob@example.test", 250, "2.1.5"),
+            ("nobody@example.test", 550, "5.1.1"), ("x@elsewhere.example", 554, "5.7.1"),
+            ("postmaster@other.test", 250, "2.1.5"), ("victim%elsewhere.example@example.test", 550, "5.1.1"),
+        ] {
+            try await client.send("RCPT TO:<\(recipient)>")
+            let reply = try #require(await client.read().reply)
+            #expect(reply.code == code, "\(recipient)")
+            #expect(reply.text.hasPrefix(enhanced), "\(recipient): \(reply)")
+        }
+        try await client.send("DATA")
+        try await client.expect(354)
+        try await client.sendRaw(Array("Subject: x\r\n\r\nbody\r\n.\r\n".utf8))
+        try await client.expect(250)
+        // alice once (three RCPTs reach her), bob once; postmaster@other.test has no mailbox of its own.
+        #expect(server.messages(in: "alice@example.test").count == 1)
+        #expect(server.messages(in: "bob@example.test").count == 1)
+        #expect(server.messages(in: "postmaster@other.test").count == 1)
+        await client.close()
+        try await server.stop()
+    }
+
+    @Test func accountChangesApplyWithoutRestart() async throws {
+        let server = try await Self.exampleServer()
+        // A second connection to the database, as the CLI has.
+        let cli = try AccountStore(path: server.server.configuration.accountsPath)
+        let client = try await server.connectAndGreet()
+        try await client.send("MAIL FROM:<bob@example.net>")
+        try await client.expect(250)
+        try await client.send("RCPT TO:<carol@example.test>")
+        try await client.expect(550)
+        try cli.addMailbox(AccountAddress(validating: "carol@example.test"), passwordHash: nil)
+        try await client.send("RCPT TO:<carol@example.test>")
+        try await client.expect(250)
+        try cli.addAlias(
+            AccountAddress(validating: "team@example.test"),
+            targets: [AccountAddress(validating: "alice@example.test"), AccountAddress(validating: "carol@example.test")]
+        )
+        try await client.send("RCPT TO:<team@example.test>")
+        try await client.expect(250)
+        try await client.send("DATA")
+        try await client.expect(354)
+        try await client.sendRaw(Array("Subject: team\r\n\r\nhi\r\n.\r\n".utf8))
+        try await client.expect(250)
+        #expect(server.messages(in: "carol@example.test").count == 1)
+        #expect(server.messages(in: "alice@example.test").count == 1)
+        try cli.removeMailbox(AccountAddress(validating: "carol@example.test"))
+        try await client.send("MAIL FROM:<bob@example.net>")
+        try await client.expect(250)
+        try await client.send("RCPT TO:<carol@example.test>")
+        try await client.expect(550)
+        await client.close()
+        try await server.stop()
+    }
+
+    @Test func connectionLimitsAnswer421AtTheGreeting() async throws {
+        let server = try await Self.exampleServer { configuration in
+            configuration.limits.connectionsPerIP = 2
+        }
+        let first = try await server.connect()
+        try await first.expect(220)
+        let second = try await server.connect()
+        try await second.expect(220)
+        let third = try await server.connect()
+        let refused = try await third.expect(421)
+        #expect(refused.text.hasPrefix("4.7.0"))
+        #expect(await third.read().description == "closed")
+        await first.close()
+        // The slot is free again once the server has seen the close.
+        var accepted = false
+        for _ in 0..<50 where !accepted {
+            let next = try await server.connect()
+            accepted = await next.read().reply?.code == 220
+            await next.close()
+            if !accepted { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(accepted)
+        await second.close()
+        await third.close()
+        try await server.stop()
+    }
+
+    @Test func idleClientIsTimedOut() async throws {
+        let server = try await Self.exampleServer { configuration in
+            configuration.timeouts.command = 1
+        }
+        let client = try await server.connectAndGreet()
+        let reply = try await client.expect(421, timeout: .seconds(5))
+        #expect(reply.text.hasPrefix("4.4.2"))
+        #expect(await client.read().description == "closed")
+        try await server.stop()
+    }
+
+    @Test func shutdownClosesIdleSessionsAndFinishesMessagesInFlight() async throws {
+        let server = try await Self.exampleServer()
+        let idle = try await server.connectAndGreet()
+        let busy = try await server.connectAndGreet()
+        try await busy.send("MAIL FROM:<bob@example.net>")
+        try await busy.expect(250)
+        try await busy.send("RCPT TO:<alice@example.test>")
+        try await busy.expect(250)
+        try await busy.send("DATA")
+        try await busy.expect(354)
+        try await busy.sendRaw(Array("Subject: in flight\r\n\r\nfirst half\r\n".utf8))
+        try await Task.sleep(for: .milliseconds(100))
+
+        let stopping = Task { try await server.stop() }
+        let closing = try await idle.expect(421)
+        #expect(closing.text.hasPrefix("4.3.2"))
+        #expect(await idle.read().description == "closed")
+
+        try await busy.sendRaw(Array("second half\r\n.\r\n".utf8))
+        try await busy.expect(250)
+        #expect(await busy.read().description == "closed")
+        #expect(server.messages(in: "alice@example.test").first?.hasSuffix("first half\nsecond half\n") == true)
+        try await stopping.value
+        // New connections are refused once the listener is closed.
+        await #expect(throws: (any Error).self) { _ = try await server.connect() }
+    }
+
+    @Test func oversizedMessageIsRefusedAndNothingStays() async throws {
+        let server = try await Self.exampleServer { configuration in
+            configuration.limits.messageSize = 100_000
+        }
+        let client = try await server.connectAndGreet()
+        try await client.send("MAIL FROM:<bob@example.net>")
+        try await client.expect(250)
+        try await client.send("RCPT TO:<alice@example.test>")
+        try await client.expect(250)
+        try await client.send("DATA")
+        try await client.expect(354)
+        let line = Array((String(repeating: "x", count: 998) + "\r\n").utf8)
+        for _ in 0..<1000 { try await client.sendRaw(line) }
+        try await client.sendRaw(Array(".\r\n".utf8))
+        let reply = try await client.expect(552)
+        #expect(reply.text.hasPrefix("5.3.4"))
+        try await client.send("NOOP")
+        try await client.expect(250)
+        #expect(server.messages(in: "alice@example.test").isEmpty)
+        let incoming = try FileManager.default.contentsOfDirectory(atPath: server.dataDirectory + "/incoming")
+        #expect(incoming.isEmpty)
+        await client.close()
+        try await server.stop()
+    }
+
+    @Test func largeMessageInBdatChunks() async throws {
+        let server = try await Self.exampleServer()
+        let client = try await server.connectAndGreet()
+        try await client.send("MAIL FROM:<bob@example.net> SIZE=3000000")
+        try await client.expect(250)
+        try await client.send("RCPT TO:<alice@example.test>")
+        try await client.expect(250)
+        var expected = "Subject: big\n\n"
+        let head = "Subject: big\r\n\r\n"
+        try await client.sendRaw(Array("BDAT \(head.utf8.count)\r\n\(head)".utf8))
+        try await client.expect(250)
+        let block = String(repeating: "0123456789abcdef", count: 60) + "\r\n"
+        for index in 0..<30 {
+            let chunk = String(repeating: block, count: 100)
+            let last = index == 29 ? " LAST" : ""
+            try await client.sendRaw(Array("BDAT \(chunk.utf8.count)\(last)\r\n\(chunk)".utf8))
+            try await client.expect(250)
+            expected += chunk.replacingOccurrences(of: "\r\n", with: "\n")
+        }
+        let stored = try #require(server.messages(in: "alice@example.test").first)
+        #expect(stored.hasSuffix(expected))
+        await client.close()
+        try await server.stop()
+    }
+}
