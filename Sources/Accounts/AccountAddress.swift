@@ -18,7 +18,10 @@ public struct AccountAddress: Hashable, Sendable, Comparable, CustomStringConver
     /// Validates and canonicalizes an address typed by an operator.
     public init(validating text: String) throws(AccountError) {
         guard let at = text.lastIndex(of: "@") else {
-            throw AccountError.invalidAddress(text, "an address needs a local part and a domain, like alice@example.com")
+            throw AccountError.invalidAddress(
+                text,
+                "an address needs a local part and a domain, like alice@example.com"
+            )
         }
         let local = String(text[..<at])
         let domainText = String(text[text.index(after: at)...])
@@ -69,7 +72,8 @@ public enum AccountError: Error, Hashable, Sendable, CustomStringConvertible {
             return "invalid address '\(address)': \(why)"
         case .domainNotServed(let domain, let served):
             let list = served.isEmpty ? "none" : served.joined(separator: ", ")
-            return "\(domain) is not one of this server's domains (\(list)); add it to 'domains' in the configuration first"
+            return
+                "\(domain) is not one of this server's domains (\(list)); add it to 'domains' in the configuration first"
         case .alreadyExists(let address):
             return "\(address) already exists"
         case .notFound(let address):

@@ -185,9 +185,13 @@ public final class AccountStore: Sendable {
     }
 
     private static func exists(_ address: AccountAddress, table: String, _ db: Database) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE address = ?)", arguments: [
-            address.description
-        ]) ?? false
+        try Bool.fetchOne(
+            db,
+            sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE address = ?)",
+            arguments: [
+                address.description
+            ]
+        ) ?? false
     }
 }
 

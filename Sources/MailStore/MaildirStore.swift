@@ -208,7 +208,12 @@ public actor MaildirMessage {
         }
     }
 
-    private static func link(_ path: String, into mailbox: String, name: String, store: MaildirStore)
+    private static func link(
+        _ path: String,
+        into mailbox: String,
+        name: String,
+        store: MaildirStore
+    )
         throws(StoreError) -> String
     {
         let root = try store.ensureMaildir(for: mailbox)

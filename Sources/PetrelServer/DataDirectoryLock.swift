@@ -27,7 +27,8 @@ public final class DataDirectoryLock: Sendable {
             close(fd)
             if code == EWOULDBLOCK {
                 throw Failure(
-                    description: "another petrel server is already using \(dataDirectory); stop it or choose another data_dir"
+                    description:
+                        "another petrel server is already using \(dataDirectory); stop it or choose another data_dir"
                 )
             }
             throw Failure(description: "cannot lock \(self.path): \(String(cString: strerror(code)))")

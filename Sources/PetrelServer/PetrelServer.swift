@@ -146,7 +146,10 @@ public final class PetrelServer: Sendable {
     /// Serves until shut down.
     public func run() async throws {
         for listener in self.listeners {
-            self.logger.info("listening", metadata: ["protocol": "smtp", "address": "\(describe(listener.localAddress))"])
+            self.logger.info(
+                "listening",
+                metadata: ["protocol": "smtp", "address": "\(describe(listener.localAddress))"]
+            )
         }
         self.logger.info(
             "receiving mail",

@@ -7,7 +7,8 @@ public final class PetrelProcess: Sendable {
     /// The `petrel` binary built next to the test bundle (or `PETREL_BINARY`).
     public static var binaryPath: String {
         if let path = ProcessInfo.processInfo.environment["PETREL_BINARY"] { return path }
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        let executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? CommandLine.arguments[0]
         return URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("petrel").path
     }
@@ -19,7 +20,8 @@ public final class PetrelProcess: Sendable {
     }
 
     /// Runs `petrel ARGUMENTS` to completion.
-    public static func run(_ arguments: [String], input: String? = nil, directory: String? = nil) async throws -> Result {
+    public static func run(_ arguments: [String], input: String? = nil, directory: String? = nil) async throws -> Result
+    {
         let process = PetrelProcess(arguments: arguments, directory: directory)
         try process.start()
         if let input {

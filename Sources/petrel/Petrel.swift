@@ -163,7 +163,9 @@ struct Alias: AsyncParsableCommand {
                         "\(target.domain) is not one of this server's domains; forwarding to other servers is not supported yet"
                     )
                 }
-                guard target != alias else { throw AccountError.invalidAliasTarget(text, "an alias cannot point at itself") }
+                guard target != alias else {
+                    throw AccountError.invalidAliasTarget(text, "an alias cannot point at itself")
+                }
                 guard case .mailboxes = try await accounts.resolve(.mailbox(target.mailbox), with: resolver) else {
                     throw AccountError.invalidAliasTarget(text, "no mailbox or alias of that name; add it first")
                 }

@@ -27,20 +27,34 @@ import Testing
         #expect(try store.mailboxes().map(\.address.description) == ["alice@example.test", "bob@example.test"])
         #expect(try store.mailboxes().map(\.hasPassword) == [true, false])
 
-        try store.addAlias(self.address("info@example.test"), targets: [self.address("bob@example.test"), self.address("alice@example.test")])
+        try store.addAlias(
+            self.address("info@example.test"),
+            targets: [self.address("bob@example.test"), self.address("alice@example.test")]
+        )
         #expect(throws: AccountError.alreadyExists("alice@example.test")) {
             try store.addAlias(self.address("alice@example.test"), targets: [self.address("bob@example.test")])
         }
         #expect(throws: AccountError.alreadyExists("info@example.test")) {
             try store.addMailbox(self.address("info@example.test"), passwordHash: nil)
         }
-        #expect(try store.aliases() == [Alias(address: self.address("info@example.test"), targets: [self.address("bob@example.test"), self.address("alice@example.test")])])
+        #expect(
+            try store.aliases() == [
+                Alias(
+                    address: self.address("info@example.test"),
+                    targets: [self.address("bob@example.test"), self.address("alice@example.test")]
+                )
+            ]
+        )
 
         #expect(try store.removeMailbox(self.address("bob@example.test")) == [self.address("info@example.test")])
-        #expect(throws: AccountError.notFound("bob@example.test")) { try store.removeMailbox(self.address("bob@example.test")) }
+        #expect(throws: AccountError.notFound("bob@example.test")) {
+            try store.removeMailbox(self.address("bob@example.test"))
+        }
         try store.removeAlias(self.address("info@example.test"))
         #expect(try store.aliases().isEmpty)
-        #expect(throws: AccountError.notFound("info@example.test")) { try store.removeAlias(self.address("info@example.test")) }
+        #expect(throws: AccountError.notFound("info@example.test")) {
+            try store.removeAlias(self.address("info@example.test"))
+        }
     }
 
     @Test func resolutionUsesTheStore() async throws {
@@ -49,10 +63,15 @@ import Testing
         let resolver = RecipientResolver(domains: ["example.test"])
         let alicePath = ForwardPath.mailbox(Mailbox("alice+news@example.test")!)
         #expect(try await store.resolve(alicePath, with: resolver) == .unknownUser)
-        #expect(try await store.resolve(.postmaster, with: resolver) == .mailboxes([self.address("postmaster@example.test")]))
+        #expect(
+            try await store.resolve(.postmaster, with: resolver)
+                == .mailboxes([self.address("postmaster@example.test")])
+        )
         try store.addMailbox(self.address("alice@example.test"), passwordHash: nil)
         #expect(try await store.resolve(alicePath, with: resolver) == .mailboxes([self.address("alice@example.test")]))
-        #expect(try await store.resolve(.postmaster, with: resolver) == .mailboxes([self.address("alice@example.test")]))
+        #expect(
+            try await store.resolve(.postmaster, with: resolver) == .mailboxes([self.address("alice@example.test")])
+        )
     }
 
     /// The CLI and the server are different processes with their own connections: a change made

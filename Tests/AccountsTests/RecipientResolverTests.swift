@@ -79,7 +79,10 @@ struct MemoryDirectory: DirectoryLookup {
         var directory = self.directory
         directory.mailboxes.append("postmaster@other.test")
         let path = ForwardPath.mailbox(Mailbox("postmaster@other.test")!)
-        #expect(try resolver.resolve(path, in: directory) == .mailboxes([try AccountAddress(validating: "postmaster@other.test")]))
+        #expect(
+            try resolver.resolve(path, in: directory)
+                == .mailboxes([try AccountAddress(validating: "postmaster@other.test")])
+        )
     }
 
     @Test func subaddressingCanBeTurnedOff() throws {
@@ -99,7 +102,8 @@ struct MemoryDirectory: DirectoryLookup {
     }
 
     @Test(arguments: [
-        "alice", "@example.test", "alice@", "a/b@example.test", "../x@example.test", ".a@example.test", "a..b@example.test",
+        "alice", "@example.test", "alice@", "a/b@example.test", "../x@example.test", ".a@example.test",
+        "a..b@example.test",
         "\"quoted\"@example.test", "a b@example.test", "alice@exa mple.test", "alice@-x.test", "alice@[192.0.2.1]",
     ])
     func invalid(_ text: String) {
@@ -119,7 +123,13 @@ struct MemoryDirectory: DirectoryLookup {
 
     @Test func verifiesOtherCryptFormats() {
         // A sha512crypt hash of "password" (Python: crypt.crypt("password", "$6$saltsalt$")).
-        #expect(PasswordHasher.verify("password", against: "$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/"))
+        #expect(
+            PasswordHasher.verify(
+                "password",
+                against:
+                    "$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/"
+            )
+        )
         #expect(!PasswordHasher.verify("password", against: "*"))
         #expect(!PasswordHasher.verify("password", against: ""))
     }

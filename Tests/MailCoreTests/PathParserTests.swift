@@ -26,7 +26,10 @@ import Testing
         Case(input: "<foreign.example!victim@example.com>", expected: "<foreign.example!victim@example.com>"),
         Case(input: "<j\u{f6}s\u{e9}@example.com>", expected: "<j\u{f6}s\u{e9}@example.com>"),
         Case(input: "<user@b\u{fc}cher.example>", expected: "<user@b\u{fc}cher.example>"),
-        Case(input: "<\(String(repeating: "l", count: 64))@example.com>", expected: "<\(String(repeating: "l", count: 64))@example.com>"),
+        Case(
+            input: "<\(String(repeating: "l", count: 64))@example.com>",
+            expected: "<\(String(repeating: "l", count: 64))@example.com>"
+        ),
         // Refused
         Case(input: "alice@example.com", expected: nil),
         Case(input: "<alice@example.com", expected: nil),

@@ -33,7 +33,9 @@ import Testing
         let bytes = Array(text.utf8)
         for cut in 0...bytes.count {
             for second in cut...bytes.count {
-                let pieces = [bytes[..<cut], bytes[cut..<second], bytes[second...]].map { String(decoding: $0, as: UTF8.self) }
+                let pieces = [bytes[..<cut], bytes[cut..<second], bytes[second...]].map {
+                    String(decoding: $0, as: UTF8.self)
+                }
                 #expect(Self.convert(pieces) == whole)
             }
         }

@@ -30,7 +30,11 @@ final class TemporaryDirectory {
         self.directory = try TemporaryDirectory()
         self.pool = NIOThreadPool(numberOfThreads: 2)
         self.pool.start()
-        self.store = MaildirStore(dataDirectory: self.directory.path + "/data", hostname: "mx.test", threadPool: self.pool)
+        self.store = MaildirStore(
+            dataDirectory: self.directory.path + "/data",
+            hostname: "mx.test",
+            threadPool: self.pool
+        )
     }
 
     func files(_ path: String) -> [String] {
@@ -73,8 +77,8 @@ final class TemporaryDirectory {
 
     @Test func prepareRemovesLeftoversOfAnEarlierRun() async throws {
         _ = try await self.store.prepare()
-        FileManager.default.createFile(atPath: self.store.incomingDirectory + "/OLD1", contents: Data("half".utf8))
-        FileManager.default.createFile(atPath: self.store.incomingDirectory + "/OLD2", contents: Data("half".utf8))
+        _ = FileManager.default.createFile(atPath: self.store.incomingDirectory + "/OLD1", contents: Data("half".utf8))
+        _ = FileManager.default.createFile(atPath: self.store.incomingDirectory + "/OLD2", contents: Data("half".utf8))
         #expect(try await self.store.prepare() == 2)
         #expect(self.files(self.store.incomingDirectory).isEmpty)
         try await self.pool.shutdownGracefully()
@@ -87,7 +91,10 @@ final class TemporaryDirectory {
         await #expect(throws: StoreError.self) {
             _ = try await message.commit(to: ["good@example.test", name])
         }
-        #expect(self.files(self.store.maildirPath(for: "good@example.test") + "/new").isEmpty, "the first link is taken back")
+        #expect(
+            self.files(self.store.maildirPath(for: "good@example.test") + "/new").isEmpty,
+            "the first link is taken back"
+        )
         #expect(self.files(self.store.incomingDirectory).isEmpty)
         try await self.pool.shutdownGracefully()
     }

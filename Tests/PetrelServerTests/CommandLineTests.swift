@@ -12,12 +12,12 @@ import Testing
         self.directory = try makeTemporaryDirectory()
         self.config = self.directory + "/petrel.toml"
         try """
-            hostname = "mx.example.test"
-            data_dir = "data"
-            domains = ["example.test"]
-            [listen]
-            smtp = ["127.0.0.1:0"]
-            """.write(toFile: self.config, atomically: true, encoding: .utf8)
+        hostname = "mx.example.test"
+        data_dir = "data"
+        domains = ["example.test"]
+        [listen]
+        smtp = ["127.0.0.1:0"]
+        """.write(toFile: self.config, atomically: true, encoding: .utf8)
     }
 
     func petrel(_ arguments: String..., input: String? = nil) async throws -> PetrelProcess.Result {
@@ -75,9 +75,15 @@ import Testing
     }
 
     @Test(arguments: [
-        ("[limits]\nconections_per_ip = 3\n", "limits.conections_per_ip: unknown key; did you mean 'limits.connections_per_ip'?"),
+        (
+            "[limits]\nconections_per_ip = 3\n",
+            "limits.conections_per_ip: unknown key; did you mean 'limits.connections_per_ip'?"
+        ),
         ("[limits]\nmessage_size = \"big\"\n", "limits.message_size: must be an integer, not string"),
-        ("domains = [\"example.test\"]\n[listen]\nsmtp = [\"nonsense\"]\n", "listen.smtp: 'nonsense' is not address:port"),
+        (
+            "domains = [\"example.test\"]\n[listen]\nsmtp = [\"nonsense\"]\n",
+            "listen.smtp: 'nonsense' is not address:port"
+        ),
     ])
     func badConfigurationStopsStartUp(text: String, message: String) async throws {
         defer { try? FileManager.default.removeItem(atPath: self.directory) }

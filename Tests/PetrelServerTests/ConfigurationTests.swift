@@ -4,7 +4,12 @@ import Testing
 
 @Suite struct ConfigurationTests {
     static func parse(_ text: String) throws(ConfigurationError) -> Configuration {
-        try ConfigurationLoader.parse(text, source: "petrel.toml", baseDirectory: "/etc/petrel", hostname: "host.example")
+        try ConfigurationLoader.parse(
+            text,
+            source: "petrel.toml",
+            baseDirectory: "/etc/petrel",
+            hostname: "host.example"
+        )
     }
 
     /// The example from the README (and issue 2), key for key.
@@ -57,9 +62,17 @@ import Testing
         #expect(configuration.domains == ["example.test", "other.test"])
         #expect(configuration.postmaster == (try AccountAddress(validating: "hostmaster@example.test")))
         #expect(configuration.recipientDelimiter == "-")
-        #expect(configuration.listen.smtp == [ListenAddress(host: "::1", port: 25), ListenAddress(host: "0.0.0.0", port: 2525)])
+        #expect(
+            configuration.listen.smtp == [
+                ListenAddress(host: "::1", port: 25), ListenAddress(host: "0.0.0.0", port: 2525),
+            ]
+        )
         #expect(configuration.limits.errors == 5)
-        #expect([configuration.timeouts.command, configuration.timeouts.data, configuration.timeouts.shutdown] == [600, 120, 10])
+        #expect(
+            [configuration.timeouts.command, configuration.timeouts.data, configuration.timeouts.shutdown] == [
+                600, 120, 10,
+            ]
+        )
         #expect(configuration.logLevel == .debug)
         #expect(try Self.parse("recipient_delimiter = \"\"").recipientDelimiter == nil)
     }
@@ -126,7 +139,9 @@ import Testing
         #expect(ListenAddress(parsing: text)?.description == text)
     }
 
-    @Test(arguments: ["127.0.0.1", ":25", "::1:25", "[::1]", "[::1]25", "[127.0.0.1]:25", "host:port", "a b:25", "h:-1"])
+    @Test(arguments: [
+        "127.0.0.1", ":25", "::1:25", "[::1]", "[::1]25", "[127.0.0.1]:25", "host:port", "a b:25", "h:-1",
+    ])
     func badListenAddresses(text: String) {
         #expect(ListenAddress(parsing: text) == nil)
     }

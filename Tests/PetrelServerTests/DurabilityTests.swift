@@ -84,7 +84,9 @@ import Testing
                     problems.append("\(name): no Subject")
                     continue
                 }
-                if text[start.lowerBound...] != expected[...] { problems.append("\(name): content of \(id) incomplete") }
+                if text[start.lowerBound...] != expected[...] {
+                    problems.append("\(name): content of \(id) incomplete")
+                }
             }
         }
         return (ids, problems)
@@ -95,12 +97,12 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let config = directory + "/petrel.toml"
         try """
-            data_dir = "data"
-            [listen]
-            smtp = ["127.0.0.1:0"]
-            [limits]
-            connections_per_ip = 100
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        data_dir = "data"
+        [listen]
+        smtp = ["127.0.0.1:0"]
+        [limits]
+        connections_per_ip = 100
+        """.write(toFile: config, atomically: true, encoding: .utf8)
         let maildir = directory + "/data/mail/postmaster@localhost/new"
 
         let run = Run()

@@ -6,7 +6,8 @@ import Testing
 
 /// The real server on an ephemeral loopback port, driven over real sockets.
 @Suite struct LiveServerTests {
-    static let message = "From: <bob@example.net>\r\nTo: <alice@example.test>\r\nSubject: hello\r\n\r\nHi Alice,\r\n..a dot\r\n"
+    static let message =
+        "From: <bob@example.net>\r\nTo: <alice@example.test>\r\nSubject: hello\r\n\r\nHi Alice,\r\n..a dot\r\n"
 
     static func exampleServer(
         configure: @Sendable @escaping (inout Configuration) -> Void = { _ in }
@@ -42,7 +43,7 @@ import Testing
         let reply = try await Self.send(client, to: ["alice@example.test"])
         try await client.send("QUIT")
         try await client.expect(221)
-        #expect(await client.read() .description == "closed")
+        #expect(await client.read().description == "closed")
 
         let id = try #require(reply.split(separator: " ").last.map(String.init))
         #expect(reply == "2.0.0 OK: queued as \(id)")
@@ -57,7 +58,13 @@ import Testing
         #expect(lines[4].hasPrefix("\t") && lines[4].hasSuffix(String(lines[4].suffix(5))))
         // Everything after the trace fields is the message as sent, dot-unstuffed, LF line ends.
         let body = lines[5...].joined(separator: "\n")
-        #expect(body == Self.message.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\n..", with: "\n."))
+        #expect(
+            body
+                == Self.message.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(
+                    of: "\n..",
+                    with: "\n."
+                )
+        )
         try await server.stop()
     }
 
@@ -103,7 +110,9 @@ import Testing
         try await client.expect(250)
         try cli.addAlias(
             AccountAddress(validating: "team@example.test"),
-            targets: [AccountAddress(validating: "alice@example.test"), AccountAddress(validating: "carol@example.test")]
+            targets: [
+                AccountAddress(validating: "alice@example.test"), AccountAddress(validating: "carol@example.test"),
+            ]
         )
         try await client.send("RCPT TO:<team@example.test>")
         try await client.expect(250)

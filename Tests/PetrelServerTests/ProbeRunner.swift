@@ -253,7 +253,8 @@ struct ProbeRun {
                 }
             case .expect(let pattern, let orEnd, let lacks):
                 let alternatives = self.alternatives(pattern)
-                let waitsForSilence = alternatives.contains("timeout") || (orEnd.map(self.alternatives) ?? []).contains("timeout")
+                let waitsForSilence =
+                    alternatives.contains("timeout") || (orEnd.map(self.alternatives) ?? []).contains("timeout")
                 let result = await client.read(timeout: waitsForSilence ? .seconds(2) : .seconds(15))
                 self.log.append("S: \(result)")
                 if let reply = result.reply, self.lastSentEhlo, reply.code == 250 { self.lastEhlo = reply.lines }
@@ -263,7 +264,8 @@ struct ProbeRun {
                 guard Self.matches(result, alternatives) else {
                     throw ProbeError("expected \(alternatives.joined(separator: "|")), got \(result)")
                 }
-                for keyword in lacks where result.reply?.lines.contains(where: { $0.uppercased().hasPrefix(keyword) }) == true {
+                for keyword in lacks
+                where result.reply?.lines.contains(where: { $0.uppercased().hasPrefix(keyword) }) == true {
                     throw ProbeError("EHLO reply advertises \(keyword)")
                 }
             case .startTLS:
@@ -279,7 +281,9 @@ struct ProbeRun {
                     result = await client.read(timeout: deadline - ContinuousClock.now)
                     self.log.append("S: \(result)")
                 } while result.reply != nil
-                guard case .closed = result else { throw ProbeError("expected the server to close within \(seconds) s") }
+                guard case .closed = result else {
+                    throw ProbeError("expected the server to close within \(seconds) s")
+                }
             case .reconnect:
                 await client.close()
                 self.client = try await self.server.connect()

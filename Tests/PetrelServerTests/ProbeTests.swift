@@ -15,7 +15,7 @@ import Testing
     static let notRunHere: [String: String] = [
         // Waits 4 minutes against the default 5-minute command timeout; the default is checked
         // by ConfigurationTests.defaultsFollowRFC5321Timeouts instead.
-        "timeout-not-before-5min": "takes 4 minutes",
+        "timeout-not-before-5min": "takes 4 minutes"
     ]
 
     @Test func theCorpusIsComplete() {
@@ -49,7 +49,11 @@ import Testing
         Self.report(results)
     }
 
-    static func run(_ probes: [Probe], on server: TestServer, variables: [String: String]) async throws
+    static func run(
+        _ probes: [Probe],
+        on server: TestServer,
+        variables: [String: String]
+    ) async throws
         -> [(Probe, ProbeRun.Verdict)]
     {
         let client = try await server.connect()
@@ -66,7 +70,9 @@ import Testing
                 guard let probe = pending.popFirst() else { return }
                 let missing = probe.requires.filter { !advertised.contains($0) }
                 group.addTask {
-                    if !missing.isEmpty { return (probe, .skipped("not advertised: \(missing.joined(separator: ","))")) }
+                    if !missing.isEmpty {
+                        return (probe, .skipped("not advertised: \(missing.joined(separator: ","))"))
+                    }
                     var run = ProbeRun(probe: probe, variables: variables, server: server, nonce: nonce)
                     return (probe, await run.run())
                 }
@@ -92,6 +98,8 @@ import Testing
         }
         let passed = results.filter { $0.1 == .passed }.count
         let skipped = results.filter { if case .skipped = $0.1 { return true } else { return false } }
-        print("probes: \(passed) passed, \(skipped.count) skipped (\(Set(skipped.map(\.0.category)).sorted().joined(separator: ", "))), \(results.count - passed - skipped.count) failed")
+        print(
+            "probes: \(passed) passed, \(skipped.count) skipped (\(Set(skipped.map(\.0.category)).sorted().joined(separator: ", "))), \(results.count - passed - skipped.count) failed"
+        )
     }
 }

@@ -8,7 +8,9 @@ import Testing
         var finished: Bool
         var defects: MessageDefects
         var rest: String
-        var description: String { "content=\(self.content.debugDescription) finished=\(self.finished) defects=\(self.defects.rawValue) rest=\(self.rest.debugDescription)" }
+        var description: String {
+            "content=\(self.content.debugDescription) finished=\(self.finished) defects=\(self.defects.rawValue) rest=\(self.rest.debugDescription)"
+        }
     }
 
     static func decode(_ pieces: [String], lineLimit: Int = 998, sizeLimit: Int = 1 << 20) -> Outcome {
@@ -47,7 +49,13 @@ import Testing
         let rest: String
         var testDescription: String { self.pieces.joined(separator: "|").debugDescription }
 
-        init(_ pieces: [String], _ content: String, finished: Bool = true, _ defects: MessageDefects = [], rest: String = "") {
+        init(
+            _ pieces: [String],
+            _ content: String,
+            finished: Bool = true,
+            _ defects: MessageDefects = [],
+            rest: String = ""
+        ) {
             self.pieces = pieces
             self.content = content
             self.finished = finished
@@ -101,7 +109,12 @@ import Testing
         let outcome = Self.decode(testCase.pieces)
         #expect(
             outcome
-                == Outcome(content: testCase.content, finished: testCase.finished, defects: testCase.defects, rest: testCase.rest)
+                == Outcome(
+                    content: testCase.content,
+                    finished: testCase.finished,
+                    defects: testCase.defects,
+                    rest: testCase.rest
+                )
         )
     }
 

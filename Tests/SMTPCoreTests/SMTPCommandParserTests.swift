@@ -128,7 +128,11 @@ import Testing
         Refusal(bytes: Array("MAIL FROM:<a".utf8) + [0] + Array("b@example.com>".utf8), 500, "5.5.2"),
         Refusal(bytes: Array("MAIL FROM:<a@example.com>\nRCPT TO:<b@example.com>".utf8), 500, "5.5.2"),
         Refusal(bytes: Array("NOOP\rNOOP".utf8), 500, "5.5.2"),
-        Refusal(bytes: Array("MAIL FROM:<j".utf8) + [0xC0, 0xAF] + Array("s@example.com> SMTPUTF8".utf8), 500, "5.5.2"),
+        Refusal(
+            bytes: Array("MAIL FROM:<j".utf8) + [0xC0, 0xAF] + Array("s@example.com> SMTPUTF8".utf8),
+            500,
+            "5.5.2"
+        ),
         Refusal(bytes: Array("MAIL FROM:<j".utf8) + [0x80] + Array("s@example.com> SMTPUTF8".utf8), 500, "5.5.2"),
         Refusal(bytes: [0x4E, 0xC3, 0x96, 0x4F, 0x50], 500, "5.5.2"),
     ]
@@ -155,11 +159,13 @@ import Testing
 
     @Test func hostileInputNeverCrashes() {
         var generator = SystemRandomNumberGenerator()
-        let interesting: [UInt8] = Array("MAILFROM:RCPTTO<>@\"\\[]. =:,BDATLAST0123456789".utf8) + [0, 0x0D, 0x0A, 0x80, 0xC3, 0xFF]
+        let interesting: [UInt8] =
+            Array("MAILFROM:RCPTTO<>@\"\\[]. =:,BDATLAST0123456789".utf8) + [0, 0x0D, 0x0A, 0x80, 0xC3, 0xFF]
         for _ in 0..<20_000 {
             let length = Int.random(in: 0..<80, using: &generator)
             let line = (0..<length).map { _ in
-                Bool.random(using: &generator) ? interesting.randomElement(using: &generator)! : UInt8.random(in: 0...255, using: &generator)
+                Bool.random(using: &generator)
+                    ? interesting.randomElement(using: &generator)! : UInt8.random(in: 0...255, using: &generator)
             }
             _ = SMTPCommandParser.parse(line)
         }

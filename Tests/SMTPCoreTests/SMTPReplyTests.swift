@@ -12,7 +12,11 @@ import Testing
     }
 
     @Test func multiLineWithEnhancedCodeOnEveryLine() {
-        #expect(SMTPReply.help.description.split(separator: "\r\n").allSatisfy { $0.hasPrefix("214") && $0.contains("2.0.0") })
+        #expect(
+            SMTPReply.help.description.split(separator: "\r\n").allSatisfy {
+                $0.hasPrefix("214") && $0.contains("2.0.0")
+            }
+        )
     }
 
     @Test func lineBreaksInsideTextCannotSplitTheReply() {

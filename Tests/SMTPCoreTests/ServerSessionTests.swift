@@ -41,10 +41,16 @@ import Testing
         var harness = self.greeted()
         harness.verdicts["<x@elsewhere.example>"] = .rejected(SMTPReply(554, EnhancedStatusCode(5, 7, 1), "relay"))
         #expect(
-            harness.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<x@elsewhere.example>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n")
+            harness.send(
+                "MAIL FROM:<a@example.net>\r\nRCPT TO:<x@elsewhere.example>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n"
+            )
                 == ["250", "554", "250", "354"]
         )
-        #expect(harness.send("x\r\n.\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n") == ["250", "250", "250", "354"])
+        #expect(
+            harness.send("x\r\n.\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n") == [
+                "250", "250", "250", "354",
+            ]
+        )
         #expect(harness.send("y\r\n.\r\nQUIT\r\n") == ["250", "221"])
         #expect(harness.stored.map(\.content) == ["x\r\n", "y\r\n"])
     }
@@ -79,7 +85,11 @@ import Testing
         #expect(harness.send("MAIL FROM:<a@example.net>\r\nMAIL FROM:<a@example.net>\r\n") == ["250", "503"])
         #expect(harness.sendForText("DATA\r\n") == ["554 5.5.1 No valid recipients"])
         #expect(harness.send("RCPT TO:<b@mx.test>\r\nEHLO again\r\nDATA\r\n") == ["250", "250", "503"])
-        #expect(harness.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<b@mx.test>\r\nRSET\r\nDATA\r\n") == ["250", "250", "250", "503"])
+        #expect(
+            harness.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<b@mx.test>\r\nRSET\r\nDATA\r\n") == [
+                "250", "250", "250", "503",
+            ]
+        )
         #expect(harness.stored.isEmpty)
     }
 
@@ -94,7 +104,11 @@ import Testing
         limits.recipients = 2
         var harness = self.greeted(limits: limits)
         harness.send("MAIL FROM:<a@example.net>\r\n")
-        #expect(harness.send("RCPT TO:<b@mx.test>\r\nRCPT TO:<b@mx.test>\r\nRCPT TO:<c@mx.test>\r\n") == ["250", "250", "250"])
+        #expect(
+            harness.send("RCPT TO:<b@mx.test>\r\nRCPT TO:<b@mx.test>\r\nRCPT TO:<c@mx.test>\r\n") == [
+                "250", "250", "250",
+            ]
+        )
         #expect(harness.sendForText("RCPT TO:<d@mx.test>\r\n") == ["452 4.5.3 Too many recipients"])
         // A 452 is not an error that counts towards closing the session.
         for _ in 0..<20 { #expect(harness.send("RCPT TO:<e@mx.test>\r\n") == ["452"]) }
@@ -104,9 +118,11 @@ import Testing
 
     @Test func declaredSizeOverTheLimit() {
         var harness = self.greeted(limits: SMTPLimits(messageSize: 1000, recipients: 100))
-        #expect(harness.sendForText("MAIL FROM:<a@example.net> SIZE=1001\r\n") == [
-            "552 5.3.4 Message size exceeds fixed maximum message size of 1000 octets"
-        ])
+        #expect(
+            harness.sendForText("MAIL FROM:<a@example.net> SIZE=1001\r\n") == [
+                "552 5.3.4 Message size exceeds fixed maximum message size of 1000 octets"
+            ]
+        )
         #expect(harness.send("MAIL FROM:<a@example.net> SIZE=1000\r\n") == ["250"])
     }
 
@@ -123,7 +139,10 @@ import Testing
 
     /// The end-of-data look-alikes of the SMTP smuggling research: one reply for the whole block,
     /// the message refused, and the smuggled transaction never executed.
-    @Test(arguments: ["\n.\n", "\r.\r", "\n.\r", "\n.\r\n", "\r\n.\n", "\r\n.\r", "\r\n\u{0}.\r\n", "\r\n.\u{0}\r\n", "\r\r\n.\r\r\n", "\r.\r\n"])
+    @Test(arguments: [
+        "\n.\n", "\r.\r", "\n.\r", "\n.\r\n", "\r\n.\n", "\r\n.\r", "\r\n\u{0}.\r\n", "\r\n.\u{0}\r\n", "\r\r\n.\r\r\n",
+        "\r.\r\n",
+    ])
     func smugglingIsRefusedAsOneMessage(fakeEnd: String) {
         var harness = self.greeted()
         harness.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n")
@@ -154,17 +173,27 @@ import Testing
 
     @Test func overlongCommandLineIsAnsweredOnce() {
         var harness = self.greeted()
-        #expect(harness.sendForText("NOOP " + String(repeating: "A", count: 507) + "XINJECT\r\nNOOP\r\n") == [
-            "500 5.5.2 Line too long; a command line is at most 512 octets", "250 2.0.0 OK",
-        ])
+        #expect(
+            harness.sendForText("NOOP " + String(repeating: "A", count: 507) + "XINJECT\r\nNOOP\r\n") == [
+                "500 5.5.2 Line too long; a command line is at most 512 octets", "250 2.0.0 OK",
+            ]
+        )
     }
 
     @Test func utf8AddressesNeedSMTPUTF8() {
         var harness = self.greeted()
         #expect(harness.sendForText("MAIL FROM:<j\u{c3}\u{b6}s@example.net>\r\n").first?.hasPrefix("553 5.6.7") == true)
         #expect(harness.send("MAIL FROM:<j\u{c3}\u{b6}s@example.net> SMTPUTF8\r\n") == ["250"])
-        #expect(harness.send("RSET\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<j\u{c3}\u{b6}s@mx.test>\r\n") == ["250", "250", "553"])
-        #expect(harness.send("RSET\r\nMAIL FROM:<a@example.net> SMTPUTF8\r\nRCPT TO:<j\u{c3}\u{b6}s@mx.test>\r\n") == ["250", "250", "250"])
+        #expect(
+            harness.send("RSET\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<j\u{c3}\u{b6}s@mx.test>\r\n") == [
+                "250", "250", "553",
+            ]
+        )
+        #expect(
+            harness.send("RSET\r\nMAIL FROM:<a@example.net> SMTPUTF8\r\nRCPT TO:<j\u{c3}\u{b6}s@mx.test>\r\n") == [
+                "250", "250", "250",
+            ]
+        )
     }
 
     @Test func tenErrorsCloseTheSession() {
@@ -202,7 +231,11 @@ import Testing
     @Test func storageFailures() {
         var harness = self.greeted()
         harness.openFailure = .insufficientStorage
-        #expect(harness.sendForText("MAIL FROM:<a@example.net>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n").last?.hasPrefix("452 4.3.1") == true)
+        #expect(
+            harness.sendForText("MAIL FROM:<a@example.net>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n").last?.hasPrefix(
+                "452 4.3.1"
+            ) == true
+        )
         harness.openFailure = nil
         harness.commitFailure = .insufficientStorage
         #expect(harness.send("DATA\r\nx\r\n.\r\n") == ["354", "452"])
@@ -223,14 +256,22 @@ import Testing
         var harness = self.greeted()
         harness.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<b@mx.test>\r\n")
         let first = "line\r\n.\r\nMAIL FROM:<x@y.z>\r\n"
-        #expect(harness.sendForText("BDAT \(first.utf8.count)\r\n\(first)") == ["250 2.0.0 \(first.utf8.count) octets received"])
+        #expect(
+            harness.sendForText("BDAT \(first.utf8.count)\r\n\(first)") == [
+                "250 2.0.0 \(first.utf8.count) octets received"
+            ]
+        )
         #expect(harness.send("BDAT 13 LAST\r\nsecond part\r\nNOOP\r\n") == ["250", "250"])
         #expect(harness.stored.map(\.content) == [first + "second part\r\n"])
     }
 
     @Test func bdatZeroLast() {
         var harness = self.greeted()
-        #expect(harness.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<b@mx.test>\r\nBDAT 3\r\nabcBDAT 0 LAST\r\n") == ["250", "250", "250", "250"])
+        #expect(
+            harness.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<b@mx.test>\r\nBDAT 3\r\nabcBDAT 0 LAST\r\n") == [
+                "250", "250", "250", "250",
+            ]
+        )
         #expect(harness.stored.map(\.content) == ["abc"])
     }
 
@@ -298,7 +339,8 @@ import Testing
     @Test func randomDialoguesKeepTheOneReplyInvariant() {
         let lines = [
             "EHLO a\r\n", "HELO b\r\n", "MAIL FROM:<a@b.example>\r\n", "MAIL FROM:<>\r\n", "RCPT TO:<c@mx.test>\r\n",
-            "RCPT TO:<>\r\n", "DATA\r\n", "x\r\n.\r\n", "\n.\n", "BDAT 3\r\nabc", "BDAT 2 LAST\r\nde", "BDAT 0 LAST\r\n",
+            "RCPT TO:<>\r\n", "DATA\r\n", "x\r\n.\r\n", "\n.\n", "BDAT 3\r\nabc", "BDAT 2 LAST\r\nde",
+            "BDAT 0 LAST\r\n",
             "RSET\r\n", "NOOP\r\n", "VRFY x\r\n", "XYZZY\r\n", "\r\n", String(repeating: "Q", count: 600) + "\r\n",
             "MAIL FROM:<j\u{c3}\u{b6}@x.example> SMTPUTF8\r\n", "BDAT x\r\n",
         ]
@@ -307,7 +349,9 @@ import Testing
             var harness = SessionHarness()
             harness.verdicts["<c@mx.test>"] = Bool.random(using: &generator) ? .accepted([Mailbox("c@mx.test")!]) : nil
             for _ in 0..<30 {
-                let chosen = (0..<Int.random(in: 1...4, using: &generator)).map { _ in lines.randomElement(using: &generator)! }
+                let chosen = (0..<Int.random(in: 1...4, using: &generator)).map { _ in
+                    lines.randomElement(using: &generator)!
+                }
                 harness.send(chosen.joined())
                 if harness.closed { break }
             }

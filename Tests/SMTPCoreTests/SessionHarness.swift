@@ -63,7 +63,10 @@ struct SessionHarness {
                 }
                 self.perform(self.session.receive(event))
                 if event.expectsReply && !self.closed {
-                    #expect(self.replies.count == before + 1, "event \(event) got \(self.replies.count - before) replies")
+                    #expect(
+                        self.replies.count == before + 1,
+                        "event \(event) got \(self.replies.count - before) replies"
+                    )
                 } else if !event.expectsReply {
                     #expect(self.replies.count == before || self.closed, "event \(event) should not be answered")
                 }

@@ -57,7 +57,10 @@ final class ReadCounter: ChannelOutboundHandler {
         // As NIOAsyncChannel's writer does: write and flush without waiting for the write (a held
         // flush would never complete a waited-for promise).
         self.channel.write(
-            SMTPServerOutbound.reply(SMTPReply(code, EnhancedStatusCode(UInt8(code / 100), 0, 0), "x"), then: continuation),
+            SMTPServerOutbound.reply(
+                SMTPReply(code, EnhancedStatusCode(UInt8(code / 100), 0, 0), "x"),
+                then: continuation
+            ),
             promise: nil
         )
         self.channel.flush()

@@ -72,7 +72,9 @@ public struct PathParser {
     public mutating func parseMailbox() throws(AddressSyntaxError) -> Mailbox {
         let localPart = try self.parseLocalPart()
         guard self.skip(0x40) else {
-            throw AddressSyntaxError(self.atEnd || self.peek() == 0x3E ? "the address has no domain" : "invalid character in the local part")
+            throw AddressSyntaxError(
+                self.atEnd || self.peek() == 0x3E ? "the address has no domain" : "invalid character in the local part"
+            )
         }
         if self.peek() == 0x5B {
             self.index += 1

@@ -76,7 +76,11 @@ public struct Configuration: Sendable, Hashable {
     public var mailDirectory: String { self.dataDirectory + "/mail" }
 
     public var recipientResolver: RecipientResolver {
-        RecipientResolver(domains: self.domains, postmaster: self.postmaster, recipientDelimiter: self.recipientDelimiter)
+        RecipientResolver(
+            domains: self.domains,
+            postmaster: self.postmaster,
+            recipientDelimiter: self.recipientDelimiter
+        )
     }
 }
 
@@ -112,7 +116,9 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
-    public var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
+    public var description: String {
+        self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)"
+    }
 }
 
 func joinPath(_ base: String, _ path: String) -> String {

@@ -33,14 +33,26 @@ public enum ConfigurationLoader {
             )
         }
         let absolute = joinPath(FileManager.default.currentDirectoryPath, path)
-        let directory = absolute.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        return try self.parse(text, source: path, baseDirectory: directory.isEmpty ? "/" : directory, hostname: hostname)
+        let directory = absolute.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(
+            separator: "/"
+        )
+        return try self.parse(
+            text,
+            source: path,
+            baseDirectory: directory.isEmpty ? "/" : directory,
+            hostname: hostname
+        )
     }
 
     /// - Parameters:
     ///   - baseDirectory: relative `data_dir` values are taken relative to this (the file's directory).
     ///   - hostname: the default for `hostname`.
-    public static func parse(_ text: String, source: String, baseDirectory: String, hostname: String)
+    public static func parse(
+        _ text: String,
+        source: String,
+        baseDirectory: String,
+        hostname: String
+    )
         throws(ConfigurationError) -> Configuration
     {
         let root: TOMLTable
@@ -60,7 +72,10 @@ public enum ConfigurationLoader {
 
         if let name = try top.string("hostname") {
             guard Domain(name) != nil else {
-                throw top.error("hostname", "'\(name)' is not a valid host name; use a fully qualified name like mx.example.com")
+                throw top.error(
+                    "hostname",
+                    "'\(name)' is not a valid host name; use a fully qualified name like mx.example.com"
+                )
             }
             configuration.hostname = name
         }
@@ -87,7 +102,10 @@ public enum ConfigurationLoader {
                 throw top.error("postmaster", "\(error)")
             }
             guard configuration.domains.contains(address.domain) else {
-                throw top.error("postmaster", "\(address) is not in one of the domains (\(configuration.domains.joined(separator: ", ")))")
+                throw top.error(
+                    "postmaster",
+                    "\(address) is not in one of the domains (\(configuration.domains.joined(separator: ", ")))"
+                )
             }
             configuration.postmaster = address
         }
@@ -107,7 +125,10 @@ public enum ConfigurationLoader {
                 var parsed: [ListenAddress] = []
                 for text in addresses {
                     guard let address = ListenAddress(parsing: text) else {
-                        throw listen.error("smtp", "'\(text)' is not address:port (use 127.0.0.1:25, [::1]:25 or 0.0.0.0:25)")
+                        throw listen.error(
+                            "smtp",
+                            "'\(text)' is not address:port (use 127.0.0.1:25, [::1]:25 or 0.0.0.0:25)"
+                        )
                     }
                     parsed.append(address)
                 }
@@ -118,7 +139,9 @@ public enum ConfigurationLoader {
         }
 
         if var limits = try top.table("limits") {
-            if let value = try limits.int("message_size", in: 1024...(1 << 40)) { configuration.limits.messageSize = value }
+            if let value = try limits.int("message_size", in: 1024...(1 << 40)) {
+                configuration.limits.messageSize = value
+            }
             if let value = try limits.int("recipients", in: 1...100_000) { configuration.limits.recipients = value }
             if let value = try limits.int("connections", in: 1...1_000_000) { configuration.limits.connections = value }
             if let value = try limits.int("connections_per_ip", in: 1...1_000_000) {

@@ -98,9 +98,10 @@ public enum SMTPCommandParser {
                 && AddressLiteral(bracketContent: String(decoding: arguments.dropFirst().dropLast(), as: UTF8.self))
                     != nil
         } else {
-            valid = arguments.allSatisfy {
-                isHostNameCharacter($0) || $0 == 0x5F  // "_"
-            } && arguments.first != 0x2E
+            valid =
+                arguments.allSatisfy {
+                    isHostNameCharacter($0) || $0 == 0x5F  // "_"
+                } && arguments.first != 0x2E
         }
         guard valid else {
             throw SMTPCommandError(.argumentError("\(verb) needs a host name or an address literal"))
@@ -127,7 +128,8 @@ public enum SMTPCommandParser {
             switch keyword {
             case "SIZE":
                 // RFC 1870: size-value ::= 1*20DIGIT
-                guard let value, (1...20).contains(value.utf8.count), value.utf8.allSatisfy({ (0x30...0x39).contains($0) })
+                guard let value, (1...20).contains(value.utf8.count),
+                    value.utf8.allSatisfy({ (0x30...0x39).contains($0) })
                 else {
                     throw SMTPCommandError(.argumentError("SIZE needs a number of octets"))
                 }
@@ -137,7 +139,9 @@ public enum SMTPCommandParser {
                 case "7BIT": parameters.body = .sevenBit
                 case "8BITMIME": parameters.body = .eightBitMIME
                 case "BINARYMIME":
-                    throw SMTPCommandError(SMTPReply(555, EnhancedStatusCode(5, 5, 4), "BODY=BINARYMIME is not supported"))
+                    throw SMTPCommandError(
+                        SMTPReply(555, EnhancedStatusCode(5, 5, 4), "BODY=BINARYMIME is not supported")
+                    )
                 default: throw SMTPCommandError(.argumentError("BODY must be 7BIT or 8BITMIME"))
                 }
             case "SMTPUTF8":
@@ -188,7 +192,11 @@ public enum SMTPCommandParser {
         return .bdat(size: size, last: last)
     }
 
-    private static func skipKeyword(_ keyword: String, in arguments: [UInt8], usage: String) throws(SMTPCommandError)
+    private static func skipKeyword(
+        _ keyword: String,
+        in arguments: [UInt8],
+        usage: String
+    ) throws(SMTPCommandError)
         -> Int
     {
         let expected = Array(keyword.utf8)

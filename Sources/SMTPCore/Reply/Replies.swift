@@ -95,7 +95,11 @@ extension SMTPReply {
     // MARK: - Limits
 
     public static func messageTooLarge(limit: Int) -> SMTPReply {
-        SMTPReply(552, EnhancedStatusCode(5, 3, 4), "Message size exceeds fixed maximum message size of \(limit) octets")
+        SMTPReply(
+            552,
+            EnhancedStatusCode(5, 3, 4),
+            "Message size exceeds fixed maximum message size of \(limit) octets"
+        )
     }
 
     public static let tooManyRecipients = SMTPReply(452, EnhancedStatusCode(4, 5, 3), "Too many recipients")

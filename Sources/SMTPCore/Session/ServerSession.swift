@@ -321,7 +321,10 @@ public struct ServerSession: Sendable {
             return self.respond(.notImplemented("STARTTLS"), then: .commands)
 
         case .auth:
-            return self.respond(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Authentication is not enabled"), then: .commands)
+            return self.respond(
+                SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Authentication is not enabled"),
+                then: .commands
+            )
         }
     }
 
