@@ -117,7 +117,8 @@ public final class PetrelServer: Sendable {
                     )
                 } catch {
                     for listener in listeners { try? await listener.close() }
-                    throw StartupError(description: "cannot listen on \(address): \(error)")
+                    let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
+                    throw StartupError(description: "cannot listen on \(address): \(reason)")
                 }
             }
             var groupConfiguration = ServiceGroupConfiguration(
