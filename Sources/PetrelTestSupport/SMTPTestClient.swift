@@ -36,7 +36,7 @@ public enum SMTPTestReadResult: Sendable, CustomStringConvertible {
 /// the same process without blocking the threads that server needs.
 public final class SMTPTestClient: Sendable {
     let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
-    let inbox = Inbox()
+    let inbox: Inbox
     let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     private let reader: Task<Void, Never>
 
@@ -94,23 +94,20 @@ public final class SMTPTestClient: Sendable {
         var count: Int { self.bytes.count }
     }
 
-    private init(channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) throws {
+    private init(
+        channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>,
+        inbox: Inbox,
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        reader: Task<Void, Never>
+    ) {
         self.channel = channel
-        // The deprecated accessors are what allows reading and writing from different tasks for
-        // the client's whole life; executeThenClose would scope them to one closure.
-        let inbound = channel.inbound
-        self.outbound = channel.outbound
-        let inbox = self.inbox
-        self.reader = Task {
-            do {
-                for try await chunk in inbound { await inbox.append(chunk) }
-            } catch {}
-            await inbox.close()
-        }
+        self.inbox = inbox
+        self.outbound = outbound
+        self.reader = reader
     }
 
     deinit {
-        // A test that fails half-way never calls close(); the writer must still be finished.
+        // A test that fails half-way never calls close(): end the connection anyway.
         self.outbound.finish()
         self.channel.channel.close(promise: nil)
     }
@@ -122,7 +119,24 @@ public final class SMTPTestClient: Sendable {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
-        return try SMTPTestClient(channel: channel)
+        // The connection lives in one task for the client's whole life: it reads into the inbox
+        // and lends out the writer; the channel closes when the connection ends.
+        let inbox = Inbox()
+        let (writers, handOver) = AsyncStream<NIOAsyncChannelOutboundWriter<ByteBuffer>>.makeStream()
+        let reader = Task {
+            try? await channel.executeThenClose { inbound, outbound in
+                handOver.yield(outbound)
+                handOver.finish()
+                do {
+                    for try await chunk in inbound { await inbox.append(chunk) }
+                } catch {}
+            }
+            handOver.finish()
+            await inbox.close()
+        }
+        var iterator = writers.makeAsyncIterator()
+        guard let outbound = await iterator.next() else { throw ChannelError.ioOnClosedChannel }
+        return SMTPTestClient(channel: channel, inbox: inbox, outbound: outbound, reader: reader)
     }
 
     /// Sends `text` followed by CRLF.

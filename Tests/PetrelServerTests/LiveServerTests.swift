@@ -245,4 +245,52 @@ import Testing
         await client.close()
         try await server.stop()
     }
+
+    /// With the disk full the client gets 452 4.3.1 and keeps its message; nothing half-written
+    /// stays; once there is room, mail flows again. Needs root to mount a small tmpfs.
+    @Test func fullDiskIsATemporaryFailure() async throws {
+        let mountPoint = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: mountPoint) }
+        guard mount(tmpfsOfSize: "1m", at: mountPoint) else { return }
+        defer { _ = unmount(mountPoint) }
+        let server = try await Self.exampleServer { configuration in
+            configuration.dataDirectory = mountPoint + "/data"
+        }
+        let client = try await server.connectAndGreet()
+        try await client.send("MAIL FROM:<bob@example.net>")
+        try await client.expect(250)
+        try await client.send("RCPT TO:<alice@example.test>")
+        try await client.expect(250)
+        try await client.send("DATA")
+        try await client.expect(354)
+        let line = Array((String(repeating: "y", count: 998) + "\r\n").utf8)
+        for _ in 0..<2000 { try await client.sendRaw(line) }
+        try await client.sendRaw(Array(".\r\n".utf8))
+        let reply = try await client.expect(452)
+        #expect(reply.text.hasPrefix("4.3.1"))
+        #expect(server.messages(in: "alice@example.test").isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: mountPoint + "/data/incoming").isEmpty)
+        #expect(try await Self.send(client, to: ["alice@example.test"]).hasPrefix("2.0.0"))
+        #expect(server.messages(in: "alice@example.test").count == 1)
+        await client.close()
+        try await server.stop()
+    }
+}
+
+func mount(tmpfsOfSize size: String, at path: String) -> Bool {
+    runTool("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", path])
+}
+
+func unmount(_ path: String) -> Bool {
+    runTool("/bin/umount", [path])
+}
+
+func runTool(_ executable: String, _ arguments: [String]) -> Bool {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return false }
+    process.waitUntilExit()
+    return process.terminationStatus == 0
 }

@@ -67,9 +67,10 @@ extension SMTPReply {
         SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Syntax error in arguments: \(reason)")
     }
 
-    /// 5.1.7 for the sender, 5.1.3 for a recipient (RFC 3463 §3.2).
+    /// A path that does not follow RFC 5321 §4.1.2. Like every syntax error it is `501 5.5.4`;
+    /// the text says which address and why.
     public static func addressSyntaxError(_ reason: String, sender: Bool) -> SMTPReply {
-        SMTPReply(501, EnhancedStatusCode(5, 1, sender ? 7 : 3), "Bad address syntax: \(reason)")
+        SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Bad \(sender ? "sender" : "recipient") address syntax: \(reason)")
     }
 
     public static func notImplemented(_ verb: String) -> SMTPReply {
