@@ -26,6 +26,7 @@ public final class PetrelServer: Sendable {
     public let accounts: AccountStore
     private let group: ServiceGroup
     private let threadPool: NIOThreadPool
+    /// Held for the server's lifetime.
     private let lock: DataDirectoryLock
     private let logger: Logger
 
@@ -83,12 +84,11 @@ public final class PetrelServer: Sendable {
                 ids: QueueIDGenerator(),
                 logger: logger
             )
-            var limits = SMTPLimits(
+            let limits = SMTPLimits(
                 messageSize: configuration.limits.messageSize,
                 recipients: configuration.limits.recipients,
                 errors: configuration.limits.errors
             )
-            limits.commandLineLength = 512
             let serverConfiguration = SMTPServerConfiguration(
                 hostname: configuration.hostname,
                 limits: limits,
@@ -159,7 +159,6 @@ public final class PetrelServer: Sendable {
                 "maildirs": "\(self.configuration.mailDirectory)/<address>/new/",
             ]
         )
-        defer { _ = self.lock }
         do {
             try await self.group.run()
         } catch {

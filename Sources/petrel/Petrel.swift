@@ -224,17 +224,17 @@ func openAccounts(_ configuration: Configuration) throws -> AccountStore {
     return try AccountStore(path: configuration.accountsPath)
 }
 
+/// The first line of standard input, without its line break.
 func readPasswordFromStandardInput() -> String {
     var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
+    var byte: UInt8 = 0
     while true {
-        let count = read(STDIN_FILENO, &buffer, buffer.count)
+        let count = read(STDIN_FILENO, &byte, 1)
         if count < 0 && errno == EINTR { continue }
-        if count <= 0 { break }
-        bytes += buffer[0..<count]
+        if count <= 0 || byte == 0x0A { break }
+        bytes.append(byte)
     }
-    // One line: stop at the first line break.
-    if let end = bytes.firstIndex(where: { $0 == 0x0A || $0 == 0x0D }) { bytes = Array(bytes[..<end]) }
+    if bytes.last == 0x0D { bytes.removeLast() }
     return String(decoding: bytes, as: UTF8.self)
 }
 

@@ -104,7 +104,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: self.directory) }
         let result = try await PetrelProcess.run(["--help"])
         #expect(result.status == 0)
-        for command in ["serve", "user", "alias", "--config"] where command != "--config" {
+        for command in ["serve", "user", "alias"] {
             #expect(result.standardOutput.contains(command))
         }
         let serveHelp = try await PetrelProcess.run(["serve", "--help"])

@@ -18,13 +18,14 @@ import Testing
         return server
     }
 
-    /// Sends one message and returns the 250 reply's text.
-    static func send(
+    /// MAIL, RCPT for each recipient, DATA, each answered as expected; the content is next.
+    static func startData(
         _ client: SMTPTestClient,
         from: String = "bob@example.net",
-        to recipients: [String],
-        content: String = message
-    ) async throws -> String {
+        to recipients: [String]
+    )
+        async throws
+    {
         try await client.send("MAIL FROM:<\(from)>")
         try await client.expect(250)
         for recipient in recipients {
@@ -33,6 +34,17 @@ import Testing
         }
         try await client.send("DATA")
         try await client.expect(354)
+    }
+
+    /// Sends one message and returns the 250 reply's text.
+    static func send(
+        _ client: SMTPTestClient,
+        to recipients: [String],
+        content: String = message
+    ) async throws
+        -> String
+    {
+        try await self.startData(client, to: recipients)
         try await client.sendRaw(Array((content + ".\r\n").utf8))
         return try await client.expect(250).text
     }
@@ -173,12 +185,7 @@ import Testing
         let server = try await Self.exampleServer()
         let idle = try await server.connectAndGreet()
         let busy = try await server.connectAndGreet()
-        try await busy.send("MAIL FROM:<bob@example.net>")
-        try await busy.expect(250)
-        try await busy.send("RCPT TO:<alice@example.test>")
-        try await busy.expect(250)
-        try await busy.send("DATA")
-        try await busy.expect(354)
+        try await Self.startData(busy, to: ["alice@example.test"])
         try await busy.sendRaw(Array("Subject: in flight\r\n\r\nfirst half\r\n".utf8))
         try await Task.sleep(for: .milliseconds(100))
 
@@ -201,12 +208,7 @@ import Testing
             configuration.limits.messageSize = 100_000
         }
         let client = try await server.connectAndGreet()
-        try await client.send("MAIL FROM:<bob@example.net>")
-        try await client.expect(250)
-        try await client.send("RCPT TO:<alice@example.test>")
-        try await client.expect(250)
-        try await client.send("DATA")
-        try await client.expect(354)
+        try await Self.startData(client, to: ["alice@example.test"])
         let line = Array((String(repeating: "x", count: 998) + "\r\n").utf8)
         for _ in 0..<1000 { try await client.sendRaw(line) }
         try await client.sendRaw(Array(".\r\n".utf8))
@@ -257,12 +259,7 @@ import Testing
             configuration.dataDirectory = mountPoint + "/data"
         }
         let client = try await server.connectAndGreet()
-        try await client.send("MAIL FROM:<bob@example.net>")
-        try await client.expect(250)
-        try await client.send("RCPT TO:<alice@example.test>")
-        try await client.expect(250)
-        try await client.send("DATA")
-        try await client.expect(354)
+        try await Self.startData(client, to: ["alice@example.test"])
         let line = Array((String(repeating: "y", count: 998) + "\r\n").utf8)
         for _ in 0..<2000 { try await client.sendRaw(line) }
         try await client.sendRaw(Array(".\r\n".utf8))
