@@ -29,7 +29,8 @@ public struct SMTPShutdownRequest: Sendable {
 ///   bounded amount is buffered;
 /// - reply batching (RFC 2920 §3.1): a flush is held while replies to pipelined commands are still
 ///   due, so a pipelined group is answered in one write;
-/// - timeouts: the idle timer runs only while the server waits for the client.
+/// - timeouts: the idle timer runs only while the server waits for the client, and a client that
+///   stops reading our replies (the socket stays unwritable) is dropped after the command timeout.
 public final class SMTPFramingHandler: ChannelDuplexHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = SMTPServerInbound
@@ -57,6 +58,7 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
     private var readHeld = false
     private var timer: Scheduled<Void>?
     private var timerGeneration = 0
+    private var stallTimer: Scheduled<Void>?
 
     public init(limits: SMTPLimits, timeouts: Timeouts) {
         self.framer = SMTPInboundFramer(limits: limits)
@@ -74,11 +76,28 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
 
     public func channelInactive(context: ChannelHandlerContext) {
         self.cancelTimer()
+        self.stallTimer?.cancel()
         context.fireChannelInactive()
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
         self.cancelTimer()
+        self.stallTimer?.cancel()
+    }
+
+    /// A client that pipelines commands but never reads the replies fills its receive window; the
+    /// idle timer does not run while replies are due, so this timer bounds how long it can hold
+    /// the connection.
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            self.stallTimer?.cancel()
+            self.stallTimer = nil
+        } else if self.stallTimer == nil {
+            self.stallTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.timeouts.command) {
+                context.close(promise: nil)
+            }
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {

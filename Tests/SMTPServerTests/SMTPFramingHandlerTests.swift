@@ -168,4 +168,21 @@ final class ReadCounter: ChannelOutboundHandler {
         self.reply(354, then: .messageData)
         #expect(self.counter.reads == before + 1, "the held read is released")
     }
+
+    @Test func aClientThatStopsReadingIsDropped() throws {
+        try self.send("NOOP\r\n")
+        _ = try self.events()
+        self.channel.isWritable = false
+        self.channel.pipeline.fireChannelWritabilityChanged()
+        self.loop.advanceTime(by: .seconds(299))
+        #expect(self.channel.isActive)
+        self.channel.isWritable = true
+        self.channel.pipeline.fireChannelWritabilityChanged()
+        self.loop.advanceTime(by: .seconds(10))
+        #expect(self.channel.isActive, "writable again: the stall timer is off")
+        self.channel.isWritable = false
+        self.channel.pipeline.fireChannelWritabilityChanged()
+        self.loop.advanceTime(by: .seconds(300))
+        #expect(!self.channel.isActive)
+    }
 }
