@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import MailCore
 
@@ -73,20 +74,85 @@ public final class AccountStore: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v2: SCRAM-SHA-256 credentials") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE mailboxes ADD COLUMN scram_salt BLOB;
+                    ALTER TABLE mailboxes ADD COLUMN scram_iterations INTEGER;
+                    ALTER TABLE mailboxes ADD COLUMN scram_stored_key BLOB;
+                    ALTER TABLE mailboxes ADD COLUMN scram_server_key BLOB;
+                    """
+            )
+        }
         return migrator
     }
 
     // MARK: - Management (the CLI)
 
-    public func addMailbox(_ address: AccountAddress, passwordHash: String?) throws {
+    public func addMailbox(_ address: AccountAddress, password: PasswordCredentials?) throws {
         try self.database.write { db in
             if try Self.exists(address, table: "mailboxes", db) || Self.exists(address, table: "aliases", db) {
                 throw AccountError.alreadyExists(address.description)
             }
             try db.execute(
-                sql: "INSERT INTO mailboxes (address, domain, password_hash, created_at) VALUES (?, ?, ?, ?)",
-                arguments: [address.description, address.domain, passwordHash, Int64(time(nil))]
+                sql: "INSERT INTO mailboxes (address, domain, created_at) VALUES (?, ?, ?)",
+                arguments: [address.description, address.domain, Int64(time(nil))]
             )
+            try Self.store(password, for: address, db)
+        }
+    }
+
+    /// Sets (or with nil, removes) a mailbox's password.
+    public func setPassword(_ password: PasswordCredentials?, for address: AccountAddress) throws {
+        try self.database.write { db in
+            guard try Self.exists(address, table: "mailboxes", db) else {
+                throw AccountError.notFound(address.description)
+            }
+            try Self.store(password, for: address, db)
+        }
+    }
+
+    private static func store(_ password: PasswordCredentials?, for address: AccountAddress, _ db: Database) throws {
+        try db.execute(
+            sql: """
+                UPDATE mailboxes SET password_hash = ?, scram_salt = ?, scram_iterations = ?, scram_stored_key = ?,
+                scram_server_key = ? WHERE address = ?
+                """,
+            arguments: [
+                password?.cryptHash, password?.scram.map { Data($0.salt) }, password?.scram?.iterations,
+                password?.scram.map { Data($0.storedKey) }, password?.scram.map { Data($0.serverKey) },
+                address.description,
+            ]
+        )
+    }
+
+    /// The stored password credentials of a mailbox; nil when there is no such mailbox or it has
+    /// no password.
+    public func passwordCredentials(for address: AccountAddress) async throws -> PasswordCredentials? {
+        try await self.database.read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT password_hash, scram_salt, scram_iterations, scram_stored_key, scram_server_key
+                        FROM mailboxes WHERE address = ?
+                        """,
+                    arguments: [address.description]
+                ),
+                let hash = row["password_hash"] as String?
+            else { return nil }
+            var scram: SCRAMCredentials?
+            if let salt = row["scram_salt"] as Data?, let iterations = row["scram_iterations"] as Int?,
+                let storedKey = row["scram_stored_key"] as Data?, let serverKey = row["scram_server_key"] as Data?
+            {
+                scram = SCRAMCredentials(
+                    salt: Array(salt),
+                    iterations: iterations,
+                    storedKey: Array(storedKey),
+                    serverKey: Array(serverKey)
+                )
+            }
+            return PasswordCredentials(cryptHash: hash, scram: scram)
         }
     }
 

@@ -33,12 +33,7 @@ public enum PasswordHasher {
         guard !hash.isEmpty, !hash.hasPrefix("*"), let computed = self.crypt(password, setting: hash) else {
             return false
         }
-        let a = Array(computed.utf8)
-        let b = Array(hash.utf8)
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for index in a.indices { difference |= a[index] ^ b[index] }
-        return difference == 0
+        return constantTimeEqual(Array(computed.utf8), Array(hash.utf8))
     }
 
     private static func crypt(_ password: String, setting: String) -> String? {

@@ -25,6 +25,18 @@ enum POSIXFile {
         }
     }
 
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(StoreError) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { raw in write(fd, raw.baseAddress! + offset, raw.count - offset) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw StoreError(operation: "write", path: path, errno: errno)
+            }
+            offset += written
+        }
+    }
+
     /// Data and the metadata needed to read it back (the size) reach the disk.
     static func syncData(_ fd: Int32, path: String) throws(StoreError) {
         #if canImport(Darwin)

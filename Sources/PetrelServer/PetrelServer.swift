@@ -24,19 +24,25 @@ public final class PetrelServer: Sendable {
     public let configuration: Configuration
     public let listeners: [SMTPListener]
     public let accounts: AccountStore
+    public let queue: OutboundQueue
+    private let reloader: TLSReloader
     private let group: ServiceGroup
     private let threadPool: NIOThreadPool
     /// Held for the server's lifetime.
     private let lock: DataDirectoryLock
     private let logger: Logger
 
-    /// The addresses the SMTP listeners are bound to (ports resolved when 0 was asked for).
-    public var smtpAddresses: [SocketAddress] { self.listeners.map(\.localAddress) }
+    /// The addresses the listeners of a kind are bound to (ports resolved when 0 was asked for).
+    public func addresses(_ kind: ListenerKind) -> [SocketAddress] {
+        self.listeners.filter { $0.kind == kind }.map(\.localAddress)
+    }
 
     private init(
         configuration: Configuration,
         listeners: [SMTPListener],
         accounts: AccountStore,
+        queue: OutboundQueue,
+        reloader: TLSReloader,
         group: ServiceGroup,
         threadPool: NIOThreadPool,
         lock: DataDirectoryLock,
@@ -45,6 +51,8 @@ public final class PetrelServer: Sendable {
         self.configuration = configuration
         self.listeners = listeners
         self.accounts = accounts
+        self.queue = queue
+        self.reloader = reloader
         self.group = group
         self.threadPool = threadPool
         self.lock = lock
@@ -52,7 +60,7 @@ public final class PetrelServer: Sendable {
     }
 
     /// Prepares and binds everything; nothing is served until `run`.
-    /// - Parameter handleSignals: install SIGTERM/SIGINT handlers (off in tests).
+    /// - Parameter handleSignals: install SIGTERM/SIGINT/SIGHUP handlers (off in tests).
     public static func start(
         configuration: Configuration,
         logger: Logger,
@@ -60,28 +68,44 @@ public final class PetrelServer: Sendable {
     ) async throws -> PetrelServer {
         let threadPool = NIOThreadPool(numberOfThreads: 8)
         threadPool.start()
+        var listeners: [SMTPListener] = []
         do {
             try createDirectories(configuration.dataDirectory)
             let lock = try DataDirectoryLock(dataDirectory: configuration.dataDirectory)
-            let store = MaildirStore(
+            let store = MessageStore(
                 dataDirectory: configuration.dataDirectory,
                 hostname: configuration.hostname,
                 threadPool: threadPool
             )
-            let removed = try await store.prepare()
-            if removed > 0 {
+            let preparation = try await store.prepare()
+            if preparation.removedIncoming > 0 || preparation.queue.removedUnfinished > 0 {
                 logger.notice(
                     "removed unfinished messages of an earlier run",
-                    metadata: ["count": "\(removed)", "directory": "\(store.incomingDirectory)"]
+                    metadata: [
+                        "incoming": "\(preparation.removedIncoming)", "queue": "\(preparation.queue.removedUnfinished)",
+                    ]
                 )
             }
+            if preparation.queue.setAsideCorrupt > 0 {
+                logger.error(
+                    "unreadable queue entries set aside",
+                    metadata: [
+                        "count": "\(preparation.queue.setAsideCorrupt)",
+                        "directory": "\(store.queue.directory)/corrupt",
+                    ]
+                )
+            }
+            let tlsFiles = try await TLSSetup.files(for: configuration, logger: logger)
+            let tls = TLSContextProvider(try TLSSetup.context(tlsFiles))
             let accounts = try AccountStore(path: configuration.accountsPath)
-            let receiver = LocalMailReceiver(
+            let receiver = try MailReceiver(
                 accounts: accounts,
                 resolver: configuration.recipientResolver,
                 store: store,
                 hostname: configuration.hostname,
                 ids: QueueIDGenerator(),
+                failures: AuthenticationFailures(policy: configuration.authentication),
+                threadPool: threadPool,
                 logger: logger
             )
             let limits = SMTPLimits(
@@ -89,56 +113,66 @@ public final class PetrelServer: Sendable {
                 recipients: configuration.limits.recipients,
                 errors: configuration.limits.errors
             )
-            let serverConfiguration = SMTPServerConfiguration(
-                hostname: configuration.hostname,
-                limits: limits,
-                connectionLimits: .init(
-                    total: configuration.limits.connections,
-                    perIP: configuration.limits.connectionsPerIP
-                ),
-                timeouts: .init(
-                    command: .seconds(Int64(configuration.timeouts.command)),
-                    data: .seconds(Int64(configuration.timeouts.data))
-                )
+            let limiter = ConnectionLimiter(
+                limits: .init(total: configuration.limits.connections, perIP: configuration.limits.connectionsPerIP)
             )
-            let limiter = ConnectionLimiter(limits: serverConfiguration.connectionLimits)
-            var listeners: [SMTPListener] = []
-            for address in configuration.listen.smtp {
-                do {
-                    listeners.append(
-                        try await SMTPListener.bind(
-                            host: address.host,
-                            port: address.port,
-                            configuration: serverConfiguration,
-                            receiver: receiver,
-                            limiter: limiter,
-                            logger: logger
+            let listen = configuration.listen
+            for (kind, addresses) in [
+                (ListenerKind.smtp, listen.smtp), (.submission, listen.submission), (.submissions, listen.submissions),
+            ] {
+                let serverConfiguration = SMTPServerConfiguration(
+                    hostname: configuration.hostname,
+                    kind: kind,
+                    limits: limits,
+                    connectionLimits: limiter.limits,
+                    timeouts: .init(
+                        command: .seconds(Int64(configuration.timeouts.command)),
+                        data: .seconds(Int64(configuration.timeouts.data))
+                    ),
+                    tls: tls,
+                    authMechanisms: SASLMechanism.allCases.map(\.rawValue)
+                )
+                for address in addresses {
+                    do {
+                        listeners.append(
+                            try await SMTPListener.bind(
+                                host: address.host,
+                                port: address.port,
+                                configuration: serverConfiguration,
+                                receiver: receiver,
+                                limiter: limiter,
+                                logger: logger
+                            )
                         )
-                    )
-                } catch {
-                    for listener in listeners { try? await listener.close() }
-                    let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
-                    throw StartupError(description: "cannot listen on \(address): \(reason)")
+                    } catch {
+                        let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
+                        throw StartupError(description: "cannot listen on \(address) (\(kind.rawValue)): \(reason)")
+                    }
                 }
             }
+            let reloader = TLSReloader(files: tlsFiles, provider: tls, logger: logger)
+            var services = listeners.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+            if handleSignals { services.append(.init(service: reloader)) }
             var groupConfiguration = ServiceGroupConfiguration(
-                services: listeners.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                services: services,
                 gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
                 logger: logger
             )
             groupConfiguration.maximumGracefulShutdownDuration = .seconds(configuration.timeouts.shutdown)
             groupConfiguration.maximumCancellationDuration = .seconds(5)
-            let group = ServiceGroup(configuration: groupConfiguration)
             return PetrelServer(
                 configuration: configuration,
                 listeners: listeners,
                 accounts: accounts,
-                group: group,
+                queue: store.queue,
+                reloader: reloader,
+                group: ServiceGroup(configuration: groupConfiguration),
                 threadPool: threadPool,
                 lock: lock,
                 logger: logger
             )
         } catch {
+            for listener in listeners { try? await listener.close() }
             try? await threadPool.shutdownGracefully()
             throw error
         }
@@ -167,6 +201,11 @@ public final class PetrelServer: Sendable {
         }
         try? await self.threadPool.shutdownGracefully()
         self.logger.info("stopped")
+    }
+
+    /// Reloads the TLS certificate and key, as SIGHUP does.
+    public func reloadTLS() {
+        self.reloader.reload()
     }
 
     /// Starts a graceful shutdown, as SIGTERM does.

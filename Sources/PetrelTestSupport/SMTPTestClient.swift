@@ -1,5 +1,7 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
+import NIOTLS
 
 /// One SMTP reply as a client sees it.
 public struct SMTPTestReply: Sendable, CustomStringConvertible {
@@ -112,11 +114,29 @@ public final class SMTPTestClient: Sendable {
         self.channel.channel.close(promise: nil)
     }
 
-    public static func connect(host: String = "127.0.0.1", port: Int) async throws -> SMTPTestClient {
+    /// TLS for tests: any certificate is accepted (the server's is self-signed).
+    static let tlsContext: NIOSSLContext = {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        return try! NIOSSLContext(configuration: configuration)
+    }()
+
+    public static func connect(
+        host: String = "127.0.0.1",
+        port: Int,
+        implicitTLS: Bool = false
+    ) async throws
+        -> SMTPTestClient
+    {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    if implicitTLS {
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: Self.tlsContext, serverHostname: nil)
+                        )
+                    }
+                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
         // The connection lives in one task for the client's whole life: it reads into the inbox
@@ -137,6 +157,56 @@ public final class SMTPTestClient: Sendable {
         var iterator = writers.makeAsyncIterator()
         guard let outbound = await iterator.next() else { throw ChannelError.ioOnClosedChannel }
         return SMTPTestClient(channel: channel, inbox: inbox, outbound: outbound, reader: reader)
+    }
+
+    /// Starts TLS on the connection (after the server's 220 to STARTTLS) and waits for the
+    /// handshake; false when it failed.
+    public func startTLS() async -> Bool {
+        let waiter = HandshakeWaiter(promise: self.channel.channel.eventLoop.makePromise())
+        let result = waiter.promise.futureResult
+        let pipeline = self.channel.channel.pipeline
+        do {
+            try await self.channel.channel.eventLoop.submit {
+                let ssl = try NIOSSLClientHandler(context: Self.tlsContext, serverHostname: nil)
+                try pipeline.syncOperations.addHandler(ssl, position: .first)
+                try pipeline.syncOperations.addHandler(waiter, position: .after(ssl))
+            }.get()
+            try await result.get()
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// The DER bytes of the certificate the server presented, once TLS is up.
+    public func peerCertificate() async -> [UInt8]? {
+        let pipeline = self.channel.channel.pipeline
+        return try? await self.channel.channel.eventLoop.submit {
+            try pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate?.toDERBytes()
+        }.get()
+    }
+
+    /// Completes its promise when the TLS handshake is done, or fails it.
+    final class HandshakeWaiter: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let promise: EventLoopPromise<Void>
+
+        init(promise: EventLoopPromise<Void>) { self.promise = promise }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if let event = event as? TLSUserEvent, case .handshakeCompleted = event { self.promise.succeed() }
+            context.fireUserInboundEventTriggered(event)
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            self.promise.fail(error)
+            context.fireErrorCaught(error)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            self.promise.fail(ChannelError.ioOnClosedChannel)
+            context.fireChannelInactive()
+        }
     }
 
     /// Sends `text` followed by CRLF.

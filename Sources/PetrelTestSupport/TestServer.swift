@@ -2,12 +2,17 @@ import Foundation
 import Logging
 import NIOCore
 import PetrelServer
+import SMTPServer
 
 /// A real Petrel server in this process, on an ephemeral loopback port, with its data in a fresh
 /// temporary directory. Stop it with `stop()`; the directory is removed then.
 public final class TestServer: Sendable {
     public let server: PetrelServer
+    /// The SMTP (port 25 style) listener's port.
     public let port: Int
+    /// The submission (STARTTLS) and submissions (implicit TLS) listeners' ports.
+    public let submissionPort: Int
+    public let submissionsPort: Int
     public let dataDirectory: String
     private let running: Task<Void, any Error>
 
@@ -20,7 +25,8 @@ public final class TestServer: Sendable {
         let directory = try makeTemporaryDirectory()
         var configuration = Configuration.defaults(hostname: "mx.petrel.test", workingDirectory: directory)
         configuration.domains = domains
-        configuration.listen.smtp = [ListenAddress(host: "127.0.0.1", port: 0)]
+        let ephemeral = [ListenAddress(host: "127.0.0.1", port: 0)]
+        configuration.listen = Configuration.Listen(smtp: ephemeral, submission: ephemeral, submissions: ephemeral)
         configuration.timeouts.shutdown = 5
         configure(&configuration)
         var logger = Logger(label: "petrel-test")
@@ -31,18 +37,29 @@ public final class TestServer: Sendable {
 
     private init(server: PetrelServer, dataDirectory: String) {
         self.server = server
-        self.port = server.smtpAddresses[0].port!
+        self.port = server.addresses(.smtp).first?.port ?? 0
+        self.submissionPort = server.addresses(.submission).first?.port ?? 0
+        self.submissionsPort = server.addresses(.submissions).first?.port ?? 0
         self.dataDirectory = dataDirectory
         self.running = Task { try await server.run() }
     }
 
-    public func connect() async throws -> SMTPTestClient {
-        try await SMTPTestClient.connect(port: self.port)
+    public func connect(_ kind: ListenerKind = .smtp) async throws -> SMTPTestClient {
+        switch kind {
+        case .smtp: return try await SMTPTestClient.connect(port: self.port)
+        case .submission: return try await SMTPTestClient.connect(port: self.submissionPort)
+        case .submissions: return try await SMTPTestClient.connect(port: self.submissionsPort, implicitTLS: true)
+        }
     }
 
     /// Opens a session and reads the greeting and the EHLO reply.
-    public func connectAndGreet(helo: String = "client.example") async throws -> SMTPTestClient {
-        let client = try await self.connect()
+    public func connectAndGreet(
+        _ kind: ListenerKind = .smtp,
+        helo: String = "client.example"
+    ) async throws
+        -> SMTPTestClient
+    {
+        let client = try await self.connect(kind)
         try await client.expect(220)
         try await client.send("EHLO \(helo)")
         try await client.expect(250)

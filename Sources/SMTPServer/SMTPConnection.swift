@@ -1,25 +1,57 @@
 import Logging
 import MailCore
 import NIOCore
+import NIOSSL
 import SMTPCore
+
+/// What a listener is for.
+public enum ListenerKind: String, Sendable, Hashable {
+    /// Port 25: mail for our domains from anyone, STARTTLS offered, no AUTH, no relaying.
+    case smtp
+    /// Port 587 (RFC 6409): STARTTLS, then AUTH required before MAIL.
+    case submission
+    /// Port 465 (RFC 8314): TLS from the first octet, then AUTH required before MAIL.
+    case submissions
+}
 
 /// Settings shared by every connection of a listener.
 public struct SMTPServerConfiguration: Sendable {
     public var hostname: String
+    public var kind: ListenerKind
     public var limits: SMTPLimits
     public var connectionLimits: ConnectionLimiter.Limits
     public var timeouts: SMTPFramingHandler.Timeouts
+    /// The certificate for STARTTLS and implicit TLS; nil means no TLS at all.
+    public var tls: TLSContextProvider?
+    public var authMechanisms: [String]
 
     public init(
         hostname: String,
+        kind: ListenerKind = .smtp,
         limits: SMTPLimits,
         connectionLimits: ConnectionLimiter.Limits,
-        timeouts: SMTPFramingHandler.Timeouts
+        timeouts: SMTPFramingHandler.Timeouts,
+        tls: TLSContextProvider? = nil,
+        authMechanisms: [String] = []
     ) {
         self.hostname = hostname
+        self.kind = kind
         self.limits = limits
         self.connectionLimits = connectionLimits
         self.timeouts = timeouts
+        self.tls = tls
+        self.authMechanisms = authMechanisms
+    }
+
+    var session: ServerSession.Configuration {
+        ServerSession.Configuration(
+            hostname: self.hostname,
+            limits: self.limits,
+            startTLS: self.tls != nil && self.kind != .submissions,
+            implicitTLS: self.kind == .submissions,
+            submission: self.kind != .smtp,
+            authMechanisms: self.authMechanisms
+        )
     }
 }
 
@@ -40,15 +72,15 @@ struct SMTPConnection {
         case timeout
         case shutdown
         case refused = "closed by server"
+        case tlsFailed = "TLS handshake failed"
         case error
     }
 
     func run(_ channel: NIOAsyncChannel<SMTPServerInbound, SMTPServerOutbound>) async {
         let started = ContinuousClock.now
-        var session = ServerSession(
-            configuration: .init(hostname: self.configuration.hostname, limits: self.configuration.limits)
-        )
+        var session = ServerSession(configuration: self.configuration.session)
         var message: (any IncomingMessage)?
+        var authentication: (any AuthenticationExchange)?
         var outcome = Outcome.disconnected
         var lastReply: SMTPReply?
         var messages = 0
@@ -66,6 +98,22 @@ struct SMTPConnection {
                             lastReply = reply
                             try await outbound.write(.reply(reply, then: continuation))
                             return
+                        case .verifySender(let path, let user):
+                            let verdict = await self.receiver.verifySender(path, user: user, connection: self.info)
+                            action = session.senderVerified(verdict)
+                        case .beginAuthentication(let mechanism, let initialResponse):
+                            let exchange = self.receiver.beginAuthentication(
+                                mechanism: mechanism,
+                                connection: self.info
+                            )
+                            authentication = exchange
+                            action = session.authenticationStep(await exchange.start(initialResponse: initialResponse))
+                        case .continueAuthentication(let response):
+                            guard let exchange = authentication else {
+                                action = session.authenticationStep(.failed(.authenticationFailed))
+                                continue
+                            }
+                            action = session.authenticationStep(await exchange.receive(response))
                         case .verifyRecipient(let path, let transaction):
                             let verdict = await self.receiver.verifyRecipient(
                                 path,
@@ -101,6 +149,13 @@ struct SMTPConnection {
                     }
                 }
 
+                if let refusal = await self.receiver.admit(connection: self.info) {
+                    lastReply = refusal
+                    outcome = .refused
+                    try await outbound.write(.reply(refusal, then: .close))
+                    try? await channel.channel.closeFuture.get()
+                    return
+                }
                 try await perform(session.greeting())
                 for try await element in inbound {
                     switch element {
@@ -117,6 +172,8 @@ struct SMTPConnection {
                         try await perform(session.timedOut())
                     case .shutdownRequested:
                         try await perform(session.shutdownRequested())
+                    case .tlsEstablished(let info):
+                        try await perform(session.tlsEstablished(info))
                     }
                     if session.isClosed { break }
                 }
@@ -124,6 +181,21 @@ struct SMTPConnection {
                     // The handler closes the channel once the final reply is written.
                     try? await channel.channel.closeFuture.get()
                 }
+            }
+        } catch let error as NIOSSLError {
+            switch error {
+            case .uncleanShutdown:
+                // Peers closing without close_notify are common among MTAs; nothing went wrong.
+                outcome = .disconnected
+            case .handshakeFailed:
+                outcome = .tlsFailed
+                self.logger.notice(
+                    "TLS handshake failed",
+                    metadata: ["session": "\(self.info.id)", "client": "\(self.info.remoteIP)", "error": "\(error)"]
+                )
+            default:
+                outcome = .error
+                self.logger.info("TLS error", metadata: ["session": "\(self.info.id)", "error": "\(error)"])
             }
         } catch {
             outcome = .error
@@ -146,6 +218,9 @@ struct SMTPConnection {
             "duration": "\(formatDuration(ContinuousClock.now - started))",
             "outcome": "\(outcome.rawValue)",
         ]
+        metadata["listener"] = "\(self.configuration.kind.rawValue)"
+        if let tls = session.tls { metadata["tls"] = "\(tls)" }
+        if let user = session.authenticatedUser { metadata["user"] = "\(user)" }
         if outcome == .refused || outcome == .timeout, let lastReply {
             metadata["reply"] = "\(lastReply.code)\(lastReply.enhancedCode.map { " \($0)" } ?? "")"
         }

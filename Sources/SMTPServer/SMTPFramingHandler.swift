@@ -1,4 +1,6 @@
 import NIOCore
+import NIOSSL
+import NIOTLS
 import SMTPCore
 
 /// What the framing handler passes to the connection task.
@@ -8,6 +10,8 @@ public enum SMTPServerInbound: Sendable {
     case timedOut
     /// The server is stopping.
     case shutdownRequested
+    /// The TLS handshake completed.
+    case tlsEstablished(TLSInfo)
 }
 
 /// What the connection task sends: a reply, and how to read what follows it.
@@ -59,10 +63,22 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
     private var timer: Scheduled<Void>?
     private var timerGeneration = 0
     private var stallTimer: Scheduled<Void>?
+    private let tls: TLSContextProvider?
+    /// The cipher suite seen in our ServerHello, until the handshake completes.
+    private var negotiatedCipher: String?
 
-    public init(limits: SMTPLimits, timeouts: Timeouts) {
+    /// - Parameter tls: where STARTTLS gets its TLS context; nil when there is no certificate.
+    public init(limits: SMTPLimits, timeouts: Timeouts, tls: TLSContextProvider? = nil) {
         self.framer = SMTPInboundFramer(limits: limits)
         self.timeouts = timeouts
+        self.tls = tls
+    }
+
+    /// Puts TLS at the socket end of a pipeline: NIOSSL, and outside it the observer that reads
+    /// the cipher suite from the ServerHello.
+    static func addTLS(to pipeline: ChannelPipeline.SynchronousOperations, context: NIOSSLContext) throws {
+        try pipeline.addHandler(NIOSSLServerHandler(context: context), position: .first)
+        try pipeline.addHandler(ServerHelloObserver(), position: .first)
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
@@ -107,12 +123,32 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is SMTPShutdownRequest {
+        switch event {
+        case is SMTPShutdownRequest:
             context.fireChannelRead(self.wrapInboundOut(.shutdownRequested))
             // NIOAsyncChannel passes reads on at read-complete; this one is outside a read cycle.
             context.fireChannelReadComplete()
-        } else {
+        case let observed as ServerHelloObserver.Observed:
+            self.negotiatedCipher = observed.cipher
+        case let tlsEvent as TLSUserEvent:
+            if case .handshakeCompleted = tlsEvent {
+                let version = (try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self))?.tlsVersion
+                let info = TLSInfo(version: version.map(Self.describe) ?? "TLS", cipher: self.negotiatedCipher)
+                context.fireChannelRead(self.wrapInboundOut(.tlsEstablished(info)))
+                context.fireChannelReadComplete()
+            }
             context.fireUserInboundEventTriggered(event)
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    static func describe(_ version: TLSVersion) -> String {
+        switch version {
+        case .tlsv1: return "TLSv1"
+        case .tlsv11: return "TLSv1.1"
+        case .tlsv12: return "TLSv1.2"
+        case .tlsv13: return "TLSv1.3"
         }
     }
 
@@ -140,10 +176,21 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
             }
             context.write(self.wrapOutboundOut(buffer), promise: promise)
             if continuation != .commands {
-                // A reply that changes how input is read (354, 220 for STARTTLS) goes out now,
-                // even if a client that did not wait for it already sent what follows.
+                // A reply that changes how input is read (354, 334, 220 for STARTTLS) goes out
+                // now, even if a client that did not wait for it already sent what follows.
                 self.flushHeld = false
                 context.flush()
+            }
+            if continuation == .startTLS {
+                // The 220 is written in plaintext; from here on the socket speaks TLS. The framer
+                // has already dropped whatever the client sent after STARTTLS (CVE-2011-0411).
+                do {
+                    guard let tls = self.tls else { throw NIOSSLError.noCertificateToValidate }
+                    try Self.addTLS(to: context.pipeline.syncOperations, context: tls.context)
+                } catch {
+                    context.close(promise: nil)
+                    return
+                }
             }
             // Input that waited for this decision can be read now.
             if self.deliverEvents(context: context) { context.fireChannelReadComplete() }

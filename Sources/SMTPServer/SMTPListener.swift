@@ -15,6 +15,7 @@ public final class SMTPListener: Service, Sendable {
     typealias ServerChannel = NIOAsyncChannel<NIOAsyncChannel<SMTPServerInbound, SMTPServerOutbound>, Never>
 
     public let localAddress: SocketAddress
+    public var kind: ListenerKind { self.configuration.kind }
     private let serverChannel: ServerChannel
     private let configuration: SMTPServerConfiguration
     private let receiver: any SMTPMailReceiver
@@ -52,6 +53,9 @@ public final class SMTPListener: Service, Sendable {
     ) async throws -> SMTPListener {
         let limits = configuration.limits
         let timeouts = configuration.timeouts
+        let tls = configuration.tls
+        let implicitTLS = configuration.kind == .submissions
+        if implicitTLS && tls == nil { throw ChannelError.operationUnsupported }
         let channel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 511)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -59,8 +63,11 @@ public final class SMTPListener: Service, Sendable {
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        SMTPFramingHandler(limits: limits, timeouts: timeouts)
+                        SMTPFramingHandler(limits: limits, timeouts: timeouts, tls: tls)
                     )
+                    if implicitTLS, let tls {
+                        try SMTPFramingHandler.addTLS(to: channel.pipeline.syncOperations, context: tls.context)
+                    }
                     return try NIOAsyncChannel<SMTPServerInbound, SMTPServerOutbound>(
                         wrappingChannelSynchronously: channel
                     )

@@ -26,10 +26,25 @@ public struct ConnectionInfo: Sendable {
     }
 }
 
-/// The seam between the SMTP dialogue and the rest of the server: who may receive mail, and
-/// where its content goes. `PetrelServer` implements it with the account directory and the
-/// Maildir store; tests swap in fakes.
+/// The seam between the SMTP dialogue and the rest of the server: who may connect, who may
+/// authenticate and send, who may receive mail, and where its content goes. `PetrelServer`
+/// implements it with the account directory, the Maildir store and the queue; tests swap in fakes.
 public protocol SMTPMailReceiver: Sendable {
+    /// Decides whether to talk to a new connection at all: nil to greet it, or the 421 to send
+    /// instead (a client address blocked after failed logins).
+    func admit(connection: ConnectionInfo) async -> SMTPReply?
+
+    /// Decides whether an authenticated user may use this MAIL FROM (RFC 6409 §6.1).
+    func verifySender(
+        _ path: ReversePath,
+        user: String,
+        connection: ConnectionInfo
+    ) async
+        -> ServerSession.SenderVerdict
+
+    /// Starts a SASL exchange for one AUTH command.
+    func beginAuthentication(mechanism: String, connection: ConnectionInfo) -> any AuthenticationExchange
+
     /// Decides on one RCPT TO, at once (RFC 5321 §3.3: accept or refuse each recipient).
     func verifyRecipient(
         _ path: ForwardPath,
@@ -51,4 +66,35 @@ public protocol IncomingMessage: AnyObject, Sendable {
     func append(_ content: ByteBuffer) async
     func commit() async -> ServerSession.CommitOutcome
     func discard() async
+}
+
+/// One SASL exchange (RFC 4954): started with the AUTH command's initial response, then fed each
+/// response the client sends to a 334 challenge.
+public protocol AuthenticationExchange: AnyObject, Sendable {
+    func start(initialResponse: [UInt8]?) async -> ServerSession.AuthenticationStep
+    func receive(_ response: [UInt8]) async -> ServerSession.AuthenticationStep
+}
+
+extension SMTPMailReceiver {
+    public func admit(connection: ConnectionInfo) async -> SMTPReply? { nil }
+
+    public func verifySender(
+        _ path: ReversePath,
+        user: String,
+        connection: ConnectionInfo
+    ) async
+        -> ServerSession.SenderVerdict
+    {
+        .rejected(.senderNotOwned(path.description))
+    }
+
+    public func beginAuthentication(mechanism: String, connection: ConnectionInfo) -> any AuthenticationExchange {
+        RefusingAuthenticationExchange()
+    }
+}
+
+/// For receivers without accounts: every attempt fails.
+final class RefusingAuthenticationExchange: AuthenticationExchange {
+    func start(initialResponse: [UInt8]?) async -> ServerSession.AuthenticationStep { .failed(.authenticationFailed) }
+    func receive(_ response: [UInt8]) async -> ServerSession.AuthenticationStep { .failed(.authenticationFailed) }
 }

@@ -72,7 +72,7 @@ struct User: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage mailboxes.",
         discussion: "Changes apply to a running server at once; no restart is needed.",
-        subcommands: [Add.self, List.self, Remove.self]
+        subcommands: [Add.self, Password.self, List.self, Remove.self]
     )
 
     struct Add: AsyncParsableCommand {
@@ -81,20 +81,33 @@ struct User: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument(help: "The address, e.g. alice@example.com; its domain must be in 'domains'.")
         var address: String
-        @Flag(help: "Read a password from standard input (for SMTP AUTH; one line, newline stripped).")
+        @Flag(help: "Read a password from standard input, for SMTP AUTH (one line; its line break is not part of it).")
         var passwordStdin = false
 
         func run() async throws {
             let configuration = try self.options.load()
             let address = try servedAddress(self.address, configuration)
-            var hash: String?
-            if self.passwordStdin {
-                let password = readPasswordFromStandardInput()
-                guard !password.isEmpty else { throw CLIError("the password read from standard input is empty") }
-                hash = try PasswordHasher.hash(password)
-            }
-            try openAccounts(configuration).addMailbox(address, passwordHash: hash)
+            let password = self.passwordStdin ? try readNewPassword() : nil
+            try openAccounts(configuration).addMailbox(address, password: password)
             print("added mailbox \(address); mail goes to \(configuration.mailDirectory)/\(address)/")
+        }
+    }
+
+    struct Password: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set or change a mailbox's password, read from standard input.",
+            discussion: "One line is read; its line break is not part of the password."
+        )
+
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "The mailbox address.")
+        var address: String
+
+        func run() async throws {
+            let configuration = try self.options.load()
+            let address = try AccountAddress(validating: self.address)
+            try openAccounts(configuration).setPassword(try readNewPassword(), for: address)
+            print("password set for \(address)")
         }
     }
 
@@ -222,6 +235,13 @@ func servedAddress(_ text: String, _ configuration: Configuration) throws -> Acc
 func openAccounts(_ configuration: Configuration) throws -> AccountStore {
     try createDirectories(configuration.dataDirectory)
     return try AccountStore(path: configuration.accountsPath)
+}
+
+/// A password from standard input, hashed for storage (yescrypt and SCRAM-SHA-256).
+func readNewPassword() throws -> PasswordCredentials {
+    let password = readPasswordFromStandardInput()
+    guard !password.isEmpty else { throw CLIError("the password read from standard input is empty") }
+    return try PasswordCredentials.make(password: password)
 }
 
 /// The first line of standard input, without its line break.

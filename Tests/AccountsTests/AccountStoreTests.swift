@@ -19,10 +19,13 @@ import Testing
     @Test func mailboxesAndAliases() throws {
         defer { self.cleanUp() }
         let store = try AccountStore(path: self.path)
-        try store.addMailbox(self.address("bob@example.test"), passwordHash: nil)
-        try store.addMailbox(self.address("alice@example.test"), passwordHash: "$y$hash")
+        try store.addMailbox(self.address("bob@example.test"), password: nil)
+        try store.addMailbox(
+            self.address("alice@example.test"),
+            password: PasswordCredentials(cryptHash: "$y$hash", scram: nil)
+        )
         #expect(throws: AccountError.alreadyExists("alice@example.test")) {
-            try store.addMailbox(self.address("Alice@Example.test"), passwordHash: nil)
+            try store.addMailbox(self.address("Alice@Example.test"), password: nil)
         }
         #expect(try store.mailboxes().map(\.address.description) == ["alice@example.test", "bob@example.test"])
         #expect(try store.mailboxes().map(\.hasPassword) == [true, false])
@@ -35,7 +38,7 @@ import Testing
             try store.addAlias(self.address("alice@example.test"), targets: [self.address("bob@example.test")])
         }
         #expect(throws: AccountError.alreadyExists("info@example.test")) {
-            try store.addMailbox(self.address("info@example.test"), passwordHash: nil)
+            try store.addMailbox(self.address("info@example.test"), password: nil)
         }
         #expect(
             try store.aliases() == [
@@ -67,7 +70,7 @@ import Testing
             try await store.resolve(.postmaster, with: resolver)
                 == .mailboxes([self.address("postmaster@example.test")])
         )
-        try store.addMailbox(self.address("alice@example.test"), passwordHash: nil)
+        try store.addMailbox(self.address("alice@example.test"), password: nil)
         #expect(try await store.resolve(alicePath, with: resolver) == .mailboxes([self.address("alice@example.test")]))
         #expect(
             try await store.resolve(.postmaster, with: resolver) == .mailboxes([self.address("alice@example.test")])
@@ -83,7 +86,7 @@ import Testing
         let resolver = RecipientResolver(domains: ["example.test"])
         let path = ForwardPath.mailbox(Mailbox("carol@example.test")!)
         #expect(try await server.resolve(path, with: resolver) == .unknownUser)
-        try cli.addMailbox(self.address("carol@example.test"), passwordHash: nil)
+        try cli.addMailbox(self.address("carol@example.test"), password: nil)
         #expect(try await server.resolve(path, with: resolver) == .mailboxes([self.address("carol@example.test")]))
         try cli.removeMailbox(self.address("carol@example.test"))
         #expect(try await server.resolve(path, with: resolver) == .unknownUser)

@@ -83,6 +83,9 @@ import Testing
         #expect(defaults.dataDirectory == "/srv/petrel-data")
         #expect(defaults.domains == ["localhost"])
         #expect(defaults.listen.smtp == [ListenAddress(host: "127.0.0.1", port: 2525)])
+        #expect(defaults.listen.submission == [ListenAddress(host: "127.0.0.1", port: 2587)])
+        #expect(defaults.listen.submissions == [ListenAddress(host: "127.0.0.1", port: 2465)])
+        #expect(defaults.tls == nil, "a self-signed certificate is made")
         #expect(defaults.limits.recipients >= 100, "RFC 5321 4.5.3.1.8")
     }
 
@@ -90,7 +93,11 @@ import Testing
         ("conections = 3", "conections", "unknown key"),
         ("[limits]\nconections_per_ip = 3", "limits.conections_per_ip", "did you mean 'limits.connections_per_ip'?"),
         ("[limit]\nrecipients = 3", "limit", "did you mean 'limits'?"),
-        ("[listen]\nsmtp = [\"127.0.0.1:2525\"]\nsubmission = [\"x\"]", "listen.submission", "unknown key"),
+        ("[listen]\nsmtp = [\"127.0.0.1:2525\"]\nlmtp = [\"x\"]", "listen.lmtp", "unknown key"),
+        ("[listen]\nsubmission = [\"x\"]", "listen.submission", "is not address:port"),
+        ("[tls]\ncertificate = \"cert.pem\"", "tls", "needs both certificate and key"),
+        ("[tls]\ncertificate = \"c.pem\"\nkey = \"k.pem\"\nchain = \"x\"", "tls.chain", "unknown key"),
+        ("[auth]\nfailures = 0", "auth.failures", "must be between"),
         ("hostname = 42", "hostname", "must be a string, not integer"),
         ("domains = \"example.test\"", "domains", "must be an array of strings"),
         ("domains = []", "domains", "at least one domain"),
@@ -101,7 +108,7 @@ import Testing
         ("[limits]\nrecipients = 0", "limits.recipients", "must be between"),
         ("[listen]\nsmtp = [\"127.0.0.1\"]", "listen.smtp", "is not address:port"),
         ("[listen]\nsmtp = [\"127.0.0.1:99999\"]", "listen.smtp", "is not address:port"),
-        ("[listen]\nsmtp = []", "listen.smtp", "at least one"),
+        ("[listen]\nsmtp = []", "listen", "name at least one of smtp, submission, submissions"),
         ("listen = 5", "listen", "must be a table"),
         ("postmaster = \"someone@elsewhere.example\"", "postmaster", "not in one of the domains"),
         ("recipient_delimiter = \"@\"", "recipient_delimiter", "must be one of"),

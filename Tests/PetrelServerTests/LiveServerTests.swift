@@ -13,8 +13,8 @@ import Testing
         configure: @Sendable @escaping (inout Configuration) -> Void = { _ in }
     ) async throws -> TestServer {
         let server = try await TestServer.start(domains: ["example.test", "other.test"], configure: configure)
-        try server.server.accounts.addMailbox(AccountAddress(validating: "alice@example.test"), passwordHash: nil)
-        try server.server.accounts.addMailbox(AccountAddress(validating: "bob@example.test"), passwordHash: nil)
+        try server.server.accounts.addMailbox(AccountAddress(validating: "alice@example.test"), password: nil)
+        try server.server.accounts.addMailbox(AccountAddress(validating: "bob@example.test"), password: nil)
         return server
     }
 
@@ -117,7 +117,7 @@ import Testing
         try await client.expect(250)
         try await client.send("RCPT TO:<carol@example.test>")
         try await client.expect(550)
-        try cli.addMailbox(AccountAddress(validating: "carol@example.test"), passwordHash: nil)
+        try cli.addMailbox(AccountAddress(validating: "carol@example.test"), password: nil)
         try await client.send("RCPT TO:<carol@example.test>")
         try await client.expect(250)
         try cli.addAlias(

@@ -1,5 +1,6 @@
 import Foundation
 import PetrelTestSupport
+import SMTPServer
 import Yams
 
 /// The probe file format of `Fixtures/smtp/probes.yml` (its header documents it), and a runner
@@ -182,19 +183,21 @@ struct ProbeRun {
     let probe: Probe
     let template: ProbeTemplate
     let server: TestServer
+    let kind: ListenerKind
     let nonce: String
     var client: SMTPTestClient?
     var lastEhlo: [String] = []
     var lastSentEhlo = false
     var log: [String] = []
 
-    init(probe: Probe, variables: [String: String], server: TestServer, nonce: String) {
+    init(probe: Probe, variables: [String: String], server: TestServer, kind: ListenerKind, nonce: String) {
         var variables = variables
         variables["ID"] = probe.id
         variables["NONCE"] = nonce
         self.probe = probe
         self.template = ProbeTemplate(variables: variables)
         self.server = server
+        self.kind = kind
         self.nonce = nonce
     }
 
@@ -206,7 +209,7 @@ struct ProbeRun {
 
     mutating func run() async -> Verdict {
         do {
-            self.client = try await self.server.connect()
+            self.client = try await self.server.connect(self.kind)
             let ended = try await self.run(self.probe.steps, counter: 0)
             _ = ended
             await self.client?.close()
@@ -268,8 +271,15 @@ struct ProbeRun {
                 where result.reply?.lines.contains(where: { $0.uppercased().hasPrefix(keyword) }) == true {
                     throw ProbeError("EHLO reply advertises \(keyword)")
                 }
-            case .startTLS:
-                throw ProbeError("STARTTLS is not implemented by this runner")
+            case .startTLS(let orEnd):
+                let established = await client.startTLS()
+                self.log.append(established ? "TLS established" : "TLS failed")
+                if !established {
+                    if let orEnd, self.alternatives(orEnd).contains(where: { $0 == "tls_fail" || $0 == "close" }) {
+                        return true
+                    }
+                    throw ProbeError("the TLS handshake failed")
+                }
             case .wait(let seconds):
                 try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
             case .waitForClose(let text):
@@ -286,7 +296,7 @@ struct ProbeRun {
                 }
             case .reconnect:
                 await client.close()
-                self.client = try await self.server.connect()
+                self.client = try await self.server.connect(self.kind)
             case .repeatSteps(let count, let inner):
                 for index in 1...max(count, 1) where count > 0 {
                     if try await self.run(inner, counter: index) { return true }

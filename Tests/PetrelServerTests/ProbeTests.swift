@@ -1,5 +1,6 @@
 import Foundation
 import PetrelTestSupport
+import SMTPServer
 import Testing
 
 /// Every probe of the conformance corpus that applies (its required EHLO keywords are advertised)
@@ -34,6 +35,23 @@ import Testing
         Self.report(results)
     }
 
+    /// The STARTTLS and AUTH probes again, against the submission listener, where AUTH is offered.
+    @Test func submissionProbes() async throws {
+        let server = try await TestServer.start { configuration in
+            configuration.limits.connectionsPerIP = 10_000
+        }
+        // These two send MAIL without AUTH, which a submission listener refuses (530); they pass
+        // on the smtp listener above.
+        let needsNoAuthentication = ["auth-in-transaction", "starttls-mail-after-tls-works"]
+        let probes = Self.file.probes.filter {
+            ["starttls", "auth"].contains($0.category) && !needsNoAuthentication.contains($0.id)
+        }
+        let results = try await Self.run(probes, on: server, kind: .submission, variables: Self.file.variables)
+        try await server.stop()
+        #expect(!results.contains { if case .skipped = $0.1 { return true } else { return false } })
+        Self.report(results)
+    }
+
     /// The timeout probes, against a server whose timeouts are 2 seconds.
     @Test func timeoutProbes() async throws {
         let server = try await TestServer.start { configuration in
@@ -52,11 +70,10 @@ import Testing
     static func run(
         _ probes: [Probe],
         on server: TestServer,
+        kind: ListenerKind = .smtp,
         variables: [String: String]
-    ) async throws
-        -> [(Probe, ProbeRun.Verdict)]
-    {
-        let client = try await server.connect()
+    ) async throws -> [(Probe, ProbeRun.Verdict)] {
+        let client = try await server.connect(kind)
         try await client.expect(220)
         try await client.send("EHLO probe-runner.example")
         let advertised = try await client.expect(250).lines.dropFirst().map { $0.split(separator: " ")[0].uppercased() }
@@ -73,7 +90,7 @@ import Testing
                     if !missing.isEmpty {
                         return (probe, .skipped("not advertised: \(missing.joined(separator: ","))"))
                     }
-                    var run = ProbeRun(probe: probe, variables: variables, server: server, nonce: nonce)
+                    var run = ProbeRun(probe: probe, variables: variables, server: server, kind: kind, nonce: nonce)
                     return (probe, await run.run())
                 }
             }

@@ -12,6 +12,11 @@ struct SessionHarness {
     var session: ServerSession
     /// Verdicts by recipient path; any other recipient is accepted into a mailbox of its own name.
     var verdicts: [String: ServerSession.RecipientVerdict] = [:]
+    /// Answers of the fake account side to AUTH, used in order.
+    var authenticationSteps: [ServerSession.AuthenticationStep] = []
+    /// Decoded SASL data the session passed on (initial response first).
+    var authenticationInput: [[UInt8]?] = []
+    var senderVerdict = ServerSession.SenderVerdict.accepted
     var openFailure: SMTPReply?
     var commitFailure: SMTPReply?
     var replies: [SMTPReply] = []
@@ -23,8 +28,12 @@ struct SessionHarness {
     private var nextID = 1
 
     init(limits: SMTPLimits = SMTPLimits()) {
-        self.framer = SMTPInboundFramer(limits: limits)
-        self.session = ServerSession(configuration: .init(hostname: "mx.test", limits: limits))
+        self.init(configuration: .init(hostname: "mx.test", limits: limits))
+    }
+
+    init(configuration: ServerSession.Configuration) {
+        self.framer = SMTPInboundFramer(limits: configuration.limits)
+        self.session = ServerSession(configuration: configuration)
         self.perform(self.session.greeting())
     }
 
@@ -86,6 +95,14 @@ struct SessionHarness {
                 self.framer.replySent(then: continuation)
                 if continuation == .close { self.closed = true }
                 return
+            case .verifySender:
+                action = self.session.senderVerified(self.senderVerdict)
+            case .beginAuthentication(_, let initialResponse):
+                self.authenticationInput.append(initialResponse)
+                action = self.session.authenticationStep(self.authenticationSteps.removeFirst())
+            case .continueAuthentication(let response):
+                self.authenticationInput.append(response)
+                action = self.session.authenticationStep(self.authenticationSteps.removeFirst())
             case .verifyRecipient(let path, _):
                 action = self.session.recipientVerified(
                     self.verdicts[path.description] ?? .accepted([Mailbox("box@mx.test")!])

@@ -46,8 +46,10 @@ final class ReadCounter: ChannelOutboundHandler {
             case .event(.chunkData(let data)): result.append("chunk \(String(buffer: data).debugDescription)")
             case .event(.chunkEnd): result.append("chunk end")
             case .event(.unframeableChunk(let reply)): result.append("unframeable \(reply.code)")
+            case .event(.saslResponse(let line)): result.append("sasl \(line.map { String(buffer: $0) } ?? "too long")")
             case .timedOut: result.append("timeout")
             case .shutdownRequested: result.append("shutdown")
+            case .tlsEstablished(let info): result.append("tls \(info)")
             }
         }
         return result
@@ -97,13 +99,21 @@ final class ReadCounter: ChannelOutboundHandler {
         #expect(try self.events() == ["NOOP"])
     }
 
-    @Test func startTLSDropsWhatWasPipelinedAfterIt() throws {
-        try self.send("STARTTLS\r\nMAIL FROM:<attacker@evil.example>\r\n")
+    @Test func startTLSWithoutACertificateCloses() throws {
+        try self.send("STARTTLS\r\n")
         #expect(try self.events() == ["STARTTLS"])
         self.reply(220, then: .startTLS)
-        #expect(try self.events() == [])
-        try self.send("NOOP\r\n")
-        #expect(try self.events() == ["NOOP"])
+        #expect(!self.channel.isActive)
+    }
+
+    @Test func saslResponsesAreLinesNotCommands() throws {
+        try self.send("AUTH PLAIN\r\nQUIT\r\n")
+        #expect(try self.events() == ["AUTH"])
+        self.reply(334, then: .saslResponse)
+        #expect(try self.events() == ["sasl QUIT"])
+        self.reply(535)
+        try self.send("\(String(repeating: "x", count: 20_000))\r\nNOOP\r\n")
+        #expect(try self.events() == ["too long", "NOOP"])
     }
 
     @Test func bdatChunkIsFramedAtOnce() throws {

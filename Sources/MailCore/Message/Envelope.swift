@@ -4,7 +4,8 @@ public enum BodyType: String, Hashable, Sendable {
     case eightBitMIME = "8BITMIME"
 }
 
-/// One accepted RCPT TO and the local mailboxes it resolved to (an alias may name several).
+/// One accepted RCPT TO and the local mailboxes it resolved to (an alias may name several). No
+/// mailboxes means the recipient is elsewhere: the message is relayed to it.
 public struct EnvelopeRecipient: Hashable, Sendable {
     public var forwardPath: ForwardPath
     public var mailboxes: [Mailbox]
@@ -37,6 +38,15 @@ public struct Envelope: Hashable, Sendable {
         self.bodyType = bodyType
         self.smtpUTF8 = smtpUTF8
         self.declaredSize = declaredSize
+    }
+
+    /// Recipients at other servers, each once, in the order named.
+    public var remoteRecipients: [Mailbox] {
+        var result: [Mailbox] = []
+        for recipient in self.recipients where recipient.mailboxes.isEmpty {
+            if case .mailbox(let mailbox) = recipient.forwardPath, !result.contains(mailbox) { result.append(mailbox) }
+        }
+        return result
     }
 
     /// Every mailbox the message goes to, each once, in the order first named.

@@ -9,6 +9,8 @@ public struct TraceHeaders: Hashable, Sendable {
     public var serverHostname: String
     /// RFC 3848 / RFC 6531 protocol keyword: SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA, UTF8SMTP, ...
     public var protocolKeyword: String
+    /// The TLS session, as "TLSv1.3 with cipher TLS_AES_128_GCM_SHA256"; a comment in `Received:`.
+    public var tls: String?
     /// The queue id of this message (`id` clause).
     public var id: String
     /// Set only when the message has a single recipient: naming all would leak Bcc recipients.
@@ -24,7 +26,8 @@ public struct TraceHeaders: Hashable, Sendable {
         id: String,
         recipient: ForwardPath?,
         date: MessageDate,
-        reversePath: ReversePath
+        reversePath: ReversePath,
+        tls: String? = nil
     ) {
         self.heloName = heloName
         self.clientAddressLiteral = clientAddressLiteral
@@ -34,6 +37,7 @@ public struct TraceHeaders: Hashable, Sendable {
         self.recipient = recipient
         self.date = date
         self.reversePath = reversePath
+        self.tls = tls
     }
 
     /// The protocol keyword for the `with` clause: RFC 3848 (ESMTP, S for TLS, A for AUTH) and
@@ -49,6 +53,9 @@ public struct TraceHeaders: Hashable, Sendable {
     public var rendered: String {
         var text = "Return-Path: \(self.reversePath)\r\n"
         text += "Received: from \(self.heloName) (\(self.clientAddressLiteral))\r\n"
+        if let tls = self.tls {
+            text += "\t(using \(tls))\r\n"
+        }
         text += "\tby \(self.serverHostname) (Petrel) with \(self.protocolKeyword) id \(self.id)"
         if let recipient = self.recipient {
             text += "\r\n\tfor \(recipient)"

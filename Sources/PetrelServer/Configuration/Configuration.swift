@@ -22,13 +22,46 @@ public struct Configuration: Sendable, Hashable {
     /// `alice+tag@` reaches `alice@`; nil turns subaddressing off.
     public var recipientDelimiter: Character?
     public var listen: Listen
+    /// Certificate and key files; nil means a self-signed certificate made under `DATA_DIR/tls/`.
+    public var tls: TLSFiles?
     public var limits: Limits
     public var timeouts: Timeouts
+    public var authentication: AuthenticationPolicy
     public var logLevel: Logger.Level
 
     public struct Listen: Sendable, Hashable {
-        /// Port-25 style listeners: receive mail for our domains, no relaying.
+        /// Port-25 style listeners: receive mail for our domains, STARTTLS, no AUTH, no relaying.
         public var smtp: [ListenAddress]
+        /// Port-587 style (RFC 6409): STARTTLS, then AUTH before MAIL.
+        public var submission: [ListenAddress]
+        /// Port-465 style (RFC 8314): implicit TLS, then AUTH before MAIL.
+        public var submissions: [ListenAddress]
+
+        public init(smtp: [ListenAddress], submission: [ListenAddress] = [], submissions: [ListenAddress] = []) {
+            self.smtp = smtp
+            self.submission = submission
+            self.submissions = submissions
+        }
+    }
+
+    public struct TLSFiles: Sendable, Hashable {
+        /// PEM: the certificate, then its chain.
+        public var certificate: String
+        /// PEM private key.
+        public var key: String
+
+        public init(certificate: String, key: String) {
+            self.certificate = certificate
+            self.key = key
+        }
+    }
+
+    /// Failed logins per client address: after `failures` within `window` seconds, the address
+    /// gets 421 for `block` seconds.
+    public struct AuthenticationPolicy: Sendable, Hashable {
+        public var failures: Int = 5
+        public var window: Int = 600
+        public var block: Int = 600
     }
 
     public struct Limits: Sendable, Hashable {
@@ -57,9 +90,15 @@ public struct Configuration: Sendable, Hashable {
             domains: ["localhost"],
             postmaster: nil,
             recipientDelimiter: "+",
-            listen: Listen(smtp: [ListenAddress(host: "127.0.0.1", port: 2525)]),
+            listen: Listen(
+                smtp: [ListenAddress(host: "127.0.0.1", port: 2525)],
+                submission: [ListenAddress(host: "127.0.0.1", port: 2587)],
+                submissions: [ListenAddress(host: "127.0.0.1", port: 2465)]
+            ),
+            tls: nil,
             limits: Limits(),
             timeouts: Timeouts(),
+            authentication: AuthenticationPolicy(),
             logLevel: .info
         )
     }
@@ -73,6 +112,7 @@ public struct Configuration: Sendable, Hashable {
     }
 
     public var accountsPath: String { self.dataDirectory + "/accounts.sqlite" }
+    public var tlsDirectory: String { self.dataDirectory + "/tls" }
     public var mailDirectory: String { self.dataDirectory + "/mail" }
 
     public var recipientResolver: RecipientResolver {

@@ -121,21 +121,26 @@ public enum ConfigurationLoader {
         }
 
         if var listen = try top.table("listen") {
-            if let addresses = try listen.stringArray("smtp") {
-                var parsed: [ListenAddress] = []
-                for text in addresses {
-                    guard let address = ListenAddress(parsing: text) else {
-                        throw listen.error(
-                            "smtp",
-                            "'\(text)' is not address:port (use 127.0.0.1:25, [::1]:25 or 0.0.0.0:25)"
-                        )
-                    }
-                    parsed.append(address)
-                }
-                guard !parsed.isEmpty else { throw listen.error("smtp", "name at least one address:port to listen on") }
-                configuration.listen.smtp = parsed
-            }
+            // A [listen] table replaces the default listeners: only the kinds it names listen.
+            configuration.listen = Configuration.Listen(
+                smtp: try listen.listenAddresses("smtp"),
+                submission: try listen.listenAddresses("submission"),
+                submissions: try listen.listenAddresses("submissions")
+            )
+            let all = configuration.listen.smtp + configuration.listen.submission + configuration.listen.submissions
+            guard !all.isEmpty else { throw top.error("listen", "name at least one of smtp, submission, submissions") }
             try listen.finish()
+        }
+
+        if var tls = try top.table("tls") {
+            guard let certificate = try tls.string("certificate"), let key = try tls.string("key") else {
+                throw top.error("tls", "needs both certificate and key (PEM files)")
+            }
+            configuration.tls = Configuration.TLSFiles(
+                certificate: joinPath(baseDirectory, certificate),
+                key: joinPath(baseDirectory, key)
+            )
+            try tls.finish()
         }
 
         if var limits = try top.table("limits") {
@@ -156,6 +161,15 @@ public enum ConfigurationLoader {
             if let value = try timeouts.int("data", in: 1...86_400) { configuration.timeouts.data = value }
             if let value = try timeouts.int("shutdown", in: 0...3_600) { configuration.timeouts.shutdown = value }
             try timeouts.finish()
+        }
+
+        if var auth = try top.table("auth") {
+            if let value = try auth.int("failures", in: 1...1000) { configuration.authentication.failures = value }
+            if let value = try auth.int("failure_window", in: 1...86_400) {
+                configuration.authentication.window = value
+            }
+            if let value = try auth.int("block", in: 0...86_400) { configuration.authentication.block = value }
+            try auth.finish()
         }
 
         if var log = try top.table("log") {
@@ -228,6 +242,18 @@ private struct TableReader {
             result.append(string)
         }
         return result
+    }
+
+    /// An array of `address:port` strings; an absent key is an empty list.
+    mutating func listenAddresses(_ key: String) throws(ConfigurationError) -> [ListenAddress] {
+        var parsed: [ListenAddress] = []
+        for text in try self.stringArray(key) ?? [] {
+            guard let address = ListenAddress(parsing: text) else {
+                throw self.error(key, "'\(text)' is not address:port (use 127.0.0.1:25, [::1]:25 or 0.0.0.0:25)")
+            }
+            parsed.append(address)
+        }
+        return parsed
     }
 
     mutating func table(_ key: String) throws(ConfigurationError) -> TableReader? {

@@ -22,13 +22,16 @@ public struct SMTPInboundFramer: Sendable {
         case messageEnd(MessageDefects)
         case chunkData(ByteBuffer)
         case chunkEnd
+        /// The client's line in answer to a 334 challenge (RFC 4954 §4); nil when it was longer
+        /// than the limit (and was discarded).
+        case saslResponse(ByteBuffer?)
 
         /// Whether the session answers this event with exactly one reply. A framed BDAT is
         /// answered at its `chunkEnd`.
         public var expectsReply: Bool {
             switch self {
             case .command(.success(.bdat)): return false
-            case .command, .commandTooLong, .unframeableChunk, .messageEnd, .chunkEnd: return true
+            case .command, .commandTooLong, .unframeableChunk, .messageEnd, .chunkEnd, .saslResponse: return true
             case .messageData, .chunkData: return false
             }
         }
@@ -41,6 +44,8 @@ public struct SMTPInboundFramer: Sendable {
         /// The bytes buffered so far were sent in plaintext before the TLS handshake; they are
         /// dropped (CVE-2011-0411), and commands are read again once TLS is up.
         case startTLS
+        /// One line answering a SASL challenge; the framer pauses again after it.
+        case saslResponse
         case close
     }
 
@@ -51,6 +56,7 @@ public struct SMTPInboundFramer: Sendable {
         /// The end of data was found together with content; `.messageEnd` is reported next.
         case messageEnding(MessageDefects)
         case chunk(remaining: UInt64)
+        case saslLine
         case closed
     }
 
@@ -60,10 +66,15 @@ public struct SMTPInboundFramer: Sendable {
     private var mode = Mode.commands
     private var buffer = ByteBuffer()
     private var lineFramer: CommandLineFramer
+    private var saslFramer: CommandLineFramer
+
+    /// RFC 4954 §4: a SASL response line may be up to 12288 octets, CRLF excluded.
+    public static let saslLineLength = 12_288 + 2
 
     public init(limits: SMTPLimits) {
         self.limits = limits
         self.lineFramer = CommandLineFramer(maximumLength: limits.commandLineLength)
+        self.saslFramer = CommandLineFramer(maximumLength: Self.saslLineLength)
     }
 
     /// Bytes received but not yet turned into events.
@@ -84,7 +95,7 @@ public struct SMTPInboundFramer: Sendable {
     public var isReadingMessage: Bool {
         switch self.mode {
         case .message, .messageEnding, .chunk: return true
-        case .commands, .paused, .closed: return false
+        case .commands, .paused, .saslLine, .closed: return false
         }
     }
 
@@ -167,6 +178,14 @@ public struct SMTPInboundFramer: Sendable {
             self.enter(.commands)
             return .messageEnd(defects)
 
+        case .saslLine:
+            guard let frame = self.saslFramer.next(from: &self.buffer) else { return nil }
+            self.enter(.paused)
+            switch frame {
+            case .line(let line): return .saslResponse(line)
+            case .tooLong: return .saslResponse(nil)
+            }
+
         case .chunk(let remaining):
             if remaining == 0 {
                 self.enter(.commands)
@@ -187,7 +206,7 @@ public struct SMTPInboundFramer: Sendable {
         case .close:
             self.mode = .closed
             self.buffer = ByteBuffer()
-        case .commands, .messageData, .startTLS:
+        case .commands, .messageData, .startTLS, .saslResponse:
             guard self.isPaused else { return }
             switch continuation {
             case .commands:
@@ -204,6 +223,8 @@ public struct SMTPInboundFramer: Sendable {
             case .startTLS:
                 self.buffer.clear()
                 self.enter(.commands)
+            case .saslResponse:
+                self.enter(.saslLine)
             case .close:
                 break
             }
@@ -212,6 +233,7 @@ public struct SMTPInboundFramer: Sendable {
 
     private mutating func enter(_ mode: Mode) {
         self.lineFramer.reset()
+        self.saslFramer.reset()
         self.mode = mode
     }
 

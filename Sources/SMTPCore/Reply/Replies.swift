@@ -1,3 +1,5 @@
+import MailCore
+
 /// The replies the server sends, in one place so that codes and texts stay consistent.
 /// Codes: RFC 5321 §4.2.2-4.2.3; enhanced codes: RFC 3463 and the IANA registry.
 extension SMTPReply {
@@ -107,6 +109,51 @@ extension SMTPReply {
 
     public static func messageRefused(_ reason: String) -> SMTPReply {
         SMTPReply(554, EnhancedStatusCode(5, 6, 0), "Message refused: \(reason)")
+    }
+
+    // MARK: - TLS and authentication (RFC 3207, RFC 4954)
+
+    public static let readyToStartTLS = SMTPReply(220, EnhancedStatusCode(2, 0, 0), "Ready to start TLS")
+
+    /// A SASL challenge: 334 and the base64 of the data, with no enhanced code (a 3xx reply).
+    public static func saslChallenge(_ data: [UInt8]) -> SMTPReply {
+        SMTPReply(334, nil, Base64.encode(data))
+    }
+
+    public static let authenticationSucceeded = SMTPReply(235, EnhancedStatusCode(2, 7, 0), "Authentication successful")
+    public static let authenticationFailed = SMTPReply(
+        535,
+        EnhancedStatusCode(5, 7, 8),
+        "Authentication credentials invalid"
+    )
+    public static let authenticationCancelled = SMTPReply(501, EnhancedStatusCode(5, 7, 0), "Authentication cancelled")
+
+    public static func saslMalformed(_ reason: String) -> SMTPReply {
+        SMTPReply(501, EnhancedStatusCode(5, 5, 2), "Malformed authentication exchange: \(reason)")
+    }
+
+    public static func unknownMechanism(_ name: String) -> SMTPReply {
+        SMTPReply(504, EnhancedStatusCode(5, 5, 4), "Unrecognized authentication mechanism \(name)")
+    }
+
+    public static let authenticationRequired = SMTPReply(530, EnhancedStatusCode(5, 7, 0), "Authentication required")
+    public static let encryptionRequired = SMTPReply(
+        538,
+        EnhancedStatusCode(5, 7, 11),
+        "Encryption required for requested authentication mechanism; use STARTTLS first"
+    )
+    public static let authenticationNotEnabled = SMTPReply(
+        503,
+        EnhancedStatusCode(5, 5, 1),
+        "Authentication is not enabled on this port; use the submission port"
+    )
+
+    public static func senderNotOwned(_ path: String) -> SMTPReply {
+        SMTPReply(553, EnhancedStatusCode(5, 7, 1), "Sender address \(path) is not owned by the authenticated user")
+    }
+
+    public static func tooManyAuthenticationFailures(hostname: String) -> SMTPReply {
+        SMTPReply(421, EnhancedStatusCode(4, 7, 0), "\(hostname) Too many failed authentications; try again later")
     }
 
     // MARK: - Local conditions

@@ -1,4 +1,5 @@
 import MailCore
+import NIOCore
 
 /// The SMTP server dialogue (RFC 5321 §4.1, §4.3.2 sequencing; RFC 3030 BDAT; RFC 2920 PIPELINING)
 /// as a state machine with no I/O.
@@ -12,22 +13,29 @@ public struct ServerSession: Sendable {
         /// Our host name: greeting, EHLO reply, 221 and 421 texts.
         public var hostname: String
         public var limits: SMTPLimits
+        /// STARTTLS is offered (RFC 3207): a certificate is configured and TLS is not up yet.
+        public var startTLS: Bool
+        /// The connection is TLS from its first octet (submissions, RFC 8314).
+        public var implicitTLS: Bool
+        /// A submission listener (RFC 6409): AUTH is offered once TLS is up, and required for MAIL.
+        public var submission: Bool
+        /// SASL mechanisms offered on submission listeners.
+        public var authMechanisms: [String]
 
-        public init(hostname: String, limits: SMTPLimits) {
+        public init(
+            hostname: String,
+            limits: SMTPLimits,
+            startTLS: Bool = false,
+            implicitTLS: Bool = false,
+            submission: Bool = false,
+            authMechanisms: [String] = []
+        ) {
             self.hostname = hostname
             self.limits = limits
-        }
-
-        /// EHLO keywords, in the order they are advertised.
-        public var extensions: [String] {
-            [
-                "PIPELINING",
-                "SIZE \(self.limits.messageSize)",
-                "8BITMIME",
-                "SMTPUTF8",
-                "ENHANCEDSTATUSCODES",
-                "CHUNKING",
-            ]
+            self.startTLS = startTLS
+            self.implicitTLS = implicitTLS
+            self.submission = submission
+            self.authMechanisms = authMechanisms
         }
     }
 
@@ -42,6 +50,10 @@ public struct ServerSession: Sendable {
     public struct Transaction: Hashable, Sendable {
         public var greeting: Greeting
         public var envelope: Envelope
+        /// The SASL identity the client authenticated as, if it did.
+        public var authenticatedUser: String?
+        /// The TLS session the transaction runs in, if any.
+        public var tls: TLSInfo?
         /// Octets announced by BDAT commands so far.
         var chunkedSize: UInt64 = 0
     }
@@ -49,7 +61,24 @@ public struct ServerSession: Sendable {
     public enum RecipientVerdict: Hashable, Sendable {
         /// Deliver to these local mailboxes.
         case accepted([Mailbox])
+        /// Send on to the recipient's own server (an authenticated user's mail to another domain).
+        case relay
         case rejected(SMTPReply)
+    }
+
+    public enum SenderVerdict: Hashable, Sendable {
+        case accepted
+        case rejected(SMTPReply)
+    }
+
+    /// One step of a SASL exchange, as the account side decided it.
+    public enum AuthenticationStep: Hashable, Sendable {
+        /// Send this challenge in a 334 reply and read the client's response.
+        case challenge([UInt8])
+        case succeeded(user: String)
+        /// 535 for bad credentials, 501 for a malformed exchange, 421 (and close) for a client
+        /// address that failed too often.
+        case failed(SMTPReply)
     }
 
     public enum CommitOutcome: Hashable, Sendable {
@@ -61,8 +90,14 @@ public struct ServerSession: Sendable {
     public enum Action: Hashable, Sendable {
         /// Send the reply, then read on as told.
         case reply(SMTPReply, then: SMTPInboundFramer.Continuation)
+        /// Check that the authenticated user may send as this sender, then call `senderVerified`.
+        case verifySender(ReversePath, user: String)
         /// Look the recipient up, then call `recipientVerified`.
         case verifyRecipient(ForwardPath, Transaction)
+        /// Start a SASL exchange, then call `authenticationStep`.
+        case beginAuthentication(mechanism: String, initialResponse: [UInt8]?)
+        /// Pass the client's response (decoded) to the exchange, then call `authenticationStep`.
+        case continueAuthentication([UInt8])
         /// Prepare storage for the message content, then call `messageOpened`.
         case openMessage(Transaction)
         /// Make the stored content durable and deliver it, then call `messageCommitted`.
@@ -77,6 +112,9 @@ public struct ServerSession: Sendable {
         /// Greeted; waiting for EHLO or HELO.
         case ready
         case idle(Greeting)
+        /// A SASL exchange is under way.
+        case authenticating(Greeting)
+        case verifyingSender(Transaction)
         case transaction(Transaction)
         case verifyingRecipient(Transaction, ForwardPath)
         case openingData(Transaction)
@@ -96,11 +134,17 @@ public struct ServerSession: Sendable {
     private var state = State.ready
     private var errorCount = 0
     private var isShuttingDown = false
+    /// TLS is up, or being set up after our 220 to STARTTLS.
+    public private(set) var tlsActive: Bool
+    /// The negotiated TLS parameters, once the handshake is done.
+    public private(set) var tls: TLSInfo?
+    public private(set) var authenticatedUser: String?
     /// Line rules for the BDAT message being received (DATA content is checked by the framer).
     private var chunkValidator: MessageTextValidator
 
     public init(configuration: Configuration) {
         self.configuration = configuration
+        self.tlsActive = configuration.implicitTLS
         self.chunkValidator = MessageTextValidator(maximumLineLength: configuration.limits.textLineLength - 2)
     }
 
@@ -116,6 +160,19 @@ public struct ServerSession: Sendable {
     }
 
     public var isClosed: Bool { self.state == .closed }
+
+    /// EHLO keywords, in the order they are advertised. STARTTLS is not offered again inside TLS
+    /// (RFC 3207 §4.2); AUTH only inside TLS and only on submission listeners.
+    public var extensions: [String] {
+        var keywords = [
+            "PIPELINING", "SIZE \(self.limits.messageSize)", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING",
+        ]
+        if self.configuration.startTLS && !self.tlsActive { keywords.append("STARTTLS") }
+        if self.configuration.submission && self.tlsActive && !self.configuration.authMechanisms.isEmpty {
+            keywords.append("AUTH " + self.configuration.authMechanisms.joined(separator: " "))
+        }
+        return keywords
+    }
 
     /// The last EHLO/HELO name the client gave, kept after the session ends (for logs).
     public private(set) var clientName: String?
@@ -151,6 +208,8 @@ public struct ServerSession: Sendable {
             return self.finishMessage(transaction, defects: defects)
         case .chunkEnd:
             return self.chunkEnded()
+        case .saslResponse(let line):
+            return self.saslResponse(line)
         }
     }
 
@@ -176,9 +235,70 @@ public struct ServerSession: Sendable {
             transaction.envelope.recipients.append(EnvelopeRecipient(forwardPath: path, mailboxes: mailboxes))
             self.state = .transaction(transaction)
             return self.respond(.recipientOK(path.description))
+        case .relay:
+            transaction.envelope.recipients.append(EnvelopeRecipient(forwardPath: path, mailboxes: []))
+            self.state = .transaction(transaction)
+            return self.respond(.recipientOK(path.description))
         case .rejected(let reply):
             return self.respond(reply)
         }
+    }
+
+    public mutating func senderVerified(_ verdict: SenderVerdict) -> Action {
+        guard case .verifyingSender(let transaction) = self.state else { return self.internalError() }
+        switch verdict {
+        case .accepted:
+            self.state = .transaction(transaction)
+            return .reply(.senderOK(transaction.envelope.reversePath.description), then: .commands)
+        case .rejected(let reply):
+            self.state = .idle(transaction.greeting)
+            return self.respond(reply)
+        }
+    }
+
+    /// The TLS handshake finished (after STARTTLS, or at the start of an implicit-TLS connection).
+    public mutating func tlsEstablished(_ info: TLSInfo) -> Action {
+        self.tlsActive = true
+        self.tls = info
+        return .none
+    }
+
+    public mutating func authenticationStep(_ step: AuthenticationStep) -> Action {
+        guard case .authenticating(let greeting) = self.state else { return self.internalError() }
+        switch step {
+        case .challenge(let bytes):
+            return .reply(.saslChallenge(bytes), then: .saslResponse)
+        case .succeeded(let user):
+            self.state = .idle(greeting)
+            self.authenticatedUser = user
+            return .reply(.authenticationSucceeded, then: .commands)
+        case .failed(let reply):
+            if reply.code == 421 {
+                self.state = .closed
+                return .reply(reply, then: .close)
+            }
+            self.state = .idle(greeting)
+            return self.respond(reply)
+        }
+    }
+
+    /// A line the client sent in answer to a 334 challenge (RFC 4954 §4); nil when it was too long.
+    private mutating func saslResponse(_ line: ByteBuffer?) -> Action {
+        guard case .authenticating(let greeting) = self.state else { return self.internalError() }
+        guard let line else {
+            self.state = .idle(greeting)
+            return self.respond(.saslMalformed("the response is too long"))
+        }
+        let bytes = Array(line.readableBytesView)
+        if bytes == [0x2A] {  // "*"
+            self.state = .idle(greeting)
+            return self.respond(.authenticationCancelled)
+        }
+        guard let decoded = Base64.decode(bytes) else {
+            self.state = .idle(greeting)
+            return self.respond(.saslMalformed("the response is not valid base64"))
+        }
+        return .continueAuthentication(decoded)
     }
 
     /// Storage for the message is ready (`nil`), or could not be prepared (the reply to give).
@@ -231,7 +351,7 @@ public struct ServerSession: Sendable {
     public mutating func shutdownRequested() -> Action {
         self.isShuttingDown = true
         switch self.state {
-        case .ready, .idle, .transaction:
+        case .ready, .idle, .transaction, .authenticating:
             self.state = .closed
             return .reply(.shuttingDown(hostname: self.hostname), then: .close)
         default:
@@ -255,7 +375,7 @@ public struct ServerSession: Sendable {
             self.clientName = name
             let reply: SMTPReply =
                 extended
-                ? .ehlo(hostname: self.hostname, clientName: name, keywords: self.configuration.extensions)
+                ? .ehlo(hostname: self.hostname, clientName: name, keywords: self.extensions)
                 : .helo(hostname: self.hostname)
             return hadMessage ? .discardMessage(reply: reply, then: .commands) : .reply(reply, then: .commands)
 
@@ -318,13 +438,10 @@ public struct ServerSession: Sendable {
             return hadMessage ? .discardMessage(reply: reply, then: .close) : .reply(reply, then: .close)
 
         case .startTLS:
-            return self.respond(.notImplemented("STARTTLS"), then: .commands)
+            return self.startTLS()
 
-        case .auth:
-            return self.respond(
-                SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Authentication is not enabled"),
-                then: .commands
-            )
+        case .auth(let mechanism, let initialResponse):
+            return self.auth(mechanism: mechanism, initialResponse: initialResponse)
         }
     }
 
@@ -346,14 +463,75 @@ public struct ServerSession: Sendable {
         if !path.isASCII && !parameters.smtpUTF8 {
             return self.respond(.utf8AddressNeedsSMTPUTF8)
         }
+        if self.configuration.submission && self.authenticatedUser == nil {
+            return self.respond(.authenticationRequired)
+        }
         let envelope = Envelope(
             reversePath: path,
             bodyType: parameters.body,
             smtpUTF8: parameters.smtpUTF8,
             declaredSize: parameters.size
         )
-        self.state = .transaction(Transaction(greeting: greeting, envelope: envelope))
+        let transaction = Transaction(
+            greeting: greeting,
+            envelope: envelope,
+            authenticatedUser: self.authenticatedUser,
+            tls: self.tls
+        )
+        if let user = self.authenticatedUser {
+            // RFC 6409 §6.1: a submission server may check that the sender is the user's own.
+            self.state = .verifyingSender(transaction)
+            return .verifySender(path, user: user)
+        }
+        self.state = .transaction(transaction)
         return .reply(.senderOK(path.description), then: .commands)
+    }
+
+    /// STARTTLS (RFC 3207 §4): 220, then TLS; everything known from before is forgotten (§4.2).
+    private mutating func startTLS() -> Action {
+        guard !self.tlsActive else { return self.respond(.badSequence("TLS is already active")) }
+        guard self.configuration.startTLS else { return self.respond(.notImplemented("STARTTLS")) }
+        switch self.state {
+        case .ready, .idle:
+            self.state = .ready
+            self.tlsActive = true
+            return .reply(.readyToStartTLS, then: .startTLS)
+        case .transaction, .chunksPending:
+            return self.respond(.badSequence("STARTTLS inside a mail transaction"))
+        default:
+            return self.internalError()
+        }
+    }
+
+    /// AUTH (RFC 4954 §4): submission listeners only, inside TLS, once, outside transactions.
+    private mutating func auth(mechanism: String, initialResponse: String?) -> Action {
+        guard self.configuration.submission else { return self.respond(.authenticationNotEnabled) }
+        guard self.tlsActive else { return self.respond(.encryptionRequired) }
+        let greeting: Greeting
+        switch self.state {
+        case .ready:
+            return self.respond(.badSequence("send EHLO first"))
+        case .transaction, .chunksPending:
+            return self.respond(.badSequence("AUTH inside a mail transaction"))
+        case .idle(let current):
+            greeting = current
+        default:
+            return self.internalError()
+        }
+        guard self.authenticatedUser == nil else { return self.respond(.badSequence("already authenticated")) }
+        guard self.configuration.authMechanisms.contains(mechanism) else {
+            return self.respond(.unknownMechanism(mechanism))
+        }
+        var decoded: [UInt8]?
+        if let initialResponse {
+            // "=" is an empty initial response (RFC 4954 §4).
+            guard let bytes = initialResponse == "=" ? [] : Base64.decode(initialResponse) else {
+                return self.respond(.saslMalformed("the initial response is not valid base64"))
+            }
+            decoded = bytes
+        }
+        self.state = .authenticating(greeting)
+        return .beginAuthentication(mechanism: mechanism, initialResponse: decoded)
     }
 
     private mutating func rcpt(_ path: ForwardPath) -> Action {

@@ -1,0 +1,262 @@
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Where received messages go, durably: local mailboxes (Maildir) and the outbound queue. All
+/// disk work runs on a thread pool, never on an event loop.
+///
+/// ```
+/// DATA_DIR/incoming/   messages being received (the role of Maildir's tmp/)
+/// DATA_DIR/mail/       one Maildir per mailbox
+/// DATA_DIR/queue/      messages for other servers, with their envelopes
+/// ```
+///
+/// A message is written while it arrives to `incoming/`: once with LF line ends when it has local
+/// mailboxes (the Unix and Maildir convention, as Postfix's virtual(8) and Dovecot's LDA write),
+/// and once as received, with CRLF, when it goes to other servers (it will be relayed as it came).
+/// Nothing is lost either way: the server refuses bare CR and LF. `commit` makes everything
+/// durable before it returns, and only then does the server say 250.
+///
+/// Why `incoming/` and not each Maildir's `tmp/`: a message is written once for all its mailboxes,
+/// and after a crash everything in `incoming/` is ours to delete, while a Maildir's `tmp/` is
+/// shared with other writers (an IMAP server saving drafts). Links and renames need `incoming/`,
+/// `mail/` and `queue/` on one file system, which `prepare` checks.
+public final class MessageStore: Sendable {
+    public let dataDirectory: String
+    public let incomingDirectory: String
+    public let maildirs: MaildirStore
+    public let queue: OutboundQueue
+    let threadPool: NIOThreadPool
+
+    public init(dataDirectory: String, hostname: String, threadPool: NIOThreadPool) {
+        self.dataDirectory = dataDirectory
+        self.incomingDirectory = dataDirectory + "/incoming"
+        self.maildirs = MaildirStore(mailRoot: dataDirectory + "/mail", hostname: hostname)
+        self.queue = OutboundQueue(directory: dataDirectory + "/queue")
+        self.threadPool = threadPool
+    }
+
+    /// What `prepare` found.
+    public struct Preparation: Hashable, Sendable {
+        /// Files of messages an earlier run never acknowledged, removed.
+        public var removedIncoming = 0
+        public var queue = OutboundQueue.Recovery()
+    }
+
+    /// Creates the directories, checks they share a file system, and removes what an earlier run
+    /// left unfinished (never acknowledged, so never promised). The caller must hold the data
+    /// directory lock.
+    public func prepare() async throws -> Preparation {
+        try await self.threadPool.runIfActive { [self] in
+            try POSIXFile.makeDirectory(self.dataDirectory)
+            try POSIXFile.makeDirectory(self.maildirs.mailRoot)
+            try POSIXFile.makeDirectory(self.incomingDirectory)
+            var preparation = Preparation()
+            preparation.queue = try self.queue.recover()
+            let device = try POSIXFile.deviceID(self.incomingDirectory)
+            for directory in [self.maildirs.mailRoot, self.queue.directory] {
+                guard try POSIXFile.deviceID(directory) == device else {
+                    throw StoreError.io(operation: "check (must be on one file system)", path: directory, errno: EXDEV)
+                }
+            }
+            let leftovers = try POSIXFile.listDirectory(self.incomingDirectory)
+            for name in leftovers { POSIXFile.remove(self.incomingDirectory + "/" + name) }
+            preparation.removedIncoming = leftovers.count
+            return preparation
+        }
+    }
+
+    /// Starts a message whose files begin with `header` (the trace fields, CRLF line ends).
+    /// - Parameters:
+    ///   - local: it has local mailboxes (a Maildir copy is written).
+    ///   - queued: it has recipients at other servers (a queue copy is written).
+    public func createMessage(
+        id: String,
+        header: String,
+        local: Bool,
+        queued: Bool
+    ) async throws(StoreError)
+        -> IncomingMessageFile
+    {
+        let incoming = self.incomingDirectory
+        do {
+            let files = try await self.threadPool.runIfActive { () throws -> [SpoolFile] in
+                var files: [SpoolFile] = []
+                do {
+                    if local { files.append(try SpoolFile(path: incoming + "/\(id)", unixLineEnds: true)) }
+                    if queued { files.append(try SpoolFile(path: incoming + "/\(id).eml", unixLineEnds: false)) }
+                } catch {
+                    for file in files { file.abandon() }
+                    throw error
+                }
+                return files
+            }
+            let message = IncomingMessageFile(store: self, id: id, files: files)
+            await message.append(ByteBuffer(string: header))
+            return message
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.io(operation: "create", path: incoming + "/\(id)", errno: EIO)
+        }
+    }
+}
+
+/// A message being written. Used by one connection task at a time; an actor keeps that honest.
+public actor IncomingMessageFile {
+    public nonisolated let id: String
+    let store: MessageStore
+    private var files: [SpoolFile]
+    private var pending = ByteBuffer()
+    private var failure: StoreError?
+    /// Octets received, CRLF line ends, trace fields included.
+    public private(set) var size = 0
+
+    /// Content is written in blocks of this size; a connection holds at most this much in memory.
+    static let blockSize = 65_536
+
+    init(store: MessageStore, id: String, files: [SpoolFile]) {
+        self.store = store
+        self.id = id
+        self.files = files
+    }
+
+    /// Adds content (CRLF line endings, as received).
+    public func append(_ content: ByteBuffer) async {
+        guard self.failure == nil, !self.files.isEmpty else { return }
+        var content = content
+        self.size += content.readableBytes
+        self.pending.writeBuffer(&content)
+        if self.pending.readableBytes >= Self.blockSize {
+            await self.writePending(final: false)
+        }
+    }
+
+    private func writePending(final: Bool) async {
+        guard self.failure == nil else { return }
+        let block = self.pending
+        self.pending = ByteBuffer()
+        let files = self.files
+        do {
+            try await self.store.threadPool.runIfActive {
+                for file in files { try file.write(block, final: final) }
+            }
+        } catch {
+            self.failure = (error as? StoreError) ?? .io(operation: "write", path: self.id, errno: EIO)
+        }
+    }
+
+    /// Makes the message durable: delivered into every mailbox, and queued for the remote
+    /// recipients. When this returns normally, it survives a crash or power loss.
+    /// - Parameters:
+    ///   - mailboxes: canonical mailbox addresses, each named once (none when not local).
+    ///   - queueEntry: the queue envelope, when the message has remote recipients.
+    public func commit(to mailboxes: [String], queueEntry: QueueEntry?) async throws(StoreError) {
+        await self.writePending(final: true)
+        let files = self.files
+        self.files = []
+        if let failure = self.failure {
+            await self.abandon(files)
+            throw failure
+        }
+        let store = self.store
+        let id = self.id
+        do {
+            try await store.threadPool.runIfActive {
+                do {
+                    for file in files { try file.finish() }
+                    var delivered: [String] = []
+                    if let local = files.first(where: { $0.unixLineEnds }), !mailboxes.isEmpty {
+                        delivered = try store.maildirs.deliver(local.path, id: id, size: local.size, to: mailboxes)
+                    }
+                    if var entry = queueEntry, let queued = files.first(where: { !$0.unixLineEnds }) {
+                        entry.size = queued.size
+                        do {
+                            try store.queue.enqueue(file: queued.path, entry: entry)
+                        } catch {
+                            // Not acknowledged, so not promised: take back the local deliveries.
+                            for path in delivered { POSIXFile.remove(path) }
+                            throw error
+                        }
+                    }
+                } catch {
+                    for file in files { file.abandon() }
+                    throw error
+                }
+                for file in files where file.unixLineEnds { POSIXFile.remove(file.path) }
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.io(operation: "commit", path: id, errno: EIO)
+        }
+    }
+
+    /// Drops the message. Safe to call at any time, also after a failed commit.
+    public func discard() async {
+        let files = self.files
+        self.files = []
+        self.pending = ByteBuffer()
+        await self.abandon(files)
+    }
+
+    private func abandon(_ files: [SpoolFile]) async {
+        guard !files.isEmpty else { return }
+        _ = try? await self.store.threadPool.runIfActive {
+            for file in files { file.abandon() }
+        }
+    }
+}
+
+/// One file in `incoming/`, written in blocks from the thread pool. Not thread-safe by itself:
+/// its owner (`IncomingMessageFile`, an actor) never uses it from two places at once.
+final class SpoolFile: @unchecked Sendable {
+    let path: String
+    let unixLineEnds: Bool
+    private var fd: Int32?
+    private var converter = LineEndingConverter()
+    private(set) var size = 0
+
+    init(path: String, unixLineEnds: Bool) throws(StoreError) {
+        self.path = path
+        self.unixLineEnds = unixLineEnds
+        self.fd = try POSIXFile.createExclusive(path)
+    }
+
+    func write(_ block: ByteBuffer, final: Bool) throws(StoreError) {
+        guard let fd = self.fd else { throw StoreError.io(operation: "write", path: self.path, errno: EBADF) }
+        var bytes = block
+        if self.unixLineEnds {
+            bytes = ByteBuffer()
+            self.converter.convert(block, into: &bytes)
+            if final { self.converter.finish(into: &bytes) }
+        }
+        self.size += bytes.readableBytes
+        try bytes.withUnsafeReadableBytes { raw throws(StoreError) in try POSIXFile.writeAll(fd, raw, path: self.path) }
+    }
+
+    /// Syncs and closes the file.
+    func finish() throws(StoreError) {
+        guard let fd = self.fd else { throw StoreError.io(operation: "sync", path: self.path, errno: EBADF) }
+        self.fd = nil
+        do {
+            try POSIXFile.syncData(fd, path: self.path)
+        } catch {
+            _ = try? POSIXFile.closeFile(fd, path: self.path)
+            throw error
+        }
+        try POSIXFile.closeFile(fd, path: self.path)
+    }
+
+    /// Closes (if open) and removes the file.
+    func abandon() {
+        if let fd = self.fd { _ = try? POSIXFile.closeFile(fd, path: self.path) }
+        self.fd = nil
+        POSIXFile.remove(self.path)
+    }
+}

@@ -1,0 +1,136 @@
+import Crypto
+import Foundation
+import Logging
+import NIOSSL
+import SMTPServer
+import ServiceLifecycle
+import UnixSignals
+import X509
+
+/// The server's certificate: the configured PEM files, or a self-signed certificate for the host
+/// name that is made once under `DATA_DIR/tls/` when none is configured.
+enum TLSSetup {
+    /// TLS 1.2 suites: ECDHE only (forward secrecy), AEAD only. TLS 1.3's suites all qualify.
+    static let cipherSuites = [
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    ].joined(separator: ":")
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The files to load: the configured ones, or the self-signed pair (made if missing).
+    static func files(for configuration: Configuration, logger: Logger) async throws -> Configuration.TLSFiles {
+        if let files = configuration.tls { return files }
+        let files = Configuration.TLSFiles(
+            certificate: configuration.tlsDirectory + "/self-signed-certificate.pem",
+            key: configuration.tlsDirectory + "/self-signed-key.pem"
+        )
+        if !FileManager.default.fileExists(atPath: files.certificate)
+            || !FileManager.default.fileExists(atPath: files.key)
+        {
+            try createDirectories(configuration.tlsDirectory)
+            try await self.makeSelfSigned(hostname: configuration.hostname, files: files)
+            logger.warning(
+                "made a self-signed certificate; set [tls] certificate and key for one that clients trust",
+                metadata: ["certificate": "\(files.certificate)", "hostname": "\(configuration.hostname)"]
+            )
+        } else {
+            logger.warning(
+                "using the self-signed certificate; set [tls] certificate and key for one that clients trust",
+                metadata: ["certificate": "\(files.certificate)"]
+            )
+        }
+        return files
+    }
+
+    static func makeSelfSigned(hostname: String, files: Configuration.TLSFiles) async throws {
+        let key = P256.Signing.PrivateKey()
+        let name = try DistinguishedName { CommonName(hostname) }
+        let now = Date()
+        let certificate = try Certificate(
+            version: .v3,
+            serialNumber: Certificate.SerialNumber(),
+            publicKey: .init(key.publicKey),
+            notValidBefore: now.addingTimeInterval(-3600),
+            notValidAfter: now.addingTimeInterval(825 * 24 * 3600),
+            issuer: name,
+            subject: name,
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true))
+                try ExtendedKeyUsage([.serverAuth])
+                SubjectAlternativeNames([.dnsName(hostname)])
+            },
+            issuerPrivateKey: .init(key)
+        )
+        let keyFile = files.key
+        guard
+            FileManager.default.createFile(
+                atPath: keyFile,
+                contents: Data(key.pemRepresentation.utf8),
+                attributes: [.posixPermissions: 0o600]
+            )
+        else { throw Failure(description: "cannot write \(keyFile)") }
+        try certificate.serializeAsPEM().pemString.write(toFile: files.certificate, atomically: true, encoding: .utf8)
+    }
+
+    /// A TLS context from PEM files: TLS 1.2 and 1.3 only, forward-secret suites only.
+    static func context(_ files: Configuration.TLSFiles) throws -> NIOSSLContext {
+        let chain: [NIOSSLCertificate]
+        let key: NIOSSLPrivateKey
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(files.certificate)
+        } catch {
+            throw Failure(description: "cannot read the certificate \(files.certificate): \(error)")
+        }
+        guard !chain.isEmpty else { throw Failure(description: "no certificate in \(files.certificate)") }
+        do {
+            key = try NIOSSLPrivateKey(file: files.key, format: .pem)
+        } catch {
+            throw Failure(description: "cannot read the private key \(files.key): \(error)")
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) },
+            privateKey: .privateKey(key)
+        )
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.maximumTLSVersion = .tlsv13
+        configuration.cipherSuites = self.cipherSuites
+        do {
+            return try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw Failure(
+                description:
+                    "the certificate \(files.certificate) and key \(files.key) do not make a TLS context: \(error)"
+            )
+        }
+    }
+}
+
+/// Reloads the certificate and key on SIGHUP (after certbot and friends renew them), keeping the
+/// old ones if the new files are broken. Connections already in TLS are not touched.
+struct TLSReloader: Service {
+    let files: Configuration.TLSFiles
+    let provider: TLSContextProvider
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            self.reload()
+        }
+    }
+
+    func reload() {
+        do {
+            self.provider.replace(with: try TLSSetup.context(self.files))
+            self.logger.notice("reloaded the TLS certificate", metadata: ["certificate": "\(self.files.certificate)"])
+        } catch {
+            self.logger.error("TLS reload failed; keeping the previous certificate", metadata: ["error": "\(error)"])
+        }
+    }
+}

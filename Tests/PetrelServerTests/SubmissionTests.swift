@@ -1,0 +1,296 @@
+import Accounts
+import Crypto
+import CryptoExtras
+import Foundation
+import MailCore
+import MailStore
+import PetrelServer
+import PetrelTestSupport
+import SMTPServer
+import Testing
+import X509
+
+/// TLS and authenticated submission against the live server: STARTTLS (RFC 3207), implicit TLS
+/// (RFC 8314), AUTH (RFC 4954) and the outbound queue.
+@Suite struct SubmissionTests {
+    static let password = "correct horse battery staple"
+
+    static func server(
+        configure: @Sendable @escaping (inout Configuration) -> Void = { _ in }
+    ) async throws -> TestServer {
+        let server = try await TestServer.start(domains: ["example.test"]) { configuration in
+            configuration.limits.connectionsPerIP = 1000
+            configure(&configuration)
+        }
+        let accounts = server.server.accounts
+        try accounts.addMailbox(
+            AccountAddress(validating: "alice@example.test"),
+            password: PasswordCredentials.make(password: Self.password)
+        )
+        try accounts.addMailbox(AccountAddress(validating: "bob@example.test"), password: nil)
+        try accounts.addAlias(
+            AccountAddress(validating: "sales@example.test"),
+            targets: [AccountAddress(validating: "alice@example.test")]
+        )
+        return server
+    }
+
+    static func plain(_ user: String, _ password: String) -> String {
+        Base64.encode(Array("\0\(user)\0\(password)".utf8))
+    }
+
+    /// Logs in with AUTH PLAIN and returns the reply.
+    static func login(
+        _ client: SMTPTestClient,
+        user: String = "alice@example.test",
+        password: String = password
+    ) async throws
+        -> SMTPTestReply?
+    {
+        try await client.send("AUTH PLAIN \(Self.plain(user, password))")
+        return await client.read().reply
+    }
+
+    @Test func startTLSOnTheSMTPPort() async throws {
+        let server = try await Self.server()
+        let client = try await server.connect()
+        try await client.expect(220)
+        try await client.send("EHLO client.example.net")
+        #expect(try await client.expect(250).lines.contains("STARTTLS"))
+        try await client.send("AUTH PLAIN \(Self.plain("alice@example.test", Self.password))")
+        #expect(try await client.expect(503).text.hasPrefix("5.5.1"), "no AUTH on the smtp listener")
+        try await client.send("STARTTLS")
+        #expect(try await client.expect(220).text == "2.0.0 Ready to start TLS")
+        #expect(await client.startTLS())
+        try await client.send("EHLO client.example.net")
+        let ehlo = try await client.expect(250)
+        #expect(!ehlo.lines.contains("STARTTLS"))
+        #expect(!ehlo.lines.contains { $0.hasPrefix("AUTH") })
+        try await client.send("STARTTLS")
+        #expect(try await client.expect(503).text.hasPrefix("5.5.1"))
+        try await client.send("AUTH PLAIN \(Self.plain("alice@example.test", Self.password))")
+        try await client.expect(503)
+        try await client.send("MAIL FROM:<someone@elsewhere.example>")
+        try await client.expect(250)
+        try await client.send("RCPT TO:<bob@example.test>")
+        try await client.expect(250)
+        try await client.send("RCPT TO:<x@elsewhere.example>")
+        #expect(try await client.expect(554).text.hasPrefix("5.7.1"), "no relaying without AUTH, TLS or not")
+        try await client.send("DATA")
+        try await client.expect(354)
+        try await client.sendRaw(Array("Subject: over TLS\r\n\r\nhi\r\n.\r\n".utf8))
+        try await client.expect(250)
+        let stored = try #require(server.messages(in: "bob@example.test").first)
+        #expect(stored.contains("\t(using TLSv1.3 with cipher TLS_"))
+        #expect(stored.contains(" with ESMTPS id "))
+        await client.close()
+        try await server.stop()
+    }
+
+    @Test func authenticationNeedsTLSOnSubmission() async throws {
+        let server = try await Self.server()
+        let client = try await server.connectAndGreet(.submission)
+        try await client.send("AUTH PLAIN \(Self.plain("alice@example.test", Self.password))")
+        #expect(try await client.expect(538).text.hasPrefix("5.7.11"))
+        try await client.send("MAIL FROM:<alice@example.test>")
+        #expect(try await client.expect(530).text.hasPrefix("5.7.0"))
+        await client.close()
+        try await server.stop()
+    }
+
+    /// Implicit TLS on 465: PLAIN, then a message to a remote and a local recipient. The remote
+    /// part waits in the queue, the local part is in the Maildir, both before the 250.
+    @Test func implicitTLSSubmissionQueuesRemoteMail() async throws {
+        let server = try await Self.server()
+        let client = try await server.connect(.submissions)
+        try await client.expect(220)
+        try await client.send("EHLO laptop.example.net")
+        let ehlo = try await client.expect(250)
+        #expect(ehlo.lines.contains("AUTH PLAIN LOGIN SCRAM-SHA-256"))
+        #expect(!ehlo.lines.contains("STARTTLS"))
+        try await client.send("MAIL FROM:<alice@example.test>")
+        try await client.expect(530)
+        let login = try #require(await Self.login(client))
+        #expect(login.code == 235 && login.text.hasPrefix("2.7.0"))
+        try await client.send("AUTH PLAIN \(Self.plain("alice@example.test", Self.password))")
+        try await client.expect(503)
+        try await client.send("MAIL FROM:<alice@example.test>")
+        try await client.expect(250)
+        try await client.send("RCPT TO:<someone@remote.example>")
+        try await client.expect(250)
+        try await client.send("RCPT TO:<bob@example.test>")
+        try await client.expect(250)
+        try await client.send("DATA")
+        try await client.expect(354)
+        try await client.sendRaw(Array("Subject: hello remote\r\nX-Test: queued\r\n\r\nbody\r\n.\r\n".utf8))
+        let accepted = try await client.expect(250)
+        let id = try #require(accepted.text.split(separator: " ").last.map(String.init))
+        let entries = try server.server.queue.entries()
+        #expect(entries.map(\.id) == [id])
+        #expect(entries.first?.recipients.map(\.address) == ["someone@remote.example"])
+        #expect(entries.first?.sender == "alice@example.test")
+        #expect(entries.first?.authenticatedUser == "alice@example.test")
+        let queued = try String(contentsOfFile: server.server.queue.directory + "/\(id).eml", encoding: .utf8)
+        #expect(queued.contains("\r\nX-Test: queued\r\n"), "the queue keeps CRLF")
+        #expect(queued.contains(" with ESMTPSA id \(id)"))
+        #expect(server.messages(in: "bob@example.test").first?.contains("X-Test: queued\n") == true)
+        await client.close()
+        try await server.stop()
+    }
+
+    @Test func loginMechanism() async throws {
+        let server = try await Self.server()
+        let client = try await server.connectAndGreet(.submissions)
+        try await client.send("AUTH LOGIN")
+        #expect(try await client.expect(334).text == Base64.encode(Array("Username:".utf8)))
+        try await client.send(Base64.encode(Array("Alice@Example.TEST".utf8)))
+        #expect(try await client.expect(334).text == Base64.encode(Array("Password:".utf8)))
+        try await client.send(Base64.encode(Array(Self.password.utf8)))
+        try await client.expect(235)
+        try await client.send("MAIL FROM:<sales@example.test>")
+        #expect(try await client.expect(250).text.hasPrefix("2.1.0"), "an alias that reaches alice is hers")
+        await client.close()
+        try await server.stop()
+    }
+
+    @Test func scramSHA256() async throws {
+        let server = try await Self.server()
+        let client = try await server.connectAndGreet(.submissions)
+        let clientNonce = "fyko+d2lbbFgONRv9qkxdawL"
+        let clientFirstBare = "n=alice@example.test,r=\(clientNonce)"
+        try await client.send("AUTH SCRAM-SHA-256 \(Base64.encode(Array("n,,\(clientFirstBare)".utf8)))")
+        let firstChallenge = try await client.expect(334).text
+        let serverFirst = String(decoding: try #require(Base64.decode(firstChallenge)), as: UTF8.self)
+        var attributes: [Character: String] = [:]
+        for part in serverFirst.split(separator: ",") { attributes[part.first!] = String(part.dropFirst(2)) }
+        let nonce = try #require(attributes["r"])
+        #expect(nonce.hasPrefix(clientNonce) && nonce.count > clientNonce.count)
+        let saltText = try #require(attributes["s"])
+        let salt = try #require(Base64.decode(saltText))
+        let iterationsText = try #require(attributes["i"])
+        let iterations = try #require(Int(iterationsText))
+        let salted = try KDF.Insecure.PBKDF2.deriveKey(
+            from: Array(Self.password.utf8),
+            salt: salt,
+            using: .sha256,
+            outputByteCount: 32,
+            unsafeUncheckedRounds: iterations
+        )
+        let clientKey = Array(HMAC<SHA256>.authenticationCode(for: Array("Client Key".utf8), using: salted))
+        let storedKey = SymmetricKey(data: Array(SHA256.hash(data: clientKey)))
+        let withoutProof = "c=biws,r=\(nonce)"
+        let authMessage = Array("\(clientFirstBare),\(serverFirst),\(withoutProof)".utf8)
+        let signature = Array(HMAC<SHA256>.authenticationCode(for: authMessage, using: storedKey))
+        let proof = zip(clientKey, signature).map { $0 ^ $1 }
+        try await client.send(Base64.encode(Array("\(withoutProof),p=\(Base64.encode(proof))".utf8)))
+        let finalChallenge = try await client.expect(334).text
+        let serverFinal = String(decoding: try #require(Base64.decode(finalChallenge)), as: UTF8.self)
+        let serverKey = SymmetricKey(
+            data: Array(HMAC<SHA256>.authenticationCode(for: Array("Server Key".utf8), using: salted))
+        )
+        let expected = Base64.encode(Array(HMAC<SHA256>.authenticationCode(for: authMessage, using: serverKey)))
+        #expect(serverFinal == "v=\(expected)", "the server proves it knows the password too")
+        try await client.send("")
+        try await client.expect(235)
+        await client.close()
+        try await server.stop()
+    }
+
+    @Test func sendersMustBeTheirOwn() async throws {
+        let server = try await Self.server()
+        let client = try await server.connectAndGreet(.submissions)
+        #expect(try #require(await Self.login(client)).code == 235)
+        for (sender, code) in [
+            ("bob@example.test", 553), ("<>", 553), ("alice@elsewhere.example", 553), ("alice+lists@example.test", 250),
+            ("ALICE@example.test", 250),
+        ] {
+            try await client.send(sender == "<>" ? "MAIL FROM:<>" : "MAIL FROM:<\(sender)>")
+            let reply = try #require(await client.read().reply)
+            #expect(reply.code == code, "\(sender): \(reply)")
+            if code == 553 { #expect(reply.text.hasPrefix("5.7.1")) }
+            if code == 250 {
+                try await client.send("RSET")
+                try await client.expect(250)
+            }
+        }
+        await client.close()
+        try await server.stop()
+    }
+
+    @Test func failedLoginsAreMalformedOrWrongAndThenBlocked() async throws {
+        let server = try await Self.server { configuration in
+            configuration.authentication.failures = 5
+        }
+        let client = try await server.connectAndGreet(.submissions)
+        try await client.send("AUTH PLAIN !!!not-base64!!!")
+        #expect(try await client.expect(501).text.hasPrefix("5.5.2"))
+        try await client.send("AUTH PLAIN")
+        try await client.expect(334)
+        try await client.send("*")
+        #expect(try await client.expect(501).text.hasPrefix("5.7.0"))
+        try await client.send("AUTH X-NO-SUCH-MECH")
+        #expect(try await client.expect(504).text.hasPrefix("5.5.4"))
+        // Five wrong passwords, over two connections (one session would hit its error limit).
+        for attempt in 1...3 {
+            #expect(try #require(await Self.login(client, password: "wrong \(attempt)")).code == 535)
+        }
+        await client.close()
+        let second = try await server.connectAndGreet(.submissions)
+        for attempt in 4...5 {
+            let reply = try #require(await Self.login(second, password: "wrong \(attempt)"))
+            #expect(reply.code == 535 && reply.text.hasPrefix("5.7.8"))
+        }
+        // The sixth attempt from this address: 421 and close, even with the right password.
+        let blocked = try #require(await Self.login(second))
+        #expect(blocked.code == 421 && blocked.text.hasPrefix("4.7.0"))
+        #expect(await second.read().description == "closed")
+        let third = try await server.connect(.submissions)
+        #expect(try await third.expect(421).text.hasPrefix("4.7.0"), "refused at the greeting while blocked")
+        await second.close()
+        await third.close()
+        try await server.stop()
+    }
+
+    /// SIGHUP (here: reloadTLS, which SIGHUP calls) swaps the certificate for new connections;
+    /// a session already in TLS goes on.
+    @Test func certificateReloadKeepsConnections() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let files = Configuration.TLSFiles(certificate: directory + "/cert.pem", key: directory + "/key.pem")
+        try Self.writeCertificate(to: files, commonName: "first.example.test")
+        let server = try await Self.server { configuration in configuration.tls = files }
+        let before = try await server.connect(.submissions)
+        try await before.expect(220)
+        let first = try #require(await before.peerCertificate())
+        try Self.writeCertificate(to: files, commonName: "second.example.test")
+        server.server.reloadTLS()
+        let after = try await server.connect(.submissions)
+        try await after.expect(220)
+        let second = try #require(await after.peerCertificate())
+        #expect(first != second)
+        try await before.send("NOOP")
+        try await before.expect(250)
+        await before.close()
+        await after.close()
+        try await server.stop()
+    }
+
+    static func writeCertificate(to files: Configuration.TLSFiles, commonName: String) throws {
+        let key = P256.Signing.PrivateKey()
+        let name = try DistinguishedName { CommonName(commonName) }
+        let certificate = try Certificate(
+            version: .v3,
+            serialNumber: Certificate.SerialNumber(),
+            publicKey: .init(key.publicKey),
+            notValidBefore: Date().addingTimeInterval(-60),
+            notValidAfter: Date().addingTimeInterval(3600),
+            issuer: name,
+            subject: name,
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions { SubjectAlternativeNames([.dnsName(commonName)]) },
+            issuerPrivateKey: .init(key)
+        )
+        try certificate.serializeAsPEM().pemString.write(toFile: files.certificate, atomically: true, encoding: .utf8)
+        try key.pemRepresentation.write(toFile: files.key, atomically: true, encoding: .utf8)
+    }
+}
