@@ -86,6 +86,9 @@ let package = Package(
             name: "petrel",
             dependencies: [
                 "PetrelServer",
+                "MailStore",
+                "Accounts",
+                "MailCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

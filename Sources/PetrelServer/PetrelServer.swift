@@ -183,7 +183,7 @@ public final class PetrelServer: Sendable {
         for listener in self.listeners {
             self.logger.info(
                 "listening",
-                metadata: ["protocol": "smtp", "address": "\(describe(listener.localAddress))"]
+                metadata: ["protocol": "\(listener.kind.rawValue)", "address": "\(describe(listener.localAddress))"]
             )
         }
         self.logger.info(

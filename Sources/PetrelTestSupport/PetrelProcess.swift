@@ -1,4 +1,5 @@
 import Foundation
+import SMTPServer
 import Synchronization
 
 /// The `petrel` executable run as a separate process: for CLI tests, and for crash tests that
@@ -98,11 +99,12 @@ public final class PetrelProcess: Sendable {
         return status
     }
 
-    /// Waits until the server logs its SMTP listening address; returns the port.
-    public func listeningPort(timeout: Duration = .seconds(30)) async throws -> Int {
+    /// Waits until the server logs the listening address of a kind of listener; returns the port.
+    public func listeningPort(_ kind: ListenerKind = .smtp, timeout: Duration = .seconds(30)) async throws -> Int {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            for line in self.standardError.split(separator: "\n") where line.contains(" listening ") {
+            for line in self.standardError.split(separator: "\n")
+            where line.contains(" listening ") && line.hasSuffix("protocol=\(kind.rawValue)") {
                 if let range = line.range(of: "address=") {
                     let address = line[range.upperBound...].prefix { $0 != " " }
                     if let port = address.split(separator: ":").last.flatMap({ Int($0) }) { return port }

@@ -2,6 +2,7 @@ import Accounts
 import ArgumentParser
 import Logging
 import MailCore
+import MailStore
 import PetrelServer
 
 #if canImport(Glibc)
@@ -20,7 +21,7 @@ struct Petrel: AsyncParsableCommand {
             'localhost' (postmaster@localhost), SMTP on 127.0.0.1:2525.
             Configuration reference: README.md, section "Configuration".
             """,
-        subcommands: [Serve.self, User.self, Alias.self]
+        subcommands: [Serve.self, User.self, Alias.self, Queue.self]
     )
 }
 
@@ -215,6 +216,47 @@ struct Alias: AsyncParsableCommand {
             try openAccounts(configuration).removeAlias(alias)
             print("removed alias \(alias)")
         }
+    }
+}
+
+struct Queue: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Look at the outbound queue.",
+        subcommands: [List.self]
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the messages waiting for delivery to other servers.",
+            discussion: "One line a message: queue id, age, sender, and each recipient with its state."
+        )
+
+        @OptionGroup var options: ConfigOption
+
+        func run() async throws {
+            let configuration = try self.options.load()
+            let entries = try OutboundQueue(directory: configuration.queueDirectory).entries()
+            guard !entries.isEmpty else {
+                print("the queue is empty")
+                return
+            }
+            let now = Int64(time(nil))
+            for entry in entries {
+                let recipients = entry.recipients.map { "\($0.address) (\($0.state.rawValue))" }.joined(separator: ", ")
+                let sender = entry.sender.isEmpty ? "<>" : entry.sender
+                print("\(entry.id)  \(formatAge(now - entry.createdAt))  \(sender)  \(recipients)")
+            }
+        }
+    }
+}
+
+/// 45s, 12m, 3h, 2d.
+func formatAge(_ seconds: Int64) -> String {
+    switch seconds {
+    case ..<60: return "\(max(seconds, 0))s"
+    case ..<3600: return "\(seconds / 60)m"
+    case ..<86_400: return "\(seconds / 3600)h"
+    default: return "\(seconds / 86_400)d"
     }
 }
 

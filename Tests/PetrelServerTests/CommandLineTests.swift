@@ -1,5 +1,6 @@
 import Accounts
 import Foundation
+import MailCore
 import PetrelTestSupport
 import Testing
 
@@ -123,5 +124,65 @@ import Testing
         first.signal(SIGTERM)
         #expect(await first.exit() == 0, "SIGTERM is a clean stop")
         #expect(first.standardError.contains(" stopped"))
+    }
+
+    /// An authenticated submission to a remote address is queued, survives kill -9, and is listed
+    /// by `petrel queue list`; SIGHUP reloads the certificate.
+    @Test func queuedMailSurvivesKill9AndIsListed() async throws {
+        defer { try? FileManager.default.removeItem(atPath: self.directory) }
+        try """
+        hostname = "mx.example.test"
+        data_dir = "data"
+        domains = ["example.test"]
+        [listen]
+        submissions = ["127.0.0.1:0"]
+        """.write(toFile: self.config, atomically: true, encoding: .utf8)
+        #expect(try await self.petrel("queue", "list").standardOutput == "the queue is empty\n")
+        let added = try await self.petrel("user", "add", "alice@example.test", "--password-stdin", input: "pw one\n")
+        #expect(added.status == 0)
+        let changed = try await self.petrel("user", "password", "alice@example.test", input: "pw two\n")
+        #expect(changed.standardOutput == "password set for alice@example.test\n")
+
+        var server = PetrelProcess(arguments: ["serve", "--config", self.config], directory: self.directory)
+        try server.start()
+        let client = try await SMTPTestClient.connect(
+            port: try await server.listeningPort(.submissions),
+            implicitTLS: true
+        )
+        try await client.expect(220)
+        try await client.send("EHLO laptop.example.net")
+        try await client.expect(250)
+        try await client.send("AUTH PLAIN \(Base64.encode(Array("\0alice@example.test\0pw one".utf8)))")
+        try await client.expect(535)
+        try await client.send("AUTH PLAIN \(Base64.encode(Array("\0alice@example.test\0pw two".utf8)))")
+        try await client.expect(235)
+        try await client.send("MAIL FROM:<alice@example.test>")
+        try await client.expect(250)
+        try await client.send("RCPT TO:<someone@remote.example>")
+        try await client.expect(250)
+        try await client.send("DATA")
+        try await client.expect(354)
+        try await client.sendRaw(Array("Subject: to the queue\r\n\r\nhi\r\n.\r\n".utf8))
+        let id = try #require(try await client.expect(250).text.split(separator: " ").last.map(String.init))
+        await client.close()
+
+        server.signal(SIGHUP)
+        var reloaded = false
+        for _ in 0..<100 where !reloaded {
+            try await Task.sleep(for: .milliseconds(20))
+            reloaded = server.standardError.contains("reloaded the TLS certificate")
+        }
+        #expect(reloaded)
+
+        server.signal(SIGKILL)
+        _ = await server.exit()
+        server = PetrelProcess(arguments: ["serve", "--config", self.config], directory: self.directory)
+        try server.start()
+        _ = try await server.listeningPort(.submissions)
+        let listed = try await self.petrel("queue", "list")
+        #expect(listed.standardOutput.hasPrefix("\(id)  "), "\(listed.standardOutput)")
+        #expect(listed.standardOutput.hasSuffix("  alice@example.test  someone@remote.example (pending)\n"))
+        server.signal(SIGTERM)
+        #expect(await server.exit() == 0)
     }
 }

@@ -1,4 +1,6 @@
 import Foundation
+import MailCore
+import MailStore
 import PetrelTestSupport
 import Synchronization
 import Testing
@@ -6,9 +8,11 @@ import Testing
 /// The promise behind every 250 after DATA: the message is on disk and survives kill -9.
 ///
 /// Twenty clients send continuously while the server is killed with SIGKILL at random moments and
-/// started again. Afterwards every message that was answered 250 must be in the Maildir exactly
-/// once and complete; a message that was not answered may be there at most once; and at no moment
-/// may a partial file be visible in `new/`.
+/// started again: half deliver to a local mailbox over port 25, half submit mail for a remote
+/// recipient over implicit TLS with AUTH, which goes to the outbound queue. Afterwards every
+/// message that was answered 250 must be in the Maildir or the queue exactly once and complete; a
+/// message that was not answered may be there at most once; and at no moment may a partial file be
+/// visible in `new/`.
 @Suite struct DurabilityTests {
     static let clients = 20
     static let kills = 4
@@ -16,6 +20,7 @@ import Testing
     /// Shared between the clients and the controller.
     final class Run: Sendable {
         let port = Atomic<Int>(0)
+        let submissionsPort = Atomic<Int>(0)
         let stopping = Atomic<Bool>(false)
         let acknowledged = Mutex<Set<String>>([])
         let attempted = Atomic<Int>(0)
@@ -32,10 +37,20 @@ import Testing
         return (wire, wire.replacingOccurrences(of: "\r\n", with: "\n"))
     }
 
+    static let password = "durable password"
+
     static func client(number: Int, run: Run) async {
+        let submits = number % 2 == 1
         var sequence = 0
         while !run.stopping.load(ordering: .relaxed) {
-            guard let client = try? await SMTPTestClient.connect(port: run.port.load(ordering: .relaxed)) else {
+            let connected =
+                submits
+                ? try? await SMTPTestClient.connect(
+                    port: run.submissionsPort.load(ordering: .relaxed),
+                    implicitTLS: true
+                )
+                : try? await SMTPTestClient.connect(port: run.port.load(ordering: .relaxed))
+            guard let client = connected else {
                 try? await Task.sleep(for: .milliseconds(20))
                 continue
             }
@@ -44,14 +59,22 @@ import Testing
                 (try? await client.send("EHLO durability-\(number).example")) != nil,
                 await client.read(timeout: .seconds(5)).reply?.code == 250
             else { continue }
+            if submits {
+                let credentials = Base64.encode(Array("\0alice@localhost\0\(Self.password)".utf8))
+                guard (try? await client.send("AUTH PLAIN \(credentials)")) != nil,
+                    await client.read(timeout: .seconds(5)).reply?.code == 235
+                else { continue }
+            }
             while !run.stopping.load(ordering: .relaxed) {
                 sequence += 1
                 let id = "c\(number)-\(sequence)"
                 run.attempted.add(1, ordering: .relaxed)
                 do {
-                    try await client.send("MAIL FROM:<sender\(number)@example.net>")
+                    try await client.send(
+                        submits ? "MAIL FROM:<alice@localhost>" : "MAIL FROM:<sender\(number)@example.net>"
+                    )
                     try await client.expect(250, timeout: .seconds(5))
-                    try await client.send("RCPT TO:<postmaster@localhost>")
+                    try await client.send(submits ? "RCPT TO:<rcpt@remote.example>" : "RCPT TO:<postmaster@localhost>")
                     try await client.expect(250, timeout: .seconds(5))
                     try await client.send("DATA")
                     try await client.expect(354, timeout: .seconds(5))
@@ -92,6 +115,31 @@ import Testing
         return (ids, problems)
     }
 
+    /// Checks every committed queue entry; returns the ids found, with repetitions.
+    static func scanQueue(_ directory: String) -> (ids: [String], problems: [String]) {
+        var ids: [String] = []
+        var problems: [String] = []
+        let entries = (try? OutboundQueue(directory: directory).entries()) ?? []
+        for entry in entries {
+            guard let text = try? String(contentsOfFile: directory + "/\(entry.id).eml", encoding: .utf8),
+                let idLine = text.split(separator: "\r\n").first(where: { $0.hasPrefix("X-Test-Id: ") })
+            else {
+                problems.append("\(entry.id): message unreadable or partial")
+                continue
+            }
+            let id = String(idLine.dropFirst("X-Test-Id: ".count))
+            ids.append(id)
+            let expected = Self.content(id: id).wire
+            if let start = text.range(of: "Subject: durability "), text[start.lowerBound...] != expected[...] {
+                problems.append("\(entry.id): content of \(id) incomplete")
+            }
+            if entry.recipients.map(\.address) != ["rcpt@remote.example"] || text.utf8.count != entry.size {
+                problems.append("\(entry.id): envelope does not match")
+            }
+        }
+        return (ids, problems)
+    }
+
     @Test func everyAcknowledgedMessageSurvivesKill9ExactlyOnce() async throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -100,15 +148,25 @@ import Testing
         data_dir = "data"
         [listen]
         smtp = ["127.0.0.1:0"]
+            submissions = ["127.0.0.1:0"]
         [limits]
         connections_per_ip = 100
         """.write(toFile: config, atomically: true, encoding: .utf8)
-        let maildir = directory + "/data/mail/postmaster@localhost/new"
+        // postmaster@localhost goes to the domain's first mailbox, alice.
+        let maildir = directory + "/data/mail/alice@localhost/new"
+        let queue = directory + "/data/queue"
+        let added = try await PetrelProcess.run(
+            ["user", "add", "alice@localhost", "--password-stdin", "--config", config],
+            input: Self.password + "\n",
+            directory: directory
+        )
+        #expect(added.status == 0, "\(added.standardError)")
 
         let run = Run()
         var server = PetrelProcess(arguments: ["serve", "--config", config], directory: directory)
         try server.start()
         run.port.store(try await server.listeningPort(), ordering: .relaxed)
+        run.submissionsPort.store(try await server.listeningPort(.submissions), ordering: .relaxed)
 
         let clients = Task {
             await withTaskGroup(of: Void.self) { group in
@@ -134,6 +192,7 @@ import Testing
             server = PetrelProcess(arguments: ["serve", "--config", config], directory: directory)
             try server.start()
             run.port.store(try await server.listeningPort(), ordering: .relaxed)
+            run.submissionsPort.store(try await server.listeningPort(.submissions), ordering: .relaxed)
             restarts += 1
         }
         try await Task.sleep(for: .seconds(1))
@@ -144,7 +203,11 @@ import Testing
         #expect(await server.exit() == 0)
 
         var checked = Set<String>()
-        let (ids, problems) = Self.scan(maildir, checked: &checked)
+        let (localIDs, localProblems) = Self.scan(maildir, checked: &checked)
+        let (queuedIDs, queueProblems) = Self.scanQueue(queue)
+        let ids = localIDs + queuedIDs
+        let problems = localProblems + queueProblems
+        #expect(queuedIDs.count >= 20, "only \(queuedIDs.count) messages went through the queue")
         let acknowledged = run.acknowledged.withLock { $0 }
         var counts: [String: Int] = [:]
         for id in ids { counts[id, default: 0] += 1 }
@@ -161,7 +224,7 @@ import Testing
         #expect(incoming.isEmpty, "left in incoming/: \(incoming)")
         print(
             "durability: \(run.attempted.load(ordering: .relaxed)) attempted, \(acknowledged.count) acknowledged, "
-                + "\(ids.count) delivered, \(Self.kills) kills"
+                + "\(localIDs.count) delivered, \(queuedIDs.count) queued, \(Self.kills) kills"
         )
     }
 }

@@ -113,6 +113,7 @@ public struct Configuration: Sendable, Hashable {
 
     public var accountsPath: String { self.dataDirectory + "/accounts.sqlite" }
     public var tlsDirectory: String { self.dataDirectory + "/tls" }
+    public var queueDirectory: String { self.dataDirectory + "/queue" }
     public var mailDirectory: String { self.dataDirectory + "/mail" }
 
     public var recipientResolver: RecipientResolver {
