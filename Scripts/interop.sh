@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Interop: real third-party clients (swaks, Python's smtplib) send through a real petrel
-# process, and the delivered Maildir files are checked byte for byte (and read back with
-# Python's mailbox.Maildir, a standard Maildir reader).
+# Interop: real third-party clients (swaks, Python's smtplib, openssl s_client, Python's scramp)
+# talk to a real petrel process: plain SMTP, STARTTLS, implicit TLS, AUTH PLAIN, LOGIN and
+# SCRAM-SHA-256. Delivered Maildir files are checked byte for byte (and read back with Python's
+# mailbox.Maildir, a standard Maildir reader); queued messages with `petrel queue list`.
 #
 # usage: Scripts/interop.sh [path/to/petrel]    (default: .build/debug/petrel, built if missing)
 set -euo pipefail
@@ -26,23 +27,27 @@ data_dir = "data"
 domains = ["example.test"]
 [listen]
 smtp = ["127.0.0.1:0"]
+submission = ["127.0.0.1:0"]
+submissions = ["127.0.0.1:0"]
 CONF
 P() { "$PETREL" "$@" --config "$WORK/petrel.toml"; }
-P user add alice@example.test >/dev/null
+PASSWORD='s3cret pass phrase'
+printf '%s\n' "$PASSWORD" | P user add alice@example.test --password-stdin >/dev/null
 P user add "jösé@example.test" >/dev/null
 P user add carol@example.test >/dev/null
 P alias add team@example.test alice@example.test carol@example.test >/dev/null
 
 "$PETREL" serve --config "$WORK/petrel.toml" 2>"$WORK/server.log" &
 SERVER_PID=$!
-PORT=
-for _ in $(seq 1 200); do
-  PORT=$(sed -n 's/.* listening address=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/server.log" | head -n1)
-  [ -n "$PORT" ] && break
+port_of() { sed -n "s/.* listening address=127\.0\.0\.1:\([0-9]*\) protocol=$1\$/\1/p" "$WORK/server.log" | head -n1; }
+PORT=; SUBMISSION=; SUBMISSIONS=
+for _ in $(seq 1 400); do
+  PORT=$(port_of smtp); SUBMISSION=$(port_of submission); SUBMISSIONS=$(port_of submissions)
+  [ -n "$PORT" ] && [ -n "$SUBMISSION" ] && [ -n "$SUBMISSIONS" ] && break
   sleep 0.05
 done
-[ -n "$PORT" ] || fail "server did not start"
-echo "interop: petrel listening on 127.0.0.1:$PORT"
+[ -n "$SUBMISSIONS" ] || fail "server did not start"
+echo "interop: petrel listening on smtp $PORT, submission $SUBMISSION, submissions $SUBMISSIONS"
 
 # --- swaks: a fixed message (no tokens), plain and pipelined; dot-stuffing by swaks.
 printf 'From: <bob@example.net>\nTo: <alice@example.test>\nSubject: swaks interop\nMessage-ID: <swaks-1@example.net>\nX-Interop: swaks\n\nHello from swaks.\n.leading dot\n..two dots\n' > "$WORK/swaks.eml"
@@ -64,8 +69,52 @@ set -e
 [ $rc -eq 24 ] && grep -q '554 5.7.1' "$WORK/swaks4.log" || fail "relaying not refused with 554 5.7.1 (rc=$rc)"
 echo "interop: swaks ok"
 
+# --- TLS with openssl s_client: STARTTLS on the smtp port, implicit TLS on submissions.
+for mode in starttls implicit; do
+  if [ $mode = starttls ]; then
+    args=(-starttls smtp -connect "127.0.0.1:$PORT")
+  else
+    args=(-connect "127.0.0.1:$SUBMISSIONS")
+  fi
+  # s_client reads stdin only after the handshake; give it the time, and keep stdin open for the reply.
+  { sleep 1; printf 'EHLO openssl.example.net\r\n'; sleep 1; printf 'QUIT\r\n'; sleep 0.5; } \
+    | timeout 10 openssl s_client "${args[@]}" -tls1_3 -quiet >"$WORK/openssl-$mode.log" 2>&1 || true
+  grep -q '^250-AUTH\|^250-PIPELINING' "$WORK/openssl-$mode.log" || fail "no EHLO reply over TLS ($mode): $(cat "$WORK/openssl-$mode.log")"
+  # What is accepted: TLS 1.3, and TLS 1.2 with an ECDHE AEAD suite; what is not: CBC suites, TLS 1.1.
+  for offer in "-tls1_3" "-tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256" \
+    "!-tls1_2 -cipher ECDHE-ECDSA-AES128-SHA" "!-tls1_1 -cipher DEFAULT@SECLEVEL=0"; do
+    expect_ok=1
+    [ "${offer:0:1}" = "!" ] && { expect_ok=0; offer=${offer:1}; }
+    # shellcheck disable=SC2086
+    if timeout 10 openssl s_client "${args[@]}" $offer </dev/null >"$WORK/openssl-offer.log" 2>&1; then ok=1; else ok=0; fi
+    [ $ok -eq $expect_ok ] || fail "openssl s_client $offer ($mode): expected success=$expect_ok: $(grep -m1 'Cipher is' "$WORK/openssl-offer.log")"
+  done
+done
+echo "interop: openssl s_client ok (STARTTLS and implicit TLS; TLS 1.3 and 1.2 ECDHE-AEAD only)"
+
+# --- swaks with TLS and AUTH: PLAIN and LOGIN over STARTTLS on submission, PLAIN over implicit TLS.
+swaks_auth() {
+  swaks --server "127.0.0.1:$1" "${@:2}" --auth-user alice@example.test --auth-password "$PASSWORD" \
+    --from alice@example.test --helo laptop.example.net >"$WORK/swaks-auth.log" 2>&1 \
+    || fail "swaks ${*:2}: $(tail -n 8 "$WORK/swaks-auth.log")"
+}
+swaks_auth "$SUBMISSION" --tls --auth PLAIN --to someone@remote.example --header "X-Interop: swaks-plain"
+swaks_auth "$SUBMISSION" --tls --auth LOGIN --to carol@example.test --header "X-Interop: swaks-login"
+swaks_auth "$SUBMISSIONS" --tlsc --auth PLAIN --to someone@remote.example --header "X-Interop: swaks-tlsc"
+swaks --server "127.0.0.1:$SUBMISSIONS" --tlsc --auth PLAIN --auth-user alice@example.test --auth-password wrong \
+  --to x@remote.example >"$WORK/swaks-wrong.log" 2>&1 && fail "a wrong password was accepted"
+grep -q '535 5.7.8' "$WORK/swaks-wrong.log" || fail "a wrong password did not get 535 5.7.8"
+echo "interop: swaks TLS and AUTH ok"
+
 # --- Python smtplib, then byte-for-byte checks of every delivered file.
-python3 Scripts/interop_check.py "$PORT" "$WORK/data/mail" "$WORK/swaks.eml" || fail "smtplib / Maildir checks"
+python3 Scripts/interop_check.py "$PORT" "$WORK/data/mail" "$WORK/swaks.eml" "$SUBMISSION" "$PASSWORD" \
+  || fail "smtplib / Maildir checks"
+
+# --- The queue: the three messages submitted for remote.example (swaks twice, scramp) wait there.
+P queue list >"$WORK/queue.txt"
+[ "$(grep -c 'alice@example.test  someone@remote.example (pending)' "$WORK/queue.txt")" -eq 3 ] \
+  || fail "petrel queue list: $(cat "$WORK/queue.txt")"
+echo "interop: petrel queue list ok ($(wc -l <"$WORK/queue.txt") messages)"
 
 # --- SIGTERM: a clean stop with exit status 0.
 kill -TERM "$SERVER_PID"

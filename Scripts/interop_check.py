@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sends through petrel with Python's smtplib and checks the delivered Maildir files byte for byte.
 
-usage: interop_check.py PORT MAIL_ROOT SWAKS_MESSAGE
+usage: interop_check.py PORT MAIL_ROOT SWAKS_MESSAGE SUBMISSION_PORT PASSWORD
 
 Petrel stores a message as: Return-Path, a folded Received field, then the message exactly as
 received after dot-unstuffing, with LF line ends (every LF stands for one CRLF on the wire).
@@ -15,11 +15,13 @@ import smtplib
 import sys
 
 PORT, ROOT, SWAKS = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+SUBMISSION, PASSWORD = int(sys.argv[4]), sys.argv[5]
 
 TRACE = re.compile(
     rb"\AReturn-Path: <(?P<from>[^>]*)>\n"
     rb"Received: from (?P<helo>\S+) \(\[127\.0\.0\.1\]\)\n"
-    rb"\tby mx\.example\.test \(Petrel\) with (?P<proto>E?SMTP|UTF8SMTP) id (?P<id>[0-9A-Z]{14})\n"
+    rb"(?:\t\(using (?P<tls>TLSv1\.[23] with cipher [A-Z0-9_]+)\)\n|)"
+    rb"\tby mx\.example\.test \(Petrel\) with (?P<proto>E?SMTPS?A?|UTF8SMTPS?A?) id (?P<id>[0-9A-Z]{14})\n"
     rb"(?:\tfor <(?P<rcpt>[^>]+)>;\n|)"
     rb"(?:\t[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4}\n|)"
 )
@@ -149,7 +151,66 @@ with socket.create_connection(("127.0.0.1", PORT)) as raw:
     reply()
 expect_one("alice@example.test", b"X-Interop: bdat", b"".join(chunks))
 
-# 4. A standard Maildir reader sees every message and parses it.
+# 4. Submission: STARTTLS and AUTH with smtplib, and SCRAM-SHA-256 driven by scramp (a SCRAM
+# implementation nobody on this project wrote).
+import ssl
+
+from scramp import ScramClient
+
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+import base64
+
+with smtplib.SMTP("127.0.0.1", SUBMISSION, local_hostname="laptop.example.net") as client:
+    client.ehlo()
+    if "auth" in client.esmtp_features:
+        fail("AUTH advertised before TLS")
+    plain = base64.b64encode(b"\0alice@example.test\0" + PASSWORD.encode()).decode()
+    code, text = client.docmd("AUTH", "PLAIN " + plain)
+    if code != 538 or not text.startswith(b"5.7.11"):
+        fail(f"AUTH before TLS: {code} {text!r}")
+    client.starttls(context=context)
+    client.ehlo()
+    if "SCRAM-SHA-256" not in client.esmtp_features.get("auth", ""):
+        fail(f"AUTH not advertised inside TLS: {client.esmtp_features}")
+    client.login("alice@example.test", PASSWORD)
+    submitted = b"From: <alice@example.test>\r\nSubject: submitted\r\nX-Interop: smtplib-submission\r\n\r\nhi carol\r\n"
+    client.sendmail("alice@example.test", ["carol@example.test"], submitted)
+    try:
+        client.sendmail("bob@example.net", ["carol@example.test"], submitted)
+        fail("a foreign sender was accepted from alice")
+    except smtplib.SMTPSenderRefused as error:
+        if error.smtp_code != 553 or not error.smtp_error.startswith(b"5.7.1"):
+            fail(f"foreign sender: {error.smtp_code} {error.smtp_error!r}")
+trace = expect_one("carol@example.test", b"X-Interop: smtplib-submission", submitted)
+if trace.group("proto") != b"ESMTPSA" or not trace.group("tls"):
+    fail(f"submission trace: {trace.group(0)!r}")
+
+with smtplib.SMTP("127.0.0.1", SUBMISSION, local_hostname="laptop.example.net") as client:
+    client.starttls(context=context)
+    client.ehlo()
+    scram = ScramClient(["SCRAM-SHA-256"], "alice@example.test", PASSWORD)
+    steps = []
+
+    def scram_step(challenge=None):
+        if challenge is None:
+            steps.append("first")
+            return scram.get_client_first()
+        if len(steps) == 1:
+            steps.append("final")
+            scram.set_server_first(challenge.decode())
+            return scram.get_client_final()
+        steps.append("verify")
+        scram.set_server_final(challenge.decode())  # raises unless the server proved the password
+        return ""
+
+    code, _ = client.auth("SCRAM-SHA-256", scram_step)
+    if code != 235 or steps != ["first", "final", "verify"]:
+        fail(f"SCRAM-SHA-256 with scramp: {code} {steps}")
+    client.sendmail("alice@example.test", ["someone@remote.example"], b"Subject: scram\r\nX-Interop: scramp\r\n\r\nx\r\n")
+
+# 5. A standard Maildir reader sees every message and parses it.
 total = 0
 for name in os.listdir(ROOT):
     box = mailbox.Maildir(os.path.join(ROOT, name), factory=None, create=False)
@@ -158,6 +219,6 @@ for name in os.listdir(ROOT):
         if not message["Received"] or not message["Return-Path"]:
             fail(f"{name}/{key}: trace fields not parsed by the email package")
         total += 1
-if total != 7:
-    fail(f"mailbox.Maildir found {total} messages, expected 7")
-print(f"interop_check: smtplib, BDAT and Maildir checks passed ({total} messages)")
+if total != 9:
+    fail(f"mailbox.Maildir found {total} messages, expected 9")
+print(f"interop_check: smtplib, BDAT, STARTTLS, AUTH, SCRAM (scramp) and Maildir checks passed ({total} messages)")
