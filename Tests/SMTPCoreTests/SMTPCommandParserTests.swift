@@ -55,6 +55,7 @@ import Testing
             Self.parse("MAIL FROM:<alice@example.com> body=7bit size=0")
                 == .success(.mail(alice, MailParameters(size: 0, body: .sevenBit)))
         )
+        #expect(Self.parse("MAIL FROM:<alice@example.com> AUTH=<>") == .success(.mail(alice, MailParameters())))
         #expect(
             Self.parse("MAIL FROM:<alice@example.com> SIZE=99999999999999999999")
                 == .success(.mail(alice, MailParameters(size: UInt64.max)))

@@ -147,6 +147,10 @@ public enum SMTPCommandParser {
             case "SMTPUTF8":
                 guard value == nil else { throw SMTPCommandError(.argumentError("SMTPUTF8 takes no value")) }
                 parameters.smtpUTF8 = true
+            case "AUTH":
+                // RFC 4954 §5: the identity that submitted the message, as xtext; "<>" for unknown.
+                // Petrel trusts only its own AUTH, so the value is checked for form and not used.
+                guard value != nil else { throw SMTPCommandError(.argumentError("AUTH= needs a value")) }
             default:
                 throw SMTPCommandError(.unknownParameter(keyword))
             }
