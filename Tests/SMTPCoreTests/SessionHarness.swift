@@ -99,10 +99,10 @@ struct SessionHarness {
                 action = self.session.senderVerified(self.senderVerdict)
             case .beginAuthentication(_, let initialResponse):
                 self.authenticationInput.append(initialResponse)
-                action = self.session.authenticationStep(self.authenticationSteps.removeFirst())
+                action = self.session.authenticationStep(self.nextAuthenticationStep())
             case .continueAuthentication(let response):
                 self.authenticationInput.append(response)
-                action = self.session.authenticationStep(self.authenticationSteps.removeFirst())
+                action = self.session.authenticationStep(self.nextAuthenticationStep())
             case .verifyRecipient(let path, _):
                 action = self.session.recipientVerified(
                     self.verdicts[path.description] ?? .accepted([Mailbox("box@mx.test")!])
@@ -131,6 +131,10 @@ struct SessionHarness {
                 action = .reply(reply, then: continuation)
             }
         }
+    }
+
+    private mutating func nextAuthenticationStep() -> ServerSession.AuthenticationStep {
+        self.authenticationSteps.isEmpty ? .failed(.authenticationFailed) : self.authenticationSteps.removeFirst()
     }
 
     mutating func timeout() -> [String] {
