@@ -52,11 +52,11 @@ import Testing
         Self.report(results)
     }
 
-    /// The timeout probes, against a server whose timeouts are 2 seconds.
+    /// The timeout probes, against a server whose timeouts are 3 seconds.
     @Test func timeoutProbes() async throws {
         let server = try await TestServer.start { configuration in
-            configuration.timeouts.command = 2
-            configuration.timeouts.data = 2
+            configuration.timeouts.command = 3
+            configuration.timeouts.data = 3
         }
         var variables = Self.file.variables
         variables["IDLE_MAX"] = "10"
