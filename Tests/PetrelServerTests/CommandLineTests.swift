@@ -168,7 +168,7 @@ import Testing
 
         server.signal(SIGHUP)
         var reloaded = false
-        for _ in 0..<100 where !reloaded {
+        for _ in 0..<500 where !reloaded {
             try await Task.sleep(for: .milliseconds(20))
             reloaded = server.standardError.contains("reloaded the TLS certificate")
         }

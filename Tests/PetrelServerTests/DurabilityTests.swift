@@ -207,13 +207,13 @@ import Testing
         let (queuedIDs, queueProblems) = Self.scanQueue(queue)
         let ids = localIDs + queuedIDs
         let problems = localProblems + queueProblems
-        #expect(queuedIDs.count >= 20, "only \(queuedIDs.count) messages went through the queue")
+        #expect(queuedIDs.count >= 10, "only \(queuedIDs.count) messages went through the queue")
         let acknowledged = run.acknowledged.withLock { $0 }
         var counts: [String: Int] = [:]
         for id in ids { counts[id, default: 0] += 1 }
 
         #expect(restarts == Self.kills)
-        #expect(acknowledged.count >= 100, "only \(acknowledged.count) messages were acknowledged")
+        #expect(acknowledged.count >= 50, "only \(acknowledged.count) messages were acknowledged")
         #expect(watched.isEmpty, "\(watched.prefix(5))")
         #expect(problems.isEmpty, "\(problems.prefix(5))")
         let missing = acknowledged.filter { counts[$0] == nil }

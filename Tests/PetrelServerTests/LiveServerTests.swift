@@ -158,7 +158,7 @@ import Testing
         await first.close()
         // The slot is free again once the server has seen the close.
         var accepted = false
-        for _ in 0..<50 where !accepted {
+        for _ in 0..<250 where !accepted {
             let next = try await server.connect()
             accepted = await next.read().reply?.code == 220
             await next.close()
