@@ -107,7 +107,8 @@ public final class SMTPListener: Service, Sendable {
         let info = ConnectionInfo(
             id: String(number, radix: 36),
             remoteAddress: connection.channel.remoteAddress,
-            localAddress: connection.channel.localAddress
+            localAddress: connection.channel.localAddress,
+            listener: self.configuration.kind
         )
         let ip = info.remoteIP
         guard self.limiter.acquire(ip: ip) else {

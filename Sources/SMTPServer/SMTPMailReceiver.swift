@@ -8,11 +8,15 @@ public struct ConnectionInfo: Sendable {
     public var id: String
     public var remoteAddress: SocketAddress?
     public var localAddress: SocketAddress?
+    /// The listener the connection came in on.
+    public var listener: ListenerKind
 
-    public init(id: String, remoteAddress: SocketAddress?, localAddress: SocketAddress?) {
+    public init(id: String, remoteAddress: SocketAddress?, localAddress: SocketAddress?, listener: ListenerKind = .smtp)
+    {
         self.id = id
         self.remoteAddress = remoteAddress
         self.localAddress = localAddress
+        self.listener = listener
     }
 
     /// The client's IP address as text, or "unknown".

@@ -52,8 +52,11 @@ final class MailReceiver: SMTPMailReceiver {
         self.decoyHash = try PasswordHasher.hash(String(decoding: self.decoySecret.map { $0 % 26 + 97 }, as: UTF8.self))
     }
 
+    /// An address blocked for failed logins is turned away from the submission listeners; mail
+    /// for our users from the same address over port 25 still gets in.
     func admit(connection: ConnectionInfo) async -> SMTPReply? {
-        self.failures.isBlocked(connection.remoteIP) ? .tooManyAuthenticationFailures(hostname: self.hostname) : nil
+        guard connection.listener != .smtp, self.failures.isBlocked(connection.remoteIP) else { return nil }
+        return .tooManyAuthenticationFailures(hostname: self.hostname)
     }
 
     func beginAuthentication(mechanism: String, connection: ConnectionInfo) -> any AuthenticationExchange {
