@@ -95,7 +95,7 @@ public final class PetrelServer: Sendable {
                     ]
                 )
             }
-            let tlsFiles = try await TLSSetup.files(for: configuration, logger: logger)
+            let tlsFiles = try TLSSetup.files(for: configuration, logger: logger)
             let tls = TLSContextProvider(try TLSSetup.context(tlsFiles))
             let accounts = try AccountStore(path: configuration.accountsPath)
             let receiver = try MailReceiver(

@@ -93,7 +93,12 @@ public final class SMTPTestClient: Sendable {
             return nil
         }
 
-        var count: Int { self.bytes.count }
+        /// A complete reply if there is one, else whether the connection is closed and how many
+        /// bytes are waiting.
+        func poll() -> (SMTPTestReply?, closed: Bool, count: Int) {
+            if let reply = self.takeReply() { return (reply, false, self.bytes.count) }
+            return (nil, self.closed, self.bytes.count)
+        }
     }
 
     private init(
@@ -222,10 +227,12 @@ public final class SMTPTestClient: Sendable {
     public func read(timeout: Duration = .seconds(10)) async -> SMTPTestReadResult {
         let deadline = ContinuousClock.now + timeout
         while true {
-            if let reply = await self.inbox.takeReply() { return .reply(reply) }
-            if await self.inbox.closed { return .closed }
+            // One actor call for the check and the count, so that bytes arriving in between
+            // cannot be missed (the wait below would then sleep until the deadline).
+            let (reply, closed, seen) = await self.inbox.poll()
+            if let reply { return .reply(reply) }
+            if closed { return .closed }
             if ContinuousClock.now >= deadline { return .timeout }
-            let seen = await self.inbox.count
             let inbox = self.inbox
             let alarm = Task {
                 try? await Task.sleep(until: deadline, clock: .continuous)
@@ -244,6 +251,33 @@ public final class SMTPTestClient: Sendable {
             throw UnexpectedReply(expected: code, got: result)
         }
         return reply
+    }
+
+    /// MAIL, a RCPT for each recipient, DATA, each answered as it should be; the content is next.
+    public func startData(from sender: String, to recipients: [String]) async throws {
+        try await self.send("MAIL FROM:<\(sender)>")
+        try await self.expect(250)
+        for recipient in recipients {
+            try await self.send("RCPT TO:<\(recipient)>")
+            try await self.expect(250)
+        }
+        try await self.send("DATA")
+        try await self.expect(354)
+    }
+
+    /// A whole transaction; `content` is the message with CRLF line ends, without the final dot.
+    /// Returns the 250 reply.
+    @discardableResult
+    public func sendMessage(
+        from sender: String,
+        to recipients: [String],
+        content: String
+    ) async throws
+        -> SMTPTestReply
+    {
+        try await self.startData(from: sender, to: recipients)
+        try await self.sendRaw(Array((content + ".\r\n").utf8))
+        return try await self.expect(250)
     }
 
     public func close() async {

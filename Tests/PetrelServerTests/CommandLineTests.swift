@@ -156,14 +156,12 @@ import Testing
         try await client.expect(535)
         try await client.send("AUTH PLAIN \(Base64.encode(Array("\0alice@example.test\0pw two".utf8)))")
         try await client.expect(235)
-        try await client.send("MAIL FROM:<alice@example.test>")
-        try await client.expect(250)
-        try await client.send("RCPT TO:<someone@remote.example>")
-        try await client.expect(250)
-        try await client.send("DATA")
-        try await client.expect(354)
-        try await client.sendRaw(Array("Subject: to the queue\r\n\r\nhi\r\n.\r\n".utf8))
-        let id = try #require(try await client.expect(250).text.split(separator: " ").last.map(String.init))
+        let accepted = try await client.sendMessage(
+            from: "alice@example.test",
+            to: ["someone@remote.example"],
+            content: "Subject: to the queue\r\n\r\nhi\r\n"
+        )
+        let id = try #require(accepted.text.split(separator: " ").last.map(String.init))
         await client.close()
 
         server.signal(SIGHUP)

@@ -18,41 +18,14 @@ import Testing
         return server
     }
 
-    /// MAIL, RCPT for each recipient, DATA, each answered as expected; the content is next.
-    static func startData(
-        _ client: SMTPTestClient,
-        from: String = "bob@example.net",
-        to recipients: [String]
-    )
-        async throws
-    {
-        try await client.send("MAIL FROM:<\(from)>")
-        try await client.expect(250)
-        for recipient in recipients {
-            try await client.send("RCPT TO:<\(recipient)>")
-            try await client.expect(250)
-        }
-        try await client.send("DATA")
-        try await client.expect(354)
-    }
-
-    /// Sends one message and returns the 250 reply's text.
-    static func send(
-        _ client: SMTPTestClient,
-        to recipients: [String],
-        content: String = message
-    ) async throws
-        -> String
-    {
-        try await self.startData(client, to: recipients)
-        try await client.sendRaw(Array((content + ".\r\n").utf8))
-        return try await client.expect(250).text
-    }
-
     @Test func deliversIntoTheMaildirWithTraceHeaders() async throws {
         let server = try await Self.exampleServer()
         let client = try await server.connectAndGreet(helo: "client.example.net")
-        let reply = try await Self.send(client, to: ["alice@example.test"])
+        let reply = try await client.sendMessage(
+            from: "bob@example.net",
+            to: ["alice@example.test"],
+            content: Self.message
+        ).text
         try await client.send("QUIT")
         try await client.expect(221)
         #expect(await client.read().description == "closed")
@@ -187,7 +160,7 @@ import Testing
         let server = try await Self.exampleServer()
         let idle = try await server.connectAndGreet()
         let busy = try await server.connectAndGreet()
-        try await Self.startData(busy, to: ["alice@example.test"])
+        try await busy.startData(from: "bob@example.net", to: ["alice@example.test"])
         try await busy.sendRaw(Array("Subject: in flight\r\n\r\nfirst half\r\n".utf8))
         try await Task.sleep(for: .milliseconds(100))
 
@@ -210,7 +183,7 @@ import Testing
             configuration.limits.messageSize = 100_000
         }
         let client = try await server.connectAndGreet()
-        try await Self.startData(client, to: ["alice@example.test"])
+        try await client.startData(from: "bob@example.net", to: ["alice@example.test"])
         let line = Array((String(repeating: "x", count: 998) + "\r\n").utf8)
         for _ in 0..<1000 { try await client.sendRaw(line) }
         try await client.sendRaw(Array(".\r\n".utf8))
@@ -261,7 +234,7 @@ import Testing
             configuration.dataDirectory = mountPoint + "/data"
         }
         let client = try await server.connectAndGreet()
-        try await Self.startData(client, to: ["alice@example.test"])
+        try await client.startData(from: "bob@example.net", to: ["alice@example.test"])
         let line = Array((String(repeating: "y", count: 998) + "\r\n").utf8)
         for _ in 0..<2000 { try await client.sendRaw(line) }
         try await client.sendRaw(Array(".\r\n".utf8))
@@ -269,7 +242,12 @@ import Testing
         #expect(reply.text.hasPrefix("4.3.1"))
         #expect(server.messages(in: "alice@example.test").isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: mountPoint + "/data/incoming").isEmpty)
-        #expect(try await Self.send(client, to: ["alice@example.test"]).hasPrefix("2.0.0"))
+        let accepted = try await client.sendMessage(
+            from: "bob@example.net",
+            to: ["alice@example.test"],
+            content: Self.message
+        )
+        #expect(accepted.text.hasPrefix("2.0.0"))
         #expect(server.messages(in: "alice@example.test").count == 1)
         await client.close()
         try await server.stop()

@@ -8,7 +8,6 @@ import PetrelServer
 import PetrelTestSupport
 import SMTPServer
 import Testing
-import X509
 
 /// TLS and authenticated submission against the live server: STARTTLS (RFC 3207), implicit TLS
 /// (RFC 8314), AUTH (RFC 4954) and the outbound queue.
@@ -114,16 +113,11 @@ import X509
         #expect(login.code == 235 && login.text.hasPrefix("2.7.0"))
         try await client.send("AUTH PLAIN \(Self.plain("alice@example.test", Self.password))")
         try await client.expect(503)
-        try await client.send("MAIL FROM:<alice@example.test>")
-        try await client.expect(250)
-        try await client.send("RCPT TO:<someone@remote.example>")
-        try await client.expect(250)
-        try await client.send("RCPT TO:<bob@example.test>")
-        try await client.expect(250)
-        try await client.send("DATA")
-        try await client.expect(354)
-        try await client.sendRaw(Array("Subject: hello remote\r\nX-Test: queued\r\n\r\nbody\r\n.\r\n".utf8))
-        let accepted = try await client.expect(250)
+        let accepted = try await client.sendMessage(
+            from: "alice@example.test",
+            to: ["someone@remote.example", "bob@example.test"],
+            content: "Subject: hello remote\r\nX-Test: queued\r\n\r\nbody\r\n"
+        )
         let id = try #require(accepted.text.split(separator: " ").last.map(String.init))
         let entries = try server.server.queue.entries()
         #expect(entries.map(\.id) == [id])
@@ -279,21 +273,6 @@ import X509
     }
 
     static func writeCertificate(to files: Configuration.TLSFiles, commonName: String) throws {
-        let key = P256.Signing.PrivateKey()
-        let name = try DistinguishedName { CommonName(commonName) }
-        let certificate = try Certificate(
-            version: .v3,
-            serialNumber: Certificate.SerialNumber(),
-            publicKey: .init(key.publicKey),
-            notValidBefore: Date().addingTimeInterval(-60),
-            notValidAfter: Date().addingTimeInterval(3600),
-            issuer: name,
-            subject: name,
-            signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: try Certificate.Extensions { SubjectAlternativeNames([.dnsName(commonName)]) },
-            issuerPrivateKey: .init(key)
-        )
-        try certificate.serializeAsPEM().pemString.write(toFile: files.certificate, atomically: true, encoding: .utf8)
-        try key.pemRepresentation.write(toFile: files.key, atomically: true, encoding: .utf8)
+        try SelfSignedCertificate(hostname: commonName).write(certificate: files.certificate, key: files.key)
     }
 }

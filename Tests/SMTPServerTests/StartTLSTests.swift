@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import NIOCore
 import NIOEmbedded
@@ -6,34 +5,18 @@ import NIOSSL
 import NIOTLS
 import SMTPCore
 import Testing
-import X509
 
 @testable import SMTPServer
 
 /// STARTTLS on EmbeddedChannel with a real TLS handshake (RFC 3207, CVE-2011-0411).
 @Suite struct StartTLSTests {
     static let serverContext: NIOSSLContext = {
-        let key = P256.Signing.PrivateKey()
-        let name = try! DistinguishedName { CommonName("mx.test") }
-        let certificate = try! Certificate(
-            version: .v3,
-            serialNumber: Certificate.SerialNumber(),
-            publicKey: .init(key.publicKey),
-            notValidBefore: Date().addingTimeInterval(-60),
-            notValidAfter: Date().addingTimeInterval(3600),
-            issuer: name,
-            subject: name,
-            signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: try! Certificate.Extensions { SubjectAlternativeNames([.dnsName("mx.test")]) },
-            issuerPrivateKey: .init(key)
-        )
+        let pair = try! SelfSignedCertificate(hostname: "mx.test")
         let configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: [
-                .certificate(
-                    try! NIOSSLCertificate(bytes: Array(try! certificate.serializeAsPEM().pemString.utf8), format: .pem)
-                )
+                .certificate(try! NIOSSLCertificate(bytes: Array(pair.certificatePEM.utf8), format: .pem))
             ],
-            privateKey: .privateKey(try! NIOSSLPrivateKey(bytes: Array(key.pemRepresentation.utf8), format: .pem))
+            privateKey: .privateKey(try! NIOSSLPrivateKey(bytes: Array(pair.privateKeyPEM.utf8), format: .pem))
         )
         return try! NIOSSLContext(configuration: configuration)
     }()

@@ -1,11 +1,9 @@
-import Crypto
 import Foundation
 import Logging
 import NIOSSL
 import SMTPServer
 import ServiceLifecycle
 import UnixSignals
-import X509
 
 /// The server's certificate: the configured PEM files, or a self-signed certificate for the host
 /// name that is made once under `DATA_DIR/tls/` when none is configured.
@@ -22,7 +20,7 @@ enum TLSSetup {
     }
 
     /// The files to load: the configured ones, or the self-signed pair (made if missing).
-    static func files(for configuration: Configuration, logger: Logger) async throws -> Configuration.TLSFiles {
+    static func files(for configuration: Configuration, logger: Logger) throws -> Configuration.TLSFiles {
         if let files = configuration.tls { return files }
         let files = Configuration.TLSFiles(
             certificate: configuration.tlsDirectory + "/self-signed-certificate.pem",
@@ -32,7 +30,10 @@ enum TLSSetup {
             || !FileManager.default.fileExists(atPath: files.key)
         {
             try createDirectories(configuration.tlsDirectory)
-            try await self.makeSelfSigned(hostname: configuration.hostname, files: files)
+            try SelfSignedCertificate(hostname: configuration.hostname).write(
+                certificate: files.certificate,
+                key: files.key
+            )
             logger.warning(
                 "made a self-signed certificate; set [tls] certificate and key for one that clients trust",
                 metadata: ["certificate": "\(files.certificate)", "hostname": "\(configuration.hostname)"]
@@ -44,38 +45,6 @@ enum TLSSetup {
             )
         }
         return files
-    }
-
-    static func makeSelfSigned(hostname: String, files: Configuration.TLSFiles) async throws {
-        let key = P256.Signing.PrivateKey()
-        let name = try DistinguishedName { CommonName(hostname) }
-        let now = Date()
-        let certificate = try Certificate(
-            version: .v3,
-            serialNumber: Certificate.SerialNumber(),
-            publicKey: .init(key.publicKey),
-            notValidBefore: now.addingTimeInterval(-3600),
-            notValidAfter: now.addingTimeInterval(825 * 24 * 3600),
-            issuer: name,
-            subject: name,
-            signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: try Certificate.Extensions {
-                Critical(BasicConstraints.notCertificateAuthority)
-                Critical(KeyUsage(digitalSignature: true))
-                try ExtendedKeyUsage([.serverAuth])
-                SubjectAlternativeNames([.dnsName(hostname)])
-            },
-            issuerPrivateKey: .init(key)
-        )
-        let keyFile = files.key
-        guard
-            FileManager.default.createFile(
-                atPath: keyFile,
-                contents: Data(key.pemRepresentation.utf8),
-                attributes: [.posixPermissions: 0o600]
-            )
-        else { throw Failure(description: "cannot write \(keyFile)") }
-        try certificate.serializeAsPEM().pemString.write(toFile: files.certificate, atomically: true, encoding: .utf8)
     }
 
     /// A TLS context from PEM files: TLS 1.2 and 1.3 only, forward-secret suites only.

@@ -1,0 +1,78 @@
+import Foundation
+import NIOCore
+import Testing
+
+@testable import MailStore
+
+/// The outbound queue, through the store that writes into it (same fixture as the Maildir tests).
+extension MessageStoreTests {
+    func entry(_ id: String) -> QueueEntry {
+        QueueEntry(
+            id: id,
+            createdAt: 1_795_945_306,
+            sender: "alice@example.test",
+            recipients: ["bob@remote.example", "carol@remote.example"],
+            smtpUTF8: false,
+            body: "8BITMIME",
+            authenticatedUser: "alice@example.test"
+        )
+    }
+
+    /// One message to a local mailbox and to remote recipients: an LF copy in the Maildir, the
+    /// CRLF original in the queue with its envelope.
+    @Test func mixedLocalAndRemote() async throws {
+        _ = try await self.store.prepare()
+        let message = try await self.store.createMessage(id: "Q1", header: "Received: x\r\n", local: true, queued: true)
+        await message.append(ByteBuffer(string: "Subject: hi\r\n\r\nbody\r\n"))
+        try await message.commit(to: ["dave@example.test"], queueEntry: self.entry("Q1"))
+        let maildir = self.store.maildirs.path(for: "dave@example.test") + "/new"
+        let local = try FileManager.default.contentsOfDirectory(atPath: maildir)
+        #expect(
+            try String(contentsOfFile: maildir + "/" + local[0], encoding: .utf8)
+                == "Received: x\nSubject: hi\n\nbody\n"
+        )
+        let queued = try String(contentsOfFile: self.store.queue.directory + "/Q1.eml", encoding: .utf8)
+        #expect(queued == "Received: x\r\nSubject: hi\r\n\r\nbody\r\n")
+        var expected = self.entry("Q1")
+        expected.size = queued.utf8.count
+        #expect(try self.store.queue.entries() == [expected])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: self.store.incomingDirectory).isEmpty)
+        try await self.pool.shutdownGracefully()
+    }
+
+    /// What a crash can leave: a message without its envelope, a half-written envelope in tmp/,
+    /// an envelope nobody can read. Start-up removes the first two and sets the last aside.
+    @Test func recoveryAfterACrash() async throws {
+        _ = try await self.store.prepare()
+        let message = try await self.store.createMessage(id: "KEEP", header: "", local: false, queued: true)
+        await message.append(ByteBuffer(string: "Subject: keep\r\n\r\n"))
+        try await message.commit(to: [], queueEntry: self.entry("KEEP"))
+        let queue = self.store.queue.directory
+        _ = FileManager.default.createFile(atPath: queue + "/HALF.eml", contents: Data("Subject: half".utf8))
+        _ = FileManager.default.createFile(atPath: queue + "/tmp/HALF2.envelope", contents: Data("{\"vers".utf8))
+        _ = FileManager.default.createFile(atPath: queue + "/BAD.eml", contents: Data("x".utf8))
+        _ = FileManager.default.createFile(atPath: queue + "/BAD.envelope", contents: Data("not json".utf8))
+        let preparation = try await self.store.prepare()
+        #expect(preparation.queue == OutboundQueue.Recovery(entries: 1, removedUnfinished: 2, setAsideCorrupt: 1))
+        #expect(try self.store.queue.entries().map(\.id) == ["KEEP"])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: queue + "/corrupt").sorted() == [
+                "BAD.eml", "BAD.envelope",
+            ]
+        )
+        try await self.pool.shutdownGracefully()
+    }
+
+    @Test func envelopeFormatIsStable() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var entry = self.entry("01KB7Z3XQ4M2A7")
+        entry.recipients = [QueueEntry.Recipient(address: "bob@remote.example")]
+        #expect(
+            String(decoding: try encoder.encode(entry), as: UTF8.self)
+                == #"{"authenticatedUser":"alice@example.test","body":"8BITMIME","createdAt":1795945306,"id":"01KB7Z3XQ4M2A7","#
+                + #""recipients":[{"address":"bob@remote.example","attempts":0,"state":"pending"}],"sender":"alice@example.test","#
+                + #""size":0,"smtpUTF8":false,"version":1}"#
+        )
+    }
+}
