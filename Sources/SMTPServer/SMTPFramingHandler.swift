@@ -184,10 +184,9 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
             if continuation == .startTLS {
                 // The 220 is written in plaintext; from here on the socket speaks TLS. The framer
                 // has already dropped whatever the client sent after STARTTLS (CVE-2011-0411).
-                do {
-                    guard let tls = self.tls else { throw NIOSSLError.noCertificateToValidate }
-                    try Self.addTLS(to: context.pipeline.syncOperations, context: tls.context)
-                } catch {
+                guard let tls = self.tls,
+                    (try? Self.addTLS(to: context.pipeline.syncOperations, context: tls.context)) != nil
+                else {
                     context.close(promise: nil)
                     return
                 }

@@ -64,6 +64,7 @@ final class MailReceiver: SMTPMailReceiver {
         let nonce = Base64.encode((0..<18).map { _ in UInt8.random(in: 0...255, using: &generator) })
         return AccountAuthentication(
             sasl: SASLServer(
+                // The session offers and accepts only SASLMechanism's names (PetrelServer.start).
                 mechanism: SASLMechanism(rawValue: mechanism) ?? .plain,
                 serverNonce: nonce,
                 decoySecret: self.decoySecret
