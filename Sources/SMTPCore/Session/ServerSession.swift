@@ -155,7 +155,31 @@ public struct ServerSession: Sendable {
     public var isReceivingContent: Bool {
         switch self.state {
         case .receivingData, .receivingChunk: return true
-        default: return false
+        case .ready, .idle, .authenticating, .verifyingSender, .transaction, .verifyingRecipient, .openingData,
+            .openingChunk, .chunksPending, .discardingChunk, .committing, .closed:
+            return false
+        }
+    }
+
+    /// The states in which a command can arrive; in the others the framer delivers message
+    /// content, a SASL response or nothing, so a command there is a bug in the caller.
+    enum CommandState {
+        case ready
+        case idle(Greeting)
+        case transaction(Transaction)
+        /// A BDAT message is open between chunks.
+        case chunksPending(Transaction)
+    }
+
+    var commandState: CommandState? {
+        switch self.state {
+        case .ready: return .ready
+        case .idle(let greeting): return .idle(greeting)
+        case .transaction(let transaction): return .transaction(transaction)
+        case .chunksPending(let transaction): return .chunksPending(transaction)
+        case .authenticating, .verifyingSender, .verifyingRecipient, .openingData, .receivingData, .openingChunk,
+            .receivingChunk, .discardingChunk, .committing, .closed:
+            return nil
         }
     }
 
@@ -222,7 +246,8 @@ public struct ServerSession: Sendable {
         case .discardingChunk(let reply, let resume):
             self.state = resume
             return self.respond(reply)
-        default:
+        case .ready, .idle, .authenticating, .verifyingSender, .transaction, .verifyingRecipient, .openingData,
+            .receivingData, .openingChunk, .chunksPending, .committing, .closed:
             return self.internalError()
         }
     }
@@ -318,7 +343,8 @@ public struct ServerSession: Sendable {
             }
             self.state = .receivingChunk(transaction, last: last)
             return .none
-        default:
+        case .ready, .idle, .authenticating, .verifyingSender, .transaction, .verifyingRecipient, .receivingData,
+            .receivingChunk, .chunksPending, .discardingChunk, .committing, .closed:
             return self.internalError()
         }
     }
@@ -354,7 +380,8 @@ public struct ServerSession: Sendable {
         case .ready, .idle, .transaction, .authenticating:
             self.state = .closed
             return .reply(.shuttingDown(hostname: self.hostname), then: .close)
-        default:
+        case .verifyingSender, .verifyingRecipient, .openingData, .receivingData, .openingChunk, .receivingChunk,
+            .chunksPending, .discardingChunk, .committing, .closed:
             return .none
         }
     }
@@ -362,7 +389,8 @@ public struct ServerSession: Sendable {
     // MARK: - Commands
 
     private mutating func receive(_ command: SMTPCommand) -> Action {
-        if self.isShuttingDown, self.canStartCommand, !self.hasOpenMessage {
+        guard let current = self.commandState else { return self.internalError() }
+        if self.isShuttingDown, !self.hasOpenMessage {
             self.state = .closed
             return .reply(.shuttingDown(hostname: self.hostname), then: .close)
         }
@@ -370,7 +398,6 @@ public struct ServerSession: Sendable {
         case .ehlo(let name), .helo(let name):
             let extended = command.verb == "EHLO"
             let hadMessage = self.hasOpenMessage
-            guard self.canStartCommand else { return self.internalError() }
             self.state = .idle(Greeting(name: name, extended: extended))
             self.clientName = name
             let reply: SMTPReply =
@@ -380,13 +407,13 @@ public struct ServerSession: Sendable {
             return hadMessage ? .discardMessage(reply: reply, then: .commands) : .reply(reply, then: .commands)
 
         case .mail(let path, let parameters):
-            return self.mail(path, parameters)
+            return self.mail(path, parameters, in: current)
 
         case .rcpt(let path):
-            return self.rcpt(path)
+            return self.rcpt(path, in: current)
 
         case .data:
-            switch self.state {
+            switch current {
             case .ready, .idle:
                 return self.respond(.badSequence("send MAIL FROM first"), then: .commands)
             case .chunksPending:
@@ -397,24 +424,20 @@ public struct ServerSession: Sendable {
                 }
                 self.state = .openingData(transaction)
                 return .openMessage(transaction)
-            default:
-                return self.internalError()
             }
 
         case .bdat(let size, let last):
-            return self.bdat(size: size, last: last)
+            return self.bdat(size: size, last: last, in: current)
 
         case .rset:
             let hadMessage = self.hasOpenMessage
-            switch self.state {
+            switch current {
             case .ready:
                 break
             case .idle(let greeting):
                 self.state = .idle(greeting)
             case .transaction(let transaction), .chunksPending(let transaction):
                 self.state = .idle(transaction.greeting)
-            default:
-                return self.internalError()
             }
             return hadMessage ? .discardMessage(reply: .resetOK, then: .commands) : .reply(.resetOK, then: .commands)
 
@@ -438,24 +461,22 @@ public struct ServerSession: Sendable {
             return hadMessage ? .discardMessage(reply: reply, then: .close) : .reply(reply, then: .close)
 
         case .startTLS:
-            return self.startTLS()
+            return self.startTLS(in: current)
 
         case .auth(let mechanism, let initialResponse):
-            return self.auth(mechanism: mechanism, initialResponse: initialResponse)
+            return self.auth(mechanism: mechanism, initialResponse: initialResponse, in: current)
         }
     }
 
-    private mutating func mail(_ path: ReversePath, _ parameters: MailParameters) -> Action {
+    private mutating func mail(_ path: ReversePath, _ parameters: MailParameters, in current: CommandState) -> Action {
         let greeting: Greeting
-        switch self.state {
+        switch current {
         case .ready:
             return self.respond(.badSequence("send EHLO or HELO first"))
         case .transaction, .chunksPending:
             return self.respond(.badSequence("nested MAIL command"))
-        case .idle(let current):
-            greeting = current
-        default:
-            return self.internalError()
+        case .idle(let idle):
+            greeting = idle
         }
         if let size = parameters.size, size > UInt64(self.limits.messageSize) {
             return self.respond(.messageTooLarge(limit: self.limits.messageSize))
@@ -488,35 +509,31 @@ public struct ServerSession: Sendable {
     }
 
     /// STARTTLS (RFC 3207 §4): 220, then TLS; everything known from before is forgotten (§4.2).
-    private mutating func startTLS() -> Action {
+    private mutating func startTLS(in current: CommandState) -> Action {
         guard !self.tlsActive else { return self.respond(.badSequence("TLS is already active")) }
         guard self.configuration.startTLS else { return self.respond(.notImplemented("STARTTLS")) }
-        switch self.state {
+        switch current {
         case .ready, .idle:
             self.state = .ready
             self.tlsActive = true
             return .reply(.readyToStartTLS, then: .startTLS)
         case .transaction, .chunksPending:
             return self.respond(.badSequence("STARTTLS inside a mail transaction"))
-        default:
-            return self.internalError()
         }
     }
 
     /// AUTH (RFC 4954 §4): submission listeners only, inside TLS, once, outside transactions.
-    private mutating func auth(mechanism: String, initialResponse: String?) -> Action {
+    private mutating func auth(mechanism: String, initialResponse: String?, in current: CommandState) -> Action {
         guard self.configuration.submission else { return self.respond(.authenticationNotEnabled) }
         guard self.tlsActive else { return self.respond(.encryptionRequired) }
         let greeting: Greeting
-        switch self.state {
+        switch current {
         case .ready:
             return self.respond(.badSequence("send EHLO first"))
         case .transaction, .chunksPending:
             return self.respond(.badSequence("AUTH inside a mail transaction"))
-        case .idle(let current):
-            greeting = current
-        default:
-            return self.internalError()
+        case .idle(let idle):
+            greeting = idle
         }
         guard self.authenticatedUser == nil else { return self.respond(.badSequence("already authenticated")) }
         guard self.configuration.authMechanisms.contains(mechanism) else {
@@ -534,17 +551,15 @@ public struct ServerSession: Sendable {
         return .beginAuthentication(mechanism: mechanism, initialResponse: decoded)
     }
 
-    private mutating func rcpt(_ path: ForwardPath) -> Action {
+    private mutating func rcpt(_ path: ForwardPath, in current: CommandState) -> Action {
         let transaction: Transaction
-        switch self.state {
+        switch current {
         case .ready, .idle:
             return self.respond(.badSequence("send MAIL FROM first"))
         case .chunksPending:
             return self.respond(.badSequence("RCPT cannot follow BDAT"))
-        case .transaction(let current):
-            transaction = current
-        default:
-            return self.internalError()
+        case .transaction(let open):
+            transaction = open
         }
         if !path.isASCII && !transaction.envelope.smtpUTF8 {
             return self.respond(.utf8AddressNeedsSMTPUTF8)
@@ -560,8 +575,8 @@ public struct ServerSession: Sendable {
         return .verifyRecipient(path, transaction)
     }
 
-    private mutating func bdat(size: UInt64, last: Bool) -> Action {
-        switch self.state {
+    private mutating func bdat(size: UInt64, last: Bool, in current: CommandState) -> Action {
+        switch current {
         case .ready, .idle:
             self.state = .discardingChunk(reply: .badSequence("send MAIL FROM first"), resume: self.state)
             return .none
@@ -594,8 +609,6 @@ public struct ServerSession: Sendable {
             transaction.chunkedSize = total
             self.state = .receivingChunk(transaction, last: last)
             return .none
-        default:
-            return self.internalError()
         }
     }
 
@@ -617,15 +630,9 @@ public struct ServerSession: Sendable {
     private var hasOpenMessage: Bool {
         switch self.state {
         case .receivingData, .receivingChunk, .chunksPending, .committing: return true
-        default: return false
-        }
-    }
-
-    /// States in which the session waits for a command (not for a message or a slow step).
-    private var canStartCommand: Bool {
-        switch self.state {
-        case .ready, .idle, .transaction, .chunksPending: return true
-        default: return false
+        case .ready, .idle, .authenticating, .verifyingSender, .transaction, .verifyingRecipient, .openingData,
+            .openingChunk, .discardingChunk, .closed:
+            return false
         }
     }
 
