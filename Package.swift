@@ -27,6 +27,15 @@ let package = Package(
             name: "MailCore",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
+        .target(name: "DNSCore"),
+        .target(
+            name: "DNSClient",
+            dependencies: [
+                "DNSCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "SMTPCore",
             dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]
@@ -107,6 +116,17 @@ let package = Package(
             ]
         ),
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
+        .testTarget(name: "DNSCoreTests", dependencies: ["DNSCore"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "DNSClientTests",
+            dependencies: [
+                "DNSClient",
+                "PetrelTestSupport",
+                "DNSCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "SMTPCoreTests",
             dependencies: ["SMTPCore", "MailCore", .product(name: "NIOCore", package: "swift-nio")]

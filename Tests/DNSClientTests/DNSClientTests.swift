@@ -1,0 +1,327 @@
+import DNSClient
+import DNSCore
+import Foundation
+import NIOCore
+import NIOPosix
+import PetrelTestSupport
+import Synchronization
+import Testing
+
+/// The stub resolver against a real DNS server (Knot) on loopback, and against misbehaving fakes.
+@Suite(.serialized) struct DNSClientTests {
+    static func client(
+        _ servers: [SocketAddress],
+        timeout: Duration = .milliseconds(500),
+        attempts: Int = 1
+    ) -> DNSClient {
+        DNSClient(configuration: .init(servers: servers, timeout: timeout, attempts: attempts))
+    }
+
+    @Test func recordTypes() async throws {
+        let knot = try KnotServer()
+        defer { knot.stop() }
+        let client = Self.client([knot.address])
+        func rdata(_ name: String, _ type: DNSRecordType) async -> [String] {
+            let result = await client.lookup(DNSName(name)!, type)
+            #expect(result.status == .answer, "\(name) \(type): \(result.status)")
+            return result.records.map(\.data.presentation)
+        }
+        #expect(await rdata("example.test", .mx) == ["10 mx1.example.test.", "20 mx2.example.test."])
+        #expect(await rdata("mx1.example.test", .a) == ["192.0.2.1"])
+        #expect(await rdata("mx1.example.test", .aaaa) == ["2001:db8::1"])
+        #expect(await rdata("multi.example.test", .txt) == ["\"part one \" \"part two\""])
+        #expect(await rdata("1.2.0.192.in-addr.arpa", .ptr) == ["mx1.example.test."])
+        #expect(
+            await rdata("_25._tcp.mx1.example.test", .tlsa) == [
+                "3 1 1 0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF"
+            ]
+        )
+        #expect(client.statistics.tcpQueries == 0)
+    }
+
+    @Test func truncatedAnswersAreRetriedOverTCP() async throws {
+        let knot = try KnotServer()
+        defer { knot.stop() }
+        let client = Self.client([knot.address])
+        let result = await client.lookup(DNSName("big.example.test")!, .txt)
+        #expect(result.status == .answer)
+        #expect(result.records.first?.text == Array(String(repeating: "x", count: 2000).utf8))
+        #expect(client.statistics.tcpQueries == 1)
+    }
+
+    @Test func cnamesNegativeAnswersAndFailures() async throws {
+        let knot = try KnotServer()
+        defer { knot.stop() }
+        let client = Self.client([knot.address])
+        let alias = await client.lookup(DNSName("alias.example.test")!, .a)
+        #expect(alias.status == .answer && alias.records.map(\.data.presentation) == ["192.0.2.1"])
+        #expect(alias.cnames.count == 2)
+        #expect(await client.lookup(DNSName("loop1.example.test")!, .a).status == .failure(.cnameLoop))
+        let nx = await client.lookup(DNSName("nope.example.test")!, .a)
+        #expect(nx.status == .nxDomain && nx.ttl == 300)
+        #expect(await client.lookup(DNSName("mx2.example.test")!, .aaaa).status == .noData)
+        // A CNAME into another zone, to a name that does not exist: NXDOMAIN speaks of the target.
+        let lost = await client.lookup(DNSName("lost.hosts.test")!, .a)
+        #expect(lost.status == .nxDomain && lost.cnames.count == 1)
+        #expect(lost.ttl == 60, "the CNAME (60 s) expires before the negative answer (300 s)")
+        let away = await client.lookup(DNSName("away.hosts.test")!, .mx)
+        #expect(away.status == .noData && away.cnames.count == 3)
+        #expect(await client.lookup(DNSName("x.broken.test")!, .a).status == .failure(.serverFailure))
+        #expect(await client.lookup(DNSName("elsewhere.example")!, .a).status == .failure(.refused))
+    }
+
+    @Test func silenceIsATimeoutAndTheNextServerIsTried() async throws {
+        let knot = try KnotServer()
+        defer { knot.stop() }
+        let silent = try await BlackHole.start()
+        defer { silent.stop() }
+        let started = ContinuousClock.now
+        let alone = await Self.client([silent.address], timeout: .milliseconds(300), attempts: 2).lookup(
+            DNSName("mx1.example.test")!,
+            .a
+        )
+        #expect(alone.status == .failure(.timeout))
+        #expect(ContinuousClock.now - started < .seconds(3))
+        let fallback = await Self.client([silent.address, knot.address], timeout: .milliseconds(300)).lookup(
+            DNSName("mx1.example.test")!,
+            .a
+        )
+        #expect(fallback.status == .answer)
+    }
+
+    @Test func responsesThatDoNotMatchAreDropped() async throws {
+        let knot = try KnotServer()
+        defer { knot.stop() }
+        let spoofer = try await Relay.start(upstream: knot.address, forge: true)
+        defer { spoofer.stop() }
+        let result = await Self.client([spoofer.address], timeout: .seconds(2)).lookup(DNSName("mx1.example.test")!, .a)
+        #expect(result.status == .answer)
+        #expect(result.records.map(\.data.presentation) == ["192.0.2.1"])
+        #expect(spoofer.forgeriesSent == 3)
+    }
+
+    /// The query asks for DNSSEC (EDNS0, DO) so a validating resolver reports AD, and AD is passed
+    /// on only when every response of a CNAME chain had it.
+    @Test func theADBitIsReported() async throws {
+        let knot = try KnotServer()
+        defer { knot.stop() }
+        let validating = try await Relay.start(upstream: knot.address, authenticate: { _ in true })
+        defer { validating.stop() }
+        let client = Self.client([validating.address])
+        let direct = await client.lookup(DNSName("mx1.example.test")!, .a)
+        #expect(direct.status == .answer && direct.authenticated)
+        let query = try #require(validating.queries.first)
+        #expect(query.recursionDesired && query.dnssecOK && query.ednsPayloadSize == 1232)
+        #expect(!query.isResponse && query.questions.count == 1 && query.answers.isEmpty)
+
+        // away.hosts.test is a CNAME to alias.example.test, another zone: two queries.
+        let chain = await client.lookup(DNSName("away.hosts.test")!, .a)
+        #expect(chain.status == .answer && chain.authenticated)
+        #expect(
+            chain.cnames.map(\.name.description) == ["away.hosts.test.", "alias.example.test.", "alias2.example.test."]
+        )
+        #expect(chain.records.map(\.data.presentation) == ["192.0.2.1"])
+
+        let halfValidated = try await Relay.start(
+            upstream: knot.address,
+            authenticate: { $0.description.hasSuffix("example.test.") }
+        )
+        defer { halfValidated.stop() }
+        let half = await Self.client([halfValidated.address]).lookup(DNSName("away.hosts.test")!, .a)
+        #expect(half.status == .answer && !half.authenticated, "the first link was not validated")
+        #expect(half.records.map(\.data.presentation) == ["192.0.2.1"])
+        #expect(halfValidated.queries.count == 2)
+
+        #expect(await Self.client([knot.address]).lookup(DNSName("mx1.example.test")!, .a).authenticated == false)
+    }
+
+    /// 1,000 lookups of 100 names at once: one query a name, the rest coalesced or cached; a
+    /// second round is answered from the cache without a packet.
+    @Test func concurrentLookupsAreCoalescedAndCached() async throws {
+        let knot = try KnotServer()
+        defer { knot.stop() }
+        let client = Self.client([knot.address], timeout: .seconds(2), attempts: 2)
+        func round() async -> [DNSLookupResult] {
+            await withTaskGroup(of: DNSLookupResult.self) { group in
+                for index in 0..<1000 {
+                    group.addTask { await client.lookup(DNSName("h\(index % 100 + 1).hosts.test")!, .a) }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+        }
+        let first = await round()
+        #expect(first.allSatisfy { $0.status == .answer }, "\(first.filter { $0.status != .answer }.prefix(3))")
+        let afterFirst = client.statistics
+        #expect(afterFirst.queriesSent == 100)
+        #expect(afterFirst.lookups == 1000)
+        let second = await round()
+        #expect(second.allSatisfy { $0.status == .answer })
+        let afterSecond = client.statistics
+        #expect(afterSecond.queriesSent == 100, "repeats make no new packets")
+        #expect(afterSecond.cacheHits - afterFirst.cacheHits == 1000)
+        print(
+            "dns: 2 × 1000 lookups of 100 names: \(afterSecond.queriesSent) queries, \(afterSecond.coalesced) coalesced, "
+                + "\(afterSecond.cacheHits) cache hits"
+        )
+    }
+
+    @Test func cacheExpiresAndCachesNegativeAnswers() async throws {
+        let knot = try KnotServer()
+        defer { knot.stop() }
+        let clock = ManualClock()
+        let client = DNSClient(
+            configuration: .init(servers: [knot.address], timeout: .seconds(2), attempts: 1),
+            now: { clock.now }
+        )
+        _ = await client.lookup(DNSName("nope.example.test")!, .a)
+        clock.advance(.seconds(299))
+        let cached = await client.lookup(DNSName("nope.example.test")!, .a)
+        #expect(cached.status == .nxDomain && cached.ttl == 1)
+        #expect(client.statistics.queriesSent == 1)
+        clock.advance(.seconds(2))
+        _ = await client.lookup(DNSName("nope.example.test")!, .a)
+        #expect(client.statistics.queriesSent == 2, "expired after the SOA minimum")
+    }
+
+    @Test func resolvConf() {
+        let conf = ResolvConf(
+            parsing: """
+                # comment
+                search example.com
+                nameserver 127.0.0.53
+                nameserver ::1
+                nameserver not-an-address
+                ; another comment
+                nameserver	192.0.2.53 # trailing
+                nameserver
+                options edns0 timeout:3 attempts:4 rotate
+                """
+        )
+        #expect(conf.servers == ["127.0.0.53", "::1", "not-an-address", "192.0.2.53"])
+        #expect(conf.addresses.count == 3)
+    }
+}
+
+/// A clock the tests move by hand.
+final class ManualClock: Sendable {
+    private let current = Mutex(ContinuousClock.now)
+    var now: ContinuousClock.Instant { self.current.withLock { $0 } }
+    func advance(_ duration: Duration) { self.current.withLock { $0 += duration } }
+}
+
+/// A UDP socket that reads queries and never answers.
+final class BlackHole: Sendable {
+    let channel: any Channel
+    let address: SocketAddress
+
+    private init(channel: any Channel) {
+        self.channel = channel
+        self.address = channel.localAddress!
+    }
+
+    static func start() async throws -> BlackHole {
+        let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(
+            host: "127.0.0.1",
+            port: 0
+        ).get()
+        return BlackHole(channel: channel)
+    }
+
+    func stop() { self.channel.close(promise: nil) }
+}
+
+/// Relays queries to a real server, and can play a validating resolver (setting AD on the
+/// answers for some names) or an attacker (sending three forgeries first: a wrong id, a different
+/// question, and garbage). It keeps the queries it saw.
+final class Relay: Sendable {
+    let channel: any Channel
+    let address: SocketAddress
+    private let state = Mutex<(forgeries: Int, queries: [DNSMessage])>((0, []))
+    var forgeriesSent: Int { self.state.withLock { $0.forgeries } }
+    var queries: [DNSMessage] { self.state.withLock { $0.queries } }
+
+    private init(channel: any Channel) {
+        self.channel = channel
+        self.address = channel.localAddress!
+    }
+
+    static func start(
+        upstream: SocketAddress,
+        forge: Bool = false,
+        authenticate: @escaping @Sendable (DNSName) -> Bool = { _ in false }
+    ) async throws -> Relay {
+        let box = Mutex<Relay?>(nil)
+        let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        Handler(
+                            upstream: upstream,
+                            forge: forge,
+                            authenticate: authenticate,
+                            relay: { box.withLock { $0 } }
+                        )
+                    )
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let relay = Relay(channel: channel)
+        box.withLock { $0 = relay }
+        return relay
+    }
+
+    func stop() { self.channel.close(promise: nil) }
+
+    final class Handler: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+        typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+        let upstream: SocketAddress
+        let forge: Bool
+        let authenticate: @Sendable (DNSName) -> Bool
+        let relay: @Sendable () -> Relay?
+
+        init(
+            upstream: SocketAddress,
+            forge: Bool,
+            authenticate: @escaping @Sendable (DNSName) -> Bool,
+            relay: @escaping @Sendable () -> Relay?
+        ) {
+            self.upstream = upstream
+            self.forge = forge
+            self.authenticate = authenticate
+            self.relay = relay
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let envelope = self.unwrapInboundIn(data)
+            let query = Array(envelope.data.readableBytesView)
+            guard let parsed = try? DNSMessage(decoding: query), let name = parsed.questions.first?.name else { return }
+            self.relay()?.state.withLock { $0.queries.append(parsed) }
+            // Ask the real server (blocking is fine in a test helper on its own loop).
+            guard var real = KnotServer.exchange(query, port: self.upstream.port!, timeout: .seconds(1)) else { return }
+            if self.authenticate(name) { real[3] |= 0x20 }
+            var datagrams: [[UInt8]] = []
+            if self.forge {
+                var wrongID = real
+                wrongID[1] ^= 0xFF
+                // The same response, but to another question: QTYPE (after the name at offset 12) says AAAA.
+                var wrongQuestion = real
+                if let end = wrongQuestion[12...].firstIndex(of: 0), end + 2 < wrongQuestion.count {
+                    wrongQuestion[end + 1] = 0
+                    wrongQuestion[end + 2] = 28
+                }
+                datagrams = [wrongID, wrongQuestion, [0xDE, 0xAD, 0xBE, 0xEF]]
+                self.relay()?.state.withLock { $0.forgeries += 3 }
+            }
+            for datagram in datagrams + [real] {
+                context.write(
+                    self.wrapOutboundOut(
+                        AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: ByteBuffer(bytes: datagram))
+                    ),
+                    promise: nil
+                )
+            }
+            context.flush()
+        }
+    }
+}
