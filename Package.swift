@@ -82,6 +82,8 @@ let package = Package(
                 "SMTPServer",
                 "MailStore",
                 "Accounts",
+                "DNSCore",
+                "DNSClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -100,6 +102,9 @@ let package = Package(
                 "MailStore",
                 "Accounts",
                 "MailCore",
+                "DNSCore",
+                "DNSClient",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,4 +1,5 @@
 import Accounts
+import DNSClient
 import Logging
 import MailStore
 import NIOCore
@@ -25,6 +26,8 @@ public final class PetrelServer: Sendable {
     public let listeners: [SMTPListener]
     public let accounts: AccountStore
     public let queue: OutboundQueue
+    /// The stub resolver, shared by everything that needs DNS.
+    public let dns: DNSClient
     private let reloader: TLSReloader
     private let group: ServiceGroup
     private let threadPool: NIOThreadPool
@@ -42,6 +45,7 @@ public final class PetrelServer: Sendable {
         listeners: [SMTPListener],
         accounts: AccountStore,
         queue: OutboundQueue,
+        dns: DNSClient,
         reloader: TLSReloader,
         group: ServiceGroup,
         threadPool: NIOThreadPool,
@@ -52,6 +56,7 @@ public final class PetrelServer: Sendable {
         self.listeners = listeners
         self.accounts = accounts
         self.queue = queue
+        self.dns = dns
         self.reloader = reloader
         self.group = group
         self.threadPool = threadPool
@@ -165,6 +170,7 @@ public final class PetrelServer: Sendable {
                 listeners: listeners,
                 accounts: accounts,
                 queue: store.queue,
+                dns: configuration.makeDNSClient(),
                 reloader: reloader,
                 group: ServiceGroup(configuration: groupConfiguration),
                 threadPool: threadPool,
@@ -185,6 +191,12 @@ public final class PetrelServer: Sendable {
                 "listening",
                 metadata: ["protocol": "\(listener.kind.rawValue)", "address": "\(describe(listener.localAddress))"]
             )
+        }
+        let resolvers = self.dns.configuration.servers.map(describe).joined(separator: ",")
+        if resolvers.isEmpty {
+            self.logger.warning("no DNS resolvers: set [dns] servers, or nameserver lines in /etc/resolv.conf")
+        } else {
+            self.logger.info("dns", metadata: ["resolvers": "\(resolvers)"])
         }
         self.logger.info(
             "receiving mail",

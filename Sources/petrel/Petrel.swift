@@ -1,8 +1,10 @@
 import Accounts
 import ArgumentParser
+import DNSCore
 import Logging
 import MailCore
 import MailStore
+import NIOCore
 import PetrelServer
 
 #if canImport(Glibc)
@@ -21,7 +23,7 @@ struct Petrel: AsyncParsableCommand {
             'localhost' (postmaster@localhost), SMTP on 127.0.0.1:2525.
             Configuration reference: README.md, section "Configuration".
             """,
-        subcommands: [Serve.self, User.self, Alias.self, Queue.self]
+        subcommands: [Serve.self, User.self, Alias.self, Queue.self, Resolve.self]
     )
 }
 
@@ -247,6 +249,76 @@ struct Queue: AsyncParsableCommand {
                 print("\(entry.id)  \(formatAge(now - entry.createdAt))  \(sender)  \(recipients)")
             }
         }
+    }
+}
+
+struct Resolve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Look a name up with Petrel's own resolver.",
+        discussion: """
+            Prints each record with its TTL, as dig +noall +answer does, then the status and whether \
+            the resolver set AD (DNSSEC-validated). Exit status: 0 with an answer, 1 for NXDOMAIN or \
+            no data, 2 when the lookup failed (SERVFAIL, REFUSED, timeout).
+            """
+    )
+
+    @OptionGroup var options: ConfigOption
+    @Argument(help: "A record type: A, AAAA, MX, TXT, PTR, CNAME, TLSA, SOA, NS, or TYPEnn.")
+    var type: String
+    @Argument(help: "The name to look up; for PTR, an IP address works too.")
+    var name: String
+    @Option(help: ArgumentHelp("Ask this resolver instead of the configured ones.", valueName: "host:port"))
+    var server: String?
+
+    func run() async throws {
+        var configuration = try self.options.load()
+        guard let type = DNSRecordType(self.type) else { throw ValidationError("unknown record type '\(self.type)'") }
+        var name = DNSName(self.name)
+        if type == .ptr, let address = try? SocketAddress(ipAddress: self.name, port: 0) {
+            name = DNSName.reverse(address: addressOctets(address))
+        }
+        guard let name else { throw ValidationError("'\(self.name)' is not a domain name") }
+        if let server = self.server {
+            guard let address = ListenAddress(parsing: server, defaultPort: 53),
+                (try? SocketAddress(ipAddress: address.host, port: address.port)) != nil
+            else { throw ValidationError("--server takes an IP address and port, like 127.0.0.1:53 or [::1]:5353") }
+            configuration.dns.servers = [address]
+        }
+        let client = configuration.makeDNSClient()
+        guard !client.configuration.servers.isEmpty else {
+            printError("no DNS server: give --server, set [dns] servers, or add a nameserver to /etc/resolv.conf")
+            throw ExitCode(2)
+        }
+        let result = await client.lookup(name, type)
+        for record in result.cnames + result.records { print(record.presentation) }
+        let authenticated = result.authenticated ? "yes" : "no"
+        switch result.status {
+        case .answer:
+            let count = result.records.count
+            print(";; status: NOERROR, \(count) record\(count == 1 ? "" : "s"); AD: \(authenticated)")
+        case .noData:
+            print(";; status: NOERROR, no \(type) records; AD: \(authenticated)")
+            throw ExitCode(1)
+        case .nxDomain:
+            print(";; status: NXDOMAIN; AD: \(authenticated)")
+            throw ExitCode(1)
+        case .failure(let failure):
+            print(";; status: \(failure)")
+            throw ExitCode(2)
+        }
+    }
+}
+
+func printError(_ message: String) {
+    let line = Array("Error: \(message)\n".utf8)
+    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+func addressOctets(_ address: SocketAddress) -> [UInt8] {
+    switch address {
+    case .v4(let v4): return withUnsafeBytes(of: v4.address.sin_addr.s_addr) { Array($0) }
+    case .v6(let v6): return withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+    default: return []
     }
 }
 

@@ -53,6 +53,10 @@ import Testing
             command = 600
             data = 120
             shutdown = 10
+            [dns]
+            servers = ["127.0.0.1:5353", "::1", "192.0.2.53"]
+            timeout = 5
+            attempts = 3
             [log]
             level = "debug"
             """
@@ -73,6 +77,14 @@ import Testing
                 600, 120, 10,
             ]
         )
+        #expect(
+            configuration.dns.servers == [
+                ListenAddress(host: "127.0.0.1", port: 5353), ListenAddress(host: "::1", port: 53),
+                ListenAddress(host: "192.0.2.53", port: 53),
+            ]
+        )
+        #expect([configuration.dns.timeout, configuration.dns.attempts] == [5, 3])
+        #expect(configuration.makeDNSClient().configuration.servers.map(\.port) == [5353, 53, 53])
         #expect(configuration.logLevel == .debug)
         #expect(try Self.parse("recipient_delimiter = \"\"").recipientDelimiter == nil)
     }
@@ -87,6 +99,7 @@ import Testing
         #expect(defaults.listen.submissions == [ListenAddress(host: "127.0.0.1", port: 2465)])
         #expect(defaults.tls == nil, "a self-signed certificate is made")
         #expect(defaults.limits.recipients >= 100, "RFC 5321 4.5.3.1.8")
+        #expect(defaults.dns.servers == nil, "/etc/resolv.conf")
     }
 
     @Test(arguments: [
@@ -115,6 +128,12 @@ import Testing
         ("[timeouts]\ncommand = 0", "timeouts.command", "must be between"),
         ("[log]\nlevel = \"loud\"", "log.level", "not a log level"),
         ("data_dir = \"\"", "data_dir", "must not be empty"),
+        ("[dns]\nservers = []", "dns.servers", "name at least one server"),
+        ("[dns]\nservers = [\"dns.example:53\"]", "dns.servers", "is not an IP address"),
+        ("[dns]\nservers = [\"127.0.0.1:x\"]", "dns.servers", "is not address:port"),
+        ("[dns]\ntimeout = 0", "dns.timeout", "must be between"),
+        ("[dns]\nattempts = 11", "dns.attempts", "must be between"),
+        ("[dns]\nserver = [\"127.0.0.1\"]", "dns.server", "did you mean 'dns.servers'?"),
     ])
     func refusedWithTheKeyNamed(text: String, key: String, message: String) {
         do {
@@ -144,6 +163,20 @@ import Testing
     func listenAddresses(text: String, host: String, port: Int) {
         #expect(ListenAddress(parsing: text) == ListenAddress(host: host, port: port))
         #expect(ListenAddress(parsing: text)?.description == text)
+    }
+
+    @Test func addressesWithADefaultPort() {
+        #expect(ListenAddress(parsing: "192.0.2.53", defaultPort: 53) == ListenAddress(host: "192.0.2.53", port: 53))
+        #expect(
+            ListenAddress(parsing: "2001:db8::53", defaultPort: 53) == ListenAddress(host: "2001:db8::53", port: 53)
+        )
+        #expect(ListenAddress(parsing: "[::1]:5353", defaultPort: 53) == ListenAddress(host: "::1", port: 5353))
+        #expect(
+            ListenAddress(parsing: "127.0.0.1:5353", defaultPort: 53) == ListenAddress(host: "127.0.0.1", port: 5353)
+        )
+        for bad in ["127.0.0.1:x", "[::1]", "[::1]:", "", "a b"] {
+            #expect(ListenAddress(parsing: bad, defaultPort: 53) == nil, "\(bad)")
+        }
     }
 
     @Test(arguments: [

@@ -1,6 +1,8 @@
 import Accounts
+import DNSClient
 import Logging
 import MailCore
+import NIOCore
 
 #if canImport(Glibc)
 import Glibc
@@ -27,6 +29,7 @@ public struct Configuration: Sendable, Hashable {
     public var limits: Limits
     public var timeouts: Timeouts
     public var authentication: AuthenticationPolicy
+    public var dns: DNSSettings
     public var logLevel: Logger.Level
 
     public struct Listen: Sendable, Hashable {
@@ -54,6 +57,16 @@ public struct Configuration: Sendable, Hashable {
             self.certificate = certificate
             self.key = key
         }
+    }
+
+    /// Petrel's own stub resolver.
+    public struct DNSSettings: Sendable, Hashable {
+        /// Recursive resolvers; nil means the `nameserver` lines of /etc/resolv.conf.
+        public var servers: [ListenAddress]?
+        /// Seconds to wait for one server, once.
+        public var timeout: Int = 2
+        /// Rounds over all servers.
+        public var attempts: Int = 2
     }
 
     /// Failed logins per client address: after `failures` within `window` seconds, the address
@@ -99,6 +112,7 @@ public struct Configuration: Sendable, Hashable {
             limits: Limits(),
             timeouts: Timeouts(),
             authentication: AuthenticationPolicy(),
+            dns: DNSSettings(),
             logLevel: .info
         )
     }
@@ -115,6 +129,19 @@ public struct Configuration: Sendable, Hashable {
     public var tlsDirectory: String { self.dataDirectory + "/tls" }
     public var queueDirectory: String { self.dataDirectory + "/queue" }
     public var mailDirectory: String { self.dataDirectory + "/mail" }
+
+    /// The resolver these settings describe: the configured servers, or /etc/resolv.conf's.
+    public func makeDNSClient() -> DNSClient {
+        let addresses: [SocketAddress]
+        if let servers = self.dns.servers {
+            addresses = servers.compactMap { try? SocketAddress(ipAddress: $0.host, port: $0.port) }
+        } else {
+            addresses = ResolvConf.load().addresses
+        }
+        return DNSClient(
+            configuration: .init(servers: addresses, timeout: .seconds(self.dns.timeout), attempts: self.dns.attempts)
+        )
+    }
 
     public var recipientResolver: RecipientResolver {
         RecipientResolver(
@@ -155,6 +182,18 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
         }
         self.host = String(host)
         self.port = port
+    }
+
+    /// Also accepts a bare address, `192.0.2.53` or `2001:db8::53`, meaning `defaultPort`.
+    public init?(parsing text: String, defaultPort: Int) {
+        if let address = ListenAddress(parsing: text) {
+            self = address
+        } else if !text.contains(":") || (text.filter({ $0 == ":" }).count > 1 && !text.contains("[")) {
+            let host = text.contains(":") ? "[\(text)]" : text
+            self.init(parsing: "\(host):\(defaultPort)")
+        } else {
+            return nil
+        }
     }
 
     public var description: String {

@@ -2,6 +2,7 @@ import Accounts
 import Foundation
 import Logging
 import MailCore
+import NIOCore
 import TOMLKit
 
 /// A configuration problem, naming the file and the key, and saying what is expected.
@@ -172,6 +173,22 @@ public enum ConfigurationLoader {
             try auth.finish()
         }
 
+        if var dns = try top.table("dns") {
+            if try dns.stringArray("servers") != nil {
+                let servers = try dns.listenAddresses("servers", defaultPort: 53)
+                guard !servers.isEmpty else {
+                    throw dns.error("servers", "name at least one server, or leave the key out for /etc/resolv.conf")
+                }
+                for server in servers where (try? SocketAddress(ipAddress: server.host, port: server.port)) == nil {
+                    throw dns.error("servers", "'\(server.host)' is not an IP address; resolvers are named by address")
+                }
+                configuration.dns.servers = servers
+            }
+            if let value = try dns.int("timeout", in: 1...60) { configuration.dns.timeout = value }
+            if let value = try dns.int("attempts", in: 1...10) { configuration.dns.attempts = value }
+            try dns.finish()
+        }
+
         if var log = try top.table("log") {
             if let level = try log.string("level") {
                 guard let parsed = Logger.Level(rawValue: level) else {
@@ -244,11 +261,17 @@ private struct TableReader {
         return result
     }
 
-    /// An array of `address:port` strings; an absent key is an empty list.
-    mutating func listenAddresses(_ key: String) throws(ConfigurationError) -> [ListenAddress] {
+    /// An array of `address:port` strings; an absent key is an empty list. With a default port,
+    /// a bare address is accepted too.
+    mutating func listenAddresses(_ key: String, defaultPort: Int? = nil) throws(ConfigurationError) -> [ListenAddress]
+    {
         var parsed: [ListenAddress] = []
         for text in try self.stringArray(key) ?? [] {
-            guard let address = ListenAddress(parsing: text) else {
+            let address =
+                if let defaultPort { ListenAddress(parsing: text, defaultPort: defaultPort) } else {
+                    ListenAddress(parsing: text)
+                }
+            guard let address else {
                 throw self.error(key, "'\(text)' is not address:port (use 127.0.0.1:25, [::1]:25 or 0.0.0.0:25)")
             }
             parsed.append(address)
