@@ -37,6 +37,15 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MailAuth",
+            dependencies: [
+                "MailCore",
+                "DNSCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        .target(
             name: "SMTPCore",
             dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]
         ),
@@ -112,6 +121,7 @@ let package = Package(
             name: "PetrelTestSupport",
             dependencies: [
                 "PetrelServer",
+                "DNSCore",
                 "SMTPServer",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -146,6 +156,17 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "MailAuthTests",
+            dependencies: [
+                "MailAuth",
+                "MailCore",
+                "DNSCore",
+                "PetrelTestSupport",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "MailCore"]),
         .testTarget(name: "AccountsTests", dependencies: ["Accounts", "MailCore"]),
