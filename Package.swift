@@ -165,6 +165,7 @@ let package = Package(
                 "DNSCore",
                 "PetrelTestSupport",
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             resources: [.copy("Fixtures")]
         ),

@@ -54,7 +54,7 @@ public struct SPFRecord: Hashable, Sendable {
     public static func isSPF(_ text: [UInt8]) -> Bool {
         let version = Array("v=spf1".utf8)
         guard text.count >= version.count,
-            zip(text.prefix(version.count), version).allSatisfy({ lowercase($0) == $1 })
+            zip(text.prefix(version.count), version).allSatisfy({ asciiLowercased($0) == $1 })
         else { return false }
         return text.count == version.count || text[version.count] == 0x20
     }
@@ -304,4 +304,3 @@ public struct MacroString: Hashable, Sendable, CustomStringConvertible {
 
 @inline(__always) func isAlpha(_ byte: UInt8) -> Bool { (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) }
 @inline(__always) func isDigit(_ byte: UInt8) -> Bool { (0x30...0x39).contains(byte) }
-@inline(__always) func lowercase(_ byte: UInt8) -> UInt8 { (0x41...0x5A).contains(byte) ? byte + 0x20 : byte }

@@ -55,7 +55,7 @@ public struct Domain: Hashable, Sendable, CustomStringConvertible {
 }
 
 @inline(__always)
-func asciiLowercased(_ byte: UInt8) -> UInt8 {
+public func asciiLowercased(_ byte: UInt8) -> UInt8 {
     (0x41...0x5A).contains(byte) ? byte + 0x20 : byte
 }
 

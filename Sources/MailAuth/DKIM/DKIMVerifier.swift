@@ -1,0 +1,265 @@
+import DNSCore
+import MailCore
+
+/// RFC 8601 §2.7.1 results for one signature.
+public enum DKIMResult: String, Hashable, Sendable {
+    case none, pass, fail, policy, neutral, temperror, permerror
+}
+
+/// The verdict on one DKIM-Signature, with what Authentication-Results reports about it.
+public struct DKIMVerdict: Hashable, Sendable {
+    public var result: DKIMResult
+    /// header.d, header.s, header.i: as far as the signature could be read.
+    public var domain: String?
+    public var selector: String?
+    public var identity: String?
+    /// The b= value; header.b quotes its first characters (RFC 6008).
+    public var signatureText: String?
+    public var algorithm: DKIMSignature.Algorithm?
+    /// l=: only this much of the body was signed (reported, because text can be appended).
+    public var bodyLength: Int?
+    /// The key says the domain is testing DKIM (t=y).
+    public var testing = false
+    /// "signature verified with a 2048-bit RSA key", "body hash mismatch", "no key at ...".
+    public var reason: String
+}
+
+/// Splits a message as it streams by into the header section (kept, up to a limit) and the body
+/// (never kept: each DKIM signature's body hash is computed on the fly).
+public struct MessageScanner: Sendable {
+    public struct Scanned: Sendable {
+        /// Nil when the header section was larger than the limit.
+        public var header: HeaderSection?
+        public var signatures: [Result<DKIMSignature, DKIMSignature.Invalid>]
+        public var bodyHashes: [BodyHashRequest: (hash: [UInt8], canonicalLength: Int)]
+        public var bodyOctets: Int
+    }
+
+    enum Position { case lineStart, lineStartCR, inLine, body, overflow }
+
+    public let maximumHeaderOctets: Int
+    /// Signatures beyond this many are not verified (each costs a DNS query and a public-key
+    /// operation).
+    public let maximumSignatures: Int
+    let now: Int
+    private var position = Position.lineStart
+    private var headerOctets: [UInt8] = []
+    public private(set) var header: HeaderSection?
+    private var signatures: [Result<DKIMSignature, DKIMSignature.Invalid>] = []
+    private var hashers: [BodyHashRequest: BodyHasher] = [:]
+    private var bodyOctets = 0
+
+    /// - Parameter now: Unix seconds, for signature expiry.
+    public init(now: Int, maximumHeaderOctets: Int = 262_144, maximumSignatures: Int = 10) {
+        self.now = now
+        self.maximumHeaderOctets = maximumHeaderOctets
+        self.maximumSignatures = maximumSignatures
+    }
+
+    public var headerTooLarge: Bool { self.position == .overflow }
+
+    public mutating func append(_ bytes: some Collection<UInt8>) {
+        switch self.position {
+        case .body:
+            self.feedBody(bytes)
+            return
+        case .overflow:
+            return
+        case .lineStart, .lineStartCR, .inLine:
+            break
+        }
+        var index = bytes.startIndex
+        while index != bytes.endIndex {
+            let byte = bytes[index]
+            index = bytes.index(after: index)
+            switch (self.position, byte) {
+            case (.lineStart, 0x0A), (.lineStartCR, 0x0A):
+                self.endHeader()
+                self.feedBody(bytes[index...])
+                return
+            case (.lineStart, 0x0D):
+                self.position = .lineStartCR
+                continue  // held: it may start the empty line
+            case (.lineStartCR, _):
+                self.headerOctets.append(0x0D)
+                self.position = byte == 0x0A ? .lineStart : .inLine
+            case (_, 0x0A):
+                self.position = .lineStart
+            default:
+                self.position = .inLine
+            }
+            self.headerOctets.append(byte)
+            if self.headerOctets.count > self.maximumHeaderOctets {
+                self.position = .overflow
+                self.headerOctets = []
+                return
+            }
+        }
+    }
+
+    private mutating func endHeader() {
+        self.position = .body
+        let header = HeaderSection(parsing: self.headerOctets)
+        self.headerOctets = []
+        self.header = header
+        for field in header.fields(named: "DKIM-Signature").prefix(self.maximumSignatures) {
+            let signature = Result { () throws(DKIMSignature.Invalid) in try DKIMSignature(field: field, now: self.now)
+            }
+            self.signatures.append(signature)
+            if case .success(let valid) = signature, self.hashers[valid.bodyHashRequest] == nil {
+                self.hashers[valid.bodyHashRequest] = BodyHasher(valid.bodyHashRequest)
+            }
+        }
+    }
+
+    private mutating func feedBody(_ bytes: some Collection<UInt8>) {
+        self.bodyOctets += bytes.count
+        for key in self.hashers.keys { self.hashers[key]!.update(bytes) }
+    }
+
+    /// Ends the message. A message without an empty line is all header.
+    public mutating func finish() -> Scanned {
+        switch self.position {
+        case .lineStart, .lineStartCR, .inLine:
+            if self.position == .lineStartCR { self.headerOctets.append(0x0D) }
+            self.endHeader()
+        case .body, .overflow:
+            break
+        }
+        var hashes: [BodyHashRequest: (hash: [UInt8], canonicalLength: Int)] = [:]
+        for (key, var hasher) in self.hashers {
+            let hash = hasher.finalize()
+            hashes[key] = (hash, hasher.canonicalLength)
+        }
+        return Scanned(
+            header: self.header,
+            signatures: self.signatures,
+            bodyHashes: hashes,
+            bodyOctets: self.bodyOctets
+        )
+    }
+}
+
+/// DKIM verification (RFC 6376 §6, RFC 8463, RFC 8301): each signature of a scanned message
+/// checked against its key in DNS.
+public struct DKIMVerifier: Sendable {
+    public var resolver: any DNSResolving
+
+    public init(resolver: any DNSResolving) {
+        self.resolver = resolver
+    }
+
+    public func verify(_ message: MessageScanner.Scanned) async -> [DKIMVerdict] {
+        guard let header = message.header else { return [] }
+        var verdicts: [DKIMVerdict] = []
+        for signature in message.signatures {
+            switch signature {
+            case .failure(let invalid):
+                verdicts.append(
+                    DKIMVerdict(
+                        result: .permerror,
+                        domain: invalid.domain,
+                        selector: invalid.selector,
+                        signatureText: invalid.signatureText,
+                        reason: invalid.reason
+                    )
+                )
+            case .success(let signature):
+                verdicts.append(await self.verify(signature, header: header, bodyHashes: message.bodyHashes))
+            }
+        }
+        return verdicts
+    }
+
+    private func verify(
+        _ signature: DKIMSignature,
+        header: HeaderSection,
+        bodyHashes: [BodyHashRequest: (hash: [UInt8], canonicalLength: Int)]
+    ) async -> DKIMVerdict {
+        var verdict = DKIMVerdict(
+            result: .permerror,
+            domain: signature.domain,
+            selector: signature.selector,
+            identity: signature.identity,
+            signatureText: signature.signatureText,
+            algorithm: signature.algorithm,
+            bodyLength: signature.bodyLength,
+            reason: ""
+        )
+        guard let body = bodyHashes[signature.bodyHashRequest] else {
+            verdict.reason = "no body hash was computed"
+            return verdict
+        }
+        if let length = signature.bodyLength, body.canonicalLength < length {
+            verdict.result = .fail
+            verdict.reason = "l=\(length) is longer than the body (\(body.canonicalLength) octets)"
+            return verdict
+        }
+        guard body.hash == signature.bodyHash else {
+            verdict.result = .fail
+            verdict.reason = "body hash mismatch (the body was changed)"
+            return verdict
+        }
+        guard let keyName = DNSName("\(signature.selector)._domainkey.\(signature.domain)") else {
+            verdict.reason = "no valid key name for s=\(signature.selector) d=\(signature.domain)"
+            return verdict
+        }
+        let lookup = await self.resolver.lookup(keyName, .txt)
+        let records: [[UInt8]]
+        switch lookup.status {
+        case .answer:
+            records = lookup.records.compactMap(\.text)
+        case .noData, .nxDomain:
+            verdict.reason = "no key at \(keyName)"
+            return verdict
+        case .failure(let failure):
+            verdict.result = .temperror
+            verdict.reason = "DNS failure looking up \(keyName): \(failure)"
+            return verdict
+        }
+        var key: DKIMKey?
+        var refusal = "no key record at \(keyName)"
+        for record in records {
+            do {
+                key = try DKIMKey(record: record, for: signature)
+                break
+            } catch {
+                refusal = error.reason
+            }
+        }
+        guard let key else {
+            verdict.reason = refusal
+            return verdict
+        }
+        verdict.testing = key.testing
+        if key.verifies(signature.signature, over: Self.headerData(signature, header)) {
+            verdict.result = .pass
+            verdict.reason = "signature verified with a \(key.description)"
+        } else {
+            verdict.result = .fail
+            verdict.reason = "the signature does not verify with the \(key.description) (a signed header was changed)"
+        }
+        return verdict
+    }
+
+    /// The header hash input (§3.7, §5.4.2): each h= name takes that field's instances from the
+    /// bottom up; a name with no instance left adds nothing; then the signature field without b=.
+    static func headerData(_ signature: DKIMSignature, _ header: HeaderSection) -> [UInt8] {
+        var used: [String: Int] = [:]
+        var data: [UInt8] = []
+        for name in signature.signedHeaders {
+            let instances = header.fields(named: name)
+            let taken = used[name, default: 0]
+            guard taken < instances.count else { continue }
+            used[name] = taken + 1
+            data += HeaderCanonicalizer.canonicalize(
+                instances[instances.count - 1 - taken].raw,
+                signature.headerCanonicalization
+            )
+        }
+        var own = HeaderCanonicalizer.canonicalize(signature.fieldWithoutSignature, signature.headerCanonicalization)
+        while let last = own.last, last == 0x0A || last == 0x0D { own.removeLast() }
+        data += own
+        return data
+    }
+}
