@@ -93,6 +93,7 @@ let package = Package(
                 "Accounts",
                 "DNSCore",
                 "DNSClient",
+                "MailAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -19,6 +19,7 @@ SUBMISSION, PASSWORD = int(sys.argv[4]), sys.argv[5]
 
 TRACE = re.compile(
     rb"\AReturn-Path: <(?P<from>[^>]*)>\n"
+    rb"(?P<results>Authentication-Results: mx\.example\.test;\n(?:\t[^\n]*\n)+|)"
     rb"Received: from (?P<helo>\S+) \(\[127\.0\.0\.1\]\)\n"
     rb"(?:\t\(using (?P<tls>TLSv1\.[23] with cipher [A-Z0-9_]+)\)\n|)"
     rb"\tby mx\.example\.test \(Petrel\) with (?P<proto>E?SMTPS?A?|UTF8SMTPS?A?) id (?P<id>[0-9A-Z]{14})\n"
@@ -50,7 +51,12 @@ def stored(mailbox_name):
 def split_trace(data):
     """Returns (trace match, the message after the trace fields)."""
     # The date line of Received ends the trace; it is the first line ending in +hhmm/-hhmm.
-    match = re.match(rb"\A(Return-Path: [^\n]*\nReceived: (?:[^\n]*\n)(?:\t[^\n]*\n)*?\t[^\n]*[+-]\d{4}\n)", data)
+    # Mail from other servers (not logged in) carries our Authentication-Results between them.
+    match = re.match(
+        rb"\A(Return-Path: [^\n]*\n(?:Authentication-Results: [^\n]*\n(?:\t[^\n]*\n)+)?"
+        rb"Received: (?:[^\n]*\n)(?:\t[^\n]*\n)*?\t[^\n]*[+-]\d{4}\n)",
+        data,
+    )
     if not match:
         fail(f"no trace fields at the top of: {data[:200]!r}")
     trace = match.group(1)

@@ -32,17 +32,27 @@ public struct MaildirStore: Sendable {
         self.mailRoot + "/" + address
     }
 
-    /// Links `file` into `new/` of each mailbox and syncs those directories. On failure, takes
-    /// back the links it made (the message was not delivered, so nothing may stay).
+    /// Links `file` into `new/` of each mailbox (or of its Maildir++ `folder`, such as ".Junk")
+    /// and syncs those directories. On failure, takes back the links it made (the message was not
+    /// delivered, so nothing may stay).
     /// - Returns: the path of the file in each mailbox.
-    func deliver(_ file: String, id: String, size: Int, to mailboxes: [String]) throws(StoreError) -> [String] {
+    func deliver(
+        _ file: String,
+        id: String,
+        size: Int,
+        to mailboxes: [String],
+        folder: String? = nil
+    )
+        throws(StoreError) -> [String]
+    {
         let name = self.uniqueName(id: id, size: size)
         var linked: [String] = []
         do {
             var directories: [String] = []
             for mailbox in mailboxes {
-                linked.append(try self.link(file, into: mailbox, name: name))
-                directories.append(self.path(for: mailbox) + "/new")
+                let destination = try self.link(file, into: mailbox, folder: folder, name: name)
+                linked.append(destination)
+                directories.append(String(destination[..<destination.lastIndex(of: "/")!]))
             }
             for directory in directories { try POSIXFile.syncDirectory(directory) }
             return linked
@@ -60,34 +70,57 @@ public struct MaildirStore: Sendable {
         return "\(now.tv_sec).M\(now.tv_nsec / 1000)P\(getpid())Q\(id).\(self.hostnameForNames),S=\(size)"
     }
 
-    private func link(_ file: String, into mailbox: String, name: String) throws(StoreError) -> String {
-        let root = try self.ensureMaildir(for: mailbox)
+    private func link(
+        _ file: String,
+        into mailbox: String,
+        folder: String?,
+        name: String
+    ) throws(StoreError)
+        -> String
+    {
+        let root = try self.ensureMaildir(for: mailbox, folder: folder)
         let destination = root + "/new/" + name
         do {
             try POSIXFile.link(file, destination)
         } catch .io(_, _, ENOENT) {
             // The Maildir was removed behind our back (an operator cleaning up): make it again.
-            self.knownMaildirs.names.withLock { _ = $0.remove(mailbox) }
-            _ = try self.ensureMaildir(for: mailbox)
+            self.knownMaildirs.names.withLock { names in
+                names = names.filter { $0 != mailbox && !$0.hasPrefix(mailbox + "/") }
+            }
+            _ = try self.ensureMaildir(for: mailbox, folder: folder)
             try POSIXFile.link(file, destination)
         }
         return destination
     }
 
-    /// Creates `mail/<address>/{tmp,new,cur}` once, syncing parents so the directories survive a crash.
-    func ensureMaildir(for address: String) throws(StoreError) -> String {
+    /// Creates `mail/<address>/{tmp,new,cur}` once, syncing parents so the directories survive a
+    /// crash; with a `folder` (".Junk"), that Maildir++ folder inside it too, marked with the
+    /// `maildirfolder` file Dovecot and Courier write.
+    func ensureMaildir(for address: String, folder: String? = nil) throws(StoreError) -> String {
         guard !address.isEmpty, !address.contains("/"), !address.hasPrefix("."), address.utf8.count <= 255 else {
             throw StoreError.invalidMailboxName(address)
         }
-        let root = self.path(for: address)
-        if self.knownMaildirs.names.withLock({ $0.contains(address) }) { return root }
-        if try POSIXFile.makeDirectory(root) { try POSIXFile.syncDirectory(self.mailRoot) }
+        if let folder {
+            guard folder.hasPrefix("."), folder.count > 1, !folder.contains("/"), folder != "..",
+                folder.utf8.count <= 255
+            else { throw StoreError.invalidMailboxName(folder) }
+        }
+        let mailbox = self.path(for: address)
+        let root = folder.map { mailbox + "/" + $0 } ?? mailbox
+        let key = folder.map { address + "/" + $0 } ?? address
+        if self.knownMaildirs.names.withLock({ $0.contains(key) }) { return root }
+        if try POSIXFile.makeDirectory(mailbox) { try POSIXFile.syncDirectory(self.mailRoot) }
+        if folder != nil, try POSIXFile.makeDirectory(root) {
+            try POSIXFile.syncDirectory(mailbox)
+            let marker = try POSIXFile.createExclusive(root + "/maildirfolder")
+            try POSIXFile.closeFile(marker, path: root + "/maildirfolder")
+        }
         var created = false
         for sub in ["tmp", "new", "cur"] {
             if try POSIXFile.makeDirectory(root + "/" + sub) { created = true }
         }
         if created { try POSIXFile.syncDirectory(root) }
-        self.knownMaildirs.names.withLock { _ = $0.insert(address) }
+        self.knownMaildirs.names.withLock { _ = $0.insert(key) }
         return root
     }
 }

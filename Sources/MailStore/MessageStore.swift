@@ -71,13 +71,13 @@ public final class MessageStore: Sendable {
         }
     }
 
-    /// Starts a message whose files begin with `header` (the trace fields, CRLF line ends).
+    /// Starts a message. Its header fields (trace and authentication results, known only at the
+    /// end) are given to `commit`.
     /// - Parameters:
     ///   - local: it has local mailboxes (a Maildir copy is written).
     ///   - queued: it has recipients at other servers (a queue copy is written).
     public func createMessage(
         id: String,
-        header: String,
         local: Bool,
         queued: Bool
     ) async throws(StoreError)
@@ -96,9 +96,7 @@ public final class MessageStore: Sendable {
                 }
                 return files
             }
-            let message = IncomingMessageFile(store: self, id: id, files: files)
-            await message.append(ByteBuffer(string: header))
-            return message
+            return IncomingMessageFile(store: self, id: id, files: files)
         } catch let error as StoreError {
             throw error
         } catch {
@@ -114,7 +112,9 @@ public actor IncomingMessageFile {
     private var files: [SpoolFile]
     private var pending = ByteBuffer()
     private var failure: StoreError?
-    /// Octets received, CRLF line ends, trace fields included.
+    /// Whether a block went to disk already (then the header has to be put in front of it).
+    private var wroteBlocks = false
+    /// Octets received, CRLF line ends; the header given to `commit` is added then.
     public private(set) var size = 0
 
     /// Content is written in blocks of this size; a connection holds at most this much in memory.
@@ -141,6 +141,7 @@ public actor IncomingMessageFile {
         guard self.failure == nil else { return }
         let block = self.pending
         self.pending = ByteBuffer()
+        self.wroteBlocks = true
         let files = self.files
         do {
             try await self.store.threadPool.runIfActive {
@@ -154,9 +155,26 @@ public actor IncomingMessageFile {
     /// Makes the message durable: delivered into every mailbox, and queued for the remote
     /// recipients. When this returns normally, it survives a crash or power loss.
     /// - Parameters:
+    ///   - header: header fields to put before the content (CRLF line ends): the trace fields
+    ///     and authentication results, known only now. Free for a message that still fits in
+    ///     memory; a larger one is copied behind it in the kernel.
     ///   - mailboxes: canonical mailbox addresses, each named once (none when not local).
+    ///   - folder: a Maildir++ folder (".Junk") to deliver into instead of the inbox.
     ///   - queueEntry: the queue envelope, when the message has remote recipients.
-    public func commit(to mailboxes: [String], queueEntry: QueueEntry?) async throws(StoreError) {
+    public func commit(
+        header: String,
+        to mailboxes: [String],
+        folder: String? = nil,
+        queueEntry: QueueEntry?
+    ) async throws(StoreError) {
+        let prefix = ByteBuffer(string: header)
+        self.size += prefix.readableBytes
+        let prepend = self.wroteBlocks && prefix.readableBytes > 0
+        if !prepend {
+            var combined = prefix
+            combined.writeBuffer(&self.pending)
+            self.pending = combined
+        }
         await self.writePending(final: true)
         let files = self.files
         self.files = []
@@ -169,10 +187,19 @@ public actor IncomingMessageFile {
         do {
             try await store.threadPool.runIfActive {
                 do {
+                    if prepend {
+                        for file in files { try file.prepend(prefix) }
+                    }
                     for file in files { try file.finish() }
                     var delivered: [String] = []
                     if let local = files.first(where: { $0.unixLineEnds }), !mailboxes.isEmpty {
-                        delivered = try store.maildirs.deliver(local.path, id: id, size: local.size, to: mailboxes)
+                        delivered = try store.maildirs.deliver(
+                            local.path,
+                            id: id,
+                            size: local.size,
+                            to: mailboxes,
+                            folder: folder
+                        )
                     }
                     if var entry = queueEntry, let queued = files.first(where: { !$0.unixLineEnds }) {
                         entry.size = queued.size
@@ -238,6 +265,35 @@ final class SpoolFile: @unchecked Sendable {
         }
         self.size += bytes.readableBytes
         try bytes.withUnsafeReadableBytes { raw throws(StoreError) in try POSIXFile.writeAll(fd, raw, path: self.path) }
+    }
+
+    /// Puts `header` in front of what was written: a new file gets the header and then the old
+    /// content (copied in the kernel), and takes the old one's name.
+    func prepend(_ header: ByteBuffer) throws(StoreError) {
+        guard let old = self.fd else { throw StoreError.io(operation: "write", path: self.path, errno: EBADF) }
+        var bytes = header
+        if self.unixLineEnds {
+            var converter = LineEndingConverter()
+            bytes = ByteBuffer()
+            converter.convert(header, into: &bytes)
+            converter.finish(into: &bytes)
+        }
+        let temporary = self.path + ".h"
+        let fd = try POSIXFile.createExclusive(temporary)
+        do {
+            try bytes.withUnsafeReadableBytes { raw throws(StoreError) in
+                try POSIXFile.writeAll(fd, raw, path: temporary)
+            }
+            try POSIXFile.appendContents(of: self.path, to: fd, path: temporary)
+            try POSIXFile.rename(temporary, self.path)
+        } catch {
+            _ = try? POSIXFile.closeFile(fd, path: temporary)
+            POSIXFile.remove(temporary)
+            throw error
+        }
+        _ = try? POSIXFile.closeFile(old, path: self.path)
+        self.fd = fd
+        self.size += bytes.readableBytes
     }
 
     /// Syncs and closes the file.

@@ -37,6 +37,47 @@ enum POSIXFile {
         }
     }
 
+    /// Appends the whole content of the file at `source` to `fd`: in the kernel (sendfile)
+    /// where it can, else through a buffer.
+    static func appendContents(of source: String, to fd: Int32, path: String) throws(StoreError) {
+        let input = retryingEINTR { open(source, O_RDONLY | O_CLOEXEC) }
+        guard input >= 0 else { throw StoreError(operation: "open", path: source, errno: errno) }
+        defer { close(input) }
+        #if canImport(Glibc)
+        while true {
+            let copied = sendfile(fd, input, nil, 1 << 30)
+            if copied > 0 { continue }
+            if copied == 0 { return }
+            if errno == EINTR { continue }
+            guard errno == EINVAL || errno == ENOSYS else {
+                throw StoreError(operation: "copy", path: path, errno: errno)
+            }
+            break  // not possible between these files: copy by hand from where it stopped
+        }
+        #endif
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress!, $0.count) }
+            if count == 0 { return }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw StoreError(operation: "read", path: source, errno: errno)
+            }
+            try Self.writeAll(fd, Array(buffer[0..<count]), path: path)
+        }
+    }
+
+    static func rename(_ source: String, _ destination: String) throws(StoreError) {
+        #if canImport(Glibc)
+        let result = Glibc.rename(source, destination)
+        #else
+        let result = Darwin.rename(source, destination)
+        #endif
+        guard result == 0 else {
+            throw StoreError(operation: "rename", path: destination, errno: errno)
+        }
+    }
+
     /// Data and the metadata needed to read it back (the size) reach the disk.
     static func syncData(_ fd: Int32, path: String) throws(StoreError) {
         #if canImport(Darwin)

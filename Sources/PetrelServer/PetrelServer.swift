@@ -1,5 +1,6 @@
 import Accounts
 import DNSClient
+import DNSCore
 import Logging
 import MailStore
 import NIOCore
@@ -65,11 +66,15 @@ public final class PetrelServer: Sendable {
     }
 
     /// Prepares and binds everything; nothing is served until `run`.
-    /// - Parameter handleSignals: install SIGTERM/SIGINT/SIGHUP handlers (off in tests).
+    /// - Parameters:
+    ///   - handleSignals: install SIGTERM/SIGINT/SIGHUP handlers (off in tests).
+    ///   - resolver: what SPF, DKIM and DMARC look names up with; Petrel's own resolver
+    ///     (`[dns]`) when nil. Tests give an in-memory zone.
     public static func start(
         configuration: Configuration,
         logger: Logger,
-        handleSignals: Bool = true
+        handleSignals: Bool = true,
+        resolver: (any DNSResolving)? = nil
     ) async throws -> PetrelServer {
         let threadPool = NIOThreadPool(numberOfThreads: 8)
         threadPool.start()
@@ -103,6 +108,7 @@ public final class PetrelServer: Sendable {
             let tlsFiles = try TLSSetup.files(for: configuration, logger: logger)
             let tls = TLSContextProvider(try TLSSetup.context(tlsFiles))
             let accounts = try AccountStore(path: configuration.accountsPath)
+            let dns = configuration.makeDNSClient()
             let receiver = try MailReceiver(
                 accounts: accounts,
                 resolver: configuration.recipientResolver,
@@ -111,6 +117,11 @@ public final class PetrelServer: Sendable {
                 ids: QueueIDGenerator(),
                 failures: AuthenticationFailures(policy: configuration.authentication),
                 threadPool: threadPool,
+                authentication: InboundAuthentication(
+                    policy: configuration.mailAuthentication,
+                    resolver: resolver ?? dns,
+                    hostname: configuration.hostname
+                ),
                 logger: logger
             )
             let limits = SMTPLimits(
@@ -170,7 +181,7 @@ public final class PetrelServer: Sendable {
                 listeners: listeners,
                 accounts: accounts,
                 queue: store.queue,
-                dns: configuration.makeDNSClient(),
+                dns: dns,
                 reloader: reloader,
                 group: ServiceGroup(configuration: groupConfiguration),
                 threadPool: threadPool,

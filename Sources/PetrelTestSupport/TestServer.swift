@@ -1,3 +1,4 @@
+import DNSCore
 import Foundation
 import Logging
 import NIOCore
@@ -16,10 +17,14 @@ public final class TestServer: Sendable {
     public let dataDirectory: String
     private let running: Task<Void, any Error>
 
-    /// - Parameter configure: adjusts the configuration (domains, limits, timeouts) before start.
+    /// - Parameters:
+    ///   - configure: adjusts the configuration (domains, limits, timeouts) before start.
+    ///   - resolver: the DNS that SPF, DKIM and DMARC see; by default an empty zone, where
+    ///     every name is NXDOMAIN (so every check says "none" at once).
     public static func start(
         domains: [String] = ["localhost"],
         logLevel: Logger.Level = .warning,
+        resolver: any DNSResolving = InMemoryZone(),
         configure: @Sendable (inout Configuration) -> Void = { _ in }
     ) async throws -> TestServer {
         let directory = try makeTemporaryDirectory()
@@ -31,7 +36,12 @@ public final class TestServer: Sendable {
         configure(&configuration)
         var logger = Logger(label: "petrel-test")
         logger.logLevel = logLevel
-        let server = try await PetrelServer.start(configuration: configuration, logger: logger, handleSignals: false)
+        let server = try await PetrelServer.start(
+            configuration: configuration,
+            logger: logger,
+            handleSignals: false,
+            resolver: resolver
+        )
         return TestServer(server: server, dataDirectory: configuration.dataDirectory)
     }
 

@@ -96,6 +96,22 @@ struct DKIMTests {
         var bodyOnly = MessageScanner(now: 0)
         bodyOnly.append(Array("\r\nbody\r\n".utf8))
         #expect(bodyOnly.finish().header?.fields.isEmpty == true)
+        // A line that is no header field ends the header section: it and the rest are body.
+        // (message, fields, header length, body octets: after the empty line, if there is one)
+        for (message, fields, length, body) in [
+            ("just a line\r\n\r\nand another\r\n", 0, 0, 28),
+            ("From: a@example.com\r\nnot a header\r\n\r\nbody\r\n", 1, 21, 22),
+            ("From: a@example.com\r\n: no name\r\n", 1, 21, 11),
+            (" starts folded\r\nFrom: a@example.com\r\n\r\n", 0, 0, 39),
+            ("Subject : obsolete space\r\n\r\nbody", 1, 26, 4),
+        ] {
+            var scanner = MessageScanner(now: 0)
+            for byte in message.utf8 { scanner.append([byte]) }
+            #expect(scanner.headerLength == length, "\(message)")
+            let scanned = scanner.finish()
+            #expect(scanned.header?.fields.count == fields, "\(message)")
+            #expect(scanned.bodyOctets == body, "\(message)")
+        }
         // A header section past the limit is dropped, not kept growing.
         var huge = MessageScanner(now: 0, maximumHeaderOctets: 1000)
         for _ in 0..<100 { huge.append(Array("X-Filler: 0123456789012345678901234567890123456789\r\n".utf8)) }

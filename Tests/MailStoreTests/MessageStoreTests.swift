@@ -43,15 +43,14 @@ final class TemporaryDirectory {
 
     @Test func commitLinksOneFileIntoEveryMailbox() async throws {
         #expect(try await self.store.prepare() == MessageStore.Preparation())
-        let message = try await self.store.createMessage(
-            id: "ID1",
-            header: "Return-Path: <a@b>\r\n",
-            local: true,
-            queued: false
-        )
+        let message = try await self.store.createMessage(id: "ID1", local: true, queued: false)
         await message.append(ByteBuffer(string: "Subject: hi\r\n\r\nbody\r"))
         await message.append(ByteBuffer(string: "\nlast\r\n"))
-        try await message.commit(to: ["alice@example.test", "bob@example.test"], queueEntry: nil)
+        try await message.commit(
+            header: "Return-Path: <a@b>\r\n",
+            to: ["alice@example.test", "bob@example.test"],
+            queueEntry: nil
+        )
         let paths = ["alice@example.test", "bob@example.test"].flatMap { mailbox in
             self.files(self.store.maildirs.path(for: mailbox) + "/new").map {
                 self.store.maildirs.path(for: mailbox) + "/new/" + $0
@@ -76,7 +75,7 @@ final class TemporaryDirectory {
 
     @Test func discardLeavesNothing() async throws {
         _ = try await self.store.prepare()
-        let message = try await self.store.createMessage(id: "ID2", header: "X: y\r\n", local: true, queued: true)
+        let message = try await self.store.createMessage(id: "ID2", local: true, queued: true)
         await message.append(ByteBuffer(string: String(repeating: "z", count: 200_000)))
         #expect(self.files(self.store.incomingDirectory) == ["ID2", "ID2.eml"])
         await message.discard()
@@ -97,9 +96,9 @@ final class TemporaryDirectory {
     @Test(arguments: ["", "../escape@example.test", "a/b@example.test", ".hidden@example.test"])
     func unsafeMailboxNamesAreRefusedAndNothingStays(_ name: String) async throws {
         _ = try await self.store.prepare()
-        let message = try await self.store.createMessage(id: "ID3", header: "X: y\r\n", local: true, queued: false)
+        let message = try await self.store.createMessage(id: "ID3", local: true, queued: false)
         await #expect(throws: StoreError.self) {
-            try await message.commit(to: ["good@example.test", name], queueEntry: nil)
+            try await message.commit(header: "X: y\r\n", to: ["good@example.test", name], queueEntry: nil)
         }
         #expect(
             self.files(self.store.maildirs.path(for: "good@example.test") + "/new").isEmpty,
@@ -111,12 +110,45 @@ final class TemporaryDirectory {
 
     @Test func aRemovedMaildirIsMadeAgain() async throws {
         _ = try await self.store.prepare()
-        let first = try await self.store.createMessage(id: "ID4", header: "", local: true, queued: false)
-        try await first.commit(to: ["alice@example.test"], queueEntry: nil)
+        let first = try await self.store.createMessage(id: "ID4", local: true, queued: false)
+        try await first.commit(header: "X: y\r\n", to: ["alice@example.test"], queueEntry: nil)
         try FileManager.default.removeItem(atPath: self.store.maildirs.path(for: "alice@example.test"))
-        let second = try await self.store.createMessage(id: "ID5", header: "", local: true, queued: false)
-        try await second.commit(to: ["alice@example.test"], queueEntry: nil)
+        let second = try await self.store.createMessage(id: "ID5", local: true, queued: false)
+        try await second.commit(header: "X: y\r\n", to: ["alice@example.test"], queueEntry: nil)
         #expect(self.files(self.store.maildirs.path(for: "alice@example.test") + "/new").count == 1)
+        try await self.pool.shutdownGracefully()
+    }
+
+    /// A message larger than what is held in memory gets its header in front all the same, in
+    /// both copies (LF for the Maildir, CRLF for the queue); and a Junk delivery makes the
+    /// Maildir++ folder.
+    @Test func headerIsPrependedToLargeMessagesAndJunkGoesToItsFolder() async throws {
+        _ = try await self.store.prepare()
+        let message = try await self.store.createMessage(id: "LARGE", local: true, queued: true)
+        let line = String(repeating: "y", count: 998) + "\r\n"
+        await message.append(ByteBuffer(string: "Subject: big\r\n\r\n"))
+        for _ in 0..<200 { await message.append(ByteBuffer(string: line)) }
+        let header = "Received: from a by b\r\nAuthentication-Results: mx.test; none\r\n"
+        try await message.commit(
+            header: header,
+            to: ["carol@example.test"],
+            folder: ".Junk",
+            queueEntry: self.entry("LARGE")
+        )
+        let junk = self.store.maildirs.path(for: "carol@example.test") + "/.Junk"
+        let delivered = self.files(junk + "/new")
+        try #require(delivered.count == 1)
+        let body = String(repeating: String(repeating: "y", count: 998) + "\n", count: 200)
+        let expected = "Received: from a by b\nAuthentication-Results: mx.test; none\nSubject: big\n\n" + body
+        #expect(try String(contentsOfFile: junk + "/new/" + delivered[0], encoding: .utf8) == expected)
+        #expect(delivered[0].hasSuffix(",S=\(expected.utf8.count)"))
+        #expect(FileManager.default.fileExists(atPath: junk + "/maildirfolder"))
+        #expect(self.files(self.store.maildirs.path(for: "carol@example.test") + "/new").isEmpty, "not in the inbox")
+        let queued = self.files(self.store.queue.directory).filter { $0.hasSuffix(".eml") }
+        try #require(queued.count == 1)
+        let crlf = try String(contentsOfFile: self.store.queue.directory + "/" + queued[0], encoding: .utf8)
+        #expect(crlf == expected.replacingOccurrences(of: "\n", with: "\r\n"))
+        #expect(self.files(self.store.incomingDirectory).isEmpty)
         try await self.pool.shutdownGracefully()
     }
 
@@ -132,16 +164,16 @@ final class TemporaryDirectory {
         defer { _ = run("/bin/umount", [mountPoint]) }
         let store = MessageStore(dataDirectory: mountPoint + "/data", hostname: "mx.test", threadPool: self.pool)
         _ = try await store.prepare()
-        let message = try await store.createMessage(id: "BIG", header: "", local: true, queued: false)
+        let message = try await store.createMessage(id: "BIG", local: true, queued: false)
         for _ in 0..<10 { await message.append(ByteBuffer(string: String(repeating: "x", count: 65_536))) }
         await #expect(throws: StoreError.insufficientStorage(path: store.incomingDirectory + "/BIG")) {
-            try await message.commit(to: ["alice@example.test"], queueEntry: nil)
+            try await message.commit(header: "X: y\r\n", to: ["alice@example.test"], queueEntry: nil)
         }
         #expect(self.files(store.incomingDirectory).isEmpty)
         #expect(self.files(store.maildirs.path(for: "alice@example.test") + "/new").isEmpty)
         // Once there is room again, mail flows.
-        let small = try await store.createMessage(id: "SMALL", header: "X: y\r\n", local: true, queued: false)
-        try await small.commit(to: ["alice@example.test"], queueEntry: nil)
+        let small = try await store.createMessage(id: "SMALL", local: true, queued: false)
+        try await small.commit(header: "X: y\r\n", to: ["alice@example.test"], queueEntry: nil)
         #expect(self.files(store.maildirs.path(for: "alice@example.test") + "/new").count == 1)
         try await self.pool.shutdownGracefully()
     }

@@ -151,6 +151,9 @@ import Testing
             submissions = ["127.0.0.1:0"]
         [limits]
         connections_per_ip = 100
+        # This test is about the disk: no SPF/DKIM/DMARC lookups (there is no DNS here).
+        [auth]
+        verify = false
         """.write(toFile: config, atomically: true, encoding: .utf8)
         // postmaster@localhost goes to the domain's first mailbox, alice.
         let maildir = directory + "/data/mail/alice@localhost/new"

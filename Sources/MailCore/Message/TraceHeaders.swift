@@ -50,9 +50,12 @@ public struct TraceHeaders: Hashable, Sendable {
     }
 
     /// Both fields, folded at clause boundaries, each line ending in CRLF.
-    public var rendered: String {
-        var text = "Return-Path: \(self.reversePath)\r\n"
-        text += "Received: from \(self.heloName) (\(self.clientAddressLiteral))\r\n"
+    public var rendered: String { self.returnPath + self.received }
+
+    public var returnPath: String { "Return-Path: \(self.reversePath)\r\n" }
+
+    public var received: String {
+        var text = "Received: from \(self.heloName) (\(self.clientAddressLiteral))\r\n"
         if let tls = self.tls {
             text += "\t(using \(tls))\r\n"
         }

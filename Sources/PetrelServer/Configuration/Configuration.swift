@@ -29,6 +29,7 @@ public struct Configuration: Sendable, Hashable {
     public var limits: Limits
     public var timeouts: Timeouts
     public var authentication: AuthenticationPolicy
+    public var mailAuthentication = MailAuthenticationPolicy()
     public var dns: DNSSettings
     public var logLevel: Logger.Level
 
@@ -75,6 +76,33 @@ public struct Configuration: Sendable, Hashable {
         public var failures: Int = 5
         public var window: Int = 600
         public var block: Int = 600
+    }
+
+    /// SPF, DKIM and DMARC on mail from other servers (`[auth]`): what is checked, and what a
+    /// failure does. Mail from authenticated users is never checked.
+    public struct MailAuthenticationPolicy: Sendable, Hashable {
+        public enum Action: String, Sendable, Hashable {
+            /// 550 5.7.1 at the end of data.
+            case reject
+            /// Delivered into the junk folder.
+            case quarantine
+            /// Delivered as usual (the result is still recorded).
+            case none
+        }
+
+        /// Check and record SPF, DKIM and DMARC (Authentication-Results).
+        public var verify = true
+        /// DMARC fail under p=reject.
+        public var dmarcReject = Action.reject
+        /// DMARC fail under p=quarantine.
+        public var dmarcQuarantine = Action.quarantine
+        /// DNS trouble finding the DMARC policy: 451 4.7.5 (try later) rather than accept, unless
+        /// an SPF or DKIM pass for the From domain itself makes the policy moot.
+        public var deferOnDMARCTemperror = true
+        /// SPF fail for a domain without DMARC: 550 5.7.23 instead of recording it.
+        public var rejectSPFFail = false
+        /// The Maildir++ folder quarantined mail goes to.
+        public var junkFolder = ".Junk"
     }
 
     public struct Limits: Sendable, Hashable {

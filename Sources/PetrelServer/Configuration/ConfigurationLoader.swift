@@ -170,6 +170,28 @@ public enum ConfigurationLoader {
                 configuration.authentication.window = value
             }
             if let value = try auth.int("block", in: 0...86_400) { configuration.authentication.block = value }
+            var mail = configuration.mailAuthentication
+            if let value = try auth.bool("verify") { mail.verify = value }
+            if let value = try auth.choice("dmarc_reject", ["reject", "quarantine", "none"]) {
+                mail.dmarcReject = .init(rawValue: value)!
+            }
+            if let value = try auth.choice("dmarc_quarantine", ["quarantine", "none"]) {
+                mail.dmarcQuarantine = .init(rawValue: value)!
+            }
+            if let value = try auth.choice("dmarc_temperror", ["defer", "accept"]) {
+                mail.deferOnDMARCTemperror = value == "defer"
+            }
+            if let value = try auth.choice("spf_fail", ["reject", "accept"]) { mail.rejectSPFFail = value == "reject" }
+            if let value = try auth.string("junk_folder") {
+                guard value.hasPrefix("."), value.count > 1, !value.contains("/"), value != ".." else {
+                    throw auth.error(
+                        "junk_folder",
+                        "'\(value)' is not a Maildir++ folder name (one starting with a dot, like \".Junk\")"
+                    )
+                }
+                mail.junkFolder = value
+            }
+            configuration.mailAuthentication = mail
             try auth.finish()
         }
 
@@ -237,6 +259,21 @@ private struct TableReader {
         guard let value = self.value(key) else { return nil }
         guard let string = value.string else { throw self.typeError(key, expected: "a string", got: value) }
         return string
+    }
+
+    mutating func bool(_ key: String) throws(ConfigurationError) -> Bool? {
+        guard let value = self.value(key) else { return nil }
+        guard let bool = value.bool else { throw self.typeError(key, expected: "true or false", got: value) }
+        return bool
+    }
+
+    /// A string that must be one of `choices`.
+    mutating func choice(_ key: String, _ choices: [String]) throws(ConfigurationError) -> String? {
+        guard let text = try self.string(key) else { return nil }
+        guard choices.contains(text) else {
+            throw self.error(key, "'\(text)' is not one of " + choices.map { "\"\($0)\"" }.joined(separator: ", "))
+        }
+        return text
     }
 
     mutating func int(_ key: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {

@@ -1,11 +1,13 @@
 import Accounts
 import Logging
+import MailAuth
 import MailCore
 import MailStore
 import NIOCore
 import NIOPosix
 import SMTPCore
 import SMTPServer
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -24,6 +26,7 @@ final class MailReceiver: SMTPMailReceiver {
     let ids: QueueIDGenerator
     let failures: AuthenticationFailures
     let threadPool: NIOThreadPool
+    let authentication: InboundAuthentication
     let logger: Logger
     /// Per-process random bytes for SCRAM answers about users that do not exist.
     private let decoySecret: [UInt8]
@@ -37,6 +40,7 @@ final class MailReceiver: SMTPMailReceiver {
         ids: QueueIDGenerator,
         failures: AuthenticationFailures,
         threadPool: NIOThreadPool,
+        authentication: InboundAuthentication,
         logger: Logger
     ) throws {
         self.accounts = accounts
@@ -46,6 +50,7 @@ final class MailReceiver: SMTPMailReceiver {
         self.ids = ids
         self.failures = failures
         self.threadPool = threadPool
+        self.authentication = authentication
         self.logger = logger
         var generator = SystemRandomNumberGenerator()
         self.decoySecret = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
@@ -152,10 +157,22 @@ final class MailReceiver: SMTPMailReceiver {
             tls: transaction.tls?.description
         )
         let remote = envelope.remoteRecipients
+        // Mail from other servers is checked; a logged-in user's is theirs to vouch for.
+        let verify =
+            self.authentication.policy.verify && transaction.authenticatedUser == nil && connection.listener == .smtp
+        let heloIdentity = envelope.reversePath.mailbox == nil
+        let timestamp = Int(time(nil))
+        let spf =
+            verify
+            ? self.authentication.startSPF(
+                client: IPAddress(connection.remoteIP),
+                mailFrom: envelope.reversePath.mailbox?.description ?? "",
+                helo: transaction.greeting.name,
+                timestamp: timestamp
+            ) : nil
         do {
             let file = try await self.store.createMessage(
                 id: id,
-                header: trace.rendered,
                 local: !envelope.mailboxes.isEmpty,
                 queued: !remote.isEmpty
             )
@@ -176,11 +193,16 @@ final class MailReceiver: SMTPMailReceiver {
                     file: file,
                     envelope: envelope,
                     queueEntry: queueEntry,
+                    trace: trace,
+                    authentication: self.authentication,
+                    verification: spf.map { .init(spf: $0, heloIdentity: heloIdentity) },
+                    scanner: MessageScanner(now: timestamp, dkim: verify),
                     connection: connection,
                     logger: self.logger
                 )
             )
         } catch {
+            spf?.cancel()
             self.logger.error("cannot store message", metadata: ["session": "\(connection.id)", "error": "\(error)"])
             return .failure(SMTPCommandError(Self.reply(for: error)))
         }
@@ -202,36 +224,143 @@ final class MailReceiver: SMTPMailReceiver {
     }
 }
 
-/// A message on its way into the Maildirs and the queue.
+/// A message on its way into the Maildirs and the queue. Its header section is held until it
+/// is complete, so that Authentication-Results fields claiming to be ours can be dropped; the
+/// body streams to disk (and through the DKIM body hashes) as it comes.
 final class StoredMessage: IncomingMessage {
+    struct Verification: Sendable {
+        var spf: Task<SPFVerdict?, Never>
+        var heloIdentity: Bool
+    }
+
+    struct Reading {
+        var scanner: MessageScanner
+        /// Content not written yet: the header section while it is incomplete.
+        var held = ByteBuffer()
+        var headerWritten = false
+    }
+
     let file: IncomingMessageFile
     let envelope: Envelope
     let queueEntry: QueueEntry?
+    /// Return-Path and Received.
+    let trace: TraceHeaders
+    let authentication: InboundAuthentication
+    /// nil when the message is not checked (a logged-in user's).
+    let verification: Verification?
     let connection: ConnectionInfo
     let logger: Logger
+    private let reading: Mutex<Reading>
 
     init(
         file: IncomingMessageFile,
         envelope: Envelope,
         queueEntry: QueueEntry?,
+        trace: TraceHeaders,
+        authentication: InboundAuthentication,
+        verification: Verification?,
+        scanner: MessageScanner,
         connection: ConnectionInfo,
         logger: Logger
     ) {
         self.file = file
         self.envelope = envelope
         self.queueEntry = queueEntry
+        self.trace = trace
+        self.authentication = authentication
+        self.verification = verification
+        self.reading = Mutex(Reading(scanner: scanner))
         self.connection = connection
         self.logger = logger
     }
 
     func append(_ content: ByteBuffer) async {
-        await self.file.append(content)
+        let ready: ByteBuffer? = self.reading.withLock { reading in
+            reading.scanner.append(content.readableBytesView)
+            if reading.headerWritten { return content }
+            var content = content
+            reading.held.writeBuffer(&content)
+            if reading.scanner.headerTooLarge {
+                reading.held = ByteBuffer()  // refused at the end; nothing more is kept
+                return nil
+            }
+            guard let length = reading.scanner.headerLength, let header = reading.scanner.header else { return nil }
+            reading.headerWritten = true
+            return self.filtered(
+                header,
+                rest: reading.held.getSlice(
+                    at: reading.held.readerIndex + length,
+                    length: reading.held.readableBytes - length
+                )
+            )
+        }
+        if let ready { await self.file.append(ready) }
+    }
+
+    /// The header section without forged Authentication-Results fields, then what followed it
+    /// (the empty line and the body).
+    private func filtered(_ header: HeaderSection, rest: ByteBuffer?) -> ByteBuffer {
+        var output = ByteBuffer()
+        for field in header.fields where !self.authentication.isForgedResults(field) {
+            output.writeBytes(field.raw)
+        }
+        if var rest { output.writeBuffer(&rest) }
+        return output
     }
 
     func commit() async -> ServerSession.CommitOutcome {
+        let (scanned, tooLarge, last): (MessageScanner.Scanned, Bool, ByteBuffer?) = self.reading.withLock { reading in
+            let tooLarge = reading.scanner.headerTooLarge
+            let scanned = reading.scanner.finish()
+            var last: ByteBuffer?
+            if !reading.headerWritten, !tooLarge {
+                // No empty line: the whole message was header.
+                reading.headerWritten = true
+                last = self.filtered(scanned.header ?? HeaderSection(fields: []), rest: nil)
+            }
+            return (scanned, tooLarge, last)
+        }
+        if tooLarge {
+            await self.file.discard()
+            self.verification?.spf.cancel()
+            return .failed(SMTPReply(552, EnhancedStatusCode(5, 3, 4), "Message header section too large"))
+        }
+        if let last { await self.file.append(last) }
+        var outcome: InboundAuthentication.Outcome?
+        if let verification = self.verification {
+            let spf = await verification.spf.value
+            outcome = await self.authentication.evaluate(
+                spf: spf,
+                heloIdentity: verification.heloIdentity,
+                message: scanned
+            )
+        }
+        if let refusal = outcome?.refusal {
+            await self.file.discard()
+            self.logger.info(
+                "message refused",
+                metadata: [
+                    "session": "\(self.connection.id)",
+                    "id": "\(self.file.id)",
+                    "client": "\(self.connection.remoteIP)",
+                    "from": "\(self.envelope.reversePath)",
+                    "auth": "\(outcome?.summary ?? "")",
+                    "reply":
+                        "\(refusal.code) \(refusal.enhancedCode.map { "\($0) " } ?? "")\(refusal.lines.joined(separator: " "))",
+                ]
+            )
+            return .failed(refusal)
+        }
         let mailboxes = self.envelope.mailboxes.map(\.description)
+        let folder = mailboxes.isEmpty ? nil : outcome?.folder
         do {
-            try await self.file.commit(to: mailboxes, queueEntry: self.queueEntry)
+            try await self.file.commit(
+                // Return-Path on top (RFC 5321 §4.4), then our verdicts, then how it came.
+                header: self.trace.returnPath + (outcome?.results.rendered ?? "") + self.trace.received,
+                to: mailboxes,
+                folder: folder,
+                queueEntry: self.queueEntry
+            )
         } catch {
             self.logger.error(
                 "message not stored",
@@ -248,12 +377,15 @@ final class StoredMessage: IncomingMessage {
             "size": "\(await self.file.size)",
         ]
         if !mailboxes.isEmpty { metadata["mailboxes"] = "\(mailboxes.joined(separator: ","))" }
+        if let folder { metadata["folder"] = "\(folder)" }
+        if let outcome { metadata["auth"] = "\(outcome.summary)" }
         if let queueEntry { metadata["queued"] = "\(queueEntry.recipients.map(\.address).joined(separator: ","))" }
         self.logger.info("message accepted", metadata: metadata)
         return .stored(id: self.file.id)
     }
 
     func discard() async {
+        self.verification?.spf.cancel()
         await self.file.discard()
     }
 }

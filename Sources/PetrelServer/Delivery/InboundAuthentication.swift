@@ -1,0 +1,121 @@
+import DNSCore
+import MailAuth
+import MailCore
+import SMTPCore
+
+/// SPF, DKIM and DMARC for one incoming message, and what the server does with the verdicts
+/// (`[auth]`). SPF starts as soon as the message does, so its DNS queries overlap the transfer;
+/// DKIM hashes the body as it streams by; DMARC runs at the end of data.
+struct InboundAuthentication: Sendable {
+    let policy: Configuration.MailAuthenticationPolicy
+    let resolver: any DNSResolving
+    let hostname: String
+
+    /// The outcome, ready for the header, the log line and the reply.
+    struct Outcome: Sendable {
+        var results: AuthenticationResults
+        /// nil: deliver. Otherwise the reply that refuses (or defers) the message.
+        var refusal: SMTPReply?
+        /// Deliver into this Maildir++ folder rather than the inbox.
+        var folder: String?
+
+        var summary: String {
+            var parts: [String] = []
+            if let spf = self.results.spf { parts.append("spf=\(spf.verdict.result.rawValue)") }
+            parts.append(
+                self.results.dkim.isEmpty
+                    ? "dkim=none" : "dkim=" + self.results.dkim.map(\.result.rawValue).joined(separator: ",")
+            )
+            if let dmarc = self.results.dmarc { parts.append("dmarc=\(dmarc.result.rawValue)") }
+            return parts.joined(separator: " ")
+        }
+    }
+
+    /// Starts the SPF check of the MAIL FROM identity, or of the HELO identity for `<>`.
+    func startSPF(client: IPAddress?, mailFrom: String, helo: String, timestamp: Int) -> Task<SPFVerdict?, Never> {
+        let verifier = SPFVerifier(resolver: self.resolver, receivingHost: self.hostname)
+        return Task {
+            guard let client else { return nil }
+            return await verifier.check(ip: client, mailFrom: mailFrom, helo: helo, timestamp: timestamp)
+        }
+    }
+
+    func evaluate(spf: SPFVerdict?, heloIdentity: Bool, message: MessageScanner.Scanned) async -> Outcome {
+        let dkim = await DKIMVerifier(resolver: self.resolver).verify(message)
+        let fromFields = message.header?.fields(named: "From").map(\.value) ?? []
+        let dmarc = await DMARCVerifier(resolver: self.resolver).evaluate(
+            fromFields: fromFields,
+            identifiers: .init(
+                // RFC 9989 §4.4.2: only the MAIL FROM identity counts for DMARC.
+                spf: heloIdentity ? nil : spf.map { (domain: $0.domain.asciiLowercased, result: $0.result) },
+                dkim: dkim.compactMap { verdict in verdict.domain.map { (domain: $0, result: verdict.result) } }
+            )
+        )
+        var outcome = Outcome(
+            results: AuthenticationResults(
+                authservID: self.hostname,
+                spf: spf.map { ($0, heloIdentity) },
+                dkim: dkim,
+                dmarc: dmarc
+            )
+        )
+        let domain = dmarc.authorDomains.first ?? "the sender's domain"
+        switch dmarc.result {
+        case .fail:
+            let action: Configuration.MailAuthenticationPolicy.Action
+            switch dmarc.disposition {
+            case .reject: action = self.policy.dmarcReject
+            case .quarantine: action = self.policy.dmarcQuarantine
+            case .none: action = .none
+            }
+            switch action {
+            case .reject:
+                outcome.refusal = SMTPReply(
+                    550,
+                    EnhancedStatusCode(5, 7, 1),
+                    "Email rejected per DMARC policy for \(domain)"
+                )
+            case .quarantine:
+                outcome.folder = self.policy.junkFolder
+            case .none:
+                break
+            }
+        case .temperror:
+            // Defer only when the answer could have been "reject": the policy is unknown, or
+            // known to be reject; and no SPF or DKIM pass for the From domain itself (which
+            // passes DMARC whatever the record says).
+            let couldReject = dmarc.policy.map { ($0 == .reject && !dmarc.testing) } ?? true
+            let authorPass =
+                dkim.contains { $0.result == .pass && $0.domain == dmarc.authorDomains.first }
+                || (!heloIdentity && spf?.result == .pass && spf?.domain.asciiLowercased == dmarc.authorDomains.first)
+            if self.policy.deferOnDMARCTemperror, self.policy.dmarcReject == .reject, couldReject, !authorPass {
+                outcome.refusal = SMTPReply(
+                    451,
+                    EnhancedStatusCode(4, 7, 5),
+                    "Temporary DNS failure evaluating the DMARC policy of \(domain), try again later"
+                )
+            }
+        case .permerror:
+            if dmarc.disposition == .reject, self.policy.dmarcReject == .reject {
+                outcome.refusal = SMTPReply(550, EnhancedStatusCode(5, 7, 1), "Email rejected: \(dmarc.reason)")
+            }
+        case .none:
+            if let spf, spf.result == .fail, self.policy.rejectSPFFail {
+                outcome.refusal = SMTPReply(
+                    550,
+                    EnhancedStatusCode(5, 7, 23),
+                    "SPF validation failed: \(spf.domain) does not allow this host to send its mail"
+                )
+            }
+        case .pass:
+            break
+        }
+        return outcome
+    }
+
+    /// Whether an incoming field is an Authentication-Results field that claims to be ours, and
+    /// so a forgery to drop (RFC 8601 §5).
+    func isForgedResults(_ field: HeaderField) -> Bool {
+        AuthenticationResults.authservID(of: field) == self.hostname.asciiLowercased
+    }
+}
