@@ -114,6 +114,7 @@ let package = Package(
                 "MailCore",
                 "DNSCore",
                 "DNSClient",
+                "MailAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

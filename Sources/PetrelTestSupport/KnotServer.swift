@@ -20,7 +20,9 @@ public final class KnotServer: @unchecked Sendable {
             .deletingLastPathComponent().appendingPathComponent("Tests/DNSCoreTests/Fixtures").path
     }
 
-    public init() throws {
+    /// - Parameter extraZones: more zones to serve, origin → records (one per line, names
+    ///   relative to the origin or absolute); the SOA and NS are added.
+    public init(extraZones: [String: String] = [:]) throws {
         guard let knotd = ["/usr/sbin/knotd", "/usr/bin/knotd"].first(where: FileManager.default.isExecutableFile)
         else { throw Missing(description: "knotd is not installed: apt-get install knot") }
         self.directory = NSTemporaryDirectory() + "petrel-knot-\(UInt32.random(in: 0...UInt32.max))"
@@ -44,6 +46,13 @@ public final class KnotServer: @unchecked Sendable {
         for index in 1...100 { hosts += "h\(index) IN A 198.51.100.\(index)\n" }
         try hosts.write(toFile: zones + "/hosts.test.zone", atomically: true, encoding: .utf8)
         try "this is not a zone file\n".write(toFile: zones + "/broken.test.zone", atomically: true, encoding: .utf8)
+        for (origin, records) in extraZones {
+            let zone =
+                "$ORIGIN \(origin).\n$TTL 300\n@ IN SOA ns.hosts.test. hostmaster.hosts.test. 1 3600 600 86400 60\n"
+                + "@ IN NS ns.hosts.test.\n" + records + "\n"
+            try zone.write(toFile: zones + "/\(origin).zone", atomically: true, encoding: .utf8)
+        }
+        let extraDomains = extraZones.keys.sorted().map { "\n  - domain: \($0)" }.joined()
 
         var lastError = ""
         for _ in 0..<5 {
@@ -62,7 +71,7 @@ public final class KnotServer: @unchecked Sendable {
                   - domain: example.test
                   - domain: 2.0.192.in-addr.arpa
                   - domain: hosts.test
-                  - domain: broken.test
+                  - domain: broken.test\(extraDomains)
                 log:
                   - target: stderr
                     any: critical
@@ -127,5 +136,21 @@ public final class KnotServer: @unchecked Sendable {
         self.process.terminate()
         self.process.waitUntilExit()
         try? FileManager.default.removeItem(atPath: self.directory)
+    }
+}
+
+extension KnotServer {
+    /// A TXT record's data in zone-file form: quoted strings of at most 255 octets.
+    public static func txt(_ text: String) -> String {
+        var bytes = Array(text.utf8)[...]
+        var strings: [String] = []
+        repeat {
+            let piece = bytes.prefix(255)
+            bytes = bytes.dropFirst(255)
+            let escaped = String(decoding: piece, as: UTF8.self).replacingOccurrences(of: "\\", with: "\\\\")
+                .replacingOccurrences(of: "\"", with: "\\\"")
+            strings.append("\"\(escaped)\"")
+        } while !bytes.isEmpty
+        return "TXT " + strings.joined(separator: " ")
     }
 }

@@ -23,7 +23,7 @@ struct Petrel: AsyncParsableCommand {
             'localhost' (postmaster@localhost), SMTP on 127.0.0.1:2525.
             Configuration reference: README.md, section "Configuration".
             """,
-        subcommands: [Serve.self, User.self, Alias.self, Queue.self, Resolve.self]
+        subcommands: [Serve.self, User.self, Alias.self, Queue.self, Resolve.self, Check.self]
     )
 }
 

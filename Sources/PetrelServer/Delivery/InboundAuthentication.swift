@@ -6,20 +6,26 @@ import SMTPCore
 /// SPF, DKIM and DMARC for one incoming message, and what the server does with the verdicts
 /// (`[auth]`). SPF starts as soon as the message does, so its DNS queries overlap the transfer;
 /// DKIM hashes the body as it streams by; DMARC runs at the end of data.
-struct InboundAuthentication: Sendable {
-    let policy: Configuration.MailAuthenticationPolicy
-    let resolver: any DNSResolving
-    let hostname: String
+public struct InboundAuthentication: Sendable {
+    public let policy: Configuration.MailAuthenticationPolicy
+    public let resolver: any DNSResolving
+    public let hostname: String
+
+    public init(policy: Configuration.MailAuthenticationPolicy, resolver: any DNSResolving, hostname: String) {
+        self.policy = policy
+        self.resolver = resolver
+        self.hostname = hostname
+    }
 
     /// The outcome, ready for the header, the log line and the reply.
-    struct Outcome: Sendable {
-        var results: AuthenticationResults
+    public struct Outcome: Sendable {
+        public var results: AuthenticationResults
         /// nil: deliver. Otherwise the reply that refuses (or defers) the message.
-        var refusal: SMTPReply?
+        public var refusal: SMTPReply?
         /// Deliver into this Maildir++ folder rather than the inbox.
-        var folder: String?
+        public var folder: String?
 
-        var summary: String {
+        public var summary: String {
             var parts: [String] = []
             if let spf = self.results.spf { parts.append("spf=\(spf.verdict.result.rawValue)") }
             parts.append(
@@ -32,7 +38,8 @@ struct InboundAuthentication: Sendable {
     }
 
     /// Starts the SPF check of the MAIL FROM identity, or of the HELO identity for `<>`.
-    func startSPF(client: IPAddress?, mailFrom: String, helo: String, timestamp: Int) -> Task<SPFVerdict?, Never> {
+    public func startSPF(client: IPAddress?, mailFrom: String, helo: String, timestamp: Int) -> Task<SPFVerdict?, Never>
+    {
         let verifier = SPFVerifier(resolver: self.resolver, receivingHost: self.hostname)
         return Task {
             guard let client else { return nil }
@@ -40,7 +47,7 @@ struct InboundAuthentication: Sendable {
         }
     }
 
-    func evaluate(spf: SPFVerdict?, heloIdentity: Bool, message: MessageScanner.Scanned) async -> Outcome {
+    public func evaluate(spf: SPFVerdict?, heloIdentity: Bool, message: MessageScanner.Scanned) async -> Outcome {
         let dkim = await DKIMVerifier(resolver: self.resolver).verify(message)
         let fromFields = message.header?.fields(named: "From").map(\.value) ?? []
         let dmarc = await DMARCVerifier(resolver: self.resolver).evaluate(
