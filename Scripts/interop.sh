@@ -3,6 +3,8 @@
 # talk to a real petrel process: plain SMTP, STARTTLS, implicit TLS, AUTH PLAIN, LOGIN and
 # SCRAM-SHA-256. Delivered Maildir files are checked byte for byte (and read back with Python's
 # mailbox.Maildir, a standard Maildir reader); queued messages with `petrel queue list`.
+# Mail authentication against dkimpy and pyspf (Scripts/interop_auth.py), with petrel's resolver
+# asking a DNS server on loopback (Scripts/dns/serve_zone.py) that publishes fresh DKIM keys.
 #
 # usage: Scripts/interop.sh [path/to/petrel]    (default: .build/debug/petrel, built if missing)
 set -euo pipefail
@@ -14,12 +16,21 @@ command -v swaks >/dev/null || { echo "interop: swaks is not installed (apt-get 
 
 WORK=$(mktemp -d /tmp/petrel-interop-XXXXXX)
 SERVER_PID=
+DNS_PID=
 cleanup() {
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
+  [ -n "$DNS_PID" ] && kill "$DNS_PID" 2>/dev/null && wait "$DNS_PID" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 fail() { echo "interop: FAIL: $*" >&2; echo "--- server log" >&2; cat "$WORK/server.log" >&2; exit 1; }
+
+# The DNS petrel sees: fresh DKIM keys, SPF and DMARC for interop.example; NXDOMAIN for the rest.
+python3 Scripts/interop_auth.py keys "$WORK"
+DNS_PORT=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 Scripts/dns/serve_zone.py "$WORK/auth-zone.yml" --port "$DNS_PORT" >"$WORK/dns.log" 2>&1 &
+DNS_PID=$!
+python3 Scripts/interop_auth.py wait "$DNS_PORT"
 
 cat > "$WORK/petrel.toml" <<CONF
 hostname = "mx.example.test"
@@ -29,6 +40,10 @@ domains = ["example.test"]
 smtp = ["127.0.0.1:0"]
 submission = ["127.0.0.1:0"]
 submissions = ["127.0.0.1:0"]
+[dns]
+servers = ["127.0.0.1:$DNS_PORT"]
+timeout = 1
+attempts = 1
 CONF
 P() { "$PETREL" "$@" --config "$WORK/petrel.toml"; }
 PASSWORD='s3cret pass phrase'
@@ -115,6 +130,13 @@ P queue list >"$WORK/queue.txt"
 [ "$(grep -c 'alice@example.test  someone@remote.example (pending)' "$WORK/queue.txt")" -eq 3 ] \
   || fail "petrel queue list: $(cat "$WORK/queue.txt")"
 echo "interop: petrel queue list ok ($(wc -l <"$WORK/queue.txt") messages)"
+
+# --- Mail authentication: dkimpy-signed mail through `petrel check dkim` and through SMTP, and
+# pyspf against `petrel check spf` on the whole RFC 7208 suite served over DNS.
+python3 Scripts/interop_auth.py dkim "$PETREL" "$WORK/petrel.toml" "$WORK" || fail "dkimpy and petrel check dkim"
+python3 Scripts/interop_auth.py smtp "$PORT" "$WORK/data/mail/carol@example.test" "$WORK" || fail "DKIM/DMARC over SMTP"
+python3 Scripts/interop_auth.py spf "$PETREL" "$WORK" Tests/MailAuthTests/Fixtures/spf/rfc7208-tests.yml \
+  || fail "pyspf and petrel check spf"
 
 # --- SIGTERM: a clean stop with exit status 0.
 kill -TERM "$SERVER_PID"
