@@ -57,6 +57,12 @@ import Testing
             servers = ["127.0.0.1:5353", "::1", "192.0.2.53"]
             timeout = 5
             attempts = 3
+            [auth]
+            dmarc_reject = "quarantine"
+            dmarc_quarantine = "none"
+            dmarc_temperror = "accept"
+            spf_fail = "reject"
+            junk_folder = ".Spam"
             [log]
             level = "debug"
             """
@@ -86,6 +92,10 @@ import Testing
         #expect([configuration.dns.timeout, configuration.dns.attempts] == [5, 3])
         #expect(configuration.makeDNSClient().configuration.servers.map(\.port) == [5353, 53, 53])
         #expect(configuration.logLevel == .debug)
+        let mail = configuration.mailAuthentication
+        #expect(mail.verify && mail.dmarcReject == .quarantine && mail.dmarcQuarantine == .none)
+        #expect(!mail.deferOnDMARCTemperror && mail.rejectSPFFail && mail.junkFolder == ".Spam")
+        #expect(try Self.parse("[auth]\nverify = false").mailAuthentication.verify == false)
         #expect(try Self.parse("recipient_delimiter = \"\"").recipientDelimiter == nil)
     }
 
@@ -100,6 +110,13 @@ import Testing
         #expect(defaults.tls == nil, "a self-signed certificate is made")
         #expect(defaults.limits.recipients >= 100, "RFC 5321 4.5.3.1.8")
         #expect(defaults.dns.servers == nil, "/etc/resolv.conf")
+        #expect(defaults.mailAuthentication == Configuration.MailAuthenticationPolicy())
+        #expect(defaults.mailAuthentication.verify && defaults.mailAuthentication.dmarcReject == .reject)
+        #expect(
+            defaults.mailAuthentication.dmarcQuarantine == .quarantine
+                && defaults.mailAuthentication.junkFolder == ".Junk"
+        )
+        #expect(defaults.mailAuthentication.deferOnDMARCTemperror && !defaults.mailAuthentication.rejectSPFFail)
     }
 
     @Test(arguments: [
@@ -111,6 +128,15 @@ import Testing
         ("[tls]\ncertificate = \"cert.pem\"", "tls", "needs both certificate and key"),
         ("[tls]\ncertificate = \"c.pem\"\nkey = \"k.pem\"\nchain = \"x\"", "tls.chain", "unknown key"),
         ("[auth]\nfailures = 0", "auth.failures", "must be between"),
+        ("[auth]\nverify = \"yes\"", "auth.verify", "must be true or false"),
+        (
+            "[auth]\ndmarc_reject = \"bounce\"", "auth.dmarc_reject",
+            "is not one of \"reject\", \"quarantine\", \"none\""
+        ),
+        ("[auth]\ndmarc_quarantine = \"reject\"", "auth.dmarc_quarantine", "is not one of"),
+        ("[auth]\njunk_folder = \"Junk\"", "auth.junk_folder", "is not a Maildir++ folder name"),
+        ("[auth]\njunk_folder = \".a/b\"", "auth.junk_folder", "is not a Maildir++ folder name"),
+        ("[auth]\nspf_fail = \"quarantine\"", "auth.spf_fail", "is not one of"),
         ("hostname = 42", "hostname", "must be a string, not integer"),
         ("domains = \"example.test\"", "domains", "must be an array of strings"),
         ("domains = []", "domains", "at least one domain"),

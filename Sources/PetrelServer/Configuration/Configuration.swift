@@ -103,6 +103,8 @@ public struct Configuration: Sendable, Hashable {
         public var rejectSPFFail = false
         /// The Maildir++ folder quarantined mail goes to.
         public var junkFolder = ".Junk"
+
+        public init() {}
     }
 
     public struct Limits: Sendable, Hashable {
