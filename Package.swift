@@ -165,6 +165,7 @@ let package = Package(
                 "MailAuth",
                 "MailCore",
                 "DNSCore",
+                "DNSClient",
                 "PetrelTestSupport",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),

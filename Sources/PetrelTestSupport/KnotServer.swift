@@ -21,7 +21,8 @@ public final class KnotServer: @unchecked Sendable {
     }
 
     /// - Parameter extraZones: more zones to serve, origin → records (one per line, names
-    ///   relative to the origin or absolute); the SOA and NS are added.
+    ///   relative to the origin or absolute); the SOA and NS are added. "." serves a root zone:
+    ///   then every name outside the other zones is answered (NXDOMAIN), none refused.
     public init(extraZones: [String: String] = [:]) throws {
         guard let knotd = ["/usr/sbin/knotd", "/usr/bin/knotd"].first(where: FileManager.default.isExecutableFile)
         else { throw Missing(description: "knotd is not installed: apt-get install knot") }
@@ -48,11 +49,14 @@ public final class KnotServer: @unchecked Sendable {
         try "this is not a zone file\n".write(toFile: zones + "/broken.test.zone", atomically: true, encoding: .utf8)
         for (origin, records) in extraZones {
             let zone =
-                "$ORIGIN \(origin).\n$TTL 300\n@ IN SOA ns.hosts.test. hostmaster.hosts.test. 1 3600 600 86400 60\n"
+                "$ORIGIN \(origin == "." ? "." : origin + ".")\n$TTL 300\n"
+                + "@ IN SOA ns.hosts.test. hostmaster.hosts.test. 1 3600 600 86400 60\n"
                 + "@ IN NS ns.hosts.test.\n" + records + "\n"
-            try zone.write(toFile: zones + "/\(origin).zone", atomically: true, encoding: .utf8)
+            try zone.write(toFile: zones + "/" + Self.fileName(origin), atomically: true, encoding: .utf8)
         }
-        let extraDomains = extraZones.keys.sorted().map { "\n  - domain: \($0)" }.joined()
+        let extraDomains = extraZones.keys.sorted().map {
+            "\n  - domain: \($0)\n    file: \"\(zones)/\(Self.fileName($0))\""
+        }.joined()
 
         var lastError = ""
         for _ in 0..<5 {
@@ -94,6 +98,10 @@ public final class KnotServer: @unchecked Sendable {
             lastError = String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
         }
         throw Missing(description: "knotd did not start: \(lastError)")
+    }
+
+    private static func fileName(_ origin: String) -> String {
+        "extra-" + (origin == "." ? "root" : origin) + ".zone"
     }
 
     public var address: SocketAddress { try! SocketAddress(ipAddress: "127.0.0.1", port: self.port) }
