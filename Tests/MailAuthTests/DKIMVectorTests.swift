@@ -81,6 +81,17 @@ struct DKIMVectorTests {
         }
     }
 
+    /// l= is honoured, and said: appended text is no longer hidden behind a "pass".
+    @Test func bodyLengthIsReported() async throws {
+        let vector = try #require(Self.vectors.first { $0.id == "len-tag-appended" })
+        var scanner = MessageScanner(now: 1_800_000_000)
+        scanner.append(try Data(contentsOf: Self.fixtures.appendingPathComponent(vector.file)))
+        let verdicts = await DKIMVerifier(resolver: try Self.zone()).verify(scanner.finish())
+        let verdict = try #require(verdicts.first)
+        #expect(verdict.result == .pass && verdict.bodyLength != nil)
+        #expect(verdict.reason.contains("body octets are signed (l=)"), "\(verdict.reason)")
+    }
+
     @Test func allVectorsAreThere() {
         #expect(Self.vectors.count == 46)
     }

@@ -119,6 +119,10 @@ public struct DKIMVerifier: Sendable {
         if key.verifies(signature.signature, over: Self.headerData(signature, header)) {
             verdict.result = .pass
             verdict.reason = "signature verified with a \(key.description)"
+            if let length = signature.bodyLength, length < body.canonicalLength {
+                // RFC 6376 §8.2: text after the signed part could have been added by anyone.
+                verdict.reason += "; only the first \(length) of \(body.canonicalLength) body octets are signed (l=)"
+            }
         } else {
             verdict.result = .fail
             verdict.reason = "the signature does not verify with the \(key.description) (a signed header was changed)"
