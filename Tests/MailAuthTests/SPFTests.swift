@@ -105,6 +105,17 @@ struct SPFTests {
         #expect(bounce.result == .pass && bounce.sender == "postmaster@example.com")
     }
 
+    @Test func internationalizedDomainsAreLookedUpByTheirALabels() async throws {
+        let zone = InMemoryZone()
+        zone.addTXT("xn--bcher-kva.example", ["v=spf1 ip4:192.0.2.0/24 -all"])
+        let verdict = await SPFVerifier(resolver: zone).check(
+            ip: IPAddress("192.0.2.1")!,
+            mailFrom: "jörg@bücher.example",
+            helo: "h.example"
+        )
+        #expect(verdict.result == .pass, "\(verdict.reason)")
+    }
+
     /// Every include costs a query; the eleventh is a permerror whatever it would have matched.
     @Test func dnsTermLimit() async throws {
         let zone = InMemoryZone()

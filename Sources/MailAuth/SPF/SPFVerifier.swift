@@ -75,8 +75,10 @@ public struct SPFVerifier: Sendable {
             timestamp: timestamp
         )
         var verdict = SPFVerdict(result: .none, domain: domain, sender: sender, reason: "")
+        // An internationalized domain (SMTPUTF8) is looked up by its A-labels.
+        let lookupDomain = domain.unicodeScalars.allSatisfy(\.isASCII) ? domain : IDNA.toASCII(domain) ?? domain
         do {
-            let outcome = try await self.evaluate(domain: domain, context: context, depth: 0)
+            let outcome = try await self.evaluate(domain: lookupDomain, context: context, depth: 0)
             verdict.result = outcome.result
             verdict.reason = outcome.reason
             verdict.explanation = outcome.explanation
