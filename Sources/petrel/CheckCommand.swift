@@ -31,19 +31,8 @@ struct Check: AsyncParsableCommand {
         var dns: String?
 
         func resolver() throws -> (DNSClient, Configuration) {
-            var configuration = try self.options.load()
-            if let dns = self.dns {
-                guard let address = ListenAddress(parsing: dns, defaultPort: 53),
-                    (try? SocketAddress(ipAddress: address.host, port: address.port)) != nil
-                else { throw ValidationError("--dns takes an IP address and port, like 127.0.0.1:53 or [::1]:5353") }
-                configuration.dns.servers = [address]
-            }
-            let client = configuration.makeDNSClient()
-            guard !client.configuration.servers.isEmpty else {
-                printError("no DNS server: give --dns, set [dns] servers, or add a nameserver to /etc/resolv.conf")
-                throw ExitCode(2)
-            }
-            return (client, configuration)
+            let configuration = try self.options.load()
+            return (try makeResolver(configuration, server: self.dns, option: "--dns"), configuration)
         }
     }
 

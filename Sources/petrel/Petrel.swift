@@ -1,5 +1,6 @@
 import Accounts
 import ArgumentParser
+import DNSClient
 import DNSCore
 import Logging
 import MailCore
@@ -271,24 +272,14 @@ struct Resolve: AsyncParsableCommand {
     var server: String?
 
     func run() async throws {
-        var configuration = try self.options.load()
+        let configuration = try self.options.load()
         guard let type = DNSRecordType(self.type) else { throw ValidationError("unknown record type '\(self.type)'") }
         var name = DNSName(self.name)
         if type == .ptr, let address = try? SocketAddress(ipAddress: self.name, port: 0) {
             name = DNSName.reverse(address: addressOctets(address))
         }
         guard let name else { throw ValidationError("'\(self.name)' is not a domain name") }
-        if let server = self.server {
-            guard let address = ListenAddress(parsing: server, defaultPort: 53),
-                (try? SocketAddress(ipAddress: address.host, port: address.port)) != nil
-            else { throw ValidationError("--server takes an IP address and port, like 127.0.0.1:53 or [::1]:5353") }
-            configuration.dns.servers = [address]
-        }
-        let client = configuration.makeDNSClient()
-        guard !client.configuration.servers.isEmpty else {
-            printError("no DNS server: give --server, set [dns] servers, or add a nameserver to /etc/resolv.conf")
-            throw ExitCode(2)
-        }
+        let client = try makeResolver(configuration, server: self.server, option: "--server")
         let result = await client.lookup(name, type)
         for record in result.cnames + result.records { print(record.presentation) }
         let authenticated = result.authenticated ? "yes" : "no"
@@ -307,6 +298,24 @@ struct Resolve: AsyncParsableCommand {
             throw ExitCode(2)
         }
     }
+}
+
+/// Petrel's resolver as configured, or asking only `server` (given with `option`); exit status 2
+/// when there is no server to ask at all.
+func makeResolver(_ configuration: Configuration, server: String?, option: String) throws -> DNSClient {
+    var configuration = configuration
+    if let server {
+        guard let address = ListenAddress(parsing: server, defaultPort: 53),
+            (try? SocketAddress(ipAddress: address.host, port: address.port)) != nil
+        else { throw ValidationError("\(option) takes an IP address and port, like 127.0.0.1:53 or [::1]:5353") }
+        configuration.dns.servers = [address]
+    }
+    let client = configuration.makeDNSClient()
+    guard !client.configuration.servers.isEmpty else {
+        printError("no DNS server: give \(option), set [dns] servers, or add a nameserver to /etc/resolv.conf")
+        throw ExitCode(2)
+    }
+    return client
 }
 
 func printError(_ message: String) {
