@@ -1,6 +1,6 @@
 // libFuzzer target for DNSCore's decoder: every packet either decodes into a message whose
 // names respect RFC 1035's limits, or throws DNSDecodingError. A crash, a hang (libFuzzer's
-// -timeout), a leak or an AddressSanitizer report is a bug. Built and run by Scripts/fuzz-dns.sh.
+// -timeout), a leak or an AddressSanitizer report is a bug. Built and run by Scripts/fuzz.sh dns.
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzDNSDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

@@ -135,7 +135,7 @@ public struct DKIMSignature: Hashable, Sendable {
         return !text.isEmpty && text.utf8.count <= 253
             && labels.allSatisfy { label in
                 !label.isEmpty && label.utf8.count <= 63
-                    && label.utf8.allSatisfy { isAlpha($0) || isDigit($0) || $0 == 0x2D || $0 == 0x5F || $0 >= 0x80 }
+                    && label.utf8.allSatisfy { isLetter($0) || isDigit($0) || $0 == 0x2D || $0 == 0x5F || $0 >= 0x80 }
             }
     }
 

@@ -1,3 +1,5 @@
+import MailCore
+
 /// A DKIM tag=value list (RFC 6376 §3.2), as in DKIM-Signature fields and key records (and, with
 /// the same grammar, DMARC records). Tag names are case-sensitive; white space (FWS) around tags,
 /// "=" and ";" is ignored; a tag given twice makes the whole list invalid.
@@ -47,7 +49,7 @@ struct TagList {
             var nameEnd = equals
             while nameEnd > first, isSpace(bytes[nameEnd - 1]) { nameEnd -= 1 }
             let name = bytes[first..<nameEnd]
-            guard let head = name.first, isAlpha(head), name.allSatisfy({ isAlpha($0) || isDigit($0) || $0 == 0x5F })
+            guard let head = name.first, isLetter(head), name.allSatisfy({ isLetter($0) || isDigit($0) || $0 == 0x5F })
             else { throw .malformed(String(decoding: bytes[spec], as: UTF8.self)) }
             var valueStart = equals + 1
             while valueStart < end, isSpace(bytes[valueStart]) { valueStart += 1 }

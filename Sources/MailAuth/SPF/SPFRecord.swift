@@ -90,8 +90,8 @@ public struct SPFRecord: Hashable, Sendable {
     private static func modifier(_ term: Substring) throws(SPFSyntaxError) -> (name: String, value: MacroString)? {
         guard let equals = term.firstIndex(of: "=") else { return nil }
         let name = term[..<equals]
-        guard let first = name.utf8.first, isAlpha(first),
-            name.utf8.allSatisfy({ isAlpha($0) || isDigit($0) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E })
+        guard let first = name.utf8.first, isLetter(first),
+            name.utf8.allSatisfy({ isLetter($0) || isDigit($0) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E })
         else {
             // Something like "a:x=y" is a directive whose domain-spec has an "=" in it.
             if term.contains(":") || term.contains("/") { return nil }
@@ -263,10 +263,10 @@ public struct MacroString: Hashable, Sendable, CustomStringConvertible {
             throw SPFSyntaxError("\"\(text)\" is not a domain name (no dot before the top label)")
         }
         let top = name[name.index(after: dot)...].utf8
-        let alphanumeric = top.allSatisfy { isAlpha($0) || isDigit($0) || $0 == 0x2D }
+        let alphanumeric = top.allSatisfy { isLetter($0) || isDigit($0) || $0 == 0x2D }
         let valid =
             !top.isEmpty && alphanumeric && top.first != 0x2D && top.last != 0x2D
-            && (top.contains(where: isAlpha) || top.contains(0x2D))
+            && (top.contains(where: isLetter) || top.contains(0x2D))
         guard valid else { throw SPFSyntaxError("\"\(text)\" does not end in a valid top label") }
     }
 
@@ -301,6 +301,3 @@ public struct MacroString: Hashable, Sendable, CustomStringConvertible {
         )
     }
 }
-
-@inline(__always) func isAlpha(_ byte: UInt8) -> Bool { (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) }
-@inline(__always) func isDigit(_ byte: UInt8) -> Bool { (0x30...0x39).contains(byte) }

@@ -395,7 +395,7 @@ public struct SPFVerifier: Sendable {
     static func urlEscaped(_ text: String) -> String {
         var output = ""
         for byte in text.utf8 {
-            if isAlpha(byte) || isDigit(byte) || byte == 0x2D || byte == 0x2E || byte == 0x5F || byte == 0x7E {
+            if isLetter(byte) || isDigit(byte) || byte == 0x2D || byte == 0x2E || byte == 0x5F || byte == 0x7E {
                 output.append(Character(UnicodeScalar(byte)))
             } else {
                 output += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)

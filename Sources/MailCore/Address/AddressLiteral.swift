@@ -145,6 +145,9 @@ public enum AddressLiteral: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-@inline(__always) func isDigit(_ byte: UInt8) -> Bool { (0x30...0x39).contains(byte) }
-@inline(__always) func isLetter(_ byte: UInt8) -> Bool { (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) }
-@inline(__always) func isLetterOrDigit(_ byte: UInt8) -> Bool { isLetter(byte) || isDigit(byte) }
+/// ASCII classes for the parsers of MailCore and MailAuth.
+@inline(__always) public func isDigit(_ byte: UInt8) -> Bool { (0x30...0x39).contains(byte) }
+@inline(__always) public func isLetter(_ byte: UInt8) -> Bool {
+    (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+}
+@inline(__always) public func isLetterOrDigit(_ byte: UInt8) -> Bool { isLetter(byte) || isDigit(byte) }
