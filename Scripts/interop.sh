@@ -135,6 +135,7 @@ echo "interop: petrel queue list ok ($(wc -l <"$WORK/queue.txt") messages)"
 # pyspf against `petrel check spf` on the whole RFC 7208 suite served over DNS.
 python3 Scripts/interop_auth.py dkim "$PETREL" "$WORK/petrel.toml" "$WORK" || fail "dkimpy and petrel check dkim"
 python3 Scripts/interop_auth.py smtp "$PORT" "$WORK/data/mail/carol@example.test" "$WORK" || fail "DKIM/DMARC over SMTP"
+python3 Scripts/interop_auth.py signing "$PETREL" "$WORK/petrel.toml" || fail "petrel dkim sign and dkimpy"
 python3 Scripts/interop_auth.py spf "$PETREL" "$WORK" Tests/MailAuthTests/Fixtures/spf/rfc7208-tests.yml \
   || fail "pyspf and petrel check spf"
 

@@ -11,6 +11,10 @@
                                          the same, end to end through the running server: signed
                                          mail under p=reject is delivered with dkim=pass dmarc=pass,
                                          forged mail is refused with 550 5.7.1
+    interop_auth.py signing PETREL CONFIG
+                                         keys made by `petrel dkim keygen` (RSA and Ed25519) sign
+                                         messages with `petrel dkim sign`; dkimpy verifies them,
+                                         against the records `petrel dkim list` prints
     interop_auth.py spf PETREL WORK SUITE
                                          pyspf and `petrel check spf` give the same verdict on every
                                          test of the RFC 7208 suite, each scenario served over DNS
@@ -171,6 +175,55 @@ def check_smtp(port, maildir, work):
           f"(and verified again by dkimpy), {len(messages)} forged ones refused with 550 5.7.1")
 
 
+def check_signing(petrel, config):
+    domain = "signer.example"
+    for selector, algorithm in (("rsa", "rsa"), ("ed", "ed25519")):
+        subprocess.run([petrel, "dkim", "keygen", domain, "--selector", selector, "--algorithm", algorithm,
+                        "--config", config], check=True, capture_output=True)
+    listing = subprocess.run([petrel, "dkim", "list", domain, "--config", config], check=True,
+                             capture_output=True).stdout.decode()
+    records = {}
+    for line in listing.splitlines():
+        name = line.split(" ", 1)[0].rstrip(".")
+        records[name] = "".join(re.findall(r'"([^"]*)"', line)).encode()
+    if sorted(records) != [f"ed._domainkey.{domain}", f"rsa._domainkey.{domain}"]:
+        fail(f"petrel dkim list: {listing!r}")
+
+    def lookup(qname, timeout=5):
+        return records.get(qname.decode().rstrip("."))
+
+    messages = [
+        b"From: Alice <alice@signer.example>\r\nTo: bob@remote.example\r\nSubject: plain\r\n\r\nHello.\r\n",
+        b"From: alice@signer.example\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        + "caf\u00e9  with   spaces \t\r\n\r\n\r\n".encode(),
+        b"From: alice@signer.example\r\nSubject: empty body\r\n\r\n",
+        b"From: alice@signer.example\r\nSubject: long\r\n\r\n" + (b"x" * 990 + b"\r\n") * 200,
+    ]
+    verified = 0
+    for message in messages:
+        result = subprocess.run([petrel, "dkim", "sign", "--domain", domain, "--config", config], input=message,
+                                capture_output=True, timeout=30)
+        if result.returncode != 0:
+            fail(f"petrel dkim sign: {result.stderr!r}")
+        signed = result.stdout
+        if signed.count(b"DKIM-Signature:") != 2:
+            fail(f"expected two signatures: {signed[:400]!r}")
+        # dkimpy checks one signature per call: the first, then the second (idx).
+        for index in (0, 1):
+            if not dkim.DKIM(signed).verify(idx=index, dnsfunc=lookup):
+                fail(f"dkimpy does not verify signature {index} of {signed[:600]!r}")
+            verified += 1
+        try:
+            altered_ok = dkim.DKIM(signed.replace(b"\r\n\r\n", b"\r\n\r\nP.S. ", 1)).verify(idx=1, dnsfunc=lookup)
+        except dkim.ValidationError:
+            altered_ok = False
+        if altered_ok:
+            fail("dkimpy verifies a message altered after signing")
+    print(f"interop_auth: petrel dkim sign: dkimpy verifies {verified} signatures (RSA-2048 and Ed25519, "
+          f"{len(messages)} messages), and none once the body is changed")
+
+
 def check_spf(petrel, work, suite):
     petrel = os.path.abspath(petrel)
     config = os.path.join(work, "spf-check.toml")
@@ -234,6 +287,8 @@ def main():
         check_dkim(*arguments)
     elif command == "smtp":
         check_smtp(int(arguments[0]), arguments[1], arguments[2])
+    elif command == "signing":
+        check_signing(*arguments)
     elif command == "spf":
         check_spf(*arguments)
     else:

@@ -163,25 +163,10 @@ struct Check: AsyncParsableCommand {
         return line + " (\(verdict.reason))"
     }
 
-    /// Reads standard input through the scanner, 64 KiB at a time. A file saved with LF line
-    /// ends (a Maildir file) is read as if it had CRLF, as it had on the wire.
+    /// Reads standard input through the scanner, 64 KiB at a time.
     static func readMessage() -> MessageScanner.Scanned {
         var scanner = MessageScanner(now: Int(time(nil)))
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        var previous: UInt8 = 0
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { break }
-            var chunk: [UInt8] = []
-            chunk.reserveCapacity(count + count / 32)
-            for byte in buffer[0..<count] {
-                if byte == 0x0A, previous != 0x0D { chunk.append(0x0D) }
-                chunk.append(byte)
-                previous = byte
-            }
-            scanner.append(chunk)
-        }
+        readStandardInput { scanner.append($0) }
         return scanner.finish()
     }
 }

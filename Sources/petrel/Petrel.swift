@@ -24,7 +24,7 @@ struct Petrel: AsyncParsableCommand {
             'localhost' (postmaster@localhost), SMTP on 127.0.0.1:2525.
             Configuration reference: README.md, section "Configuration".
             """,
-        subcommands: [Serve.self, User.self, Alias.self, Queue.self, Resolve.self, Check.self]
+        subcommands: [Serve.self, User.self, Alias.self, Queue.self, Resolve.self, Check.self, DKIM.self]
     )
 }
 
@@ -316,6 +316,26 @@ func makeResolver(_ configuration: Configuration, server: String?, option: Strin
         throw ExitCode(2)
     }
     return client
+}
+
+/// Standard input in pieces of up to 64 KiB, a file saved with LF line ends (a Maildir file) read
+/// as CRLF, as the message was or will be on the wire.
+func readStandardInput(_ body: ([UInt8]) -> Void) {
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    var previous: UInt8 = 0
+    while true {
+        let count = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+        if count < 0, errno == EINTR { continue }
+        guard count > 0 else { break }
+        var chunk: [UInt8] = []
+        chunk.reserveCapacity(count + count / 32)
+        for byte in buffer[0..<count] {
+            if byte == 0x0A, previous != 0x0D { chunk.append(0x0D) }
+            chunk.append(byte)
+            previous = byte
+        }
+        body(chunk)
+    }
 }
 
 func printError(_ message: String) {

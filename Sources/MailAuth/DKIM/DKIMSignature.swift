@@ -130,7 +130,8 @@ public struct DKIMSignature: Hashable, Sendable {
         self.fieldWithoutSignature = stripped
     }
 
-    static func isDomainName(_ text: String) -> Bool {
+    /// Labels of letters, digits, hyphens and underscores (and non-ASCII), within DNS limits.
+    public static func isDomainName(_ text: String) -> Bool {
         let labels = text.split(separator: ".", omittingEmptySubsequences: false)
         return !text.isEmpty && text.utf8.count <= 253
             && labels.allSatisfy { label in

@@ -133,19 +133,31 @@ public struct DKIMVerifier: Sendable {
     /// The header hash input (§3.7, §5.4.2): each h= name takes that field's instances from the
     /// bottom up; a name with no instance left adds nothing; then the signature field without b=.
     static func headerData(_ signature: DKIMSignature, _ header: HeaderSection) -> [UInt8] {
+        Self.headerData(
+            signedHeaders: signature.signedHeaders,
+            canonicalization: signature.headerCanonicalization,
+            signatureField: signature.fieldWithoutSignature,
+            header: header
+        )
+    }
+
+    /// The same, from its parts: the signer has no signature to read them from yet.
+    static func headerData(
+        signedHeaders: [String],
+        canonicalization: DKIMSignature.Canonicalization,
+        signatureField: [UInt8],
+        header: HeaderSection
+    ) -> [UInt8] {
         var used: [String: Int] = [:]
         var data: [UInt8] = []
-        for name in signature.signedHeaders {
+        for name in signedHeaders {
             let instances = header.fields(named: name)
             let taken = used[name, default: 0]
             guard taken < instances.count else { continue }
             used[name] = taken + 1
-            data += HeaderCanonicalizer.canonicalize(
-                instances[instances.count - 1 - taken].raw,
-                signature.headerCanonicalization
-            )
+            data += HeaderCanonicalizer.canonicalize(instances[instances.count - 1 - taken].raw, canonicalization)
         }
-        var own = HeaderCanonicalizer.canonicalize(signature.fieldWithoutSignature, signature.headerCanonicalization)
+        var own = HeaderCanonicalizer.canonicalize(signatureField, canonicalization)
         while let last = own.last, last == 0x0A || last == 0x0D { own.removeLast() }
         data += own
         return data
