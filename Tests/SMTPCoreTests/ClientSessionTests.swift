@@ -1,0 +1,275 @@
+import Foundation
+import SMTPCore
+import Testing
+
+/// The client side: reading replies, encoding DATA, and the transaction as a state machine,
+/// driven by scripted server replies.
+struct ClientSessionTests {
+    static func reply(_ text: String) -> SMTPReply {
+        var parser = SMTPReplyParser()
+        let replies = try! parser.feed(Array(text.utf8))
+        precondition(replies.count == 1, "one reply in \(text)")
+        return replies[0]
+    }
+
+    // MARK: Replies
+
+    @Test func repliesAreReadWholeAndInPieces() throws {
+        let text =
+            "250-mx.remote.test Hello\r\n250-SIZE 1000000\r\n250-PIPELINING\r\n250 STARTTLS\r\n550 5.1.1 <x@y>: no such user\r\n"
+        var parser = SMTPReplyParser()
+        var replies: [SMTPReply] = []
+        for byte in text.utf8 { replies += try parser.feed([byte]) }
+        #expect(replies.count == 2 && parser.isIdle)
+        #expect(
+            replies[0].code == 250
+                && replies[0].lines == ["mx.remote.test Hello", "SIZE 1000000", "PIPELINING", "STARTTLS"]
+        )
+        #expect(replies[0].enhancedCode == nil)
+        #expect(replies[1].enhancedCode == EnhancedStatusCode(5, 1, 1) && replies[1].lines == ["<x@y>: no such user"])
+        // A bare code, LF-only line ends, and an enhanced code of another class (kept as text).
+        #expect(Self.reply("221\n").lines == [""])
+        #expect(Self.reply("451 5.0.0 odd\r\n").enhancedCode == nil)
+    }
+
+    @Test(arguments: [
+        "hello\r\n", "25\r\n", "2500 x\r\n", "250x\r\n", "199 too low\r\n", "600 too high\r\n",
+        "250-first\r\n251 second code\r\n",
+    ])
+    func notReplies(_ text: String) {
+        var parser = SMTPReplyParser()
+        #expect(throws: SMTPReplyParser.Failure.self) { _ = try parser.feed(Array(text.utf8)) }
+    }
+
+    @Test func hostileServersAreBounded() {
+        var long = SMTPReplyParser()
+        #expect(throws: SMTPReplyParser.Failure.lineTooLong) {
+            _ = try long.feed(Array(repeating: UInt8(ascii: "2"), count: 10_000))
+        }
+        var many = SMTPReplyParser()
+        #expect(throws: SMTPReplyParser.Failure.tooManyLines) {
+            _ = try many.feed(Array(String(repeating: "250-x\r\n", count: 500).utf8))
+        }
+    }
+
+    // MARK: DATA
+
+    @Test(arguments: [
+        ("Subject: a\r\n\r\nbody\r\n", "Subject: a\r\n\r\nbody\r\n.\r\n"),
+        (".\r\n..two\r\nend", "..\r\n...two\r\nend\r\n.\r\n"),
+        ("bare\nLF\rand CR\r\r\n", "bare\r\nLF\r\nand CR\r\n\r\n.\r\n"),
+        ("smuggle\n.\r\nMAIL FROM:<x>\r\n", "smuggle\r\n..\r\nMAIL FROM:<x>\r\n.\r\n"),
+        ("", ".\r\n"),
+        ("no end", "no end\r\n.\r\n"),
+    ])
+    func dataIsStuffedAndCRLF(_ input: String, _ expected: String) {
+        for size in [1, 2, 100] {
+            var encoder = MessageDataEncoder()
+            var output: [UInt8] = []
+            let bytes = Array(input.utf8)
+            var offset = 0
+            while offset < bytes.count {
+                encoder.encode(bytes[offset..<min(offset + size, bytes.count)], into: &output)
+                offset += size
+            }
+            encoder.finish(into: &output)
+            #expect(String(decoding: output, as: UTF8.self) == expected, "pieces of \(size)")
+            // Whatever came in, the only line that is "." alone is the last.
+            let lines = String(decoding: output, as: UTF8.self).components(separatedBy: "\r\n")
+            #expect(lines.dropLast(2).allSatisfy { $0 != "." })
+        }
+    }
+
+    // MARK: The transaction
+
+    static let envelope = ClientSession.Envelope(
+        sender: "alice@example.test",
+        recipients: ["bob@remote.test", "carol@remote.test"],
+        size: 1234
+    )
+
+    /// Runs a session against scripted replies; returns what the client sent and its outcome.
+    static func run(
+        _ replies: [String],
+        envelope: ClientSession.Envelope = Self.envelope,
+        tls: ClientSession.TLSPolicy = .opportunistic
+    ) -> (sent: [String], outcome: ClientSession.Outcome, actions: [ClientSession.Action]) {
+        var session = ClientSession(envelope: envelope, heloName: "mx.example.test", tlsPolicy: tls)
+        var sent: [String] = []
+        var actions: [ClientSession.Action] = []
+        for text in replies {
+            var action = session.receive(Self.reply(text))
+            actions.append(action)
+            switch action {
+            case .send(let lines): sent += lines
+            case .sendMessage:
+                sent.append("<message>")
+                session.messageSent()
+            case .startTLS:
+                sent.append("<tls>")
+                action = session.tlsEstablished()
+                if case .send(let lines) = action { sent += lines }
+            case .awaitReply, .close: break
+            }
+        }
+        return (sent, session.outcome, actions)
+    }
+
+    @Test func pipelinedDeliveryWithTLS() {
+        let (sent, outcome, actions) = Self.run([
+            "220 mx.remote.test ESMTP\r\n",
+            "250-mx.remote.test\r\n250-STARTTLS\r\n250 PIPELINING\r\n",
+            "220 2.0.0 go ahead\r\n",
+            "250-mx.remote.test\r\n250-PIPELINING\r\n250-SIZE 10000\r\n250 8BITMIME\r\n",
+            "250 2.1.0 ok\r\n", "250 2.1.5 ok\r\n", "250 2.1.5 ok\r\n", "354 go\r\n",
+            "250 2.0.0 queued as X\r\n", "221 2.0.0 bye\r\n",
+        ])
+        #expect(
+            sent == [
+                "EHLO mx.example.test", "STARTTLS", "<tls>", "EHLO mx.example.test",
+                "MAIL FROM:<alice@example.test> SIZE=1234", "RCPT TO:<bob@remote.test>", "RCPT TO:<carol@remote.test>",
+                "DATA", "<message>", "QUIT",
+            ]
+        )
+        #expect(outcome.tls)
+        #expect(
+            outcome.recipients.allSatisfy {
+                if case .delivered(let reply) = $0 {
+                    reply.code == 250 && reply.lines == ["queued as X"]
+                } else {
+                    false
+                }
+            }
+        )
+        #expect(actions.last == .close)
+    }
+
+    @Test func perRecipientReplies() {
+        let (sent, outcome, _) = Self.run([
+            "220 hi\r\n", "250 mx\r\n", "250 ok\r\n", "550 5.1.1 no bob\r\n", "250 ok\r\n", "354 go\r\n",
+            "250 2.0.0 done\r\n", "221 bye\r\n",
+        ])
+        #expect(
+            sent == [
+                "EHLO mx.example.test", "MAIL FROM:<alice@example.test>", "RCPT TO:<bob@remote.test>",
+                "RCPT TO:<carol@remote.test>", "DATA", "<message>", "QUIT",
+            ]
+        )
+        guard case .failed(let bob) = outcome.recipients[0], case .delivered = outcome.recipients[1] else {
+            Issue.record("\(outcome.recipients)")
+            return
+        }
+        #expect(bob.enhancedCode == EnhancedStatusCode(5, 1, 1))
+    }
+
+    @Test func temporaryAndPermanentFailures() {
+        // 451 to the message: both deferred.
+        let later = Self.run([
+            "220 hi\r\n", "250 mx\r\n", "250 ok\r\n", "250 ok\r\n", "250 ok\r\n", "354 go\r\n",
+            "451 4.3.0 try later\r\n",
+            "221 bye\r\n",
+        ]).outcome
+        #expect(later.recipients.allSatisfy { if case .deferred = $0 { true } else { false } })
+        // Every RCPT refused: no DATA at all.
+        let refused = Self.run(["220 hi\r\n", "250 mx\r\n", "250 ok\r\n", "550 no\r\n", "450 busy\r\n", "221 bye\r\n"])
+        #expect(!refused.sent.contains("DATA"))
+        #expect(
+            refused.outcome.recipients.map {
+                if case .failed = $0 { "f" } else if case .deferred = $0 { "d" } else { "?" }
+            } == ["f", "d"]
+        )
+        // The greeting refuses: nobody is tried, and 554 is permanent.
+        let closed = Self.run(["554 5.7.1 go away\r\n", "221 bye\r\n"])
+        #expect(closed.sent == ["QUIT"])
+        #expect(closed.outcome.recipients.allSatisfy { if case .failed = $0 { true } else { false } })
+        // 421 mid-way: the server closes; accepted recipients are not delivered.
+        let dropped = Self.run(["220 hi\r\n", "250 mx\r\n", "250 ok\r\n", "250 ok\r\n", "421 4.4.2 shutting down\r\n"])
+        #expect(dropped.actions.last == .close)
+        #expect(dropped.outcome.recipients.allSatisfy { if case .deferred = $0 { true } else { false } })
+    }
+
+    @Test func pipelinedRefusals() {
+        // MAIL refused while pipelining: the RCPT and DATA replies that follow change nothing.
+        let mail = Self.run([
+            "220 hi\r\n", "250-mx\r\n250 PIPELINING\r\n", "553 5.1.8 bad sender\r\n", "503 no mail\r\n",
+            "503 no mail\r\n",
+            "503 5.5.1 no valid recipients\r\n", "221 bye\r\n",
+        ])
+        #expect(!mail.sent.contains("<message>"))
+        #expect(
+            mail.outcome.recipients.allSatisfy { if case .failed(let reply) = $0 { reply.code == 553 } else { false } }
+        )
+        // Recipients refused but the server says 354 anyway: an empty data ends it (RFC 2920).
+        let empty = Self.run([
+            "220 hi\r\n", "250-mx\r\n250 PIPELINING\r\n", "250 ok\r\n", "550 no\r\n", "550 no\r\n", "354 go\r\n",
+            "554 no data\r\n",
+            "221 bye\r\n",
+        ])
+        #expect(empty.sent.suffix(2) == [".", "QUIT"])
+        #expect(!empty.sent.contains("<message>"))
+    }
+
+    @Test func heloFallbackAndWhatTheServerCannotTake() {
+        let helo = Self.run(["220 old\r\n", "502 5.5.1 what?\r\n", "250 old.example\r\n", "250 ok\r\n"])
+        #expect(
+            helo.sent.prefix(3) == ["EHLO mx.example.test", "HELO mx.example.test", "MAIL FROM:<alice@example.test>"]
+        )
+        // SIZE, SMTPUTF8 and 8BITMIME are checked before anything is sent.
+        var big = Self.envelope
+        big.size = 20_000_000
+        let tooBig = Self.run(["220 hi\r\n", "250-mx\r\n250 SIZE 10000000\r\n", "221 bye\r\n"], envelope: big)
+        #expect(tooBig.sent == ["EHLO mx.example.test", "QUIT"])
+        #expect(
+            tooBig.outcome.recipients.allSatisfy {
+                if case .failed(let reply) = $0 { reply.enhancedCode == EnhancedStatusCode(5, 3, 4) } else { false }
+            }
+        )
+        var utf8 = Self.envelope
+        utf8.smtpUTF8 = true
+        let noUTF8 = Self.run(["220 hi\r\n", "250 mx\r\n", "221 bye\r\n"], envelope: utf8)
+        #expect(
+            noUTF8.outcome.recipients.allSatisfy {
+                if case .failed(let reply) = $0 { reply.enhancedCode == EnhancedStatusCode(5, 6, 7) } else { false }
+            }
+        )
+        var eight = Self.envelope
+        eight.eightBit = true
+        let with8 = Self.run(["220 hi\r\n", "250-mx\r\n250 8BITMIME\r\n", "250 ok\r\n"], envelope: eight)
+        #expect(with8.sent[1] == "MAIL FROM:<alice@example.test> BODY=8BITMIME")
+    }
+
+    @Test func tlsPolicies() {
+        let required = Self.run(["220 hi\r\n", "250 mx\r\n", "221 bye\r\n"], tls: .required)
+        #expect(required.sent == ["EHLO mx.example.test", "QUIT"])
+        #expect(
+            required.outcome.recipients.allSatisfy {
+                if case .deferred(let reply) = $0 { reply.enhancedCode == EnhancedStatusCode(4, 7, 10) } else { false }
+            }
+        )
+        // Opportunistic: STARTTLS refused, go on in plaintext.
+        let refused = Self.run([
+            "220 hi\r\n", "250-mx\r\n250 STARTTLS\r\n", "454 4.7.0 TLS not available\r\n", "250 ok\r\n",
+        ])
+        #expect(
+            refused.sent == [
+                "EHLO mx.example.test", "STARTTLS", "MAIL FROM:<alice@example.test>", "RCPT TO:<bob@remote.test>",
+            ]
+        )
+        #expect(!refused.outcome.tls)
+    }
+
+    @Test func lostConnectionsDeferWhatIsNotDone() {
+        var session = ClientSession(envelope: Self.envelope, heloName: "h")
+        _ = session.receive(Self.reply("220 hi\r\n"))
+        _ = session.receive(Self.reply("250 mx\r\n"))
+        _ = session.receive(Self.reply("250 ok\r\n"))
+        _ = session.receive(Self.reply("250 ok\r\n"))
+        session.connectionLost("connection reset")
+        #expect(
+            session.outcome.recipients.allSatisfy {
+                if case .deferred(let reply) = $0 { reply.code == 451 } else { false }
+            }
+        )
+        #expect(session.timeout == .seconds(300))
+    }
+}
