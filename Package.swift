@@ -45,6 +45,7 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ]
         ),
+        .target(name: "Delivery", dependencies: ["MailCore", "DNSCore"]),
         .target(
             name: "SMTPCore",
             dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]
@@ -172,6 +173,7 @@ let package = Package(
             ],
             resources: [.copy("Fixtures")]
         ),
+        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "DNSCore", "MailCore", "PetrelTestSupport"]),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "MailCore"]),
         .testTarget(name: "AccountsTests", dependencies: ["Accounts", "MailCore"]),
         .testTarget(

@@ -35,7 +35,9 @@ public final class InMemoryZone: DNSResolving, @unchecked Sendable {
     /// Makes `name` exist with no records (NODATA for every type).
     public func addEmpty(_ name: String) {
         guard let owner = DNSName(name) else { preconditionFailure("bad test name \(name)") }
-        self.entries.withLock { _ = $0[owner, default: Entry()] }
+        self.entries.withLock { entries in
+            if entries[owner] == nil { entries[owner] = Entry() }
+        }
     }
 
     /// Queries for types `name` has no record of go unanswered from now on.
