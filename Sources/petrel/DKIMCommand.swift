@@ -58,14 +58,7 @@ struct DKIM: ParsableCommand {
         @Argument(help: "The domain.") var domain: String
 
         func run() throws {
-            let configuration = try self.options.load()
-            let signers: [DKIMSigner]
-            do {
-                signers = try DKIMKeyStore(dataDirectory: configuration.dataDirectory).signers(for: self.domain)
-            } catch {
-                printError(error.description)
-                throw ExitCode(1)
-            }
+            let signers = try DKIM.signers(self.options, domain: self.domain)
             if signers.isEmpty { print("; no DKIM key for \(self.domain): petrel dkim keygen \(self.domain)") }
             for signer in signers {
                 print(DKIM.zoneLine(domain: signer.domain, selector: signer.selector, key: signer.key))
@@ -82,14 +75,7 @@ struct DKIM: ParsableCommand {
         @Option(help: "The signing domain (d=).") var domain: String
 
         func run() throws {
-            let configuration = try self.options.load()
-            let signers: [DKIMSigner]
-            do {
-                signers = try DKIMKeyStore(dataDirectory: configuration.dataDirectory).signers(for: self.domain)
-            } catch {
-                printError(error.description)
-                throw ExitCode(1)
-            }
+            let signers = try DKIM.signers(self.options, domain: self.domain)
             guard !signers.isEmpty else {
                 printError("no DKIM key for \(self.domain): make one with petrel dkim keygen \(self.domain)")
                 throw ExitCode(1)
@@ -101,6 +87,17 @@ struct DKIM: ParsableCommand {
             for signer in signers { output = try signer.signatureField(for: message, timestamp: now) + output }
             let bytes = Array(output.utf8) + message
             _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+        }
+    }
+
+    /// The domain's keys; exit status 1 with the reason when one cannot be read.
+    static func signers(_ options: ConfigOption, domain: String) throws -> [DKIMSigner] {
+        let configuration = try options.load()
+        do {
+            return try DKIMKeyStore(dataDirectory: configuration.dataDirectory).signers(for: domain)
+        } catch {
+            printError(error.description)
+            throw ExitCode(1)
         }
     }
 
