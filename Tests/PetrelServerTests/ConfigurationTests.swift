@@ -63,6 +63,7 @@ import Testing
             dmarc_temperror = "accept"
             spf_fail = "reject"
             junk_folder = ".Spam"
+            time_limit = 15
             [log]
             level = "debug"
             """
@@ -95,6 +96,7 @@ import Testing
         let mail = configuration.mailAuthentication
         #expect(mail.verify && mail.dmarcReject == .quarantine && mail.dmarcQuarantine == .none)
         #expect(!mail.deferOnDMARCTemperror && mail.rejectSPFFail && mail.junkFolder == ".Spam")
+        #expect(mail.timeLimit == 15)
         #expect(try Self.parse("[auth]\nverify = false").mailAuthentication.verify == false)
         #expect(try Self.parse("recipient_delimiter = \"\"").recipientDelimiter == nil)
     }
@@ -137,6 +139,7 @@ import Testing
         ("[auth]\njunk_folder = \"Junk\"", "auth.junk_folder", "is not a Maildir++ folder name"),
         ("[auth]\njunk_folder = \".a/b\"", "auth.junk_folder", "is not a Maildir++ folder name"),
         ("[auth]\nspf_fail = \"quarantine\"", "auth.spf_fail", "is not one of"),
+        ("[auth]\ntime_limit = 0", "auth.time_limit", "must be between"),
         ("hostname = 42", "hostname", "must be a string, not integer"),
         ("domains = \"example.test\"", "domains", "must be an array of strings"),
         ("domains = []", "domains", "at least one domain"),

@@ -186,3 +186,37 @@ import Testing
         try await server.stop()
     }
 }
+
+/// A DNS server that takes its time: every answer comes after `delay`.
+struct StallingResolver: DNSResolving {
+    var delay: Duration
+
+    func lookup(_ name: DNSName, _ type: DNSRecordType) async -> DNSLookupResult {
+        try? await Task.sleep(for: self.delay)
+        return .failure(DNSQuestion(name: name, type: type), .timeout)
+    }
+}
+
+extension InboundAuthenticationTests {
+    /// RFC 7208 §4.6.4: a sender whose DNS is slow gets a temporary error within the time limit,
+    /// not a session held for as long as the lookups take.
+    @Test func slowDNSIsCutShort() async throws {
+        let server = try await TestServer.start(
+            domains: ["example.test"],
+            resolver: StallingResolver(delay: .seconds(30))
+        ) { configuration in
+            configuration.mailAuthentication.timeLimit = 1
+        }
+        try server.server.accounts.addMailbox(AccountAddress(validating: "alice@example.test"), password: nil)
+        let started = ContinuousClock.now
+        let reply = try await Self.deliver(
+            server,
+            content: "From: someone@slow.example\r\nSubject: hi\r\n\r\nhello\r\n",
+            from: "someone@slow.example"
+        )
+        let elapsed = ContinuousClock.now - started
+        #expect(reply.reply?.code == 451 && reply.reply?.text.hasPrefix("4.7.5 ") == true, "\(reply)")
+        #expect(elapsed < .seconds(10), "\(elapsed)")
+        try await server.stop()
+    }
+}

@@ -22,6 +22,28 @@ public struct DKIMVerdict: Hashable, Sendable {
     public var testing = false
     /// "signature verified with a 2048-bit RSA key", "body hash mismatch", "no key at ...".
     public var reason: String
+
+    public init(
+        result: DKIMResult,
+        domain: String? = nil,
+        selector: String? = nil,
+        identity: String? = nil,
+        signatureText: String? = nil,
+        algorithm: DKIMSignature.Algorithm? = nil,
+        bodyLength: Int? = nil,
+        testing: Bool = false,
+        reason: String
+    ) {
+        self.result = result
+        self.domain = domain
+        self.selector = selector
+        self.identity = identity
+        self.signatureText = signatureText
+        self.algorithm = algorithm
+        self.bodyLength = bodyLength
+        self.testing = testing
+        self.reason = reason
+    }
 }
 
 /// DKIM verification (RFC 6376 §6, RFC 8463, RFC 8301): each signature of a scanned message

@@ -28,6 +28,24 @@ public struct DMARCVerdict: Hashable, Sendable {
     public var testing = false
     public var disposition: DMARCDisposition
     public var reason: String
+
+    public init(
+        result: DMARCResult,
+        authorDomains: [String],
+        policy: DMARCPolicy? = nil,
+        policyRecord: String? = nil,
+        testing: Bool = false,
+        disposition: DMARCDisposition,
+        reason: String
+    ) {
+        self.result = result
+        self.authorDomains = authorDomains
+        self.policy = policy
+        self.policyRecord = policyRecord
+        self.testing = testing
+        self.disposition = disposition
+        self.reason = reason
+    }
 }
 
 /// DMARC as RFC 9989 (DMARCbis) has it: policy discovery and Organizational Domains by the DNS

@@ -17,6 +17,14 @@ public struct SPFVerdict: Hashable, Sendable {
     public var reason: String
     /// The domain's exp= text, for a `fail` (RFC 7208 §6.2); nil when there is none.
     public var explanation: String?
+
+    public init(result: SPFResult, domain: String, sender: String, reason: String, explanation: String? = nil) {
+        self.result = result
+        self.domain = domain
+        self.sender = sender
+        self.reason = reason
+        self.explanation = explanation
+    }
 }
 
 /// SPF (RFC 7208): is this IP address allowed to send mail for this domain? Pure logic over

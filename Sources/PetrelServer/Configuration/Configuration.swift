@@ -103,6 +103,10 @@ public struct Configuration: Sendable, Hashable {
         public var rejectSPFFail = false
         /// The Maildir++ folder quarantined mail goes to.
         public var junkFolder = ".Junk"
+        /// Seconds SPF may take in all (RFC 7208 §4.6.4 asks for a limit of at least 20), and
+        /// DKIM with DMARC at the end of data: a sender whose DNS answers slowly gets a
+        /// temporary error, not a session held for minutes.
+        public var timeLimit = 20
 
         public init() {}
     }

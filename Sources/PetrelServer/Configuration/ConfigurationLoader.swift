@@ -191,6 +191,7 @@ public enum ConfigurationLoader {
                 }
                 mail.junkFolder = value
             }
+            if let value = try auth.int("time_limit", in: 1...300) { mail.timeLimit = value }
             configuration.mailAuthentication = mail
             try auth.finish()
         }

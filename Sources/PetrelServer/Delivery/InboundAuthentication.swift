@@ -2,6 +2,7 @@ import DNSCore
 import MailAuth
 import MailCore
 import SMTPCore
+import Synchronization
 
 /// SPF, DKIM and DMARC for one incoming message, and what the server does with the verdicts
 /// (`[auth]`). SPF starts as soon as the message does, so its DNS queries overlap the transfer;
@@ -41,23 +42,41 @@ public struct InboundAuthentication: Sendable {
     public func startSPF(client: IPAddress?, mailFrom: String, helo: String, timestamp: Int) -> Task<SPFVerdict?, Never>
     {
         let verifier = SPFVerifier(resolver: self.resolver, receivingHost: self.hostname)
+        let limit = Duration.seconds(self.policy.timeLimit)
         return Task {
             guard let client else { return nil }
-            return await verifier.check(ip: client, mailFrom: mailFrom, helo: helo, timestamp: timestamp)
+            let verdict = await Self.withinTimeLimit(limit) {
+                await verifier.check(ip: client, mailFrom: mailFrom, helo: helo, timestamp: timestamp)
+            }
+            if let verdict { return verdict }
+            let sender = mailFrom.isEmpty ? "postmaster@" + helo : mailFrom
+            return SPFVerdict(
+                result: .temperror,
+                domain: mailFrom.isEmpty
+                    ? helo
+                    : String(sender[(sender.lastIndex(of: "@").map(sender.index(after:)) ?? sender.startIndex)...]),
+                sender: sender,
+                reason: "SPF took longer than \(self.policy.timeLimit) seconds (slow DNS)"
+            )
         }
     }
 
     public func evaluate(spf: SPFVerdict?, heloIdentity: Bool, message: MessageScanner.Scanned) async -> Outcome {
-        let dkim = await DKIMVerifier(resolver: self.resolver).verify(message)
+        let resolver = self.resolver
         let fromFields = message.header?.fields(named: "From").map(\.value) ?? []
-        let dmarc = await DMARCVerifier(resolver: self.resolver).evaluate(
-            fromFields: fromFields,
-            identifiers: .init(
-                // RFC 9989 §4.4.2: only the MAIL FROM identity counts for DMARC.
-                spf: heloIdentity ? nil : spf.map { (domain: $0.domain.asciiLowercased, result: $0.result) },
-                dkim: dkim.compactMap { verdict in verdict.domain.map { (domain: $0, result: verdict.result) } }
+        let checked = await Self.withinTimeLimit(.seconds(self.policy.timeLimit)) {
+            let dkim = await DKIMVerifier(resolver: resolver).verify(message)
+            let dmarc = await DMARCVerifier(resolver: resolver).evaluate(
+                fromFields: fromFields,
+                identifiers: .init(
+                    // RFC 9989 §4.4.2: only the MAIL FROM identity counts for DMARC.
+                    spf: heloIdentity ? nil : spf.map { (domain: $0.domain.asciiLowercased, result: $0.result) },
+                    dkim: dkim.compactMap { verdict in verdict.domain.map { (domain: $0, result: verdict.result) } }
+                )
             )
-        )
+            return (dkim, dmarc)
+        }
+        let (dkim, dmarc) = checked ?? Self.tookTooLong(message, seconds: self.policy.timeLimit)
         var outcome = Outcome(
             results: AuthenticationResults(
                 authservID: self.hostname,
@@ -118,6 +137,72 @@ public struct InboundAuthentication: Sendable {
             break
         }
         return outcome
+    }
+
+    /// What is recorded when DKIM and DMARC ran out of time: temporary errors all round.
+    static func tookTooLong(_ message: MessageScanner.Scanned, seconds: Int) -> ([DKIMVerdict], DMARCVerdict) {
+        let why = "DNS took longer than \(seconds) seconds"
+        let dkim = message.signatures.map { signature in
+            switch signature {
+            case .success(let valid):
+                return DKIMVerdict(
+                    result: .temperror,
+                    domain: valid.domain,
+                    selector: valid.selector,
+                    signatureText: valid.signatureText,
+                    reason: why
+                )
+            case .failure(let invalid):
+                return DKIMVerdict(
+                    result: .permerror,
+                    domain: invalid.domain,
+                    selector: invalid.selector,
+                    reason: invalid.reason
+                )
+            }
+        }
+        let domains = (message.header?.fields(named: "From") ?? []).compactMap { AddressList.addresses(in: $0.value) }
+            .flatMap { $0 }.compactMap(AddressList.domain(of:))
+        return (dkim, DMARCVerdict(result: .temperror, authorDomains: domains, disposition: .none, reason: why))
+    }
+
+    /// The operation's result, or nil when `limit` passes first. The operation is cancelled then
+    /// and left to finish on its own (its DNS queries have their own timeouts); the caller does
+    /// not wait for it.
+    static func withinTimeLimit<T: Sendable>(
+        _ limit: Duration,
+        _ operation: @escaping @Sendable () async -> T
+    ) async -> T? {
+        let work = Task { await operation() }
+        let once = Once()
+        return await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
+            let timer = Task {
+                try? await Task.sleep(for: limit)
+                if once.claim() {
+                    work.cancel()
+                    continuation.resume(returning: nil)
+                }
+            }
+            Task {
+                let result = await work.value
+                if once.claim() {
+                    timer.cancel()
+                    continuation.resume(returning: result)
+                }
+            }
+        }
+    }
+
+    /// True for the first caller only.
+    final class Once: Sendable {
+        private let claimed = Mutex(false)
+
+        func claim() -> Bool {
+            self.claimed.withLock { claimed in
+                defer { claimed = true }
+                return !claimed
+            }
+        }
     }
 
     /// Whether an incoming field is an Authentication-Results field that claims to be ours, and
