@@ -83,7 +83,7 @@ public struct DKIMSignature: Hashable, Sendable {
         else { throw invalid("unknown canonicalization c=\(tags["c"] ?? "")") }
         self.headerCanonicalization = header
         self.bodyCanonicalization = body
-        guard let domain, let selector, DKIMSignature.isDomainName(domain), DKIMSignature.isSelector(selector) else {
+        guard let domain, let selector, DKIMSignature.isDomainName(domain), DKIMSignature.isDomainName(selector) else {
             throw invalid("d= or s= is not a domain name")
         }
         self.domain = domain
@@ -139,8 +139,6 @@ public struct DKIMSignature: Hashable, Sendable {
                     && label.utf8.allSatisfy { isLetter($0) || isDigit($0) || $0 == 0x2D || $0 == 0x5F || $0 >= 0x80 }
             }
     }
-
-    static func isSelector(_ text: String) -> Bool { isDomainName(text) }
 }
 
 /// One body hash to compute while the message streams by.

@@ -314,13 +314,13 @@ public struct SPFVerifier: Sendable {
             text.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }),
             let macro = try? MacroString(parsing: Substring(String(decoding: text, as: UTF8.self)))
         else { return nil }
-        return try? await self.expand(macro, domain: domain, context: context, explanation: true)
+        return try? await self.expand(macro, domain: domain, context: context)
     }
 
     // MARK: - Macros (§7)
 
     private func expandDomain(_ spec: MacroString, domain: String, context: Context) async throws(Abort) -> String {
-        var text = try await self.expand(spec, domain: domain, context: context, explanation: false)
+        var text = try await self.expand(spec, domain: domain, context: context)
         if text.hasSuffix(".") { text.removeLast() }
         // §7.3: a result over 253 characters loses labels from the left until it fits.
         while text.utf8.count > 253, let dot = text.firstIndex(of: ".") {
@@ -329,14 +329,9 @@ public struct SPFVerifier: Sendable {
         return text
     }
 
-    private func expand(
-        _ macro: MacroString,
-        domain: String,
-        context: Context,
-        explanation: Bool
-    )
-        async throws(Abort) -> String
-    {
+    /// Expands a macro-string. c, r and t appear only in exp= text: a domain-spec that names
+    /// them was refused when the record was parsed.
+    private func expand(_ macro: MacroString, domain: String, context: Context) async throws(Abort) -> String {
         var output = ""
         for part in macro.parts {
             switch part {
@@ -365,7 +360,6 @@ public struct SPFVerifier: Sendable {
                 case "v": value = context.ip.isIPv4 ? "in-addr" : "ip6"
                 case "h": value = context.helo
                 case "c", "r", "t":
-                    guard explanation else { throw .perm("the %{\(letter)} macro is only allowed in exp= text") }
                     value =
                         letter == "c"
                         ? context.ip.description : letter == "r" ? context.receivingHost : String(context.timestamp)

@@ -56,26 +56,24 @@ public struct HeaderSection: Hashable, Sendable {
             self.fields.append(HeaderField(name: valid ? String(decoding: name, as: UTF8.self) : "", raw: current))
             current = []
         }
+        // A line starting with a space or tab continues the field before it; any other starts one.
+        func take(_ line: [UInt8]) {
+            if let first = line.first, first == 0x20 || first == 0x09, !current.isEmpty {
+                current += line
+            } else {
+                flush()
+                current = line
+            }
+        }
         var line: [UInt8] = []
         for byte in bytes {
             line.append(byte)
-            guard byte == 0x0A else { continue }
-            if let first = line.first, first == 0x20 || first == 0x09, !current.isEmpty {
-                current += line
-            } else {
-                flush()
-                current = line
-            }
-            line = []
-        }
-        if !line.isEmpty {
-            if let first = line.first, first == 0x20 || first == 0x09, !current.isEmpty {
-                current += line
-            } else {
-                flush()
-                current = line
+            if byte == 0x0A {
+                take(line)
+                line = []
             }
         }
+        if !line.isEmpty { take(line) }
         flush()
     }
 

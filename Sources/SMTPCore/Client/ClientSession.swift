@@ -103,8 +103,7 @@ public struct ClientSession: Sendable {
     /// How long to wait for the reply now expected (RFC 5321 §4.5.3.2).
     public var timeout: Duration {
         switch self.state {
-        case .greeting: return .seconds(300)
-        case .ehlo, .helo, .startTLS, .tlsHandshake, .quit, .closed: return .seconds(300)
+        case .greeting, .ehlo, .helo, .startTLS, .tlsHandshake, .quit, .closed: return .seconds(300)
         case .transaction(let awaiting): return awaiting.first == .data ? .seconds(120) : .seconds(300)
         case .dataStarted: return .seconds(180)  // per data block sent
         case .messageSent, .emptyDataSent: return .seconds(600)
