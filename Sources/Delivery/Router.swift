@@ -94,6 +94,22 @@ public struct Router: Sendable {
         return .hosts(hosts)
     }
 
+    /// The configured relay (smarthost): an address literal, or a name's addresses; no MX.
+    public func route(relayHost host: String) async -> Route {
+        if let address = IPAddress(host) {
+            return .hosts([Host(name: DNSName(host) ?? .root, preference: nil, addresses: [address])])
+        }
+        guard let name = DNSName(host) else { return .deferred(reason: "the relay \(host) is not a host name") }
+        switch await self.addresses(of: name) {
+        case .found(let addresses) where !addresses.isEmpty:
+            return .hosts([Host(name: name, preference: nil, addresses: addresses)])
+        case .found:
+            return .deferred(reason: "the relay \(host) has no address")
+        case .failure(let reason):
+            return .deferred(reason: reason)
+        }
+    }
+
     enum Addresses {
         case found([IPAddress])
         case failure(String)

@@ -31,6 +31,8 @@ public final class MessageStore: Sendable {
     public let incomingDirectory: String
     public let maildirs: MaildirStore
     public let queue: OutboundQueue
+    /// Where `petrel sendmail` leaves messages for the server to queue.
+    public let pickupDirectory: String
     let threadPool: NIOThreadPool
 
     public init(dataDirectory: String, hostname: String, threadPool: NIOThreadPool) {
@@ -38,6 +40,7 @@ public final class MessageStore: Sendable {
         self.incomingDirectory = dataDirectory + "/incoming"
         self.maildirs = MaildirStore(mailRoot: dataDirectory + "/mail", hostname: hostname)
         self.queue = OutboundQueue(directory: dataDirectory + "/queue")
+        self.pickupDirectory = dataDirectory + "/pickup"
         self.threadPool = threadPool
     }
 
@@ -57,7 +60,7 @@ public final class MessageStore: Sendable {
             try POSIXFile.makeDirectory(self.maildirs.mailRoot)
             try POSIXFile.makeDirectory(self.incomingDirectory)
             var preparation = Preparation()
-            preparation.queue = try self.queue.recover()
+            preparation.queue = try self.queue.recover(pickup: self.pickupDirectory)
             let device = try POSIXFile.deviceID(self.incomingDirectory)
             for directory in [self.maildirs.mailRoot, self.queue.directory] {
                 guard try POSIXFile.deviceID(directory) == device else {
@@ -101,6 +104,46 @@ public final class MessageStore: Sendable {
             throw error
         } catch {
             throw StoreError.io(operation: "create", path: incoming + "/\(id)", errno: EIO)
+        }
+    }
+}
+
+extension MessageStore {
+    /// Delivers a queued message (CRLF line ends) into local mailboxes, with LF line ends like
+    /// every Maildir copy; durable when it returns.
+    public func deliverQueued(id: String, to mailboxes: [String]) async throws(StoreError) {
+        let source = self.queue.messagePath(id)
+        let spoolPath = self.incomingDirectory + "/\(id).local"
+        do {
+            try await self.threadPool.runIfActive { [self] in
+                POSIXFile.remove(spoolPath)  // left by a crash
+                let spool = try SpoolFile(path: spoolPath, unixLineEnds: true)
+                let input = open(source, O_RDONLY | O_CLOEXEC)
+                guard input >= 0 else {
+                    spool.abandon()
+                    throw StoreError(operation: "open", path: source, errno: errno)
+                }
+                defer { close(input) }
+                do {
+                    var block = [UInt8](repeating: 0, count: 65_536)
+                    while true {
+                        let count = read(input, &block, block.count)
+                        guard count >= 0 else { throw StoreError(operation: "read", path: source, errno: errno) }
+                        try spool.write(ByteBuffer(bytes: block[..<count]), final: count == 0)
+                        if count == 0 { break }
+                    }
+                    try spool.finish()
+                    _ = try self.maildirs.deliver(spoolPath, id: id, size: spool.size, to: mailboxes)
+                } catch {
+                    spool.abandon()
+                    throw error
+                }
+                POSIXFile.remove(spoolPath)
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.io(operation: "deliver", path: source, errno: EIO)
         }
     }
 }

@@ -19,6 +19,8 @@ public struct QueueEntry: Codable, Hashable, Sendable {
     public var body: String?
     /// The SASL identity that submitted it.
     public var authenticatedUser: String?
+    /// The sender was told that delivery is taking long.
+    public var warned: Bool?
 
     public struct Recipient: Codable, Hashable, Sendable {
         public enum State: String, Codable, Sendable {
@@ -30,14 +32,32 @@ public struct QueueEntry: Codable, Hashable, Sendable {
         public var address: String
         public var state: State
         public var attempts: Int
+        /// Unix seconds.
         public var lastAttempt: Int64?
+        /// What went wrong last, in words: the remote reply, or why none came.
         public var lastError: String?
+        /// Unix seconds; nil: as soon as possible.
+        public var nextAttempt: Int64?
+        /// The enhanced status code of the last result (`4.4.1`, `5.1.1`).
+        public var status: String?
+        /// The server that gave the last reply, when one did.
+        public var remoteMTA: String?
+        /// A failure was reported to the sender (or there was nobody to report it to).
+        public var notified: Bool?
 
         public init(address: String) {
             self.address = address
             self.state = .pending
             self.attempts = 0
         }
+    }
+
+    /// Queue ids are file names: letters and digits only.
+    public static func isValidID(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= 64
+            && id.utf8.allSatisfy {
+                (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0)
+            }
     }
 
     public init(
@@ -76,20 +96,28 @@ public struct OutboundQueue: Sendable {
         self.directory = directory
     }
 
-    func messagePath(_ id: String) -> String { self.directory + "/\(id).eml" }
+    public func messagePath(_ id: String) -> String { self.directory + "/\(id).eml" }
     func envelopePath(_ id: String) -> String { self.directory + "/\(id).envelope" }
+    /// Requests from `petrel queue` to the running server: `<id>.retry`, `<id>.delete`, ...
+    public var controlDirectory: String { self.directory + "/control" }
 
     /// What recovery found and did at start-up.
     public struct Recovery: Hashable, Sendable {
         public var entries = 0
+        /// Messages `petrel sendmail` left while the server was down.
+        public var adopted = 0
         public var removedUnfinished = 0
         public var setAsideCorrupt = 0
     }
 
-    /// Creates the directories and clears out what a crash left half-written.
-    func recover() throws(StoreError) -> Recovery {
-        for path in [self.directory, self.temporary, self.corrupt] { try POSIXFile.makeDirectory(path) }
+    /// Creates the directories and clears out what a crash left half-written, after finishing
+    /// any adoption from `pickup` that a crash interrupted.
+    func recover(pickup: String) throws(StoreError) -> Recovery {
+        for path in [self.directory, self.temporary, self.corrupt, self.controlDirectory, pickup] {
+            try POSIXFile.makeDirectory(path)
+        }
         var recovery = Recovery()
+        recovery.adopted = try self.adopt(from: pickup).count
         for name in try POSIXFile.listDirectory(self.temporary) {
             POSIXFile.remove(self.temporary + "/" + name)
             recovery.removedUnfinished += 1
@@ -128,6 +156,61 @@ public struct OutboundQueue: Sendable {
         }
     }
 
+    /// Queues a message held in memory (a delivery report): the file, then its envelope.
+    public func add(message: [UInt8], entry: QueueEntry) throws(StoreError) {
+        var entry = entry
+        entry.size = message.count
+        let temporary = self.temporary + "/\(entry.id).eml"
+        let fd = try POSIXFile.createExclusive(temporary)
+        do {
+            try POSIXFile.writeAll(fd, message, path: temporary)
+            try POSIXFile.syncData(fd, path: temporary)
+            try POSIXFile.closeFile(fd, path: temporary)
+        } catch {
+            _ = try? POSIXFile.closeFile(fd, path: temporary)
+            POSIXFile.remove(temporary)
+            throw error
+        }
+        try self.enqueue(file: temporary, entry: entry)
+    }
+
+    /// Takes a message out of the queue: the envelope goes first (its absence is the commit),
+    /// then the file.
+    public func remove(_ id: String) throws(StoreError) {
+        guard unlink(self.envelopePath(id)) == 0 || errno == ENOENT else {
+            throw StoreError(operation: "unlink", path: self.envelopePath(id), errno: errno)
+        }
+        try POSIXFile.syncDirectory(self.directory)
+        POSIXFile.remove(self.messagePath(id))
+    }
+
+    /// Moves the messages `petrel sendmail` left in `pickup` (each an `.eml` and, written last,
+    /// its `.envelope`) into the queue. Returns the ids taken.
+    public func adopt(from pickup: String) throws(StoreError) -> [String] {
+        let names = Set((try? POSIXFile.listDirectory(pickup)) ?? [])
+        var adopted: [String] = []
+        for name in names.sorted() where name.hasSuffix(".envelope") {
+            let id = String(name.dropLast(9))
+            guard QueueEntry.isValidID(id) else { continue }
+            if names.contains("\(id).eml") {
+                try POSIXFile.rename(pickup + "/\(id).eml", self.messagePath(id))
+            }
+            // The message file is in place (now or by an interrupted earlier call): commit.
+            try POSIXFile.rename(pickup + "/" + name, self.envelopePath(id))
+            adopted.append(id)
+        }
+        if !adopted.isEmpty {
+            try POSIXFile.syncDirectory(self.directory)
+            try POSIXFile.syncDirectory(pickup)
+        }
+        return adopted
+    }
+
+    /// Writes an envelope atomically and durably (also used to record delivery attempts).
+    public func update(_ entry: QueueEntry) throws(StoreError) {
+        try self.writeEnvelope(entry)
+    }
+
     /// Writes an envelope atomically and durably (also used to record delivery attempts).
     func writeEnvelope(_ entry: QueueEntry) throws(StoreError) {
         let encoder = JSONEncoder()
@@ -158,7 +241,7 @@ public struct OutboundQueue: Sendable {
         try POSIXFile.syncDirectory(self.directory)
     }
 
-    func entry(_ id: String) throws -> QueueEntry {
+    public func entry(_ id: String) throws -> QueueEntry {
         let data = try Data(contentsOf: URL(fileURLWithPath: self.envelopePath(id)))
         let entry = try JSONDecoder().decode(QueueEntry.self, from: data)
         guard entry.version <= QueueEntry.currentVersion, entry.id == id else {

@@ -1,10 +1,13 @@
 import Accounts
 import DNSClient
 import DNSCore
+import Delivery
 import Logging
+import MailCore
 import MailStore
 import NIOCore
 import NIOPosix
+import SMTPClient
 import SMTPCore
 import SMTPServer
 import ServiceLifecycle
@@ -27,6 +30,8 @@ public final class PetrelServer: Sendable {
     public let listeners: [SMTPListener]
     public let accounts: AccountStore
     public let queue: OutboundQueue
+    /// Delivers what the queue holds.
+    public let runner: QueueRunner
     /// The stub resolver, shared by everything that needs DNS.
     public let dns: DNSClient
     private let reloader: TLSReloader
@@ -46,6 +51,7 @@ public final class PetrelServer: Sendable {
         listeners: [SMTPListener],
         accounts: AccountStore,
         queue: OutboundQueue,
+        runner: QueueRunner,
         dns: DNSClient,
         reloader: TLSReloader,
         group: ServiceGroup,
@@ -57,6 +63,7 @@ public final class PetrelServer: Sendable {
         self.listeners = listeners
         self.accounts = accounts
         self.queue = queue
+        self.runner = runner
         self.dns = dns
         self.reloader = reloader
         self.group = group
@@ -109,12 +116,23 @@ public final class PetrelServer: Sendable {
             let tls = TLSContextProvider(try TLSSetup.context(tlsFiles))
             let accounts = try AccountStore(path: configuration.accountsPath)
             let dns = configuration.makeDNSClient()
+            let ids = QueueIDGenerator()
+            let runner = try Self.makeRunner(
+                configuration: configuration,
+                store: store,
+                accounts: accounts,
+                resolver: resolver ?? dns,
+                ids: ids,
+                threadPool: threadPool,
+                logger: logger
+            )
             let receiver = try MailReceiver(
                 accounts: accounts,
                 resolver: configuration.recipientResolver,
                 store: store,
                 hostname: configuration.hostname,
-                ids: QueueIDGenerator(),
+                ids: ids,
+                queued: { runner.enqueued($0) },
                 failures: AuthenticationFailures(policy: configuration.authentication),
                 threadPool: threadPool,
                 authentication: InboundAuthentication(
@@ -168,6 +186,7 @@ public final class PetrelServer: Sendable {
             }
             let reloader = TLSReloader(files: tlsFiles, provider: tls, logger: logger)
             var services = listeners.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+            services.append(.init(service: runner))
             if handleSignals { services.append(.init(service: reloader)) }
             var groupConfiguration = ServiceGroupConfiguration(
                 services: services,
@@ -181,6 +200,7 @@ public final class PetrelServer: Sendable {
                 listeners: listeners,
                 accounts: accounts,
                 queue: store.queue,
+                runner: runner,
                 dns: dns,
                 reloader: reloader,
                 group: ServiceGroup(configuration: groupConfiguration),
@@ -193,6 +213,69 @@ public final class PetrelServer: Sendable {
             try? await threadPool.shutdownGracefully()
             throw error
         }
+    }
+
+    static func makeRunner(
+        configuration: Configuration,
+        store: MessageStore,
+        accounts: AccountStore,
+        resolver: any DNSResolving,
+        ids: QueueIDGenerator,
+        threadPool: NIOThreadPool,
+        logger: Logger
+    ) throws -> QueueRunner {
+        let policy = configuration.delivery
+        var settings = DeliverySettings(
+            hostname: configuration.hostname,
+            localDomains: Set(configuration.domains.map { IDNA.toASCII($0)?.lowercased() ?? $0.lowercased() })
+        )
+        settings.schedule = RetrySchedule(
+            first: policy.retryFirst,
+            ceiling: policy.retryMaximum,
+            maximumAge: policy.maximumAge
+        )
+        settings.connections = policy.connections
+        settings.connectionsPerDomain = policy.connectionsPerDomain
+        settings.delayNotice = policy.delayNotice
+        settings.hold = policy.hold
+        var verifier = CertificateVerifier()
+        if let relay = configuration.relay {
+            settings.relay = DeliverySettings.Relay(
+                host: relay.host,
+                port: relay.port,
+                credentials: relay.username.map {
+                    ClientSession.Credentials(username: $0, password: relay.password ?? "")
+                }
+            )
+            if let file = relay.caFile {
+                do {
+                    verifier = try CertificateVerifier(pemFile: file)
+                } catch {
+                    throw StartupError(description: "cannot read [relay] ca_file \(file): \(error)")
+                }
+            }
+        }
+        let client = try SMTPClient(
+            settings: .init(
+                heloName: configuration.hostname,
+                replyTimeoutLimit: policy.replyTimeout.map { .seconds($0) },
+                verifier: verifier
+            ),
+            group: MultiThreadedEventLoopGroup.singleton
+        )
+        let signers = SignerCache(keys: DKIMKeyStore(dataDirectory: configuration.dataDirectory), logger: logger)
+        return QueueRunner(
+            queue: store.queue,
+            pickup: store.pickupDirectory,
+            router: Router(resolver: resolver, localNames: Set([DNSName(configuration.hostname)].compactMap { $0 })),
+            client: client,
+            local: MaildirDelivery(accounts: accounts, resolver: configuration.recipientResolver, store: store),
+            settings: settings,
+            signers: { signers.signers(for: $0) },
+            threadPool: threadPool,
+            makeID: { ids.next() },
+            logger: logger
+        )
     }
 
     /// Serves until shut down.

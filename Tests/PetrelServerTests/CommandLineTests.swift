@@ -136,6 +136,8 @@ import Testing
         domains = ["example.test"]
         [listen]
         submissions = ["127.0.0.1:0"]
+        [delivery]
+        hold = true
         """.write(toFile: self.config, atomically: true, encoding: .utf8)
         #expect(try await self.petrel("queue", "list").standardOutput == "the queue is empty\n")
         let added = try await self.petrel("user", "add", "alice@example.test", "--password-stdin", input: "pw one\n")

@@ -154,6 +154,9 @@ import Testing
         # This test is about the disk: no SPF/DKIM/DMARC lookups (there is no DNS here).
         [auth]
         verify = false
+        # The queue copies are checked on disk: nothing is delivered from them.
+        [delivery]
+        hold = true
         """.write(toFile: config, atomically: true, encoding: .utf8)
         // postmaster@localhost goes to the domain's first mailbox, alice.
         let maildir = directory + "/data/mail/alice@localhost/new"

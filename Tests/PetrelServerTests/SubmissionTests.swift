@@ -100,7 +100,7 @@ import Testing
     /// Implicit TLS on 465: PLAIN, then a message to a remote and a local recipient. The remote
     /// part waits in the queue, the local part is in the Maildir, both before the 250.
     @Test func implicitTLSSubmissionQueuesRemoteMail() async throws {
-        let server = try await Self.server()
+        let server = try await Self.server { $0.delivery.hold = true }
         let client = try await server.connect(.submissions)
         try await client.expect(220)
         try await client.send("EHLO laptop.example.net")

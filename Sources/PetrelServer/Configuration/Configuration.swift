@@ -32,6 +32,10 @@ public struct Configuration: Sendable, Hashable {
     public var mailAuthentication = MailAuthenticationPolicy()
     public var dns: DNSSettings
     public var logLevel: Logger.Level
+    /// Outbound delivery (`[delivery]`).
+    public var delivery = DeliveryPolicy()
+    /// A smarthost for all outbound mail (`[relay]`); MX lookup when nil.
+    public var relay: Relay?
 
     public struct Listen: Sendable, Hashable {
         /// Port-25 style listeners: receive mail for our domains, STARTTLS, no AUTH, no relaying.
@@ -109,6 +113,48 @@ public struct Configuration: Sendable, Hashable {
         public var timeLimit = 20
 
         public init() {}
+    }
+
+    /// Seconds, except the connection counts.
+    public struct DeliveryPolicy: Sendable, Hashable {
+        /// The first retry after a temporary failure; each next one waits twice as long...
+        public var retryFirst = 300
+        /// ...up to this.
+        public var retryMaximum = 3600
+        /// A message not delivered after this long is returned to its sender.
+        public var maximumAge = 432_000
+        /// Tell the sender once when a message is still undelivered after this long; nil: never.
+        public var delayNotice: Int?
+        /// Outbound connections at once, in all and per destination domain.
+        public var connections = 20
+        public var connectionsPerDomain = 4
+        /// Keep everything in the queue, deliver nothing (maintenance; `petrel queue retry`
+        /// does not override it). Messages still age and expire once it is lifted.
+        public var hold = false
+        /// Caps the wait for each reply of a remote server (RFC 5321 §4.5.3.2 gives 2 to 10
+        /// minutes); nil keeps the RFC's.
+        public var replyTimeout: Int?
+
+        public init() {}
+    }
+
+    /// `[relay]`: `host = "smtp.provider.example:587"` (465 is TLS from the start, any other
+    /// port STARTTLS), TLS required and its certificate verified.
+    public struct Relay: Sendable, Hashable {
+        public var host: String
+        public var port: Int
+        public var username: String?
+        public var password: String?
+        /// PEM certificates to trust instead of the system's roots.
+        public var caFile: String?
+
+        public init(host: String, port: Int, username: String? = nil, password: String? = nil, caFile: String? = nil) {
+            self.host = host
+            self.port = port
+            self.username = username
+            self.password = password
+            self.caFile = caFile
+        }
     }
 
     public struct Limits: Sendable, Hashable {

@@ -212,6 +212,50 @@ public enum ConfigurationLoader {
             try dns.finish()
         }
 
+        if var delivery = try top.table("delivery") {
+            var policy = configuration.delivery
+            if let value = try delivery.int("retry_first", in: 1...86_400) { policy.retryFirst = value }
+            if let value = try delivery.int("retry_max", in: 1...604_800) { policy.retryMaximum = value }
+            if let value = try delivery.int("max_age", in: 60...(60 * 86_400)) { policy.maximumAge = value }
+            if let value = try delivery.int("delay_notice", in: 0...(60 * 86_400)) {
+                policy.delayNotice = value == 0 ? nil : value
+            }
+            if let value = try delivery.int("connections", in: 1...10_000) { policy.connections = value }
+            if let value = try delivery.int("connections_per_domain", in: 1...1_000) {
+                policy.connectionsPerDomain = value
+            }
+            if let value = try delivery.int("reply_timeout", in: 1...3_600) { policy.replyTimeout = value }
+            if let value = try delivery.bool("hold") { policy.hold = value }
+            guard policy.retryMaximum >= policy.retryFirst else {
+                throw delivery.error("retry_max", "must be at least retry_first (\(policy.retryFirst))")
+            }
+            configuration.delivery = policy
+            try delivery.finish()
+        }
+
+        if var relay = try top.table("relay") {
+            guard let host = try relay.string("host") else {
+                throw relay.error("host", "is required in [relay]: host = \"smtp.provider.example:587\"")
+            }
+            guard let address = ListenAddress(parsing: host), address.port > 0 else {
+                throw relay.error("host", "'\(host)' is not host:port (smtp.provider.example:587)")
+            }
+            var settings = Configuration.Relay(host: address.host, port: address.port)
+            settings.username = try relay.string("username")
+            settings.password = try relay.string("password")
+            guard (settings.username == nil) == (settings.password == nil) else {
+                throw relay.error(
+                    settings.username == nil ? "username" : "password",
+                    "username and password go together"
+                )
+            }
+            if let file = try relay.string("ca_file") {
+                settings.caFile = joinPath(baseDirectory, file)
+            }
+            configuration.relay = settings
+            try relay.finish()
+        }
+
         if var log = try top.table("log") {
             if let level = try log.string("level") {
                 guard let parsed = Logger.Level(rawValue: level) else {

@@ -24,6 +24,8 @@ final class MailReceiver: SMTPMailReceiver {
     let store: MessageStore
     let hostname: String
     let ids: QueueIDGenerator
+    /// Told the id of each message queued for other servers.
+    let queued: @Sendable (String) -> Void
     let failures: AuthenticationFailures
     let threadPool: NIOThreadPool
     let authentication: InboundAuthentication
@@ -38,6 +40,7 @@ final class MailReceiver: SMTPMailReceiver {
         store: MessageStore,
         hostname: String,
         ids: QueueIDGenerator,
+        queued: @escaping @Sendable (String) -> Void,
         failures: AuthenticationFailures,
         threadPool: NIOThreadPool,
         authentication: InboundAuthentication,
@@ -48,6 +51,7 @@ final class MailReceiver: SMTPMailReceiver {
         self.store = store
         self.hostname = hostname
         self.ids = ids
+        self.queued = queued
         self.failures = failures
         self.threadPool = threadPool
         self.authentication = authentication
@@ -197,6 +201,7 @@ final class MailReceiver: SMTPMailReceiver {
                     authentication: self.authentication,
                     verification: spf.map { .init(spf: $0, heloIdentity: heloIdentity) },
                     scanner: MessageScanner(now: timestamp, dkim: verify),
+                    queued: self.queued,
                     connection: connection,
                     logger: self.logger
                 )
@@ -248,6 +253,7 @@ final class StoredMessage: IncomingMessage {
     let authentication: InboundAuthentication
     /// nil when the message is not checked (a logged-in user's).
     let verification: Verification?
+    let queued: @Sendable (String) -> Void
     let connection: ConnectionInfo
     let logger: Logger
     private let reading: Mutex<Reading>
@@ -260,9 +266,11 @@ final class StoredMessage: IncomingMessage {
         authentication: InboundAuthentication,
         verification: Verification?,
         scanner: MessageScanner,
+        queued: @escaping @Sendable (String) -> Void,
         connection: ConnectionInfo,
         logger: Logger
     ) {
+        self.queued = queued
         self.file = file
         self.envelope = envelope
         self.queueEntry = queueEntry
@@ -381,6 +389,7 @@ final class StoredMessage: IncomingMessage {
         if let outcome { metadata["auth"] = "\(outcome.summary)" }
         if let queueEntry { metadata["queued"] = "\(queueEntry.recipients.map(\.address).joined(separator: ","))" }
         self.logger.info("message accepted", metadata: metadata)
+        if self.queueEntry != nil { self.queued(self.file.id) }
         return .stored(id: self.file.id)
     }
 

@@ -1,3 +1,5 @@
+import MailCore
+
 /// The client side of one SMTP transaction (RFC 5321), as a state machine: the caller feeds it
 /// the server's replies and performs the actions it returns (send these lines, start TLS, send
 /// the message, close). No I/O, no clocks: `timeout` says how long the current wait may last,
@@ -62,6 +64,20 @@ public struct ClientSession: Sendable {
         public var tls = false
         /// The extensions the server announced (upper-case keywords, with parameters).
         public var extensions: [String: String] = [:]
+        /// The server answered a RCPT: it took a position on the recipients, so another MX host
+        /// would not be asked the same question (RFC 5321 §5.1 moves on only before that).
+        public var recipientsAnswered = false
+    }
+
+    /// A smarthost's login (AUTH PLAIN, RFC 4616), sent only over TLS.
+    public struct Credentials: Hashable, Sendable {
+        public var username: String
+        public var password: String
+
+        public init(username: String, password: String) {
+            self.username = username
+            self.password = password
+        }
     }
 
     enum State: Hashable, Sendable {
@@ -70,6 +86,7 @@ public struct ClientSession: Sendable {
         case helo
         case startTLS
         case tlsHandshake
+        case auth
         /// Waiting for the replies to MAIL, each RCPT, and (pipelined) DATA, in this order.
         case transaction(awaiting: [Step])
         case dataStarted
@@ -88,22 +105,33 @@ public struct ClientSession: Sendable {
     public let envelope: Envelope
     public let heloName: String
     public let tlsPolicy: TLSPolicy
+    public let credentials: Credentials?
     private(set) var state = State.greeting
     public private(set) var outcome: Outcome
     private var pipelining = false
     private var mailFailed: SMTPReply?
 
-    public init(envelope: Envelope, heloName: String, tlsPolicy: TLSPolicy = .opportunistic, tlsActive: Bool = false) {
+    /// - Parameters:
+    ///   - tlsActive: the connection is TLS from the start (port 465).
+    ///   - credentials: log in before the transaction; refused without TLS.
+    public init(
+        envelope: Envelope,
+        heloName: String,
+        tlsPolicy: TLSPolicy = .opportunistic,
+        tlsActive: Bool = false,
+        credentials: Credentials? = nil
+    ) {
         self.envelope = envelope
         self.heloName = heloName
         self.tlsPolicy = tlsPolicy
+        self.credentials = credentials
         self.outcome = Outcome(recipients: Array(repeating: nil, count: envelope.recipients.count), tls: tlsActive)
     }
 
     /// How long to wait for the reply now expected (RFC 5321 §4.5.3.2).
     public var timeout: Duration {
         switch self.state {
-        case .greeting, .ehlo, .helo, .startTLS, .tlsHandshake, .quit, .closed: return .seconds(300)
+        case .greeting, .ehlo, .helo, .startTLS, .tlsHandshake, .auth, .quit, .closed: return .seconds(300)
         case .transaction(let awaiting): return awaiting.first == .data ? .seconds(120) : .seconds(300)
         case .dataStarted: return .seconds(180)  // per data block sent
         case .messageSent, .emptyDataSent: return .seconds(600)
@@ -144,6 +172,15 @@ public struct ClientSession: Sendable {
             return self.startTransaction()  // opportunistic: go on without TLS
         case .tlsHandshake:
             return self.abandon(Self.protocolError("a reply during the TLS handshake"))
+        case .auth:
+            guard reply.code == 235 else {
+                // Our login is wrong or refused: an operator's problem, so retry, never bounce.
+                let text = reply.lines.joined(separator: " ")
+                return self.abandon(
+                    SMTPReply(451, EnhancedStatusCode(4, 7, 8), "the relay refused our login: \(reply.code) \(text)")
+                )
+            }
+            return self.startTransaction()
         case .transaction(var awaiting):
             guard let step = awaiting.first else { return self.abandon(Self.protocolError("an unexpected reply")) }
             awaiting.removeFirst()
@@ -157,6 +194,7 @@ public struct ClientSession: Sendable {
                 }
                 return .awaitReply  // pipelined: the next reply is already on its way
             case .rcpt(let index):
+                self.outcome.recipientsAnswered = true
                 let result: RecipientResult
                 if let mailFailed {
                     result = Self.result(mailFailed)
@@ -241,6 +279,17 @@ public struct ClientSession: Sendable {
                 return .send(["STARTTLS"])
             }
             if self.tlsPolicy == .required { return self.abandon(Self.tlsUnavailable("STARTTLS not offered")) }
+        }
+        if let credentials = self.credentials {
+            guard self.outcome.tls else { return self.abandon(Self.tlsUnavailable("no login without TLS")) }
+            guard self.outcome.extensions["AUTH"]?.uppercased().split(separator: " ").contains("PLAIN") == true else {
+                return self.abandon(
+                    SMTPReply(451, EnhancedStatusCode(4, 7, 8), "the relay does not offer AUTH PLAIN")
+                )
+            }
+            self.state = .auth
+            let message = Array("\0\(credentials.username)\0\(credentials.password)".utf8)
+            return .send(["AUTH PLAIN " + Base64.encode(message)])
         }
         return self.startTransaction()
     }
