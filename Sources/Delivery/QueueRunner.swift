@@ -595,7 +595,7 @@ public final class QueueRunner: Service, Sendable {
             if id == "all", parts[1] == "retry" {
                 let ids = self.state.withLock { Array($0.due.keys) }
                 for id in ids { await self.handle(.retry, id) }
-            } else if let request = Request(rawValue: String(parts[1])), QueueEntry.isValidID(id) {
+            } else if let request = QueueRequest(rawValue: String(parts[1])), QueueEntry.isValidID(id) {
                 // A message being delivered is dealt with once its attempt is over.
                 guard !self.state.withLock({ $0.inFlight.contains(id) }) else { continue }
                 await self.handle(request, id)
@@ -604,19 +604,14 @@ public final class QueueRunner: Service, Sendable {
         }
     }
 
-    enum Request: String {
-        case retry, delete, bounce
-    }
 
-    private func handle(_ request: Request, _ id: String) async {
+    private func handle(_ request: QueueRequest, _ id: String) async {
         guard !self.state.withLock({ $0.inFlight.contains(id) }),
             var entry = try? await self.threadPool.runIfActive({ try self.queue.entry(id) })
         else { return }
         switch request {
         case .retry:
-            for index in entry.recipients.indices where entry.recipients[index].state == .pending {
-                entry.recipients[index].nextAttempt = nil
-            }
+            entry.retryNow()
             await self.save(entry)
             self.enqueued(id)
         case .delete:
@@ -628,14 +623,7 @@ public final class QueueRunner: Service, Sendable {
                 self.logger.error("cannot remove from queue", metadata: ["id": "\(id)", "error": "\(error)"])
             }
         case .bounce:
-            let now = self.clock()
-            for index in entry.recipients.indices where entry.recipients[index].state == .pending {
-                entry.recipients[index].state = .failed
-                entry.recipients[index].status = "5.0.0"
-                entry.recipients[index].lastError = "returned to the sender by the postmaster"
-                entry.recipients[index].lastAttempt = now
-                entry.recipients[index].notified = entry.sender.isEmpty
-            }
+            entry.returnToSender(now: self.clock())
             await self.save(entry)
             self.enqueued(id)
         }

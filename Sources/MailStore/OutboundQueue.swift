@@ -52,6 +52,26 @@ public struct QueueEntry: Codable, Hashable, Sendable {
         }
     }
 
+    /// Every waiting recipient is tried at the next occasion (`petrel queue retry`).
+    public mutating func retryNow() {
+        for index in self.recipients.indices where self.recipients[index].state == .pending {
+            self.recipients[index].nextAttempt = nil
+        }
+    }
+
+    /// Gives up on every waiting recipient; the report to the sender goes out next
+    /// (`petrel queue bounce`).
+    public mutating func returnToSender(now: Int64) {
+        for index in self.recipients.indices where self.recipients[index].state == .pending {
+            self.recipients[index].state = .failed
+            self.recipients[index].status = "5.0.0"
+            self.recipients[index].lastError = "returned to the sender by the postmaster"
+            self.recipients[index].lastAttempt = now
+            self.recipients[index].nextAttempt = nil
+            self.recipients[index].notified = self.sender.isEmpty
+        }
+    }
+
     /// Queue ids are file names: letters and digits only.
     public static func isValidID(_ id: String) -> Bool {
         !id.isEmpty && id.utf8.count <= 64
@@ -79,6 +99,16 @@ public struct QueueEntry: Codable, Hashable, Sendable {
         self.body = body
         self.authenticatedUser = authenticatedUser
     }
+}
+
+/// What `petrel queue` asks of a message.
+public enum QueueRequest: String, Sendable, CaseIterable {
+    /// Try the waiting recipients now.
+    case retry
+    /// Remove it without a report.
+    case delete
+    /// Give up on the waiting recipients and report to the sender.
+    case bounce
 }
 
 /// The durable outbound queue under `DATA_DIR/queue/`: `<id>.eml` holds the message as received
@@ -184,6 +214,39 @@ public struct OutboundQueue: Sendable {
         POSIXFile.remove(self.messagePath(id))
     }
 
+    /// For `petrel sendmail`: leaves a message in `pickup` for the server to queue. The envelope,
+    /// written last and renamed into place, is the commit; both are synced before it returns.
+    public static func drop(message: [UInt8], entry: QueueEntry, into pickup: String) throws(StoreError) {
+        _ = try POSIXFile.makeDirectory(pickup)
+        var entry = entry
+        entry.size = message.count
+        let data: Data
+        do {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            data = try encoder.encode(entry)
+        } catch {
+            throw StoreError.io(operation: "encode", path: pickup, errno: EINVAL)
+        }
+        let message = (path: pickup + "/\(entry.id).eml", bytes: message)
+        let envelope = (path: pickup + "/\(entry.id).envelope.tmp", bytes: [UInt8](data))
+        for file in [message, envelope] {
+            let fd = try POSIXFile.createExclusive(file.path)
+            do {
+                try POSIXFile.writeAll(fd, file.bytes, path: file.path)
+                try POSIXFile.syncData(fd, path: file.path)
+                try POSIXFile.closeFile(fd, path: file.path)
+            } catch {
+                _ = try? POSIXFile.closeFile(fd, path: file.path)
+                POSIXFile.remove(message.path)
+                POSIXFile.remove(envelope.path)
+                throw error
+            }
+        }
+        try POSIXFile.rename(envelope.path, pickup + "/\(entry.id).envelope")
+        try POSIXFile.syncDirectory(pickup)
+    }
+
     /// Moves the messages `petrel sendmail` left in `pickup` (each an `.eml` and, written last,
     /// its `.envelope`) into the queue. Returns the ids taken.
     public func adopt(from pickup: String) throws(StoreError) -> [String] {
@@ -204,6 +267,33 @@ public struct OutboundQueue: Sendable {
             try POSIXFile.syncDirectory(pickup)
         }
         return adopted
+    }
+
+    /// Asks the running server to act on a message (or on all, with id "all"): a file in the
+    /// control directory, removed by the server once done.
+    public func request(_ request: QueueRequest, id: String) throws(StoreError) -> String {
+        let path = self.controlDirectory + "/\(id).\(request.rawValue)"
+        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StoreError(operation: "create", path: path, errno: errno) }
+        close(fd)
+        return path
+    }
+
+    /// Acts on a message directly; only while no server runs (the caller holds the data
+    /// directory lock). A bounce's report is sent when the server next runs.
+    public func perform(_ request: QueueRequest, id: String, now: Int64) throws -> Bool {
+        guard var entry = try? self.entry(id) else { return false }
+        switch request {
+        case .retry:
+            entry.retryNow()
+            try self.update(entry)
+        case .delete:
+            try self.remove(id)
+        case .bounce:
+            entry.returnToSender(now: now)
+            try self.update(entry)
+        }
+        return true
     }
 
     /// Writes an envelope atomically and durably (also used to record delivery attempts).

@@ -14,6 +14,8 @@ public final class DataDirectoryLock: Sendable {
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
+        /// Another process (a running server) holds the lock.
+        public var held = false
     }
 
     public init(dataDirectory: String) throws {
@@ -28,7 +30,8 @@ public final class DataDirectoryLock: Sendable {
             if code == EWOULDBLOCK {
                 throw Failure(
                     description:
-                        "another petrel server is already using \(dataDirectory); stop it or choose another data_dir"
+                        "another petrel server is already using \(dataDirectory); stop it or choose another data_dir",
+                    held: true
                 )
             }
             throw Failure(description: "cannot lock \(self.path): \(String(cString: strerror(code)))")

@@ -32,7 +32,7 @@ public final class ScriptedReceiver: Sendable {
     let channel: any Channel
     let shared: Shared
 
-    /// Messages accepted with 250 after their data.
+    /// Messages accepted with 250 after their data (while the client was still connected).
     public var messages: [Message] { self.shared.state.withLock { $0.messages } }
     /// Connections accepted so far.
     public var connections: Int { self.shared.state.withLock { $0.connections } }
@@ -175,6 +175,9 @@ public final class ScriptedReceiver: Sendable {
                     context.close(promise: nil)
                     return
                 }
+                // Taken only when the client can still hear the 250 (a real server would keep
+                // it either way, and deliver it twice: the window every SMTP client has).
+                guard context.channel.isActive else { return }
                 if answer.hasPrefix("2") { self.shared.record(message) }
                 self.reply(context, answer)
             }

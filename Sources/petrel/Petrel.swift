@@ -24,7 +24,9 @@ struct Petrel: AsyncParsableCommand {
             'localhost' (postmaster@localhost), SMTP on 127.0.0.1:2525.
             Configuration reference: README.md, section "Configuration".
             """,
-        subcommands: [Serve.self, User.self, Alias.self, Queue.self, Resolve.self, Check.self, DKIM.self]
+        subcommands: [
+            Serve.self, User.self, Alias.self, Queue.self, Sendmail.self, Resolve.self, Check.self, DKIM.self,
+        ]
     )
 }
 
@@ -218,37 +220,6 @@ struct Alias: AsyncParsableCommand {
             let alias = try AccountAddress(validating: self.alias)
             try openAccounts(configuration).removeAlias(alias)
             print("removed alias \(alias)")
-        }
-    }
-}
-
-struct Queue: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Look at the outbound queue.",
-        subcommands: [List.self]
-    )
-
-    struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "List the messages waiting for delivery to other servers.",
-            discussion: "One line a message: queue id, age, sender, and each recipient with its state."
-        )
-
-        @OptionGroup var options: ConfigOption
-
-        func run() async throws {
-            let configuration = try self.options.load()
-            let entries = try OutboundQueue(directory: configuration.queueDirectory).entries()
-            guard !entries.isEmpty else {
-                print("the queue is empty")
-                return
-            }
-            let now = Int64(time(nil))
-            for entry in entries {
-                let recipients = entry.recipients.map { "\($0.address) (\($0.state.rawValue))" }.joined(separator: ", ")
-                let sender = entry.sender.isEmpty ? "<>" : entry.sender
-                print("\(entry.id)  \(formatAge(now - entry.createdAt))  \(sender)  \(recipients)")
-            }
         }
     }
 }
