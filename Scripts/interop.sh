@@ -2,7 +2,9 @@
 # Interop: real third-party clients (swaks, Python's smtplib, openssl s_client, Python's scramp)
 # talk to a real petrel process: plain SMTP, STARTTLS, implicit TLS, AUTH PLAIN, LOGIN and
 # SCRAM-SHA-256. Delivered Maildir files are checked byte for byte (and read back with Python's
-# mailbox.Maildir, a standard Maildir reader); queued messages with `petrel queue list`.
+# mailbox.Maildir, a standard Maildir reader). Outbound mail leaves through the queue to remote
+# MX hosts found by MX lookup: aiosmtpd (127.0.0.2:25) and a private Postfix (127.0.0.3:25,
+# STARTTLS), where dkimpy verifies its RSA and Ed25519 signatures (Scripts/interop_delivery.py).
 # Mail authentication against dkimpy and pyspf (Scripts/interop_auth.py), with petrel's resolver
 # asking a DNS server on loopback (Scripts/dns/serve_zone.py) that publishes fresh DKIM keys.
 #
@@ -17,20 +19,83 @@ command -v swaks >/dev/null || { echo "interop: swaks is not installed (apt-get 
 WORK=$(mktemp -d /tmp/petrel-interop-XXXXXX)
 SERVER_PID=
 DNS_PID=
+RECEIVER_PID=
+POSTFIX_DIR=
 cleanup() {
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
   [ -n "$DNS_PID" ] && kill "$DNS_PID" 2>/dev/null && wait "$DNS_PID" 2>/dev/null || true
+  [ -n "$RECEIVER_PID" ] && kill "$RECEIVER_PID" 2>/dev/null && wait "$RECEIVER_PID" 2>/dev/null || true
+  [ -n "$POSTFIX_DIR" ] && postfix -c "$POSTFIX_DIR/etc" stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
+}
+
+# A private Postfix instance as the MX of postfix.example (127.0.0.3:25), delivering into
+# DIR/Maildir, offering STARTTLS with a self-signed certificate.
+start_postfix() {
+  local dir=$1
+  mkdir -p "$dir/etc" "$dir/data" "$dir/queue" "$dir/Maildir"
+  chmod 755 "$WORK" "$dir"
+  chown postfix "$dir/data"
+  chown nobody "$dir/Maildir"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=mx.postfix.example" \
+    -keyout "$dir/etc/key.pem" -out "$dir/etc/cert.pem" >/dev/null 2>&1
+  cat > "$dir/etc/main.cf" <<CF
+compatibility_level = 3.6
+queue_directory = $dir/queue
+data_directory = $dir/data
+maillog_file = $dir/postfix.log
+maillog_file_prefixes = $dir
+myhostname = mx.postfix.example
+mydestination =
+# 127.0.0.3 is bound in master.cf; Postfix accepts only addresses of an interface here.
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+virtual_mailbox_domains = postfix.example
+virtual_mailbox_base = $dir
+virtual_mailbox_maps = static:Maildir/
+virtual_uid_maps = static:65534
+virtual_gid_maps = static:65534
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = $dir/etc/cert.pem
+smtpd_tls_key_file = $dir/etc/key.pem
+smtpd_tls_received_header = yes
+CF
+  cat > "$dir/etc/master.cf" <<CF
+127.0.0.3:25 inet n - n - - smtpd
+cleanup   unix n - n - 0 cleanup
+qmgr      unix n - n 300 1 qmgr
+rewrite   unix - - n - - trivial-rewrite
+bounce    unix - - n - 0 bounce
+defer     unix - - n - 0 bounce
+trace     unix - - n - 0 bounce
+verify    unix - - n - 1 verify
+proxymap  unix - - n - - proxymap
+showq     unix n - n - - showq
+error     unix - - n - - error
+retry     unix - - n - - error
+discard   unix - - n - - discard
+virtual   unix - n n - - virtual
+anvil     unix - - n - 1 anvil
+scache    unix - - n - 1 scache
+tlsmgr    unix - - n 1000? 1 tlsmgr
+postlog   unix-dgram n - n - 1 postlogd
+CF
+  # Postfix reports errors to the terminal only: script(1) gives it one.
+  script -qc "postfix -c '$dir/etc' start" "$dir/start.log" >/dev/null 2>&1 \
+    || fail "postfix did not start: $(cat "$dir/start.log")"
 }
 trap cleanup EXIT
 fail() { echo "interop: FAIL: $*" >&2; echo "--- server log" >&2; cat "$WORK/server.log" >&2; exit 1; }
 
-# The DNS petrel sees: fresh DKIM keys, SPF and DMARC for interop.example; NXDOMAIN for the rest.
+# The DNS petrel sees: fresh DKIM keys, SPF and DMARC for interop.example; our own DKIM keys
+# (RSA and Ed25519) for example.test; remote.example's MX at 127.0.0.2 (aiosmtpd) and
+# postfix.example's at 127.0.0.3 (Postfix); NXDOMAIN for the rest.
 python3 Scripts/interop_auth.py keys "$WORK"
 DNS_PORT=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 Scripts/dns/serve_zone.py "$WORK/auth-zone.yml" --port "$DNS_PORT" >"$WORK/dns.log" 2>&1 &
-DNS_PID=$!
-python3 Scripts/interop_auth.py wait "$DNS_PORT"
 
 cat > "$WORK/petrel.toml" <<CONF
 hostname = "mx.example.test"
@@ -46,6 +111,22 @@ timeout = 1
 attempts = 1
 CONF
 P() { "$PETREL" "$@" --config "$WORK/petrel.toml"; }
+P dkim keygen example.test --selector rsa2026 >/dev/null
+P dkim keygen example.test --selector ed2026 --algorithm ed25519 >/dev/null
+P dkim list example.test >"$WORK/dkim-records.txt"
+python3 Scripts/interop_delivery.py zone "$WORK" "$WORK/dkim-records.txt"
+python3 Scripts/dns/serve_zone.py "$WORK/auth-zone.yml" --port "$DNS_PORT" >"$WORK/dns.log" 2>&1 &
+DNS_PID=$!
+python3 Scripts/interop_auth.py wait "$DNS_PORT"
+
+# The remote MX hosts: aiosmtpd, and Postfix when installed (CI installs it).
+python3 Scripts/interop_delivery.py receiver "$WORK/received" >"$WORK/aiosmtpd.log" 2>&1 &
+RECEIVER_PID=$!
+POSTFIX_DIR=
+if command -v postfix >/dev/null; then
+  POSTFIX_DIR="$WORK/postfix"
+  start_postfix "$POSTFIX_DIR"
+fi
 PASSWORD='s3cret pass phrase'
 printf '%s\n' "$PASSWORD" | P user add alice@example.test --password-stdin >/dev/null
 P user add "jösé@example.test" >/dev/null
@@ -125,11 +206,29 @@ echo "interop: swaks TLS and AUTH ok"
 python3 Scripts/interop_check.py "$PORT" "$WORK/data/mail" "$WORK/swaks.eml" "$SUBMISSION" "$PASSWORD" \
   || fail "smtplib / Maildir checks"
 
-# --- The queue: the three messages submitted for remote.example (swaks twice, scramp) wait there.
-P queue list >"$WORK/queue.txt"
-[ "$(grep -c 'alice@example.test  someone@remote.example (pending)' "$WORK/queue.txt")" -eq 3 ] \
-  || fail "petrel queue list: $(cat "$WORK/queue.txt")"
-echo "interop: petrel queue list ok ($(wc -l <"$WORK/queue.txt") messages)"
+# --- Outbound: the three messages submitted for remote.example (swaks twice, scramp) leave
+# through the queue to aiosmtpd, found by MX lookup, each signed twice; dkimpy verifies both.
+python3 Scripts/interop_delivery.py check "$WORK/received" 3 "$DNS_PORT" || fail "delivery to aiosmtpd"
+for _ in $(seq 1 100); do
+  [ "$(P queue list)" = "the queue is empty" ] && break
+  sleep 0.1
+done
+[ "$(P queue list)" = "the queue is empty" ] || fail "petrel queue list: $(P queue list)"
+grep 'to=<someone@remote.example>' "$WORK/server.log" | grep -q 'relay=mx.remote.example\[127.0.0.2\].*status=sent' \
+  || fail "no delivery log line"
+echo "interop: delivery to aiosmtpd ok; petrel queue list is empty"
+
+# --- Postfix as the destination MX: STARTTLS (its self-signed certificate: unverified, used).
+if [ -n "$POSTFIX_DIR" ]; then
+  swaks_auth "$SUBMISSION" --tls --auth PLAIN --to someone@postfix.example --header "X-Interop: postfix"
+  python3 Scripts/interop_delivery.py check "$POSTFIX_DIR/Maildir" 1 "$DNS_PORT" || fail "delivery to Postfix: $(tail -n 20 "$POSTFIX_DIR/postfix.log")"
+  grep 'to=<someone@postfix.example>' "$WORK/server.log" | grep 'relay=mx.postfix.example\[127.0.0.3\]' \
+    | grep 'status=sent' | grep 'verified=no' | grep -q 'tls=TLSv1.[23]' \
+    || fail "the delivery to Postfix is not logged as sent over TLS: $(grep 'postfix.example' "$WORK/server.log")"
+  echo "interop: delivery to Postfix ok (STARTTLS, unverified certificate recorded)"
+else
+  echo "interop: Postfix not installed; delivery to Postfix skipped"
+fi
 
 # --- Mail authentication: dkimpy-signed mail through `petrel check dkim` and through SMTP, and
 # pyspf against `petrel check spf` on the whole RFC 7208 suite served over DNS.
