@@ -203,7 +203,14 @@ let package = Package(
             ],
             resources: [.copy("Fixtures")]
         ),
-        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "DNSCore", "MailCore", "PetrelTestSupport"]),
+        .testTarget(
+            name: "DeliveryTests",
+            dependencies: [
+                "Delivery", "DNSCore", "MailCore", "MailAuth", "MailStore", "SMTPCore", "PetrelTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "MailCore"]),
         .testTarget(name: "AccountsTests", dependencies: ["Accounts", "MailCore"]),
         .testTarget(

@@ -385,7 +385,9 @@ public final class QueueRunner: Service, Sendable {
         indices: [Int],
         message: QueuedMessage
     ) async -> GroupResult {
-        var pending = indices
+        // All of them go to each host in turn: the next host is tried only when this one took
+        // no position on any recipient.
+        let pending = indices
         var results: [Int: ClientSession.RecipientResult] = [:]
         var remoteMTA: String?
         var tries = 0
@@ -603,7 +605,6 @@ public final class QueueRunner: Service, Sendable {
             FileSystem.remove(control + "/" + name)
         }
     }
-
 
     private func handle(_ request: QueueRequest, _ id: String) async {
         guard !self.state.withLock({ $0.inFlight.contains(id) }),

@@ -16,6 +16,9 @@ public final class ScriptedReceiver: Sendable {
         public var endOfData: @Sendable (Int) -> String? = { _ in "250 2.0.0 queued" }
         /// Waited before the reply to the data.
         public var dataDelay: Duration = .zero
+        /// When set, STARTTLS is offered and answered with this text, and nothing more happens
+        /// (no TLS here): for a server that injects a reply after its "220".
+        public var startTLSReply: String?
 
         public init() {}
     }
@@ -131,7 +134,8 @@ public final class ScriptedReceiver: Sendable {
             let text = String(decoding: line.filter { $0 != 0x0D && $0 != 0x0A }, as: UTF8.self)
             let upper = text.uppercased()
             if upper.hasPrefix("EHLO") {
-                let lines = ["scripted.test"] + self.script.extensions
+                let lines =
+                    ["scripted.test"] + self.script.extensions + (self.script.startTLSReply == nil ? [] : ["STARTTLS"])
                 self.reply(
                     context,
                     lines.enumerated().map { "250\($0.offset == lines.count - 1 ? " " : "-")\($0.element)" }
@@ -156,6 +160,8 @@ public final class ScriptedReceiver: Sendable {
                     self.data = []
                     self.reply(context, "354 go ahead")
                 }
+            } else if upper == "STARTTLS", let answer = self.script.startTLSReply {
+                self.reply(context, answer)
             } else if upper == "RSET" {
                 self.recipients = []
                 self.reply(context, "250 2.0.0 OK")
@@ -183,7 +189,7 @@ public final class ScriptedReceiver: Sendable {
             }
             if self.script.dataDelay > .zero {
                 let (seconds, attoseconds) = self.script.dataDelay.components
-                context.eventLoop.scheduleTask(
+                context.eventLoop.assumeIsolated().scheduleTask(
                     in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
                 ) { send() }
             } else {

@@ -8,15 +8,20 @@ import X509
 /// recorded; a smarthost must pass it.
 public struct CertificateVerifier: Sendable {
     let roots: CertificateStore
+    /// Certificates trusted as they are (a relay's self-signed certificate in `ca_file`): the
+    /// name and dates are still checked.
+    let pinned: [Certificate]
 
     /// The system's trust roots (`/etc/ssl/certs` and friends).
     public init() {
         self.roots = CertificateStore.systemTrustRoots
+        self.pinned = []
     }
 
-    /// Only these roots (a private CA, tests).
+    /// Only these roots (a private CA), or these server certificates themselves.
     public init(roots: [Certificate]) {
         self.roots = CertificateStore(roots)
+        self.pinned = roots
     }
 
     /// Reads PEM certificates to trust.
@@ -35,6 +40,17 @@ public struct CertificateVerifier: Sendable {
             return "unreadable certificate: \(error)"
         }
         guard let leaf = certificates.first else { return "no certificate" }
+        if self.pinned.contains(leaf) {
+            let now = Date()
+            guard leaf.notValidBefore <= now, now <= leaf.notValidAfter else { return "the certificate has expired" }
+            var names = Verifier(rootCertificates: CertificateStore([leaf])) {
+                PinnedPolicy(leaf: leaf, names: ServerIdentityPolicy(serverHostname: hostname, serverIP: nil))
+            }
+            if case .validCertificate = await names.validate(leaf: leaf, intermediates: CertificateStore()) {
+                return nil
+            }
+            return "the certificate does not name \(hostname)"
+        }
         var verifier = Verifier(rootCertificates: self.roots) {
             RFC5280Policy(validationTime: Date())
             ServerIdentityPolicy(serverHostname: hostname, serverIP: nil)
@@ -43,9 +59,31 @@ public struct CertificateVerifier: Sendable {
         case .validCertificate:
             return nil
         case .couldNotValidate(let failures):
-            if let failure = failures.first { return "\(failure.policyFailureReason)" }
+            if let failure = failures.first { return Self.shortened("\(failure.policyFailureReason)", leaf) }
             if leaf.issuer == leaf.subject { return "self-signed certificate" }
             return "no chain to a trusted root"
         }
+    }
+
+    /// Failure reasons print whole certificates; the subject says enough.
+    static func shortened(_ reason: String, _ leaf: Certificate) -> String {
+        guard let start = reason.range(of: " Certificate("), let end = reason.lastIndex(of: ")") else { return reason }
+        return reason[..<start.lowerBound] + " (\(leaf.subject))" + reason[reason.index(after: end)...]
+    }
+}
+
+/// For a pinned certificate: only the name is checked (it is its own authority, so RFC 5280's
+/// CA rules do not apply); its critical extensions are taken as understood.
+struct PinnedPolicy: VerifierPolicy {
+    let verifyingCriticalExtensions: [ASN1ObjectIdentifier]
+    var names: ServerIdentityPolicy
+
+    init(leaf: Certificate, names: ServerIdentityPolicy) {
+        self.verifyingCriticalExtensions = leaf.extensions.filter(\.critical).map(\.oid)
+        self.names = names
+    }
+
+    mutating func chainMeetsPolicyRequirements(chain: UnverifiedCertificateChain) async -> PolicyEvaluationResult {
+        self.names.chainMeetsPolicyRequirements(chain: chain)
     }
 }

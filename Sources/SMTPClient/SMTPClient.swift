@@ -136,7 +136,7 @@ public struct SMTPClient: Sendable {
             case .success(let details): attempt.tls = details
             case .failure(let failure):
                 session.connectionLost(failure.description)
-                attempt.tlsFailed = failure.description
+                if failure.handshake { attempt.tlsFailed = failure.description }
                 attempt.failure = failure.description
                 attempt.outcome = session.outcome
                 channel.close(promise: nil)
@@ -148,6 +148,7 @@ public struct SMTPClient: Sendable {
             do {
                 switch action {
                 case .send(let lines):
+                    if lines == ["STARTTLS"] { try await connection.expectTLSReply() }
                     try await connection.send(lines, timeout: session.timeout)
                 case .awaitReply:
                     break
@@ -158,7 +159,7 @@ public struct SMTPClient: Sendable {
                         action = session.tlsEstablished()
                         continue
                     case .failure(let failure):
-                        attempt.tlsFailed = failure.description
+                        if failure.handshake { attempt.tlsFailed = failure.description }
                         throw failure
                     }
                 case .sendMessage:
@@ -228,6 +229,8 @@ final class VerificationRecord: Sendable {
 
 struct ClientFailure: Error, CustomStringConvertible {
     var description: String
+    /// The TLS handshake itself failed (not: the server misbehaved before it).
+    var handshake = false
 }
 
 /// One connection's I/O, on behalf of `SMTPClient.deliver`.
@@ -262,6 +265,12 @@ struct Connection {
         }
         defer { timer.cancel() }
         return await iterator.next() ?? .failed("connection closed")
+    }
+
+    /// The next reply is the one to STARTTLS: nothing may follow it in plaintext.
+    func expectTLSReply() async throws {
+        let reader = self.reader
+        try await self.channel.eventLoop.submit { reader.expectTLSReply() }.get()
     }
 
     func send(_ lines: [String], timeout: Duration) async throws {
@@ -338,11 +347,11 @@ struct Connection {
             return .success(TLSDetails(version: version, verified: problem == nil, problem: problem))
         case .tlsFailed(let why):
             if required, let problem = verification.problem.withLock({ $0 }) {
-                return .failure(ClientFailure(description: "TLS: certificate not trusted: \(problem)"))
+                return .failure(ClientFailure(description: "TLS: certificate not trusted: \(problem)", handshake: true))
             }
-            return .failure(ClientFailure(description: "TLS handshake failed: \(why)"))
+            return .failure(ClientFailure(description: "TLS handshake failed: \(why)", handshake: true))
         case .failed(let why):
-            return .failure(ClientFailure(description: "TLS handshake: \(why)"))
+            return .failure(ClientFailure(description: "TLS handshake: \(why)", handshake: true))
         case .reply:
             return .failure(ClientFailure(description: "the server sent a reply instead of a TLS handshake"))
         }
@@ -369,6 +378,17 @@ final class ReplyReader: ChannelInboundHandler, @unchecked Sendable {
     private var context: ChannelHandlerContext?
     private var finished = false
     private var handshaking = false
+    private var tlsReply = TLSReply.notExpected
+
+    enum TLSReply {
+        case notExpected
+        /// STARTTLS was sent.
+        case expected
+        /// Its reply is in: until the handshake starts, the server has nothing more to say.
+        case received
+        /// It said more.
+        case injected
+    }
 
     init(continuation: AsyncStream<Event>.Continuation) {
         self.continuation = continuation
@@ -385,8 +405,20 @@ final class ReplyReader: ChannelInboundHandler, @unchecked Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !self.finished else { return }
         let buffer = self.unwrapInboundIn(data)
+        switch self.tlsReply {
+        case .received, .injected:
+            self.tlsReply = .injected
+            return
+        case .expected, .notExpected:
+            break
+        }
         do {
             for reply in try self.parser.feed(buffer.readableBytesView) {
+                if self.tlsReply == .received {
+                    self.tlsReply = .injected  // a second reply in the same read
+                    return
+                }
+                if self.tlsReply == .expected { self.tlsReply = .received }
                 if case .dropped = self.continuation.yield(.reply(reply)) {
                     self.fail("the server sent more than \(Self.maximumQueued) replies unasked")
                     return
@@ -401,9 +433,14 @@ final class ReplyReader: ChannelInboundHandler, @unchecked Sendable {
     /// STARTTLS (RFC 3207 §4.2: what came before the handshake is not to be trusted, and a
     /// server that sends more is probably a man in the middle).
     func beginTLS() -> Bool {
-        guard self.parser.isIdle, !self.finished else { return false }
+        guard self.parser.isIdle, !self.finished, self.tlsReply != .injected else { return false }
+        self.tlsReply = .notExpected
         self.handshaking = true
         return true
+    }
+
+    func expectTLSReply() {
+        self.tlsReply = .expected
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -66,7 +66,9 @@ struct Queue: AsyncParsableCommand {
             print("arrived: \(formatAge(now - entry.createdAt)) ago")
             print("sender: <\(entry.sender)>")
             if let user = entry.authenticatedUser { print("submitted by: \(user)") }
-            print("size: \(entry.size) octets\(entry.smtpUTF8 ? ", SMTPUTF8" : "")\(entry.body.map { ", \($0)" } ?? "")")
+            print(
+                "size: \(entry.size) octets\(entry.smtpUTF8 ? ", SMTPUTF8" : "")\(entry.body.map { ", \($0)" } ?? "")"
+            )
             print("recipients:")
             for recipient in entry.recipients { print("  " + describe(recipient, now: now)) }
             print("")

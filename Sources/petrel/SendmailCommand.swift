@@ -27,9 +27,15 @@ struct Sendmail: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
     @Flag(name: .customShort("t"), help: "Also send to the To, Cc and Bcc addresses of the message (Bcc is removed).")
     var fromHeaders = false
-    @Option(name: .customShort("f"), help: ArgumentHelp("The envelope sender (default: your login at the first domain).", valueName: "sender"))
+    @Option(
+        name: .customShort("f"),
+        help: ArgumentHelp("The envelope sender (default: your login at the first domain).", valueName: "sender")
+    )
     var sender: String?
-    @Option(name: .customShort("F"), help: ArgumentHelp("The sender's full name, for an added From field.", valueName: "name"))
+    @Option(
+        name: .customShort("F"),
+        help: ArgumentHelp("The sender's full name, for an added From field.", valueName: "name")
+    )
     var fullName: String?
     @Flag(name: .customShort("i"), help: "Ignored: a line with a single dot never ends the message here.")
     var ignoreDots = false

@@ -181,7 +181,11 @@ import Testing
         _ = try await server.listeningPort(.submissions)
         let listed = try await self.petrel("queue", "list")
         #expect(listed.standardOutput.hasPrefix("\(id)  "), "\(listed.standardOutput)")
-        #expect(listed.standardOutput.hasSuffix("  alice@example.test  someone@remote.example (pending)\n"))
+        #expect(
+            listed.standardOutput.contains(
+                " octets  alice@example.test\n  someone@remote.example  pending  next: now\n"
+            )
+        )
         server.signal(SIGTERM)
         #expect(await server.exit() == 0)
     }

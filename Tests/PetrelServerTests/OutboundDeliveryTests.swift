@@ -191,4 +191,192 @@ import Testing
         await receiver.stop()
         try await server.stop()
     }
+
+    @Test func aServerThatTalksAfterItsSTARTTLSReplyIsCutOff() async throws {
+        let server = try await Self.server(mx: "127.0.0.12") { configuration in
+            configuration.delivery.retryFirst = 600
+            configuration.delivery.retryMaximum = 600
+        }
+        var script = ScriptedReceiver.Script()
+        // An attacker's reply slipped in after the 220: it would be read as the answer to EHLO.
+        script.startTLSReply = "220 2.0.0 Ready\r\n250 2.0.0 injected"
+        let receiver = try await ScriptedReceiver.start(host: "127.0.0.12", script: script)
+        try await Self.submit(server, to: ["bob@remote.test"])
+        try await Task.sleep(for: .seconds(2))
+        let entries = try server.server.queue.entries()
+        try #require(entries.count == 1)
+        let recipient = entries[0].recipients[0]
+        #expect(recipient.state == .pending)
+        #expect(recipient.lastError?.contains("sent data after its reply to STARTTLS") == true, "\(recipient)")
+        #expect(receiver.connections == 1, "no second try in plaintext with a man in the middle")
+        #expect(receiver.messages.isEmpty)
+        await receiver.stop()
+        try await server.stop()
+    }
+
+    /// Petrel to Petrel: STARTTLS with an unverifiable (self-signed) certificate is used, and the
+    /// receiving side verifies our DKIM signature through the same zone.
+    @Test func deliveryToAnotherPetrelOverSTARTTLS() async throws {
+        let zone = InMemoryZone()
+        let server = try await Self.server(mx: "127.0.0.13", zone: zone)
+        let remote = try await TestServer.start(domains: ["remote.test"], resolver: zone) { configuration in
+            configuration.hostname = "mx.remote.test"
+            configuration.listen.smtp = [ListenAddress(host: "127.0.0.13", port: 25)]
+        }
+        try remote.server.accounts.addMailbox(AccountAddress(validating: "bob@remote.test"), password: nil)
+        try await Self.submit(server, to: ["bob@remote.test"])
+        #expect(try await Self.waitForEmptyQueue(server).isEmpty)
+        let delivered = remote.messages(in: "bob@remote.test")
+        try #require(delivered.count == 1)
+        let message = delivered[0]
+        #expect(message.contains("by mx.remote.test (Petrel) with ESMTPS"), "STARTTLS was used")
+        #expect(message.contains("(using TLSv1.3"))
+        #expect(message.contains("\tdkim=pass (signature verified with a 2048-bit RSA key) header.d=petrel.test"))
+        #expect(message.contains("Return-Path: <alice@petrel.test>"), "added by the final delivery, once")
+        #expect(message.components(separatedBy: "Return-Path:").count == 2)
+        try await remote.stop()
+        try await server.stop()
+    }
+
+    /// A smarthost (`[relay]`): TLS required and verified (against `ca_file`), AUTH PLAIN, no MX
+    /// lookup: everything remote goes there.
+    @Test func mailGoesThroughTheConfiguredRelay() async throws {
+        let zone = InMemoryZone()
+        zone.add("relay.test", .a(IPAddress("127.0.0.14")!.octets), type: .a)
+        let relay = try await TestServer.start(domains: ["relay.test", "petrel.test"], resolver: zone) {
+            configuration in
+            configuration.hostname = "relay.test"
+            configuration.listen.submission = [ListenAddress(host: "127.0.0.14", port: 587)]
+        }
+        try relay.server.accounts.addMailbox(
+            AccountAddress(validating: "alice@petrel.test"),
+            password: PasswordCredentials.make(password: "relay secret")
+        )
+        try relay.server.accounts.addMailbox(AccountAddress(validating: "bob@relay.test"), password: nil)
+        let certificate = relay.dataDirectory + "/tls/self-signed-certificate.pem"
+        // No MX for relay.test at all: the relay is found by its address, not by MX.
+        let server = try await Self.server(mx: "127.0.0.15", domain: "unused.test", zone: zone) { configuration in
+            configuration.relay = Configuration.Relay(
+                host: "relay.test",
+                port: 587,
+                username: "alice@petrel.test",
+                password: "relay secret",
+                caFile: certificate
+            )
+        }
+        try await Self.submit(server, to: ["bob@relay.test"])
+        #expect(try await Self.waitForEmptyQueue(server).isEmpty)
+        let delivered = relay.messages(in: "bob@relay.test")
+        try #require(delivered.count == 1)
+        #expect(delivered[0].contains("with ESMTPSA"), "TLS and AUTH")
+        #expect(delivered[0].contains("DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=petrel.test"))
+        try await server.stop()
+
+        // Without the relay's certificate among the trusted ones, nothing is sent.
+        let untrusting = try await Self.server(mx: "127.0.0.15", domain: "unused.test", zone: zone) { configuration in
+            configuration.relay = Configuration.Relay(
+                host: "relay.test",
+                port: 587,
+                username: "alice@petrel.test",
+                password: "relay secret"
+            )
+        }
+        try await Self.submit(untrusting, to: ["bob@relay.test"])
+        try await Task.sleep(for: .seconds(2))
+        let entries = try untrusting.server.queue.entries()
+        try #require(entries.count == 1)
+        #expect(entries[0].recipients[0].state == .pending)
+        #expect(entries[0].recipients[0].lastError?.contains("certificate not trusted") == true, "\(entries[0])")
+        #expect(relay.messages(in: "bob@relay.test").count == 1)
+        try await untrusting.stop()
+        try await relay.stop()
+    }
+
+    /// Queues a message the way `petrel sendmail` does (through pickup/).
+    static func drop(
+        _ server: TestServer,
+        sender: String,
+        to recipients: [String],
+        message: String
+    ) async throws -> String {
+        let id = "T\(UInt64.random(in: 0..<UInt64.max))"
+        let entry = QueueEntry(
+            id: id,
+            createdAt: Int64(Date().timeIntervalSince1970),
+            sender: sender,
+            recipients: recipients,
+            smtpUTF8: false,
+            body: "7BIT",
+            authenticatedUser: nil
+        )
+        let pickup = server.dataDirectory + "/pickup"
+        try OutboundQueue.drop(message: Array(message.utf8), entry: entry, into: pickup)
+        // Wait for the server to take it (it looks every second).
+        let deadline = ContinuousClock.now + .seconds(10)
+        while FileManager.default.fileExists(atPath: pickup + "/\(id).envelope"), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return id
+    }
+
+    @Test func aMessageThatPassedTooManyHostsIsBouncedAsALoop() async throws {
+        let server = try await Self.server(mx: "127.0.0.16")
+        let receiver = try await ScriptedReceiver.start(host: "127.0.0.16")
+        let received = (1...51).map {
+            "Received: from hop\($0).example by hop\($0 + 1).example; Sun, 29 Nov 2026 12:00:00 +0000\r\n"
+        }
+        _ = try await Self.drop(
+            server,
+            sender: "alice@petrel.test",
+            to: ["bob@remote.test"],
+            message: "Return-Path: <alice@petrel.test>\r\n" + received.joined()
+                + "From: alice@petrel.test\r\nSubject: loop\r\n\r\nround and round\r\n"
+        )
+        #expect(try await Self.waitForEmptyQueue(server).isEmpty)
+        let reports = server.messages(in: "alice@petrel.test")
+        try #require(reports.count == 1)
+        #expect(reports[0].contains("Status: 5.4.6"))
+        #expect(reports[0].contains("mail loop"))
+        #expect(receiver.connections == 0)
+        await receiver.stop()
+        try await server.stop()
+    }
+
+    @Test func aFailedReportIsNeverReported() async throws {
+        let zone = InMemoryZone()
+        zone.add("nomail.test", .mx(preference: 0, exchange: .root), type: .mx)
+        let server = try await Self.server(mx: "127.0.0.17", zone: zone)
+        _ = try await Self.drop(
+            server,
+            sender: "",
+            to: ["someone@nomail.test"],
+            message: "Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.petrel.test\r\nSubject: a report\r\n\r\nreport\r\n"
+        )
+        #expect(try await Self.waitForEmptyQueue(server).isEmpty, "given up on, not kept")
+        try await Task.sleep(for: .seconds(1))
+        #expect(try server.server.queue.entries().isEmpty, "no report about a report")
+        #expect(server.allMessages().isEmpty)
+        try await server.stop()
+    }
+
+    @Test func theSenderHearsOnceThatDeliveryIsDelayed() async throws {
+        let server = try await Self.server(mx: "127.0.0.18") { configuration in
+            configuration.delivery.delayNotice = 1
+        }
+        var script = ScriptedReceiver.Script()
+        script.recipient = { _, _ in "451 4.7.1 greylisted" }
+        let receiver = try await ScriptedReceiver.start(host: "127.0.0.18", script: script)
+        try await Self.submit(server, to: ["bob@remote.test"])
+        try await Task.sleep(for: .seconds(4))
+        let reports = server.messages(in: "alice@petrel.test")
+        try #require(reports.count == 1, "one notice, however many attempts")
+        #expect(reports[0].contains("Subject: Delayed Mail (still being retried)"))
+        #expect(reports[0].contains("Action: delayed"))
+        #expect(reports[0].contains("Diagnostic-Code: smtp; 451 4.7.1 greylisted"))
+        let entries = try server.server.queue.entries()
+        #expect(entries.first?.recipients.first?.state == .pending, "still being retried")
+        #expect(entries.first?.warned == true)
+        await receiver.stop()
+        try await server.stop()
+    }
 }

@@ -79,7 +79,11 @@ import Glibc
         #expect(result.status == 0, "\(result.standardError)")
         var server = try await self.serve()
         result = try await self.petrel(
-            "sendmail", "-f", "alice@petrel.test", "bob@remote.test", "carol@remote.test",
+            "sendmail",
+            "-f",
+            "alice@petrel.test",
+            "bob@remote.test",
+            "carol@remote.test",
             input: "Subject: kill test\n\nbody\n"
         )
         #expect(result.status == 0, "\(result.standardError)")
@@ -111,12 +115,17 @@ import Glibc
         #expect(result.status == 0, "\(result.standardError)")
         // Queued while no server runs: picked up when it starts.
         result = try await self.petrel(
-            "sendmail", "-f", "alice@petrel.test", "-t",
+            "sendmail",
+            "-f",
+            "alice@petrel.test",
+            "-t",
             input: "To: dave@slow.test\nBcc: erin@slow.test\nSubject: waiting\n\nbody\n"
         )
         #expect(result.status == 0, "\(result.standardError)")
         let server = try await self.serve()
-        #expect(await self.eventually { (try? self.queue().entries().first?.recipients.first?.attempts ?? 0) ?? 0 >= 1 })
+        #expect(
+            await self.eventually { (try? self.queue().entries().first?.recipients.first?.attempts ?? 0) ?? 0 >= 1 }
+        )
         let entries = try self.queue().entries()
         try #require(entries.count == 1)
         let id = entries[0].id
@@ -140,7 +149,9 @@ import Glibc
         #expect(result.standardOutput.contains("bounce: done"))
         // The report goes to alice, locally; the message leaves the queue.
         let maildir = self.directory + "/data/mail/alice@petrel.test/new"
-        #expect(await self.eventually { ((try? FileManager.default.contentsOfDirectory(atPath: maildir)) ?? []).count == 1 })
+        #expect(
+            await self.eventually { ((try? FileManager.default.contentsOfDirectory(atPath: maildir)) ?? []).count == 1 }
+        )
         #expect(await self.eventually { (try? self.queue().entries().isEmpty) == true })
         let report = try FileManager.default.contentsOfDirectory(atPath: maildir).first.map {
             try String(contentsOfFile: maildir + "/" + $0, encoding: .utf8)
@@ -149,7 +160,10 @@ import Glibc
         #expect(report?.contains("returned to the sender by the postmaster") == true)
 
         result = try await self.petrel(
-            "sendmail", "-f", "alice@petrel.test", "frank@slow.test",
+            "sendmail",
+            "-f",
+            "alice@petrel.test",
+            "frank@slow.test",
             input: "Subject: to delete\n\nbody\n"
         )
         #expect(await self.eventually { (try? self.queue().entries().count) == 1 })

@@ -92,9 +92,15 @@ struct ClientSessionTests {
     static func run(
         _ replies: [String],
         envelope: ClientSession.Envelope = Self.envelope,
-        tls: ClientSession.TLSPolicy = .opportunistic
+        tls: ClientSession.TLSPolicy = .opportunistic,
+        credentials: ClientSession.Credentials? = nil
     ) -> (sent: [String], outcome: ClientSession.Outcome, actions: [ClientSession.Action]) {
-        var session = ClientSession(envelope: envelope, heloName: "mx.example.test", tlsPolicy: tls)
+        var session = ClientSession(
+            envelope: envelope,
+            heloName: "mx.example.test",
+            tlsPolicy: tls,
+            credentials: credentials
+        )
         var sent: [String] = []
         var actions: [ClientSession.Action] = []
         for text in replies {
@@ -271,5 +277,76 @@ struct ClientSessionTests {
             }
         )
         #expect(session.timeout == .seconds(300))
+    }
+
+    // MARK: A relay's login
+
+    static let login = ClientSession.Credentials(username: "petrel@relay.test", password: "pa55 word")
+
+    @Test func loginToTheRelayAfterTLS() {
+        let (sent, outcome, _) = Self.run(
+            [
+                "220 relay\r\n", "250-relay\r\n250 STARTTLS\r\n", "220 go ahead\r\n",
+                "250-relay\r\n250-AUTH LOGIN PLAIN\r\n250 PIPELINING\r\n", "235 2.7.0 ok\r\n",
+                "250 ok\r\n", "250 ok\r\n", "250 ok\r\n", "354 go\r\n", "250 queued\r\n", "221 bye\r\n",
+            ],
+            tls: .required,
+            credentials: Self.login
+        )
+        // AUTH PLAIN: authzid empty, then user and password, NUL-separated (RFC 4616).
+        let plain = Data("\0petrel@relay.test\0pa55 word".utf8).base64EncodedString()
+        #expect(
+            sent == [
+                "EHLO mx.example.test", "STARTTLS", "<tls>", "EHLO mx.example.test", "AUTH PLAIN \(plain)",
+                "MAIL FROM:<alice@example.test>",
+                "RCPT TO:<bob@remote.test>", "RCPT TO:<carol@remote.test>", "DATA", "<message>", "QUIT",
+            ]
+        )
+        #expect(outcome.recipients.allSatisfy { if case .delivered = $0 { true } else { false } })
+    }
+
+    @Test func aRefusedOrImpossibleLoginDefers() {
+        // Refused: our configuration is wrong, which a retry (after a fix) cures; never a bounce.
+        let refused = Self.run(
+            [
+                "220 relay\r\n", "250-relay\r\n250 STARTTLS\r\n", "220 go ahead\r\n",
+                "250-relay\r\n250 AUTH PLAIN\r\n", "535 5.7.8 bad credentials\r\n", "221 bye\r\n",
+            ],
+            tls: .required,
+            credentials: Self.login
+        )
+        #expect(refused.sent.last == "QUIT")
+        #expect(
+            refused.outcome.recipients.allSatisfy {
+                if case .deferred(let reply) = $0 { reply.enhancedCode == EnhancedStatusCode(4, 7, 8) } else { false }
+            }
+        )
+        // No PLAIN offered: no login attempted, nothing sent in the clear.
+        let noPlain = Self.run(
+            [
+                "220 relay\r\n", "250-relay\r\n250 STARTTLS\r\n", "220 go ahead\r\n",
+                "250-relay\r\n250 AUTH CRAM-MD5\r\n", "221 bye\r\n",
+            ],
+            tls: .required,
+            credentials: Self.login
+        )
+        #expect(!noPlain.sent.contains { $0.hasPrefix("AUTH") })
+        // A session without TLS never sends the password, whatever the policy says.
+        let plaintext = Self.run(
+            ["220 relay\r\n", "250-relay\r\n250 AUTH PLAIN\r\n", "221 bye\r\n"],
+            tls: .never,
+            credentials: Self.login
+        )
+        #expect(plaintext.sent == ["EHLO mx.example.test", "QUIT"])
+        #expect(plaintext.outcome.recipients.allSatisfy { if case .deferred = $0 { true } else { false } })
+    }
+
+    @Test func recipientsAnsweredTellsWhetherAnotherMXMayBeAsked() {
+        let greeting = Self.run(["421 4.3.2 busy\r\n"])
+        #expect(!greeting.outcome.recipientsAnswered)
+        let mail = Self.run(["220 hi\r\n", "250 mx\r\n", "451 4.3.0 later\r\n", "221 bye\r\n"])
+        #expect(!mail.outcome.recipientsAnswered)
+        let rcpt = Self.run(["220 hi\r\n", "250 mx\r\n", "250 ok\r\n", "451 4.7.1 greylisted\r\n"])
+        #expect(rcpt.outcome.recipientsAnswered)
     }
 }

@@ -1,0 +1,80 @@
+import Foundation
+import MailAuth
+import MailCore
+import MailStore
+import NIOCore
+import NIOPosix
+import PetrelTestSupport
+import SMTPCore
+import Testing
+
+@testable import Delivery
+
+/// A queued message as it goes out: Return-Path dropped, signatures on top, the rest streamed
+/// from the file unchanged; and how each result is recorded.
+struct QueuedMessageTests {
+    static let message =
+        "Return-Path: <alice@petrel.test>\r\nReceived: from a by b; Sun, 29 Nov 2026 12:00:00 +0000\r\n"
+        + "From: Alice <alice@petrel.test>\r\nTo: bob@remote.test\r\nSubject: hi\r\n\r\n"
+        + "line one\r\n.leading dot\r\n\r\n\r\n"
+
+    static func withFile<T>(_ text: String, _ body: (String, NIOThreadPool) async throws -> T) async throws -> T {
+        let path = NSTemporaryDirectory() + "queued-\(UUID().uuidString).eml"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try await body(path, pool)
+        try await pool.shutdownGracefully()
+        return result
+    }
+
+    static func streamed(_ message: QueuedMessage) async throws -> String {
+        var bytes: [UInt8] = []
+        try await message.stream { bytes += $0.readableBytesView }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    @Test func unsignedMessagesLoseOnlyTheirReturnPath() async throws {
+        try await Self.withFile(Self.message) { path, pool in
+            let message = try await QueuedMessage.open(path: path, threadPool: pool, timestamp: 0, signers: { _ in [] })
+            let text = try await Self.streamed(message)
+            #expect(text == String(Self.message.dropFirst("Return-Path: <alice@petrel.test>\r\n".count)))
+            #expect(message.size == text.utf8.count)
+            #expect(message.header.fields.map(\.name) == ["Received", "From", "To", "Subject"])
+        }
+    }
+
+    @Test func signedMessagesVerify() async throws {
+        let key = try DKIMPrivateKey.generate(.ed25519)
+        let signer = DKIMSigner(domain: "petrel.test", selector: "ed", key: key)
+        try await Self.withFile(Self.message) { path, pool in
+            let message = try await QueuedMessage.open(
+                path: path,
+                threadPool: pool,
+                timestamp: 1_795_000_000,
+                signers: { header in
+                    #expect(!header.fields.contains { $0.hasName("Return-Path") })
+                    return [signer]
+                }
+            )
+            let text = try await Self.streamed(message)
+            #expect(text.hasPrefix("DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=petrel.test; s=ed;"))
+            // The signature verifies over what is sent (the hash of the body after its empty line).
+            let resolver = InMemoryZone()
+            resolver.addTXT("ed._domainkey.petrel.test", [key.record])
+            var scanner = MessageScanner(now: 1_795_000_000)
+            scanner.append(Array(text.utf8))
+            let verdicts = await DKIMVerifier(resolver: resolver).verify(scanner.finish())
+            #expect(verdicts.map(\.result) == [.pass], "\(verdicts.map(\.reason))")
+        }
+    }
+
+    @Test func aHeaderOnlyMessageIsSentWhole() async throws {
+        let text = "Return-Path: <>\r\nSubject: no body\r\n"
+        try await Self.withFile(text) { path, pool in
+            let message = try await QueuedMessage.open(path: path, threadPool: pool, timestamp: 0, signers: { _ in [] })
+            #expect(try await Self.streamed(message) == "Subject: no body\r\n")
+        }
+    }
+}
