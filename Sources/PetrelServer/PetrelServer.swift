@@ -299,6 +299,11 @@ public final class PetrelServer: Sendable {
                 "maildirs": "\(self.configuration.mailDirectory)/<address>/new/",
             ]
         )
+        if let relay = self.configuration.relay {
+            self.logger.info("delivering mail", metadata: ["via": "relay \(relay.host):\(relay.port)"])
+        } else {
+            self.logger.info("delivering mail", metadata: ["via": "MX lookup, port 25"])
+        }
         do {
             try await self.group.run()
         } catch {
