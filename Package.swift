@@ -206,8 +206,10 @@ let package = Package(
         .testTarget(
             name: "DeliveryTests",
             dependencies: [
-                "Delivery", "DNSCore", "MailCore", "MailAuth", "MailStore", "SMTPCore", "PetrelTestSupport",
+                "Delivery", "DNSCore", "MailCore", "MailAuth", "MailStore", "SMTPCore", "SMTPClient",
+                "PetrelTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),

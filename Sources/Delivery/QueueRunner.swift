@@ -317,8 +317,12 @@ public final class QueueRunner: Service, Sendable {
         let snapshot = entry
         await withTaskGroup(of: GroupResult.self) { group in
             for (destination, members) in groups {
-                group.addTask {
-                    await self.deliver(snapshot, to: destination, indices: members, message: message)
+                // Servers may take as few as 100 recipients a transaction (RFC 5321 §4.5.3.1.8).
+                for start in stride(from: 0, to: members.count, by: Self.recipientsPerTransaction) {
+                    let chunk = Array(members[start..<min(start + Self.recipientsPerTransaction, members.count)])
+                    group.addTask {
+                        await self.deliver(snapshot, to: destination, indices: chunk, message: message)
+                    }
                 }
             }
             for await result in group {
@@ -329,6 +333,8 @@ public final class QueueRunner: Service, Sendable {
             }
         }
     }
+
+    static let recipientsPerTransaction = 50
 
     struct GroupResult: Sendable {
         var indices: [Int]
@@ -545,18 +551,19 @@ public final class QueueRunner: Service, Sendable {
             boundary: "=_" + self.makeID()
         )
         let id = self.makeID()
+        let rendered = Array("Return-Path: <>\r\n".utf8) + report.rendered
         let reportEntry = QueueEntry(
             id: id,
             createdAt: now,
             sender: "",
             recipients: [entry.sender],
             smtpUTF8: entry.sender.utf8.contains { $0 >= 0x80 },
-            body: "8BITMIME",
+            body: rendered.contains { $0 >= 0x80 } ? "8BITMIME" : "7BIT",
             authenticatedUser: nil
         )
         do {
             try await self.threadPool.runIfActive {
-                try self.queue.add(message: Array("Return-Path: <>\r\n".utf8) + report.rendered, entry: reportEntry)
+                try self.queue.add(message: rendered, entry: reportEntry)
             }
         } catch {
             self.logger.error("cannot queue a delivery report", metadata: ["id": "\(entry.id)", "error": "\(error)"])

@@ -1,10 +1,12 @@
 import Foundation
+import Logging
 import MailAuth
 import MailCore
 import MailStore
 import NIOCore
 import NIOPosix
 import PetrelTestSupport
+import SMTPClient
 import SMTPCore
 import Testing
 
@@ -76,5 +78,95 @@ struct QueuedMessageTests {
             let message = try await QueuedMessage.open(path: path, threadPool: pool, timestamp: 0, signers: { _ in [] })
             #expect(try await Self.streamed(message) == "Subject: no body\r\n")
         }
+    }
+}
+
+/// How each result is recorded in the envelope.
+struct SettleTests {
+    struct NoLocalDelivery: LocalDelivery {
+        func deliver(id: String, to recipients: [String]) async -> [ClientSession.RecipientResult] { [] }
+    }
+
+    static func runner(
+        maximumAge: Int = 1000,
+        signers: @escaping @Sendable (String) -> [DKIMSigner] = { _ in [] }
+    ) throws -> QueueRunner {
+        var settings = DeliverySettings(hostname: "mx.petrel.test", localDomains: ["petrel.test"])
+        settings.schedule = RetrySchedule(first: 300, ceiling: 3600, maximumAge: maximumAge)
+        return QueueRunner(
+            queue: OutboundQueue(directory: "/nonexistent"),
+            pickup: "/nonexistent",
+            router: Router(resolver: InMemoryZone(), localNames: []),
+            client: try SMTPClient(
+                settings: .init(heloName: "mx.petrel.test"),
+                group: MultiThreadedEventLoopGroup.singleton
+            ),
+            local: NoLocalDelivery(),
+            settings: settings,
+            signers: signers,
+            threadPool: NIOThreadPool.singleton,
+            makeID: { "R1" },
+            clock: { 0 },
+            logger: Logger(label: "settle-test")
+        )
+    }
+
+    static func entry(sender: String = "alice@petrel.test") -> QueueEntry {
+        QueueEntry(
+            id: "Q1",
+            createdAt: 0,
+            sender: sender,
+            recipients: ["bob@remote.test"],
+            smtpUTF8: false,
+            body: nil,
+            authenticatedUser: nil
+        )
+    }
+
+    @Test func deferredWaitsThenExpires() throws {
+        let runner = try Self.runner()
+        var entry = Self.entry()
+        let later = SMTPReply(451, EnhancedStatusCode(4, 7, 1), "greylisted")
+        runner.settle(&entry.recipients[0], .deferred(later), remoteMTA: "mx.remote.test", entry: entry, now: 100)
+        #expect(entry.recipients[0].state == .pending)
+        #expect(entry.recipients[0].nextAttempt == 400)
+        #expect(entry.recipients[0].status == "4.7.1")
+        #expect(entry.recipients[0].lastError == "451 4.7.1 greylisted")
+        #expect(QueueRunner.nextDue(entry) == 400)
+        runner.settle(&entry.recipients[0], .deferred(later), remoteMTA: "mx.remote.test", entry: entry, now: 1000)
+        #expect(entry.recipients[0].state == .failed)
+        #expect(entry.recipients[0].status == "4.4.7")
+        #expect(entry.recipients[0].lastError == "gave up after 1000 s: 451 4.7.1 greylisted")
+        #expect(entry.recipients[0].notified == false, "to be reported")
+        #expect(QueueRunner.nextDue(entry) == 0, "the report is due now")
+        #expect(entry.recipients[0].attempts == 2)
+    }
+
+    @Test func failuresOfReportsAreNotReported() throws {
+        let runner = try Self.runner()
+        var entry = Self.entry(sender: "")
+        runner.settle(
+            &entry.recipients[0],
+            .failed(SMTPReply(550, EnhancedStatusCode(5, 1, 1), "no such user")),
+            remoteMTA: nil,
+            entry: entry,
+            now: 5
+        )
+        #expect(entry.recipients[0].state == .failed && entry.recipients[0].notified == true)
+        #expect(QueueRunner.nextDue(entry) == nil, "nothing left: the entry is removed")
+    }
+
+    @Test func theFromDomainChoosesTheSigningKeys() throws {
+        let key = try DKIMPrivateKey.generate(.ed25519)
+        let runner = try Self.runner(signers: { [DKIMSigner(domain: $0, selector: "s", key: key)] })
+        func signer(_ header: String) -> String? {
+            runner.signers(for: HeaderSection(parsing: Array(header.utf8))).first?.domain
+        }
+        #expect(signer("From: Alice <alice@petrel.test>\r\n") == "petrel.test")
+        #expect(signer("From: MAILER-DAEMON@mx.petrel.test\r\n") == "petrel.test", "a subdomain signs as its domain")
+        #expect(signer("From: x@notpetrel.test\r\n") == nil)
+        #expect(signer("From: x@remote.test\r\n") == nil, "never for someone else's domain")
+        #expect(signer("Subject: no From\r\n") == nil)
+        #expect(runner.isLocal("bob@PETREL.test") && !runner.isLocal("bob@remote.test"))
     }
 }

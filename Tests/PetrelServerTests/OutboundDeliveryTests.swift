@@ -64,7 +64,8 @@ import Testing
         try await client.send("DATA")
         try await client.expect(354)
         let header = [
-            "From: Alice <alice@petrel.test>", "To: \(recipients.joined(separator: ", "))", "Subject: outbound test",
+            "From: Alice <alice@petrel.test>", "To: \(recipients.joined(separator: ",\r\n\t"))",
+            "Subject: outbound test",
             "Date: Sun, 29 Nov 2026 12:00:00 +0000", "Message-ID: <\(UUID().uuidString)@petrel.test>",
         ]
         let stuffed = body.replacingOccurrences(of: "\r\n.", with: "\r\n..")
@@ -376,6 +377,19 @@ import Testing
         let entries = try server.server.queue.entries()
         #expect(entries.first?.recipients.first?.state == .pending, "still being retried")
         #expect(entries.first?.warned == true)
+        await receiver.stop()
+        try await server.stop()
+    }
+
+    @Test func manyRecipientsAreSplitIntoTransactionsOfFifty() async throws {
+        let server = try await Self.server(mx: "127.0.0.19")
+        let receiver = try await ScriptedReceiver.start(host: "127.0.0.19")
+        let recipients = (1...60).map { "user\($0)@remote.test" }
+        try await Self.submit(server, to: recipients)
+        let messages = await receiver.waitForMessages(2)
+        #expect(messages.map(\.recipients.count).sorted() == [10, 50])
+        #expect(Set(messages.flatMap(\.recipients)) == Set(recipients))
+        #expect(try await Self.waitForEmptyQueue(server).isEmpty)
         await receiver.stop()
         try await server.stop()
     }
