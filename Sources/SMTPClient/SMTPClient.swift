@@ -197,29 +197,14 @@ public protocol OutgoingMessage: Sendable {
     func stream(into write: (ByteBuffer) async throws -> Void) async throws
 }
 
-/// A message held in memory.
-public struct InMemoryMessage: OutgoingMessage {
-    public var bytes: [UInt8]
-
-    public init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    public func stream(into write: (ByteBuffer) async throws -> Void) async throws {
-        try await write(ByteBuffer(bytes: self.bytes))
-    }
-}
-
 /// What TLS gave us: recorded per RFC 7435 even when not required.
-public struct TLSDetails: Hashable, Sendable, CustomStringConvertible {
+public struct TLSDetails: Hashable, Sendable {
     /// "TLSv1.3".
     public var version: String
     /// The certificate chains to a trusted root and names the host.
     public var verified: Bool
     /// Why it did not verify.
     public var problem: String?
-
-    public var description: String {
-        "\(self.version) \(self.verified ? "verified" : "unverified")"
-    }
 }
 
 /// What the verification callback found, for the task that waits for the handshake.
@@ -418,7 +403,10 @@ final class ReplyReader: ChannelInboundHandler, @unchecked Sendable {
                     self.tlsReply = .injected  // a second reply in the same read
                     return
                 }
-                if self.tlsReply == .expected { self.tlsReply = .received }
+                if self.tlsReply == .expected {
+                    // 220: the handshake is next and nothing else; anything else: no TLS, go on.
+                    self.tlsReply = reply.code == 220 ? .received : .notExpected
+                }
                 if case .dropped = self.continuation.yield(.reply(reply)) {
                     self.fail("the server sent more than \(Self.maximumQueued) replies unasked")
                     return

@@ -393,4 +393,17 @@ import Testing
         await receiver.stop()
         try await server.stop()
     }
+
+    @Test func aServerThatRefusesSTARTTLSGetsTheMailInPlaintext() async throws {
+        let server = try await Self.server(mx: "127.0.0.20")
+        var script = ScriptedReceiver.Script()
+        script.startTLSReply = "454 4.7.0 TLS not available due to temporary reason"
+        let receiver = try await ScriptedReceiver.start(host: "127.0.0.20", script: script)
+        try await Self.submit(server, to: ["bob@remote.test"])
+        #expect(await receiver.waitForMessages(1).count == 1)
+        #expect(receiver.connections == 1)
+        #expect(try await Self.waitForEmptyQueue(server).isEmpty)
+        await receiver.stop()
+        try await server.stop()
+    }
 }
