@@ -140,7 +140,7 @@ public struct Configuration: Sendable, Hashable {
 
     /// `[relay]`: `host = "smtp.provider.example:587"` (465 is TLS from the start, any other
     /// port STARTTLS), TLS required and its certificate verified.
-    public struct Relay: Sendable, Hashable {
+    public struct Relay: Sendable, Hashable, CustomStringConvertible {
         public var host: String
         public var port: Int
         public var username: String?
@@ -154,6 +154,11 @@ public struct Configuration: Sendable, Hashable {
             self.username = username
             self.password = password
             self.caFile = caFile
+        }
+
+        /// Never the password, wherever this is printed.
+        public var description: String {
+            "\(self.host):\(self.port)" + (self.username.map { " as \($0)" } ?? "")
         }
     }
 

@@ -70,7 +70,7 @@ public struct ClientSession: Sendable {
     }
 
     /// A smarthost's login (AUTH PLAIN, RFC 4616), sent only over TLS.
-    public struct Credentials: Hashable, Sendable {
+    public struct Credentials: Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
         public var username: String
         public var password: String
 
@@ -78,6 +78,10 @@ public struct ClientSession: Sendable {
             self.username = username
             self.password = password
         }
+
+        /// The user name only: a password must not reach a log by accident.
+        public var description: String { self.username }
+        public var debugDescription: String { self.username }
     }
 
     enum State: Hashable, Sendable {
