@@ -191,16 +191,7 @@ public struct OutboundQueue: Sendable {
         var entry = entry
         entry.size = message.count
         let temporary = self.temporary + "/\(entry.id).eml"
-        let fd = try POSIXFile.createExclusive(temporary)
-        do {
-            try POSIXFile.writeAll(fd, message, path: temporary)
-            try POSIXFile.syncData(fd, path: temporary)
-            try POSIXFile.closeFile(fd, path: temporary)
-        } catch {
-            _ = try? POSIXFile.closeFile(fd, path: temporary)
-            POSIXFile.remove(temporary)
-            throw error
-        }
+        try POSIXFile.writeSynced(temporary, message)
         try self.enqueue(file: temporary, entry: entry)
     }
 
@@ -230,18 +221,12 @@ public struct OutboundQueue: Sendable {
         }
         let message = (path: pickup + "/\(entry.id).eml", bytes: message)
         let envelope = (path: pickup + "/\(entry.id).envelope.tmp", bytes: [UInt8](data))
-        for file in [message, envelope] {
-            let fd = try POSIXFile.createExclusive(file.path)
-            do {
-                try POSIXFile.writeAll(fd, file.bytes, path: file.path)
-                try POSIXFile.syncData(fd, path: file.path)
-                try POSIXFile.closeFile(fd, path: file.path)
-            } catch {
-                _ = try? POSIXFile.closeFile(fd, path: file.path)
-                POSIXFile.remove(message.path)
-                POSIXFile.remove(envelope.path)
-                throw error
-            }
+        do {
+            try POSIXFile.writeSynced(message.path, message.bytes)
+            try POSIXFile.writeSynced(envelope.path, envelope.bytes)
+        } catch {
+            POSIXFile.remove(message.path)
+            throw error
         }
         try POSIXFile.rename(envelope.path, pickup + "/\(entry.id).envelope")
         try POSIXFile.syncDirectory(pickup)
@@ -312,16 +297,7 @@ public struct OutboundQueue: Sendable {
             throw StoreError.io(operation: "encode", path: self.envelopePath(entry.id), errno: EINVAL)
         }
         let temporary = self.temporary + "/\(entry.id).envelope"
-        let fd = try POSIXFile.createExclusive(temporary)
-        do {
-            try POSIXFile.writeAll(fd, [UInt8](data), path: temporary)
-            try POSIXFile.syncData(fd, path: temporary)
-            try POSIXFile.closeFile(fd, path: temporary)
-        } catch {
-            _ = try? POSIXFile.closeFile(fd, path: temporary)
-            POSIXFile.remove(temporary)
-            throw error
-        }
+        try POSIXFile.writeSynced(temporary, [UInt8](data))
         let final = self.envelopePath(entry.id)
         guard rename(temporary, final) == 0 else {
             let code = errno

@@ -67,6 +67,20 @@ enum POSIXFile {
         }
     }
 
+    /// A new file with these bytes, synced and closed; nothing is left behind when it fails.
+    static func writeSynced(_ path: String, _ bytes: [UInt8]) throws(StoreError) {
+        let fd = try Self.createExclusive(path)
+        do {
+            try Self.writeAll(fd, bytes, path: path)
+            try Self.syncData(fd, path: path)
+            try Self.closeFile(fd, path: path)
+        } catch {
+            _ = try? Self.closeFile(fd, path: path)
+            Self.remove(path)
+            throw error
+        }
+    }
+
     static func rename(_ source: String, _ destination: String) throws(StoreError) {
         #if canImport(Glibc)
         let result = Glibc.rename(source, destination)
