@@ -25,7 +25,8 @@ struct Petrel: AsyncParsableCommand {
             Configuration reference: README.md, section "Configuration".
             """,
         subcommands: [
-            Serve.self, User.self, Alias.self, Queue.self, Sendmail.self, Resolve.self, Check.self, DKIM.self,
+            Serve.self, User.self, Alias.self, Queue.self, Sendmail.self, DKIM.self, DNSRecordsCommand.self,
+            Resolve.self, Check.self,
         ]
     )
 }

@@ -110,6 +110,16 @@ public enum ConfigurationLoader {
             }
             configuration.postmaster = address
         }
+        if let addresses = try top.stringArray("addresses") {
+            var parsed: [IPAddress] = []
+            for text in addresses {
+                guard let address = IPAddress(text) else {
+                    throw top.error("addresses", "'\(text)' is not an IPv4 or IPv6 address")
+                }
+                if !parsed.contains(address) { parsed.append(address) }
+            }
+            configuration.publicAddresses = parsed
+        }
         if let delimiter = try top.string("recipient_delimiter") {
             switch delimiter.count {
             case 0:
