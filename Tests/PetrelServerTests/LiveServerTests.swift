@@ -276,3 +276,27 @@ func runTool(_ executable: String, _ arguments: [String]) -> Bool {
     process.waitUntilExit()
     return process.terminationStatus == 0
 }
+
+@Suite struct ListenerAddressTests {
+    /// "0.0.0.0:P" and "[::]:P" side by side: the IPv6 socket takes IPv6 only, so both bind.
+    @Test func wildcardIPv4AndIPv6ListenersOnOnePort() async throws {
+        var server: TestServer?
+        var port = 0
+        for _ in 0..<5 where server == nil {
+            let candidate = Int.random(in: 20_000...60_000)
+            port = candidate
+            server = try? await TestServer.start { configuration in
+                configuration.listen.smtp = [
+                    ListenAddress(host: "0.0.0.0", port: candidate), ListenAddress(host: "::", port: candidate),
+                ]
+            }
+        }
+        let running = try #require(server)
+        for host in ["127.0.0.1", "::1"] {
+            let client = try await SMTPTestClient.connect(host: host, port: port)
+            try await client.expect(220)
+            try await client.send("QUIT")
+        }
+        try await running.stop()
+    }
+}
