@@ -25,7 +25,7 @@ struct Petrel: AsyncParsableCommand {
             Configuration reference: README.md, section "Configuration".
             """,
         subcommands: [
-            Serve.self, User.self, Alias.self, Queue.self, Sendmail.self, DKIM.self, DNSRecordsCommand.self,
+            Init.self, Serve.self, User.self, Alias.self, Queue.self, Sendmail.self, DKIM.self, DNSRecordsCommand.self,
             Resolve.self, Check.self,
         ]
     )

@@ -289,7 +289,8 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-func joinPath(_ base: String, _ path: String) -> String {
+/// `path` if absolute, else `base/path`.
+public func joinPath(_ base: String, _ path: String) -> String {
     if path.hasPrefix("/") { return path }
     if base.hasSuffix("/") { return base + path }
     return base + "/" + path
