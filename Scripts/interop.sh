@@ -238,6 +238,41 @@ python3 Scripts/interop_auth.py signing "$PETREL" "$WORK/petrel.toml" || fail "p
 python3 Scripts/interop_auth.py spf "$PETREL" "$WORK" Tests/MailAuthTests/Fixtures/spf/rfc7208-tests.yml \
   || fail "pyspf and petrel check spf"
 
+# --- petrel init and petrel dns: the zone it prints, served by Knot as it is, checked by pyspf
+# and dkimpy.
+if command -v knotd >/dev/null || [ -x /usr/sbin/knotd ]; then
+  RECORDS="$WORK/records"
+  mkdir -p "$RECORDS/run" "$RECORDS/db"
+  "$PETREL" init --domain example.com --hostname mail.example.com --ip 203.0.113.7 \
+    --data-dir "$RECORDS/data" --config "$RECORDS/petrel.toml" >"$RECORDS/init.txt" || fail "petrel init"
+  "$PETREL" dkim keygen example.com --selector ed --algorithm ed25519 --config "$RECORDS/petrel.toml" >/dev/null
+  { printf '$ORIGIN .\n$TTL 300\n@ IN SOA ns.invalid. hostmaster.invalid. 1 3600 600 86400 60\n@ IN NS ns.invalid.\n'
+    "$PETREL" dns --format zone --config "$RECORDS/petrel.toml"; } >"$RECORDS/root.zone"
+  KNOT_PORT=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  cat > "$RECORDS/knot.conf" <<KNOT
+server:
+    rundir: "$RECORDS/run"
+    listen: 127.0.0.1@$KNOT_PORT
+database:
+    storage: "$RECORDS/db"
+zone:
+  - domain: .
+    file: "$RECORDS/root.zone"
+    semantic-checks: off
+log:
+  - target: stderr
+    any: error
+KNOT
+  "$(command -v knotd || echo /usr/sbin/knotd)" -c "$RECORDS/knot.conf" 2>"$RECORDS/knot.log" &
+  KNOT_PID=$!
+  python3 Scripts/interop_auth.py wait "$KNOT_PORT"
+  python3 Scripts/interop_records.py "$KNOT_PORT" "$PETREL" "$RECORDS/petrel.toml" \
+    || fail "petrel dns records with pyspf and dkimpy: $(cat "$RECORDS/knot.log")"
+  kill "$KNOT_PID"; wait "$KNOT_PID" 2>/dev/null || true
+else
+  echo "interop: knotd not installed; petrel dns records not checked"
+fi
+
 # --- SIGTERM: a clean stop with exit status 0.
 kill -TERM "$SERVER_PID"
 wait "$SERVER_PID" || fail "petrel did not exit 0 on SIGTERM"
