@@ -42,6 +42,8 @@ public enum DNSRecordData: Hashable, Sendable {
     case a([UInt8])
     case aaaa([UInt8])
     case mx(preference: UInt16, exchange: DNSName)
+    /// RFC 2782.
+    case srv(priority: UInt16, weight: UInt16, port: UInt16, target: DNSName)
     /// The character-strings of one TXT record (RFC 1035 §3.3.14).
     case txt([[UInt8]])
     /// CNAME, PTR, NS.
@@ -302,6 +304,12 @@ struct DNSWireReader {
             guard length >= 3 else { throw .badRecordData(type) }
             let preference = try self.readUInt16()
             return .mx(preference: preference, exchange: try name(&self))
+        case .srv:
+            guard length >= 7 else { throw .badRecordData(type) }
+            let priority = try self.readUInt16()
+            let weight = try self.readUInt16()
+            let port = try self.readUInt16()
+            return .srv(priority: priority, weight: weight, port: port, target: try name(&self))
         case .cname, .ptr, .ns:
             return .name(try name(&self))
         case .txt:

@@ -12,11 +12,13 @@ public struct DNSRecordType: RawRepresentable, Hashable, Sendable, CustomStringC
     public static let mx = DNSRecordType(rawValue: 15)
     public static let txt = DNSRecordType(rawValue: 16)
     public static let aaaa = DNSRecordType(rawValue: 28)
+    public static let srv = DNSRecordType(rawValue: 33)
     public static let opt = DNSRecordType(rawValue: 41)
     public static let tlsa = DNSRecordType(rawValue: 52)
 
     static let names: [UInt16: String] = [
-        1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA", 41: "OPT", 52: "TLSA",
+        1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA", 33: "SRV", 41: "OPT",
+        52: "TLSA",
     ]
 
     /// "MX", or "TYPE99" for types without a name here (RFC 3597 §5).

@@ -21,6 +21,8 @@ extension DNSRecordData {
             return Self.address(octets)
         case .mx(let preference, let exchange):
             return "\(preference) \(exchange)"
+        case .srv(let priority, let weight, let port, let target):
+            return "\(priority) \(weight) \(port) \(target)"
         case .txt(let strings):
             return strings.map(Self.quoted).joined(separator: " ")
         case .name(let name):

@@ -74,8 +74,8 @@ struct Init: ParsableCommand {
             print("mailbox \(result.postmaster), password (shown only now): \(password)")
         }
         print("")
-        print("Publish these DNS records (`petrel dns --format zone` prints them for a zone file); check")
-        print("what the world sees with `petrel resolve TXT _dmarc.\(result.configuration.domains[0])` and the like.")
+        print("Publish these DNS records (`petrel dns --format zone` prints them for a zone file), start the")
+        print("server, then check everything with: petrel doctor --config \(setup.configurationPath)")
         print("")
         print(try DNSRecords(configuration: result.configuration).rendered(.table), terminator: "")
         print("")

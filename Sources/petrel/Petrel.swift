@@ -26,6 +26,7 @@ struct Petrel: AsyncParsableCommand {
             """,
         subcommands: [
             Init.self, Serve.self, User.self, Alias.self, Queue.self, Sendmail.self, DKIM.self, DNSRecordsCommand.self,
+            DoctorCommand.self,
             Resolve.self, Check.self,
         ]
     )
@@ -236,7 +237,7 @@ struct Resolve: AsyncParsableCommand {
     )
 
     @OptionGroup var options: ConfigOption
-    @Argument(help: "A record type: A, AAAA, MX, TXT, PTR, CNAME, TLSA, SOA, NS, or TYPEnn.")
+    @Argument(help: "A record type: A, AAAA, MX, TXT, PTR, CNAME, SRV, TLSA, SOA, NS, or TYPEnn.")
     var type: String
     @Argument(help: "The name to look up; for PTR, an IP address works too.")
     var name: String
