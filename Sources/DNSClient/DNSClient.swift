@@ -32,6 +32,8 @@ public final class DNSClient: DNSResolving, Sendable {
 
     /// What the client did, for logs and tests.
     public struct Statistics: Sendable, Hashable {
+        public init() {}
+
         public var lookups = 0
         public var cacheHits = 0
         /// Lookups that waited for an identical lookup already under way.

@@ -3,6 +3,7 @@ import Logging
 import MailAuth
 import MailCore
 import MailStore
+import Metrics
 import NIOCore
 import NIOPosix
 import SMTPClient
@@ -83,6 +84,8 @@ public final class QueueRunner: Service, Sendable {
     /// Unix seconds.
     let clock: @Sendable () -> Int64
     let logger: Logger
+    /// Where `petrel_deliveries_total` goes (the server's Prometheus registry).
+    let metrics: any MetricsFactory
     private let state = Mutex(State())
     private let wakeups: AsyncStream<Void>
     private let wakeup: AsyncStream<Void>.Continuation
@@ -94,6 +97,8 @@ public final class QueueRunner: Service, Sendable {
         var due: [String: Int64] = [:]
         var inFlight: Set<String> = []
         var stopping = false
+        /// Arrival times, for the age of the oldest message.
+        var arrivals: [String: Int64] = [:]
     }
 
     public init(
@@ -107,8 +112,10 @@ public final class QueueRunner: Service, Sendable {
         threadPool: NIOThreadPool,
         makeID: @escaping @Sendable () -> String,
         clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) },
-        logger: Logger
+        logger: Logger,
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance
     ) {
+        self.metrics = metrics
         self.queue = queue
         self.pickup = pickup
         self.router = router
@@ -133,6 +140,11 @@ public final class QueueRunner: Service, Sendable {
 
     /// Messages being delivered right now (tests, logs).
     public var inFlight: Int { self.state.withLock { $0.inFlight.count } }
+
+    /// Messages in the queue, and when the oldest arrived (Unix seconds), for the metrics.
+    public var size: (messages: Int, oldestArrival: Int64?) {
+        self.state.withLock { ($0.due.count, $0.arrivals.values.min()) }
+    }
 
     public func run() async throws {
         await withGracefulShutdownHandler {
@@ -170,7 +182,10 @@ public final class QueueRunner: Service, Sendable {
     private func load() async {
         let entries = (try? await self.threadPool.runIfActive { try self.queue.entries() }) ?? []
         self.state.withLock { state in
-            for entry in entries { state.due[entry.id] = Self.nextDue(entry) ?? 0 }
+            for entry in entries {
+                state.due[entry.id] = Self.nextDue(entry) ?? 0
+                state.arrivals[entry.id] = entry.createdAt
+            }
         }
         if !entries.isEmpty { self.logger.info("queue loaded", metadata: ["messages": "\(entries.count)"]) }
         self.wakeup.yield()
@@ -218,9 +233,10 @@ public final class QueueRunner: Service, Sendable {
         do {
             entry = try await self.threadPool.runIfActive { try self.queue.entry(id) }
         } catch {
-            self.state.withLock { _ = $0.due.removeValue(forKey: id) }  // deleted meanwhile
+            self.forget(id)  // deleted meanwhile
             return
         }
+        self.state.withLock { $0.arrivals[id] = entry.createdAt }
         var message: QueuedMessage?
         let due = entry.recipients.indices.filter {
             entry.recipients[$0].state == .pending && (entry.recipients[$0].nextAttempt ?? 0) <= now
@@ -263,8 +279,17 @@ public final class QueueRunner: Service, Sendable {
                 self.logger.error("cannot remove from queue", metadata: ["id": "\(id)", "error": "\(error)"])
             }
         }
+        if let next {
+            self.state.withLock { $0.due[id] = next }
+        } else {
+            self.forget(id)
+        }
+    }
+
+    private func forget(_ id: String) {
         self.state.withLock { state in
-            if let next { state.due[id] = next } else { state.due.removeValue(forKey: id) }
+            state.due.removeValue(forKey: id)
+            state.arrivals.removeValue(forKey: id)
         }
     }
 
@@ -625,7 +650,7 @@ public final class QueueRunner: Service, Sendable {
         case .delete:
             do {
                 try await self.threadPool.runIfActive { try self.queue.remove(id) }
-                self.state.withLock { _ = $0.due.removeValue(forKey: id) }
+                self.forget(id)
                 self.logger.notice("removed", metadata: ["id": "\(id)", "reason": "deleted by the operator"])
             } catch {
                 self.logger.error("cannot remove from queue", metadata: ["id": "\(id)", "error": "\(error)"])
@@ -673,6 +698,11 @@ public final class QueueRunner: Service, Sendable {
                 metadata["reply"] = "\(Self.text(reply))"
             }
             self.logger.info("delivery", metadata: metadata)
+            Counter(
+                label: "petrel_deliveries_total",
+                dimensions: [("result", metadata["status"].map { "\($0)" } ?? "")],
+                factory: self.metrics
+            ).increment()
         }
     }
 

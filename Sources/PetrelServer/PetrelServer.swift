@@ -34,6 +34,9 @@ public final class PetrelServer: Sendable {
     public let runner: QueueRunner
     /// The stub resolver, shared by everything that needs DNS.
     public let dns: DNSClient
+    public let metrics: ServerMetrics
+    /// Where `[metrics] listen` serves, when it does.
+    public let metricsAddress: SocketAddress?
     private let reloader: TLSReloader
     private let group: ServiceGroup
     private let threadPool: NIOThreadPool
@@ -53,6 +56,8 @@ public final class PetrelServer: Sendable {
         queue: OutboundQueue,
         runner: QueueRunner,
         dns: DNSClient,
+        metrics: ServerMetrics,
+        metricsAddress: SocketAddress?,
         reloader: TLSReloader,
         group: ServiceGroup,
         threadPool: NIOThreadPool,
@@ -65,6 +70,8 @@ public final class PetrelServer: Sendable {
         self.queue = queue
         self.runner = runner
         self.dns = dns
+        self.metrics = metrics
+        self.metricsAddress = metricsAddress
         self.reloader = reloader
         self.group = group
         self.threadPool = threadPool
@@ -117,6 +124,7 @@ public final class PetrelServer: Sendable {
             let accounts = try AccountStore(path: configuration.accountsPath)
             let dns = configuration.makeDNSClient()
             let ids = QueueIDGenerator()
+            let metrics = ServerMetrics()
             let runner = try Self.makeRunner(
                 configuration: configuration,
                 store: store,
@@ -124,6 +132,7 @@ public final class PetrelServer: Sendable {
                 resolver: resolver ?? dns,
                 ids: ids,
                 threadPool: threadPool,
+                metrics: metrics,
                 logger: logger
             )
             let receiver = try MailReceiver(
@@ -140,6 +149,7 @@ public final class PetrelServer: Sendable {
                     resolver: resolver ?? dns,
                     hostname: configuration.hostname
                 ),
+                metrics: metrics,
                 logger: logger
             )
             let limits = SMTPLimits(
@@ -187,6 +197,20 @@ public final class PetrelServer: Sendable {
             let reloader = TLSReloader(files: tlsFiles, provider: tls, logger: logger)
             var services = listeners.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
             services.append(.init(service: runner))
+            var metricsAddress: SocketAddress?
+            if let address = configuration.metricsListen {
+                let endpoint: MetricsEndpoint
+                do {
+                    endpoint = try await MetricsEndpoint.bind(host: address.host, port: address.port) {
+                        metrics.render(queue: runner, dns: dns, now: Int64(time(nil)))
+                    }
+                } catch {
+                    let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
+                    throw StartupError(description: "cannot listen on \(address) (metrics): \(reason)")
+                }
+                metricsAddress = endpoint.localAddress
+                services.append(.init(service: endpoint))
+            }
             if handleSignals { services.append(.init(service: reloader)) }
             var groupConfiguration = ServiceGroupConfiguration(
                 services: services,
@@ -202,6 +226,8 @@ public final class PetrelServer: Sendable {
                 queue: store.queue,
                 runner: runner,
                 dns: dns,
+                metrics: metrics,
+                metricsAddress: metricsAddress,
                 reloader: reloader,
                 group: ServiceGroup(configuration: groupConfiguration),
                 threadPool: threadPool,
@@ -222,6 +248,7 @@ public final class PetrelServer: Sendable {
         resolver: any DNSResolving,
         ids: QueueIDGenerator,
         threadPool: NIOThreadPool,
+        metrics: ServerMetrics,
         logger: Logger
     ) throws -> QueueRunner {
         let policy = configuration.delivery
@@ -274,7 +301,8 @@ public final class PetrelServer: Sendable {
             signers: { signers.signers(for: $0) },
             threadPool: threadPool,
             makeID: { ids.next() },
-            logger: logger
+            logger: logger,
+            metrics: metrics.factory
         )
     }
 
@@ -285,6 +313,9 @@ public final class PetrelServer: Sendable {
                 "listening",
                 metadata: ["protocol": "\(listener.kind.rawValue)", "address": "\(describe(listener.localAddress))"]
             )
+        }
+        if let address = self.metricsAddress {
+            self.logger.info("metrics", metadata: ["address": "http://\(describe(address))/metrics"])
         }
         let resolvers = self.dns.configuration.servers.map(describe).joined(separator: ",")
         if resolvers.isEmpty {

@@ -39,6 +39,8 @@ public struct Configuration: Sendable, Hashable {
     public var delivery = DeliveryPolicy()
     /// A smarthost for all outbound mail (`[relay]`); MX lookup when nil.
     public var relay: Relay?
+    /// `[metrics] listen`: where Prometheus text is served; off when nil.
+    public var metricsListen: ListenAddress?
 
     public struct Listen: Sendable, Hashable {
         /// Port-25 style listeners: receive mail for our domains, STARTTLS, no AUTH, no relaying.

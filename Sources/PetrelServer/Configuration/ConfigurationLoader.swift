@@ -266,6 +266,16 @@ public enum ConfigurationLoader {
             try relay.finish()
         }
 
+        if var metrics = try top.table("metrics") {
+            if let text = try metrics.string("listen") {
+                guard let address = ListenAddress(parsing: text) else {
+                    throw metrics.error("listen", "'\(text)' is not address:port (127.0.0.1:9464)")
+                }
+                configuration.metricsListen = address
+            }
+            try metrics.finish()
+        }
+
         if var log = try top.table("log") {
             if let level = try log.string("level") {
                 guard let parsed = Logger.Level(rawValue: level) else {

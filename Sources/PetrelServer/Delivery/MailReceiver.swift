@@ -29,6 +29,7 @@ final class MailReceiver: SMTPMailReceiver {
     let failures: AuthenticationFailures
     let threadPool: NIOThreadPool
     let authentication: InboundAuthentication
+    let metrics: ServerMetrics
     let logger: Logger
     /// Per-process random bytes for SCRAM answers about users that do not exist.
     private let decoySecret: [UInt8]
@@ -44,8 +45,10 @@ final class MailReceiver: SMTPMailReceiver {
         failures: AuthenticationFailures,
         threadPool: NIOThreadPool,
         authentication: InboundAuthentication,
+        metrics: ServerMetrics,
         logger: Logger
     ) throws {
+        self.metrics = metrics
         self.accounts = accounts
         self.resolver = resolver
         self.store = store
@@ -64,6 +67,7 @@ final class MailReceiver: SMTPMailReceiver {
     /// An address blocked for failed logins is turned away from the submission listeners; mail
     /// for our users from the same address over port 25 still gets in.
     func admit(connection: ConnectionInfo) async -> SMTPReply? {
+        self.metrics.connection(listener: connection.listener.rawValue)
         guard connection.listener != .smtp, self.failures.isBlocked(connection.remoteIP) else { return nil }
         return .tooManyAuthenticationFailures(hostname: self.hostname)
     }
@@ -118,6 +122,7 @@ final class MailReceiver: SMTPMailReceiver {
             case .mailboxes(let mailboxes):
                 return .accepted(mailboxes.map(\.mailbox))
             case .unknownUser:
+                self.metrics.recipientRefused(reason: "unknown_user")
                 return .rejected(
                     SMTPReply(550, EnhancedStatusCode(5, 1, 1), "\(path): Recipient address rejected: user unknown")
                 )
@@ -125,6 +130,7 @@ final class MailReceiver: SMTPMailReceiver {
                 // Only an authenticated user may relay; no client is trusted by its address.
                 guard transaction.authenticatedUser != nil, case .mailbox(let mailbox) = path, mailbox.domain != nil
                 else {
+                    self.metrics.recipientRefused(reason: "relay_denied")
                     return .rejected(SMTPReply(554, EnhancedStatusCode(5, 7, 1), "\(path): Relay access denied"))
                 }
                 return .relay
@@ -202,6 +208,7 @@ final class MailReceiver: SMTPMailReceiver {
                     verification: spf.map { .init(spf: $0, heloIdentity: heloIdentity) },
                     scanner: MessageScanner(now: timestamp, dkim: verify),
                     queued: self.queued,
+                    metrics: self.metrics,
                     connection: connection,
                     logger: self.logger
                 )
@@ -254,6 +261,7 @@ final class StoredMessage: IncomingMessage {
     /// nil when the message is not checked (a logged-in user's).
     let verification: Verification?
     let queued: @Sendable (String) -> Void
+    let metrics: ServerMetrics
     let connection: ConnectionInfo
     let logger: Logger
     private let reading: Mutex<Reading>
@@ -267,10 +275,12 @@ final class StoredMessage: IncomingMessage {
         verification: Verification?,
         scanner: MessageScanner,
         queued: @escaping @Sendable (String) -> Void,
+        metrics: ServerMetrics,
         connection: ConnectionInfo,
         logger: Logger
     ) {
         self.queued = queued
+        self.metrics = metrics
         self.file = file
         self.envelope = envelope
         self.queueEntry = queueEntry
@@ -330,6 +340,7 @@ final class StoredMessage: IncomingMessage {
         }
         if tooLarge {
             await self.file.discard()
+            self.metrics.message("refused", reason: "header_too_large")
             self.verification?.spf.cancel()
             return .failed(SMTPReply(552, EnhancedStatusCode(5, 3, 4), "Message header section too large"))
         }
@@ -343,7 +354,20 @@ final class StoredMessage: IncomingMessage {
                 message: scanned
             )
         }
+        if let outcome {
+            if let spf = outcome.results.spf {
+                self.metrics.authentication(method: "spf", result: spf.verdict.result.rawValue)
+            }
+            for dkim in outcome.results.dkim {
+                self.metrics.authentication(method: "dkim", result: dkim.result.rawValue)
+            }
+            if outcome.results.dkim.isEmpty { self.metrics.authentication(method: "dkim", result: "none") }
+            if let dmarc = outcome.results.dmarc {
+                self.metrics.authentication(method: "dmarc", result: dmarc.result.rawValue)
+            }
+        }
         if let refusal = outcome?.refusal {
+            self.metrics.message("refused", reason: "\(refusal.code)_\(refusal.enhancedCode?.description ?? "")")
             await self.file.discard()
             self.logger.info(
                 "message refused",
@@ -361,6 +385,7 @@ final class StoredMessage: IncomingMessage {
         }
         let mailboxes = self.envelope.mailboxes.map(\.description)
         let folder = mailboxes.isEmpty ? nil : outcome?.folder
+        let started = ContinuousClock.now
         do {
             try await self.file.commit(
                 // Return-Path on top (RFC 5321 §4.4), then our verdicts, then how it came.
@@ -374,8 +399,11 @@ final class StoredMessage: IncomingMessage {
                 "message not stored",
                 metadata: ["session": "\(self.connection.id)", "id": "\(self.file.id)", "error": "\(error)"]
             )
+            self.metrics.message("refused", reason: "store_error")
             return .failed(MailReceiver.reply(for: error))
         }
+        self.metrics.storeCommit(ContinuousClock.now - started)
+        self.metrics.message("accepted", reason: folder == nil ? "inbox" : "junk")
         var metadata: Logger.Metadata = [
             "session": "\(self.connection.id)",
             "id": "\(self.file.id)",
