@@ -63,7 +63,8 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let configuration = try self.options.load()
         let level = configuration.logLevel
-        LoggingSystem.bootstrap { label in LogfmtHandler(label: label, level: level) }
+        let format = configuration.logFormat
+        LoggingSystem.bootstrap { label in LogfmtHandler(label: label, level: level, format: format) }
         let logger = Logger(label: "petrel")
         if self.options.config == nil {
             logger.notice(

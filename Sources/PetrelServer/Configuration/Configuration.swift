@@ -32,6 +32,7 @@ public struct Configuration: Sendable, Hashable {
     public var mailAuthentication = MailAuthenticationPolicy()
     public var dns: DNSSettings
     public var logLevel: Logger.Level
+    public var logFormat = LogfmtHandler.Format.text
     /// The public addresses mail for `hostname` arrives at (`addresses`): the A, AAAA, SPF and
     /// PTR records of `petrel dns`, and what `petrel doctor` expects DNS to say.
     public var publicAddresses: [IPAddress] = []

@@ -284,6 +284,9 @@ public enum ConfigurationLoader {
                 }
                 configuration.logLevel = parsed
             }
+            if let format = try log.choice("format", LogfmtHandler.Format.allCases.map(\.rawValue)) {
+                configuration.logFormat = LogfmtHandler.Format(rawValue: format)!
+            }
             try log.finish()
         }
 

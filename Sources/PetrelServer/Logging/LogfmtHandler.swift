@@ -12,17 +12,24 @@ import Darwin
 /// and to grep, and to parse by log collectors. Keys that identify a session or a message come
 /// first; values with spaces or quotes are quoted.
 public struct LogfmtHandler: LogHandler {
+    /// `[log] format`: logfmt text, or one JSON object per line for log collectors.
+    public enum Format: String, Sendable, CaseIterable {
+        case text, json
+    }
+
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
     public let label: String
+    public let format: Format
     private static let output = Mutex<Void>(())
 
     /// Keys printed first, in this order.
     static let leadingKeys = ["session", "id", "client", "helo", "from", "to"]
 
-    public init(label: String, level: Logger.Level) {
+    public init(label: String, level: Logger.Level, format: Format = .text) {
         self.label = label
         self.logLevel = level
+        self.format = format
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -33,12 +40,10 @@ public struct LogfmtHandler: LogHandler {
     public func log(event: LogEvent) {
         var all = self.metadata
         if let extra = event.metadata { all.merge(extra) { $1 } }
-        let line = Self.format(
-            level: event.level,
-            message: "\(event.message)",
-            metadata: all,
-            timestamp: Self.timestamp()
-        )
+        let line =
+            self.format == .json
+            ? Self.json(level: event.level, message: "\(event.message)", metadata: all, timestamp: Self.timestamp())
+            : Self.format(level: event.level, message: "\(event.message)", metadata: all, timestamp: Self.timestamp())
         // One write(2) per line, under a lock, so lines from different threads never interleave.
         Self.output.withLock { _ in
             var remaining = Array(line.utf8)[...]
@@ -53,15 +58,50 @@ public struct LogfmtHandler: LogHandler {
 
     static func format(level: Logger.Level, message: String, metadata: Logger.Metadata, timestamp: String) -> String {
         var line = "\(timestamp) \(level) \(quoted(message))"
-        let keys = metadata.keys.sorted { a, b in
+        for key in Self.orderedKeys(metadata) {
+            line += " \(key)=\(quoted("\(metadata[key]!)"))"
+        }
+        return line + "\n"
+    }
+
+    /// `{"time":"...","level":"info","msg":"...","session":"1",...}`: the same keys, in the same
+    /// order, every value a string.
+    static func json(level: Logger.Level, message: String, metadata: Logger.Metadata, timestamp: String) -> String {
+        var line =
+            "{\"time\":\(jsonString(timestamp)),\"level\":\(jsonString("\(level)")),\"msg\":\(jsonString(message))"
+        for key in Self.orderedKeys(metadata) {
+            line += ",\(jsonString(key)):\(jsonString("\(metadata[key]!)"))"
+        }
+        return line + "}\n"
+    }
+
+    static func orderedKeys(_ metadata: Logger.Metadata) -> [String] {
+        metadata.keys.sorted { a, b in
             let ia = leadingKeys.firstIndex(of: a) ?? Int.max
             let ib = leadingKeys.firstIndex(of: b) ?? Int.max
             return ia != ib ? ia < ib : a < b
         }
-        for key in keys {
-            line += " \(key)=\(quoted("\(metadata[key]!)"))"
+    }
+
+    static func jsonString(_ text: String) -> String {
+        var output = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": output += "\\\""
+            case "\\": output += "\\\\"
+            case "\n": output += "\\n"
+            case "\r": output += "\\r"
+            case "\t": output += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    let hex = String(scalar.value, radix: 16)
+                    output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    output.unicodeScalars.append(scalar)
+                }
+            }
         }
-        return line + "\n"
+        return output + "\""
     }
 
     static func quoted(_ value: String) -> String {
