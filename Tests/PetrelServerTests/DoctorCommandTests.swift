@@ -31,8 +31,21 @@ import Glibc
         let zone = result.standardOutput.replacingOccurrences(of: "; (set by the address's owner) ", with: "")
         let server = PetrelProcess(arguments: ["serve", "--config", config], directory: directory)
         try server.start()
-        _ = try await server.listeningPort()
-        defer { server.signal(SIGTERM) }
+        // Stopped and waited for whatever happens: its pipes must not close under libdispatch.
+        do {
+            _ = try await server.listeningPort()
+            try await Self.check(zone: zone, config: config, port: base)
+        } catch {
+            server.signal(SIGTERM)
+            _ = await server.exit()
+            throw error
+        }
+        server.signal(SIGTERM)
+        #expect(await server.exit() == 0)
+    }
+
+    static func check(zone: String, config: String, port base: Int) async throws {
+        var result: PetrelProcess.Result
 
         func doctor(_ zone: String) async throws -> PetrelProcess.Result {
             let knot = try KnotServer(extraZones: [".": zone])

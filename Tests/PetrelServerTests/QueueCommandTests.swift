@@ -50,6 +50,21 @@ import Glibc
         return server
     }
 
+    /// Runs `body` with a server, which is stopped and waited for however `body` ends (a
+    /// process left running keeps its pipes registered with libdispatch).
+    func withServer(_ body: (PetrelProcess) async throws -> Void) async throws {
+        let server = try await self.serve()
+        do {
+            try await body(server)
+        } catch {
+            server.signal(SIGTERM)
+            _ = await server.exit()
+            throw error
+        }
+        server.signal(SIGTERM)
+        _ = await server.exit()
+    }
+
     func queue() -> OutboundQueue { OutboundQueue(directory: self.directory + "/data/queue") }
 
     func cleanUp() {
@@ -77,7 +92,7 @@ import Glibc
         defer { Task { await receiver.stop() } }
         var result = try await self.petrel("user", "add", "alice@petrel.test")
         #expect(result.status == 0, "\(result.standardError)")
-        var server = try await self.serve()
+        let server = try await self.serve()
         result = try await self.petrel(
             "sendmail",
             "-f",
@@ -96,13 +111,12 @@ import Glibc
         let entries = try self.queue().entries()
         try #require(entries.count == 1)
         #expect(entries[0].recipients.map(\.state) == [.pending, .pending])
-        server = try await self.serve()
-        #expect(await self.eventually(.seconds(30)) { (try? self.queue().entries().isEmpty) == true })
+        try await self.withServer { _ in
+            #expect(await self.eventually(.seconds(30)) { (try? self.queue().entries().isEmpty) == true })
+        }
         let messages = receiver.messages
         #expect(messages.count == 1)
         #expect(messages.flatMap(\.recipients).sorted() == ["bob@remote.test", "carol@remote.test"])
-        server.signal(SIGTERM)
-        _ = await server.exit()
     }
 
     @Test func queueListRetryBounceDelete() async throws {
@@ -122,61 +136,62 @@ import Glibc
             input: "To: dave@slow.test\nBcc: erin@slow.test\nSubject: waiting\n\nbody\n"
         )
         #expect(result.status == 0, "\(result.standardError)")
-        let server = try await self.serve()
-        #expect(
-            await self.eventually { (try? self.queue().entries().first?.recipients.first?.attempts ?? 0) ?? 0 >= 1 }
-        )
-        let entries = try self.queue().entries()
-        try #require(entries.count == 1)
-        let id = entries[0].id
-        #expect(entries[0].recipients.map(\.address) == ["dave@slow.test", "erin@slow.test"])
+        try await self.withServer { _ in
+            #expect(
+                await self.eventually { (try? self.queue().entries().first?.recipients.first?.attempts ?? 0) ?? 0 >= 1 }
+            )
+            let entries = try self.queue().entries()
+            try #require(entries.count == 1)
+            let id = entries[0].id
+            #expect(entries[0].recipients.map(\.address) == ["dave@slow.test", "erin@slow.test"])
 
-        result = try await self.petrel("queue", "list")
-        #expect(result.standardOutput.contains(id))
-        #expect(result.standardOutput.contains("dave@slow.test  pending"))
-        #expect(result.standardOutput.contains("last: 451 4.7.1 greylisted, try later"))
-        result = try await self.petrel("queue", "show", id)
-        #expect(result.standardOutput.contains("sender: <alice@petrel.test>"))
-        #expect(result.standardOutput.contains("Subject: waiting"))
-        #expect(!result.standardOutput.contains("Bcc:"), "Bcc is not kept in the message")
+            result = try await self.petrel("queue", "list")
+            #expect(result.standardOutput.contains(id))
+            #expect(result.standardOutput.contains("dave@slow.test  pending"))
+            #expect(result.standardOutput.contains("last: 451 4.7.1 greylisted, try later"))
+            result = try await self.petrel("queue", "show", id)
+            #expect(result.standardOutput.contains("sender: <alice@petrel.test>"))
+            #expect(result.standardOutput.contains("Subject: waiting"))
+            #expect(!result.standardOutput.contains("Bcc:"), "Bcc is not kept in the message")
 
-        let before = receiver.connections
-        result = try await self.petrel("queue", "retry", id)
-        #expect(result.standardOutput.contains("retry: done"), "\(result.standardOutput)\(result.standardError)")
-        #expect(await self.eventually { receiver.connections > before })
+            let before = receiver.connections
+            result = try await self.petrel("queue", "retry", id)
+            #expect(result.standardOutput.contains("retry: done"), "\(result.standardOutput)\(result.standardError)")
+            #expect(await self.eventually { receiver.connections > before })
 
-        result = try await self.petrel("queue", "bounce", id)
-        #expect(result.standardOutput.contains("bounce: done"))
-        // The report goes to alice, locally; the message leaves the queue.
-        let maildir = self.directory + "/data/mail/alice@petrel.test/new"
-        #expect(
-            await self.eventually { ((try? FileManager.default.contentsOfDirectory(atPath: maildir)) ?? []).count == 1 }
-        )
-        #expect(await self.eventually { (try? self.queue().entries().isEmpty) == true })
-        let report = try FileManager.default.contentsOfDirectory(atPath: maildir).first.map {
-            try String(contentsOfFile: maildir + "/" + $0, encoding: .utf8)
+            result = try await self.petrel("queue", "bounce", id)
+            #expect(result.standardOutput.contains("bounce: done"))
+            // The report goes to alice, locally; the message leaves the queue.
+            let maildir = self.directory + "/data/mail/alice@petrel.test/new"
+            #expect(
+                await self.eventually {
+                    ((try? FileManager.default.contentsOfDirectory(atPath: maildir)) ?? []).count == 1
+                }
+            )
+            #expect(await self.eventually { (try? self.queue().entries().isEmpty) == true })
+            let report = try FileManager.default.contentsOfDirectory(atPath: maildir).first.map {
+                try String(contentsOfFile: maildir + "/" + $0, encoding: .utf8)
+            }
+            #expect(report?.contains("Final-Recipient: rfc822; dave@slow.test") == true)
+            #expect(report?.contains("returned to the sender by the postmaster") == true)
+
+            result = try await self.petrel(
+                "sendmail",
+                "-f",
+                "alice@petrel.test",
+                "frank@slow.test",
+                input: "Subject: to delete\n\nbody\n"
+            )
+            #expect(await self.eventually { (try? self.queue().entries().count) == 1 })
+            let second = try #require(try self.queue().entries().first?.id)
+            result = try await self.petrel("queue", "delete", second)
+            #expect(result.standardOutput.contains("delete: done"))
+            #expect(try self.queue().entries().isEmpty)
+            result = try await self.petrel("queue", "delete", second)
+            #expect(result.status != 0)
+            #expect(result.standardError.contains("is not in the queue"))
         }
-        #expect(report?.contains("Final-Recipient: rfc822; dave@slow.test") == true)
-        #expect(report?.contains("returned to the sender by the postmaster") == true)
-
-        result = try await self.petrel(
-            "sendmail",
-            "-f",
-            "alice@petrel.test",
-            "frank@slow.test",
-            input: "Subject: to delete\n\nbody\n"
-        )
-        #expect(await self.eventually { (try? self.queue().entries().count) == 1 })
-        let second = try #require(try self.queue().entries().first?.id)
-        result = try await self.petrel("queue", "delete", second)
-        #expect(result.standardOutput.contains("delete: done"))
-        #expect(try self.queue().entries().isEmpty)
-        result = try await self.petrel("queue", "delete", second)
-        #expect(result.status != 0)
-        #expect(result.standardError.contains("is not in the queue"))
-        server.signal(SIGTERM)
-        _ = await server.exit()
-        // Without a server, the queue is changed directly.
+        // Without a server, the queue is read directly.
         result = try await self.petrel("queue", "list")
         #expect(result.standardOutput == "the queue is empty\n")
     }
