@@ -86,6 +86,8 @@ public struct SMTPClient: Sendable {
         // (the callback), so NIOSSL's own host name check is off.
         configuration.minimumTLSVersion = .tlsv1
         configuration.certificateVerification = .noHostnameVerification
+        // The callback verifies with swift-certificates; BoringSSL's own store would go unused.
+        configuration.trustRoots = .certificates([])
         self.tlsContext = try NIOSSLContext(configuration: configuration)
     }
 
