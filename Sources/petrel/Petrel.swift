@@ -18,10 +18,11 @@ import Darwin
 struct Petrel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "petrel",
-        abstract: "A mail server: receives SMTP mail for your domains and stores it in Maildirs.",
+        abstract: "A mail server: receives mail for your domains into Maildirs, and delivers your users' mail.",
         discussion: """
             Without --config, petrel runs on embedded defaults: data in ./petrel-data, mail for \
-            'localhost' (postmaster@localhost), SMTP on 127.0.0.1:2525.
+            'localhost' (postmaster@localhost), SMTP on 127.0.0.1:2525. For a real domain, start \
+            with `petrel init` (docs/setup.md).
             Configuration reference: README.md, section "Configuration".
             """,
         subcommands: [
