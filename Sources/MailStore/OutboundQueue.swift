@@ -239,7 +239,8 @@ public struct OutboundQueue: Sendable {
         var adopted: [String] = []
         for name in names.sorted() where name.hasSuffix(".envelope") {
             let id = String(name.dropLast(9))
-            guard QueueEntry.isValidID(id) else { continue }
+            // An id already queued stays in pickup for a human: a rename would replace it.
+            guard QueueEntry.isValidID(id), access(self.envelopePath(id), F_OK) != 0 else { continue }
             if names.contains("\(id).eml") {
                 try POSIXFile.rename(pickup + "/\(id).eml", self.messagePath(id))
             }

@@ -76,3 +76,38 @@ extension MessageStoreTests {
         )
     }
 }
+
+/// `petrel sendmail`'s pickup directory, and the queue's own bookkeeping for the runner and the CLI.
+extension MessageStoreTests {
+    @Test func pickupIsAdoptedAtStartAndOnRequest() async throws {
+        let pickup = self.store.pickupDirectory
+        let queue = self.store.queue
+        try FileManager.default.createDirectory(atPath: queue.directory, withIntermediateDirectories: true)
+        // Left while no server ran: taken at start-up.
+        try OutboundQueue.drop(message: Array("Subject: a\r\n\r\nx\r\n".utf8), entry: self.entry("P1"), into: pickup)
+        // An adoption a crash cut in half: the message moved, the envelope still in pickup.
+        try OutboundQueue.drop(message: Array("Subject: b\r\n\r\ny\r\n".utf8), entry: self.entry("P2"), into: pickup)
+        try FileManager.default.moveItem(atPath: pickup + "/P2.eml", toPath: queue.directory + "/P2.eml")
+        let preparation = try await self.store.prepare()
+        #expect(preparation.queue.adopted == 2)
+        #expect(try queue.entries().map(\.id) == ["P1", "P2"])
+        #expect(try String(contentsOfFile: queue.messagePath("P2"), encoding: .utf8) == "Subject: b\r\n\r\ny\r\n")
+        // An id already queued is never replaced: it stays in pickup for a human.
+        try OutboundQueue.drop(message: Array("Subject: c\r\n\r\nz\r\n".utf8), entry: self.entry("P1"), into: pickup)
+        #expect(try queue.adopt(from: pickup).isEmpty)
+        #expect(try String(contentsOfFile: queue.messagePath("P1"), encoding: .utf8) == "Subject: a\r\n\r\nx\r\n")
+        #expect(FileManager.default.fileExists(atPath: pickup + "/P1.envelope"))
+        // Removal: the envelope goes first; retry and bounce change only waiting recipients.
+        var entry = try queue.entry("P2")
+        entry.recipients[0].state = .delivered
+        try queue.update(entry)
+        #expect(try queue.perform(.bounce, id: "P2", now: 42))
+        let bounced = try queue.entry("P2")
+        #expect(bounced.recipients.map(\.state) == [.delivered, .failed])
+        #expect(bounced.recipients[1].notified == false && bounced.recipients[1].lastAttempt == 42)
+        #expect(try queue.perform(.delete, id: "P2", now: 42))
+        #expect(!FileManager.default.fileExists(atPath: queue.messagePath("P2")))
+        #expect(try queue.perform(.delete, id: "P2", now: 42) == false)
+        try await self.pool.shutdownGracefully()
+    }
+}
