@@ -38,6 +38,8 @@ public final class PetrelProcess: Sendable {
     private let output = Pipe()
     private let errors = Pipe()
     private let collected = Mutex<(out: Data, err: Data)>((Data(), Data()))
+    /// Left when both pipes have reached their end.
+    private let readers = DispatchGroup()
     private let exitStatus = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
 
     public init(arguments: [String], directory: String? = nil) {
@@ -52,13 +54,27 @@ public final class PetrelProcess: Sendable {
     }
 
     public func start() throws {
-        self.output.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            self.collected.withLock { $0.out.append(data) }
-        }
-        self.errors.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            self.collected.withLock { $0.err.append(data) }
+        // Each pipe is read by a thread of its own with plain blocking reads until its end: no
+        // readabilityHandler, whose dispatch source libdispatch on Linux may still be watching
+        // when the pipe's descriptor is closed (a crash in _dispatch_event_loop_drain, seen in CI
+        // with many processes at once).
+        for (pipe, isOutput) in [(self.output, true), (self.errors, false)] {
+            let handle = pipe.fileHandleForReading
+            self.readers.enter()
+            // The thread holds the process object until the pipe ends (the child exits).
+            let fd = handle.fileDescriptor
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+            Thread.detachNewThread {
+                var buffer = [UInt8](repeating: 0, count: 65_536)
+                while true {
+                    let count = read(fd, &buffer, buffer.count)
+                    if count < 0, errno == EINTR || errno == EAGAIN { continue }
+                    guard count > 0 else { break }
+                    let data = Data(buffer[..<count])
+                    self.collected.withLock { isOutput ? $0.out.append(data) : $0.err.append(data) }
+                }
+                self.readers.leave()
+            }
         }
         self.process.terminationHandler = { process in
             let waiters = self.exitStatus.withLock { state in
@@ -90,11 +106,9 @@ public final class PetrelProcess: Sendable {
             }
             if let known { continuation.resume(returning: known) }
         }
-        // Collect what the process wrote last.
-        for (pipe, isOutput) in [(self.output, true), (self.errors, false)] {
-            pipe.fileHandleForReading.readabilityHandler = nil
-            let rest = (try? pipe.fileHandleForReading.readToEnd()) ?? Data()
-            self.collected.withLock { isOutput ? $0.out.append(rest) : $0.err.append(rest) }
+        // What the process wrote last: the readers stop at the pipes' end.
+        await withCheckedContinuation { continuation in
+            self.readers.notify(queue: .global()) { continuation.resume() }
         }
         return status
     }
