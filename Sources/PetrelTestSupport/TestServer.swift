@@ -90,9 +90,14 @@ public final class TestServer: Sendable {
         return mailboxes.flatMap { self.messages(in: $0) }
     }
 
-    public func stop() async throws {
+    /// Stops the server and, unless told otherwise, removes its data directory.
+    public func stop(removingData: Bool = true) async throws {
         await self.server.shutdown()
         try await self.running.value
+        if removingData { self.removeData() }
+    }
+
+    public func removeData() {
         try? FileManager.default.removeItem(atPath: (self.dataDirectory as NSString).deletingLastPathComponent)
     }
 }

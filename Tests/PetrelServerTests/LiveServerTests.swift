@@ -169,7 +169,8 @@ import Testing
         try await busy.sendRaw(Array("Subject: in flight\r\n\r\nfirst half\r\n".utf8))
         try await Task.sleep(for: .milliseconds(100))
 
-        let stopping = Task { try await server.stop() }
+        // The data stays until the end: the check below must not race its removal.
+        let stopping = Task { try await server.stop(removingData: false) }
         let closing = try await idle.expect(421)
         #expect(closing.text.hasPrefix("4.3.2"))
         #expect(await idle.read().description == "closed")
@@ -181,6 +182,7 @@ import Testing
         try await stopping.value
         // New connections are refused once the listener is closed.
         await #expect(throws: (any Error).self) { _ = try await server.connect() }
+        server.removeData()
     }
 
     @Test func oversizedMessageIsRefusedAndNothingStays() async throws {
