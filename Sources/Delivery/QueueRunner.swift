@@ -617,12 +617,11 @@ public final class QueueRunner: Service, Sendable {
             self.logger.info("picked up", metadata: ["id": "\(id)"])
             self.enqueued(id)
         }
-        let control = self.queue.controlDirectory
-        let requests = (try? await self.threadPool.runIfActive { try FileSystem.list(control) }) ?? []
+        let requests = (try? await self.threadPool.runIfActive { try self.queue.pendingRequests() }) ?? []
         for name in requests {
             let parts = name.split(separator: ".")
             guard parts.count == 2 else {
-                FileSystem.remove(control + "/" + name)
+                self.queue.finishRequest(name)
                 continue
             }
             let id = String(parts[0])
@@ -634,7 +633,7 @@ public final class QueueRunner: Service, Sendable {
                 guard !self.state.withLock({ $0.inFlight.contains(id) }) else { continue }
                 await self.handle(request, id)
             }
-            FileSystem.remove(control + "/" + name)
+            self.queue.finishRequest(name)
         }
     }
 
@@ -715,25 +714,5 @@ public final class QueueRunner: Service, Sendable {
         let parts = text.split(separator: ".").compactMap { UInt16($0) }
         guard parts.count == 3, (2...5).contains(parts[0]) else { return nil }
         return EnhancedStatusCode(UInt8(parts[0]), parts[1], parts[2])
-    }
-}
-
-/// Directory listing and removal for the runner's bookkeeping.
-enum FileSystem {
-    static func list(_ path: String) throws -> [String] {
-        guard let directory = opendir(path) else { throw FileFailure(path: path, errno: errno) }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name != ".", name != ".." { names.append(name) }
-        }
-        return names
-    }
-
-    static func remove(_ path: String) {
-        unlink(path)
     }
 }

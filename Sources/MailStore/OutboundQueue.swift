@@ -265,6 +265,16 @@ public struct OutboundQueue: Sendable {
         return path
     }
 
+    /// The requests waiting in the control directory (`<id>.<request>` names), for the server.
+    public func pendingRequests() throws(StoreError) -> [String] {
+        try POSIXFile.listDirectory(self.controlDirectory)
+    }
+
+    /// Marks a request done (the command line waits for its file to go).
+    public func finishRequest(_ name: String) {
+        POSIXFile.remove(self.controlDirectory + "/" + name)
+    }
+
     /// Acts on a message directly; only while no server runs (the caller holds the data
     /// directory lock). A bounce's report is sent when the server next runs.
     public func perform(_ request: QueueRequest, id: String, now: Int64) throws -> Bool {

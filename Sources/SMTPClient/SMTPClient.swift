@@ -300,14 +300,6 @@ struct Connection {
         let verifier = self.settings.verifier
         let hostname = self.target.hostname
         let required = self.target.tlsPolicy == .required
-        let callback: NIOSSLCustomVerificationCallback = { certificates, promise in
-            Task {
-                let result = await verifier.verify(certificates, hostname: hostname)
-                verification.problem.withLock { $0 = result }
-                // Opportunistic TLS takes any certificate (RFC 7435 §3); a relay must prove itself.
-                promise.succeed(required && result != nil ? .failed : .certificateVerified)
-            }
-        }
         let reader = self.reader
         let channel = self.channel
         let context = self.tlsContext
@@ -317,6 +309,14 @@ struct Connection {
             try await channel.eventLoop.submit {
                 guard reader.beginTLS() else {
                     throw ClientFailure(description: "the server sent data after its reply to STARTTLS")
+                }
+                let callback: NIOSSLCustomVerificationCallback = { certificates, promise in
+                    Task {
+                        let result = await verifier.verify(certificates, hostname: hostname)
+                        verification.problem.withLock { $0 = result }
+                        // Opportunistic TLS takes any certificate (RFC 7435 §3); a relay must prove itself.
+                        promise.succeed(required && result != nil ? .failed : .certificateVerified)
+                    }
                 }
                 let handler = try NIOSSLClientHandler(
                     context: context,

@@ -49,14 +49,7 @@ struct MaildirDelivery: LocalDelivery {
                 delivered = MailReceiver.reply(for: error)
             }
         }
-        return results.map { $0 ?? ClientSession.RecipientResult.result(delivered) }
-    }
-}
-
-extension ClientSession.RecipientResult {
-    static func result(_ reply: SMTPReply) -> Self {
-        if reply.code < 400 { return .delivered(reply) }
-        return reply.isTransientFailure ? .deferred(reply) : .failed(reply)
+        return results.map { $0 ?? ClientSession.result(delivered) }
     }
 }
 

@@ -387,7 +387,8 @@ public struct ClientSession: Sendable {
         return .send(["QUIT"])
     }
 
-    static func result(_ reply: SMTPReply) -> RecipientResult {
+    /// 2xx/3xx delivered, 4xx deferred, 5xx failed.
+    public static func result(_ reply: SMTPReply) -> RecipientResult {
         if reply.code < 400 { return .delivered(reply) }
         return reply.isTransientFailure ? .deferred(reply) : .failed(reply)
     }
