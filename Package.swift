@@ -99,12 +99,14 @@ let package = Package(
         .target(
             name: "MailStore",
             dependencies: [
+                "CPetrelSystem",
                 "MailCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
+        .target(name: "CPetrelSystem"),
         .target(
             name: "Accounts",
             dependencies: [

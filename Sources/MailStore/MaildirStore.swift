@@ -45,17 +45,36 @@ public struct MaildirStore: Sendable {
     )
         throws(StoreError) -> [String]
     {
+        let links = try self.link(file, id: id, size: size, to: mailboxes, folder: folder)
+        do {
+            for directory in links.directories { try POSIXFile.syncDirectory(directory) }
+        } catch {
+            for destination in links.paths { POSIXFile.remove(destination) }
+            throw error
+        }
+        return links.paths
+    }
+
+    /// Links `file` into `new/` of each mailbox (or of its `folder`), without syncing: the
+    /// caller syncs `directories` (a group commit syncs each once for many messages). On failure,
+    /// takes back the links it made.
+    func link(
+        _ file: String,
+        id: String,
+        size: Int,
+        to mailboxes: [String],
+        folder: String? = nil
+    ) throws(StoreError) -> (paths: [String], directories: [String]) {
         let name = self.uniqueName(id: id, size: size)
         var linked: [String] = []
+        var directories: [String] = []
         do {
-            var directories: [String] = []
             for mailbox in mailboxes {
                 let destination = try self.link(file, into: mailbox, folder: folder, name: name)
                 linked.append(destination)
                 directories.append(String(destination[..<destination.lastIndex(of: "/")!]))
             }
-            for directory in directories { try POSIXFile.syncDirectory(directory) }
-            return linked
+            return (linked, directories)
         } catch {
             for destination in linked { POSIXFile.remove(destination) }
             throw error

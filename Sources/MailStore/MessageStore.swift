@@ -1,3 +1,4 @@
+import CPetrelSystem
 import NIOCore
 import NIOPosix
 
@@ -34,6 +35,7 @@ public final class MessageStore: Sendable {
     /// Where `petrel sendmail` leaves messages for the server to queue.
     public let pickupDirectory: String
     let threadPool: NIOThreadPool
+    let groupCommit: GroupCommit
 
     public init(dataDirectory: String, hostname: String, threadPool: NIOThreadPool) {
         self.dataDirectory = dataDirectory
@@ -42,6 +44,7 @@ public final class MessageStore: Sendable {
         self.queue = OutboundQueue(directory: dataDirectory + "/queue")
         self.pickupDirectory = dataDirectory + "/pickup"
         self.threadPool = threadPool
+        self.groupCommit = GroupCommit(threadPool: threadPool)
     }
 
     /// What `prepare` found.
@@ -75,36 +78,26 @@ public final class MessageStore: Sendable {
     }
 
     /// Starts a message. Its header fields (trace and authentication results, known only at the
-    /// end) are given to `commit`.
+    /// end) are given to `commit`. Nothing touches the disk yet: a message that fits in one block
+    /// (most) is written, synced and published in its commit's batch, with no other thread hop.
     /// - Parameters:
     ///   - local: it has local mailboxes (a Maildir copy is written).
     ///   - queued: it has recipients at other servers (a queue copy is written).
-    public func createMessage(
-        id: String,
-        local: Bool,
-        queued: Bool
-    ) async throws(StoreError)
-        -> IncomingMessageFile
-    {
-        let incoming = self.incomingDirectory
+    public func createMessage(id: String, local: Bool, queued: Bool) -> IncomingMessageFile {
+        IncomingMessageFile(store: self, id: id, local: local, queued: queued)
+    }
+
+    /// The spool files of a message in `incoming/`: none left behind when one cannot be made.
+    func spoolFiles(id: String, local: Bool, queued: Bool) throws(StoreError) -> [SpoolFile] {
+        var files: [SpoolFile] = []
         do {
-            let files = try await self.threadPool.runIfActive { () throws -> [SpoolFile] in
-                var files: [SpoolFile] = []
-                do {
-                    if local { files.append(try SpoolFile(path: incoming + "/\(id)", unixLineEnds: true)) }
-                    if queued { files.append(try SpoolFile(path: incoming + "/\(id).eml", unixLineEnds: false)) }
-                } catch {
-                    for file in files { file.abandon() }
-                    throw error
-                }
-                return files
-            }
-            return IncomingMessageFile(store: self, id: id, files: files)
-        } catch let error as StoreError {
-            throw error
+            if local { files.append(try SpoolFile(path: self.incomingDirectory + "/\(id)", unixLineEnds: true)) }
+            if queued { files.append(try SpoolFile(path: self.incomingDirectory + "/\(id).eml", unixLineEnds: false)) }
         } catch {
-            throw StoreError.io(operation: "create", path: incoming + "/\(id)", errno: EIO)
+            for file in files { file.abandon() }
+            throw error
         }
+        return files
     }
 }
 
@@ -152,26 +145,32 @@ extension MessageStore {
 public actor IncomingMessageFile {
     public nonisolated let id: String
     let store: MessageStore
-    private var files: [SpoolFile]
+    private let local: Bool
+    private let queued: Bool
+    /// Made when the first block is written; a message that never fills one has none until its
+    /// commit's batch makes, writes and syncs them at once.
+    private var files: [SpoolFile] = []
     private var pending = ByteBuffer()
     private var failure: StoreError?
     /// Whether a block went to disk already (then the header has to be put in front of it).
     private var wroteBlocks = false
+    private var finished = false
     /// Octets received, CRLF line ends; the header given to `commit` is added then.
     public private(set) var size = 0
 
     /// Content is written in blocks of this size; a connection holds at most this much in memory.
     static let blockSize = 65_536
 
-    init(store: MessageStore, id: String, files: [SpoolFile]) {
+    init(store: MessageStore, id: String, local: Bool, queued: Bool) {
         self.store = store
         self.id = id
-        self.files = files
+        self.local = local
+        self.queued = queued
     }
 
     /// Adds content (CRLF line endings, as received).
     public func append(_ content: ByteBuffer) async {
-        guard self.failure == nil, !self.files.isEmpty else { return }
+        guard self.failure == nil, !self.finished, self.local || self.queued else { return }
         var content = content
         self.size += content.readableBytes
         self.pending.writeBuffer(&content)
@@ -180,18 +179,32 @@ public actor IncomingMessageFile {
         }
     }
 
-    private func writePending(final: Bool) async {
+    /// Writes what is pending (making the files first if need be); with `prepending`, then puts
+    /// that header in front of the content.
+    private func writePending(final: Bool, prepending header: ByteBuffer? = nil) async {
         guard self.failure == nil else { return }
         let block = self.pending
         self.pending = ByteBuffer()
         self.wroteBlocks = true
-        let files = self.files
+        let (store, id, local, queued, existing) = (self.store, self.id, self.local, self.queued, self.files)
         do {
-            try await self.store.threadPool.runIfActive {
-                for file in files { try file.write(block, final: final) }
+            let (files, failure) = try await store.threadPool.runIfActive { () -> ([SpoolFile], StoreError?) in
+                var files = existing
+                do throws(StoreError) {
+                    if files.isEmpty { files = try store.spoolFiles(id: id, local: local, queued: queued) }
+                    for file in files { try file.write(block, final: final) }
+                    if let header {
+                        for file in files { try file.prepend(header) }
+                    }
+                    return (files, nil)
+                } catch {
+                    return (files, error)
+                }
             }
+            self.files = files
+            self.failure = failure
         } catch {
-            self.failure = (error as? StoreError) ?? .io(operation: "write", path: self.id, errno: EIO)
+            self.failure = .io(operation: "write", path: store.incomingDirectory + "/\(id)", errno: ECANCELED)
         }
     }
 
@@ -210,65 +223,75 @@ public actor IncomingMessageFile {
         folder: String? = nil,
         queueEntry: QueueEntry?
     ) async throws(StoreError) {
+        guard !self.finished else { throw StoreError.io(operation: "commit", path: self.id, errno: EINVAL) }
+        self.finished = true
         let prefix = ByteBuffer(string: header)
         self.size += prefix.readableBytes
-        let prepend = self.wroteBlocks && prefix.readableBytes > 0
-        if !prepend {
+        let (store, id, local, queued) = (self.store, self.id, self.local, self.queued)
+        let prepare: @Sendable () throws(StoreError) -> [SpoolFile]
+        if self.wroteBlocks {
+            // A large message: its last block and the header go from here; the batch syncs.
+            let prepend = prefix.readableBytes > 0
+            await self.writePending(final: true, prepending: prepend ? prefix : nil)
+            let files = self.files
+            self.files = []
+            if let failure = self.failure {
+                await self.abandon(files)
+                throw failure
+            }
+            prepare = { files }
+        } else {
             var combined = prefix
             combined.writeBuffer(&self.pending)
-            self.pending = combined
-        }
-        await self.writePending(final: true)
-        let files = self.files
-        self.files = []
-        if let failure = self.failure {
-            await self.abandon(files)
-            throw failure
-        }
-        let store = self.store
-        let id = self.id
-        do {
-            try await store.threadPool.runIfActive {
-                do {
-                    if prepend {
-                        for file in files { try file.prepend(prefix) }
-                    }
-                    for file in files { try file.finish() }
-                    var delivered: [String] = []
-                    if let local = files.first(where: { $0.unixLineEnds }), !mailboxes.isEmpty {
-                        delivered = try store.maildirs.deliver(
-                            local.path,
-                            id: id,
-                            size: local.size,
-                            to: mailboxes,
-                            folder: folder
-                        )
-                    }
-                    if var entry = queueEntry, let queued = files.first(where: { !$0.unixLineEnds }) {
-                        entry.size = queued.size
-                        do {
-                            try store.queue.enqueue(file: queued.path, entry: entry)
-                        } catch {
-                            // Not acknowledged, so not promised: take back the local deliveries.
-                            for path in delivered { POSIXFile.remove(path) }
-                            throw error
-                        }
-                    }
+            let content = combined
+            prepare = { () throws(StoreError) in
+                let files = try store.spoolFiles(id: id, local: local, queued: queued)
+                do throws(StoreError) {
+                    for file in files { try file.write(content, final: true) }
                 } catch {
                     for file in files { file.abandon() }
                     throw error
                 }
-                for file in files where file.unixLineEnds { POSIXFile.remove(file.path) }
+                return files
             }
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            throw StoreError.io(operation: "commit", path: id, errno: EIO)
         }
+        let job = GroupCommit.Job(prepare: prepare) { files throws(StoreError) in
+            var links: (paths: [String], directories: [String]) = ([], [])
+            if let local = files.first(where: { $0.unixLineEnds }), !mailboxes.isEmpty {
+                links = try store.maildirs.link(local.path, id: id, size: local.size, to: mailboxes, folder: folder)
+            }
+            var directories = links.directories
+            var staged = false
+            if var entry = queueEntry, let queued = files.first(where: { !$0.unixLineEnds }) {
+                entry.size = queued.size
+                do throws(StoreError) {
+                    try store.queue.stage(file: queued.path, entry: entry)
+                } catch {
+                    // Not acknowledged, so not promised: take back the local deliveries.
+                    for path in links.paths { POSIXFile.remove(path) }
+                    throw error
+                }
+                staged = true
+                directories.append(store.queue.directory)
+            }
+            let (paths, queuedToo) = (links.paths, staged)
+            return GroupCommit.Publication(
+                directories: directories,
+                undo: {
+                    for path in paths { POSIXFile.remove(path) }
+                    if queuedToo { store.queue.unstage(id) }
+                },
+                done: {
+                    for file in files where file.unixLineEnds { POSIXFile.remove(file.path) }
+                }
+            )
+        }
+        try await store.groupCommit.commit(job)
     }
 
     /// Drops the message. Safe to call at any time, also after a failed commit.
     public func discard() async {
+        self.finished = true
         let files = self.files
         self.files = []
         self.pending = ByteBuffer()
@@ -337,6 +360,12 @@ final class SpoolFile: @unchecked Sendable {
         _ = try? POSIXFile.closeFile(old, path: self.path)
         self.fd = fd
         self.size += bytes.readableBytes
+    }
+
+    /// Starts writing the file's data back, without waiting: a batch starts all its files this
+    /// way before syncing each, so that their blocks are allocated in one journal transaction.
+    func startWriteBack() {
+        if let fd = self.fd { _ = petrel_start_write_back(fd) }
     }
 
     /// Syncs and closes the file.

@@ -176,14 +176,33 @@ public struct OutboundQueue: Sendable {
 
     /// Moves a finished, synced message file into the queue and commits its envelope.
     func enqueue(file: String, entry: QueueEntry) throws(StoreError) {
+        try self.stage(file: file, entry: entry)
+        do {
+            try POSIXFile.syncDirectory(self.directory)
+        } catch {
+            self.unstage(entry.id)
+            throw error
+        }
+    }
+
+    /// Moves a synced message file into the queue and writes its envelope (synced, renamed into
+    /// place: the commit), all but the sync of the queue directory, which the caller owes (a group
+    /// commit syncs it once for many messages; `unstage` takes the message back if that fails).
+    func stage(file: String, entry: QueueEntry) throws(StoreError) {
         let message = self.messagePath(entry.id)
         guard rename(file, message) == 0 else { throw StoreError(operation: "rename", path: message, errno: errno) }
         do {
-            try self.writeEnvelope(entry)
+            try self.writeEnvelope(entry, sync: false)
         } catch {
             POSIXFile.remove(message)
             throw error
         }
+    }
+
+    /// Takes back a staged message whose directory could not be synced (it was never promised).
+    func unstage(_ id: String) {
+        POSIXFile.remove(self.envelopePath(id))
+        POSIXFile.remove(self.messagePath(id))
     }
 
     /// Queues a message held in memory (a delivery report): the file, then its envelope.
@@ -298,7 +317,7 @@ public struct OutboundQueue: Sendable {
     }
 
     /// Writes an envelope atomically and durably (also used to record delivery attempts).
-    func writeEnvelope(_ entry: QueueEntry) throws(StoreError) {
+    func writeEnvelope(_ entry: QueueEntry, sync: Bool = true) throws(StoreError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let data: Data
@@ -315,7 +334,7 @@ public struct OutboundQueue: Sendable {
             POSIXFile.remove(temporary)
             throw StoreError(operation: "rename", path: final, errno: code)
         }
-        try POSIXFile.syncDirectory(self.directory)
+        if sync { try POSIXFile.syncDirectory(self.directory) }
     }
 
     public func entry(_ id: String) throws -> QueueEntry {

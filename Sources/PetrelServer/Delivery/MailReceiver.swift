@@ -180,44 +180,34 @@ final class MailReceiver: SMTPMailReceiver {
                 helo: transaction.greeting.name,
                 timestamp: timestamp
             ) : nil
-        do {
-            let file = try await self.store.createMessage(
+        let file = self.store.createMessage(id: id, local: !envelope.mailboxes.isEmpty, queued: !remote.isEmpty)
+        let queueEntry =
+            remote.isEmpty
+            ? nil
+            : QueueEntry(
                 id: id,
-                local: !envelope.mailboxes.isEmpty,
-                queued: !remote.isEmpty
+                createdAt: Int64(time(nil)),
+                sender: envelope.reversePath.mailbox?.description ?? "",
+                recipients: remote.map(\.description),
+                smtpUTF8: envelope.smtpUTF8,
+                body: envelope.bodyType?.rawValue,
+                authenticatedUser: transaction.authenticatedUser
             )
-            let queueEntry =
-                remote.isEmpty
-                ? nil
-                : QueueEntry(
-                    id: id,
-                    createdAt: Int64(time(nil)),
-                    sender: envelope.reversePath.mailbox?.description ?? "",
-                    recipients: remote.map(\.description),
-                    smtpUTF8: envelope.smtpUTF8,
-                    body: envelope.bodyType?.rawValue,
-                    authenticatedUser: transaction.authenticatedUser
-                )
-            return .success(
-                StoredMessage(
-                    file: file,
-                    envelope: envelope,
-                    queueEntry: queueEntry,
-                    trace: trace,
-                    authentication: self.authentication,
-                    verification: spf.map { .init(spf: $0, heloIdentity: heloIdentity) },
-                    scanner: MessageScanner(now: timestamp, dkim: verify),
-                    queued: self.queued,
-                    metrics: self.metrics,
-                    connection: connection,
-                    logger: self.logger
-                )
+        return .success(
+            StoredMessage(
+                file: file,
+                envelope: envelope,
+                queueEntry: queueEntry,
+                trace: trace,
+                authentication: self.authentication,
+                verification: spf.map { .init(spf: $0, heloIdentity: heloIdentity) },
+                scanner: MessageScanner(now: timestamp, dkim: verify),
+                queued: self.queued,
+                metrics: self.metrics,
+                connection: connection,
+                logger: self.logger
             )
-        } catch {
-            spf?.cancel()
-            self.logger.error("cannot store message", metadata: ["session": "\(connection.id)", "error": "\(error)"])
-            return .failure(SMTPCommandError(Self.reply(for: error)))
-        }
+        )
     }
 
     static func reply(for error: StoreError) -> SMTPReply {
