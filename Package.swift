@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.1"),
     ],
     targets: [
         .target(
@@ -104,6 +105,19 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
+        ),
+        // Micro-benchmarks (bench/micro runs them with the malloc interposer preloaded).
+        .executableTarget(
+            name: "petrel-microbench",
+            dependencies: [
+                "SMTPCore",
+                "MailCore",
+                "MailAuth",
+                "DNSCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
+            ],
+            path: "bench/Micro"
         ),
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
         .target(name: "CPetrelSystem"),

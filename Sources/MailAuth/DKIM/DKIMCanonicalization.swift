@@ -56,9 +56,18 @@ public struct BodyHasher: Sendable {
     }
 
     public mutating func update(_ bytes: some Sequence<UInt8>) {
+        // Through a buffer pointer: iterating a generic sequence here, unspecialized across the
+        // module boundary, cost an allocation per octet (bench/micro).
+        let done: Void? = bytes.withContiguousStorageIfAvailable { self.update(buffer: $0) }
+        if done == nil {
+            Array(bytes).withUnsafeBufferPointer { self.update(buffer: $0) }
+        }
+    }
+
+    private mutating func update(buffer: UnsafeBufferPointer<UInt8>) {
         var output: [UInt8] = []
-        output.reserveCapacity(self.request.canonicalization == .simple ? 1024 : 512)
-        for byte in bytes {
+        output.reserveCapacity(buffer.count + 2)
+        for byte in buffer {
             self.consume(byte, into: &output)
         }
         self.emit(output)
@@ -92,7 +101,10 @@ public struct BodyHasher: Sendable {
 
     private mutating func content(_ byte: UInt8, into output: inout [UInt8]) {
         if !self.lineHasContent {
-            for _ in 0..<self.pendingEmptyLines { output += [0x0D, 0x0A] }
+            for _ in 0..<self.pendingEmptyLines {
+                output.append(0x0D)
+                output.append(0x0A)
+            }
             self.pendingEmptyLines = 0
             self.lineHasContent = true
         }
@@ -106,7 +118,8 @@ public struct BodyHasher: Sendable {
     private mutating func endLine(into output: inout [UInt8]) {
         self.pendingSpace = false  // relaxed: white space at the end of a line goes
         if self.lineHasContent {
-            output += [0x0D, 0x0A]
+            output.append(0x0D)
+            output.append(0x0A)
             self.lineHasContent = false
         } else {
             self.pendingEmptyLines += 1  // only kept if a line with content follows
