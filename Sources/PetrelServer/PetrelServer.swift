@@ -90,6 +90,7 @@ public final class PetrelServer: Sendable {
         handleSignals: Bool = true,
         resolver: (any DNSResolving)? = nil
     ) async throws -> PetrelServer {
+        raiseOpenFileLimit(for: configuration.limits.connections, logger: logger)
         let threadPool = NIOThreadPool(numberOfThreads: 8)
         threadPool.start()
         var listeners: [SMTPListener] = []
@@ -374,5 +375,32 @@ public func createDirectories(_ path: String) throws {
         if mkdir(current, 0o700) != 0 && errno != EEXIST {
             throw StartupError(description: "cannot create \(current): \(String(cString: strerror(errno)))")
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard one (as Go's runtime and nginx's
+/// worker_rlimit_nofile do): every connection is a descriptor, and the usual soft limit of 1024
+/// would refuse connections long before `limits.connections`. Says so when even the hard limit
+/// is too low for that setting.
+func raiseOpenFileLimit(for connections: Int, logger: Logger) {
+    #if canImport(Glibc)
+    let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+    #else
+    let resource = RLIMIT_NOFILE
+    #endif
+    var limit = rlimit()
+    guard getrlimit(resource, &limit) == 0 else { return }
+    if limit.rlim_cur < limit.rlim_max {
+        var raised = limit
+        raised.rlim_cur = limit.rlim_max
+        if setrlimit(resource, &raised) == 0 { limit = raised }
+    }
+    // Connections, plus the files, sockets and databases of the server itself.
+    let needed = UInt64(connections) + 256
+    if UInt64(limit.rlim_cur) < needed {
+        logger.warning(
+            "the open file limit is lower than limits.connections needs; raise it (ulimit -n, LimitNOFILE=)",
+            metadata: ["open_files": "\(limit.rlim_cur)", "needed": "\(needed)"]
+        )
     }
 }
