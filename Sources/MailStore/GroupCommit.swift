@@ -58,7 +58,7 @@ final class GroupCommit: Sendable {
     private let batchCount = Atomic<Int>(0)
     private let threadPool: NIOThreadPool
 
-    /// Batches run so far (for tests and metrics: messages / batches is the sharing achieved).
+    /// Batches run so far (messages ÷ batches is the sharing achieved; the tests check it).
     var batches: Int { self.batchCount.load(ordering: .relaxed) }
 
     init(threadPool: NIOThreadPool) {
