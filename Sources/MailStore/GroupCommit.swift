@@ -12,13 +12,12 @@ import Darwin
 /// its message is synced in the next batch with all the others that arrived meanwhile.
 ///
 /// A batch: write the files of the messages small enough to have waited in memory, start the
-/// write-back of every file (so the file system allocates them all in one journal transaction),
-/// `fdatasync` each file, publish each message (links into Maildirs,
-/// renames into the queue), then `fsync` each directory that gained an entry once, for all its
-/// messages. A commit returns only after its own files and directory entries are synced, so each
-/// `250` still means what it did; what is shared is the cost: with fifty sessions delivering to
-/// one mailbox, one directory sync instead of fifty, and one journal commit for the files' data
-/// where there were fifty.
+/// write-back of every file before waiting for any (a hint to the kernel; not measured on its
+/// own), `fdatasync` each file, publish each message (links into Maildirs, renames into the
+/// queue), then `fsync` each directory that gained an entry once, for all its messages. A commit
+/// returns only after its own files and directory entries are synced, so each `250` still means
+/// what it did; what is shared is the cost: with fifty sessions delivering to one mailbox, one
+/// directory sync instead of fifty.
 ///
 /// One batch runs at a time, on a thread of the store's pool; a failure fails only the messages
 /// it touches (a file that would not sync, a directory whose sync failed), and those are taken
@@ -36,7 +35,7 @@ final class GroupCommit: Sendable {
 
     /// What a job's `publish` did.
     struct Publication: Sendable {
-        /// Directories that gained (or lost) an entry, to be synced before the commit returns.
+        /// Directories that gained an entry, to be synced before the commit returns.
         var directories: [String]
         /// Takes the publication back when one of those directories cannot be synced.
         var undo: @Sendable () -> Void

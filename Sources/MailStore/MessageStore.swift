@@ -231,8 +231,7 @@ public actor IncomingMessageFile {
         let prepare: @Sendable () throws(StoreError) -> [SpoolFile]
         if self.wroteBlocks {
             // A large message: its last block and the header go from here; the batch syncs.
-            let prepend = prefix.readableBytes > 0
-            await self.writePending(final: true, prepending: prepend ? prefix : nil)
+            await self.writePending(final: true, prepending: prefix.readableBytes > 0 ? prefix : nil)
             let files = self.files
             self.files = []
             if let failure = self.failure {
@@ -363,7 +362,7 @@ final class SpoolFile: @unchecked Sendable {
     }
 
     /// Starts writing the file's data back, without waiting: a batch starts all its files this
-    /// way before syncing each, so that their blocks are allocated in one journal transaction.
+    /// way before syncing each, so that their write-back overlaps. Makes nothing durable.
     func startWriteBack() {
         if let fd = self.fd { _ = petrel_start_write_back(fd) }
     }
