@@ -256,3 +256,28 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer entry points, one per parser a stranger's bytes reach (Scripts/fuzz.sh builds and
+// runs them; docs/security.md). Declared only when PETREL_FUZZ is set: they link only with
+// -sanitize=fuzzer, whose libFuzzer they call.
+if Context.environment["PETREL_FUZZ"] != nil {
+    package.targets.append(.target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"))
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("Command", ["SMTPCore", .product(name: "NIOCore", package: "swift-nio")]),
+        ("Session", ["SMTPCore", "MailCore", .product(name: "NIOCore", package: "swift-nio")]),
+        ("DNS", ["DNSCore"]),
+        ("SPF", ["MailAuth"]),
+        ("DKIM", ["MailAuth", "MailCore"]),
+        ("Headers", ["MailAuth", "MailCore"]),
+        ("Config", ["PetrelServer"]),
+    ]
+    for (name, dependencies) in fuzzTargets {
+        package.targets.append(
+            .executableTarget(
+                name: "fuzz-\(name.lowercased())",
+                dependencies: ["CFuzzDriver"] + dependencies,
+                path: "Fuzz/\(name)"
+            )
+        )
+    }
+}

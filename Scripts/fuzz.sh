@@ -1,73 +1,70 @@
 #!/usr/bin/env bash
-# Runs a libFuzzer target with AddressSanitizer.
+# Builds and runs a libFuzzer target with AddressSanitizer (docs/security.md).
 #
-#   Scripts/fuzz.sh TARGET [SECONDS]     (default 600; 0 runs until stopped)
+#   Scripts/fuzz.sh TARGET [SECONDS] [JOBS]   (SECONDS default 600, 0 runs until stopped; JOBS 1)
+#   Scripts/fuzz.sh all SECONDS               (each target in turn: the CI smoke)
+#   Scripts/fuzz.sh build                     (build every target, run none)
 #
-# Targets:
-#   dns        DNSCore's packet decoder (Fuzz/DNSDecoder); seeds: the packets captured from Knot
-#   mailauth   SPF and DMARC records, macro-strings, header sections, DKIM-Signature fields, From
-#              address lists, IDNA (Fuzz/MailAuthParsers); seeds: the conformance fixtures
+# Targets (Fuzz/<Name>/main.swift, executable fuzz-<target>):
+#   command  SMTP command lines (SMTPCommandParser) and a remote server's replies (SMTPReplyParser)
+#   session  the inbound framer (commands, DATA, BDAT, SASL lines) driving ServerSession
+#   dns      DNS messages (DNSMessage decoder, DNSLookupResult)
+#   spf      SPF records and macro-strings, DMARC records
+#   dkim     DKIM-Signature fields, key records (RSA and Ed25519 keys), canonicalization
+#   headers  header sections, MessageScanner, From address lists, IDNA, Authentication-Results
+#   config   the TOML configuration loader
 #
-# Each target is compiled from its sources with `swiftc -sanitize=fuzzer,address` (the toolchain
-# ships libFuzzer). The corpus grows in .build/fuzz/TARGET-corpus; a crashing input is written to
-# .build/fuzz/ as crash-<sha1>, and replayed with: .build/fuzz/TARGET .build/fuzz/crash-<sha1>
+# The targets exist in Package.swift only when PETREL_FUZZ is set, and are built in their own
+# scratch directory (.build/fuzz) with `-sanitize=fuzzer,address`. The committed seeds are in
+# Fuzz/Corpus/TARGET; what the fuzzer finds grows .build/fuzz/corpus/TARGET. A crashing input is
+# written as .build/fuzz/crash-<sha1>; replay it with `.build/fuzz/release/fuzz-TARGET FILE`, fix
+# the bug, and make the input a regression test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=${1:?usage: Scripts/fuzz.sh dns|mailauth [SECONDS]}
+targets=(command session dns spf dkim headers config)
+target=${1:?usage: Scripts/fuzz.sh TARGET|all|build [SECONDS] [JOBS]  (targets: ${targets[*]})}
 seconds=${2:-600}
-out=.build/fuzz
-corpus="$out/$target-corpus"
-mkdir -p "$corpus"
+jobs=${3:-1}
+scratch=.build/fuzz
 
-module=Fuzz
+build() {
+  local product
+  for product in "$@"; do
+    echo "fuzz.sh: building fuzz-$product" >&2
+    PETREL_FUZZ=1 swift build -c release --scratch-path "$scratch" --product "fuzz-$product" \
+      -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -enable-testing -Xswiftc -use-ld=lld \
+      2> >(grep -v "Cannot export local symbol" >&2)
+  done
+}
+
+run() {
+  local name=$1 corpus="$scratch/corpus/$1"
+  mkdir -p "$corpus"
+  echo "fuzz.sh: fuzz-$name for ${seconds}s" >&2
+  # The first directory takes new inputs; the committed seeds are read, never written.
+  local parallel=()
+  if ((jobs > 1)); then parallel=(-jobs="$jobs" -workers="$jobs"); fi
+  # A Swift trap must reach libFuzzer as the signal it is, not go through Swift's backtracer.
+  (cd "$scratch" && SWIFT_BACKTRACE=enable=no LSAN_OPTIONS="suppressions=../../Fuzz/lsan.supp" \
+    "./release/fuzz-$name" -max_total_time="$seconds" -max_len=8192 -timeout=10 \
+    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=./ "${parallel[@]}" \
+    "corpus/$name" "../../Fuzz/Corpus/$name")
+}
+
 case $target in
-dns)
-  sources=(Sources/DNSCore/*.swift Fuzz/DNSDecoder/main.swift)
-  python3 - "$corpus" Tests/DNSCoreTests/Fixtures/*.hex <<'PY'
-import pathlib, sys
-for hex_file in map(pathlib.Path, sys.argv[2:]):
-    (pathlib.Path(sys.argv[1]) / f"seed-{hex_file.stem}").write_bytes(bytes.fromhex(hex_file.read_text()))
-PY
+build)
+  build "${targets[@]}"
   ;;
-mailauth)
-  # The parsers only: MailCore (pure), the SPF and DMARC record code, the DKIM-Signature reader
-  # (SPFVerifier comes along for SPFResult, DNSCore for it).
-  sources=(Sources/MailCore/*/*.swift Sources/DNSCore/*.swift Sources/MailAuth/SPF/*.swift
-    Sources/MailAuth/DKIM/TagList.swift Sources/MailAuth/DKIM/DKIMSignature.swift
-    Sources/MailAuth/DMARC/DMARCRecord.swift Fuzz/MailAuthParsers/main.swift)
-  module=MailCore  # MailCore names itself in a few places
-  python3 - "$corpus" <<'PY'
-import hashlib, pathlib, re, sys
-corpus = pathlib.Path(sys.argv[1])
-fixtures = pathlib.Path("Tests/MailAuthTests/Fixtures")
-seeds = []
-for path in sorted((fixtures / "dkim" / "messages").glob("*.eml")):
-    data = path.read_bytes()
-    seeds.append(data.split(b"\r\n\r\n", 1)[0] + b"\r\n")
-for path in [fixtures / "spf" / "rfc7208-tests.yml", fixtures / "dmarc" / "zone.yml"]:
-    for line in path.read_text(encoding="utf-8").splitlines():
-        found = re.search(r"(v=(?:spf1|DMARC1)[^\"']*)", line)
-        if found:
-            seeds.append(found.group(1).encode())
-for seed in seeds:
-    (corpus / ("seed-" + hashlib.sha1(seed).hexdigest())).write_bytes(seed)
-PY
+all)
+  build "${targets[@]}"
+  for name in "${targets[@]}"; do run "$name"; done
   ;;
 *)
-  echo "fuzz.sh: unknown target '$target' (dns or mailauth)" >&2
-  exit 64
+  if [[ ! " ${targets[*]} " =~ " $target " ]]; then
+    echo "fuzz.sh: unknown target '$target' (one of: ${targets[*]}, all, build)" >&2
+    exit 64
+  fi
+  build "$target"
+  run "$target"
   ;;
 esac
-
-# One module from all the sources: their imports of each other go (copies under .build/fuzz).
-copies="$out/$target-sources"
-rm -rf "$copies" && mkdir -p "$copies"
-for source in "${sources[@]}"; do
-  sed -E '/^import (MailCore|DNSCore)$/d' "$source" >"$copies/$(echo "$source" | tr / _)"
-done
-swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name "$module" "$copies"/*.swift -o "$out/$target" \
-  2> >(grep -v "Cannot export local symbol" >&2)
-
-cd "$out"
-exec "./$target" -max_total_time="$seconds" -max_len=4096 -timeout=5 -rss_limit_mb=2048 \
-  -print_final_stats=1 "$target-corpus"
