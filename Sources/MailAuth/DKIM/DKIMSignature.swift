@@ -49,8 +49,9 @@ public struct DKIMSignature: Hashable, Sendable {
 
     /// - Parameter now: Unix seconds, for x= (expiry).
     public init(field: HeaderField, now: Int) throws(Invalid) {
-        let colon = field.raw.firstIndex(of: 0x3A) ?? field.raw.startIndex
-        let valueStart = colon + 1
+        // A field always has a colon after its name; one made without (fuzzing found it) is read
+        // whole, never past its end.
+        let valueStart = field.raw.firstIndex(of: 0x3A).map { $0 + 1 } ?? field.raw.startIndex
         let tags: TagList
         do {
             tags = try TagList(parsing: field.raw[valueStart...])
