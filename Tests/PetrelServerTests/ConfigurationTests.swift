@@ -185,6 +185,49 @@ import Testing
         }
     }
 
+    /// toml++ asserts (SIGABRT) on a table name that starts with a character no key can start with;
+    /// the loader reports it first (found by the fuzz target for the loader, Fuzz/Config).
+    @Test(arguments: [
+        ("[=limits]\n", 1, 2), ("hostname = \"a.example\"\n[ \u{FFFD}limits]\n", 2, 3),
+        ("[[\u{E9}]]\n", 1, 3), ("# [=comment]\n[\n", 2, 2), ("x = 1\n  [!]", 2, 4),
+    ])
+    func tableNamesNoKeyCanStartWith(text: String, line: Int, column: Int) {
+        do {
+            _ = try Self.parse(text)
+            Issue.record("accepted")
+        } catch {
+            #expect(error.key == nil)
+            #expect(
+                error.description.hasPrefix("petrel.toml: line \(line), column \(column): a table name"),
+                "\(error)"
+            )
+        }
+    }
+
+    /// Brackets that are not table headers (in comments, strings and array values) are left to TOML.
+    @Test func bracketsOutsideTableHeaders() throws {
+        let configuration = try Self.parse(
+            #"""
+            hostname = "mx.example.test"   # [=not a header]
+            ['limits']
+            recipients = 7
+            [relay]
+            host = "smtp.example.net:587"
+            username = "me"
+            password = """
+            [=still the password]"""
+            """#
+        )
+        #expect(configuration.limits.recipients == 7)
+        #expect(configuration.relay?.password == "[=still the password]")
+        do {
+            _ = try Self.parse("domains = [\n  [=1],\n]\n")
+            Issue.record("accepted")
+        } catch {
+            #expect(!error.description.contains("a table name"), "TOML's own error: \(error)")
+        }
+    }
+
     @Test(arguments: [
         ("127.0.0.1:25", "127.0.0.1", 25), ("[::1]:2525", "::1", 2525), ("0.0.0.0:0", "0.0.0.0", 0),
         ("localhost:25", "localhost", 25), ("[2001:db8::1]:587", "2001:db8::1", 587),

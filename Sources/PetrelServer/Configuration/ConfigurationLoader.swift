@@ -23,14 +23,24 @@ public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvert
 /// configuration (say, `conections_per_ip`) is a limit that does not exist.
 public enum ConfigurationLoader {
     public static func load(path: String, hostname: String) throws(ConfigurationError) -> Configuration {
-        let text: String
+        let data: Data
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw ConfigurationError(
                 source: path,
                 key: nil,
                 message: "cannot read the configuration file (\(error.localizedDescription))"
+            )
+        }
+        guard let text = String(validating: data, as: UTF8.self) else {
+            let line =
+                1
+                + (String(decoding: data, as: UTF8.self).split(separator: "\u{FFFD}").first?.count { $0 == "\n" } ?? 0)
+            throw ConfigurationError(
+                source: path,
+                key: nil,
+                message: "line \(line): not UTF-8 text (TOML files are UTF-8)"
             )
         }
         let absolute = joinPath(FileManager.default.currentDirectoryPath, path)
@@ -58,7 +68,17 @@ public enum ConfigurationLoader {
     {
         let root: TOMLTable
         do {
+            if let (line, column) = TableHeaderCheck.firstBadHeader(in: text) {
+                throw ConfigurationError(
+                    source: source,
+                    key: nil,
+                    message: "line \(line), column \(column): a table name must be a bare key (letters, digits, "
+                        + "'-', '_') or a quoted string"
+                )
+            }
             root = try TOMLTable(string: text)
+        } catch let error as ConfigurationError {
+            throw error
         } catch let error as TOMLParseError {
             throw ConfigurationError(
                 source: source,
@@ -417,4 +437,90 @@ func editDistance(_ a: String, _ b: String) -> Int {
         previous = current
     }
     return a.isEmpty ? b.count : previous[b.count]
+}
+
+/// Finds a table header whose name starts with a character that cannot start a key (`[=x]`,
+/// `[é]`). toml++ 3 (under TOMLKit) asserts on those instead of reporting them, which would end
+/// `petrel` with SIGABRT; the fuzz target for the loader found it. A small lexer, so that `[` inside
+/// strings, comments and array values is not mistaken for a header.
+enum TableHeaderCheck {
+    static func firstBadHeader(in text: String) -> (line: Int, column: Int)? {
+        let scalars = Array(text.unicodeScalars)
+        var line = 1
+        var lineStart = 0
+        var index = 0
+        var depth = 0  // brackets and braces open in a value
+        var atLineStart = true  // only white space so far on this line, outside any value
+
+        func starts(_ prefix: String, at position: Int) -> Bool {
+            let prefix = Array(prefix.unicodeScalars)
+            return position + prefix.count <= scalars.count
+                && Array(scalars[position..<position + prefix.count]) == prefix
+        }
+        /// Moves past a string that starts at `index`, counting its line breaks.
+        func skipString() {
+            let quote = scalars[index]
+            let multiLine = starts(String(repeating: String(quote), count: 3), at: index)
+            let closing = multiLine ? String(repeating: String(quote), count: 3) : String(quote)
+            index += multiLine ? 3 : 1
+            while index < scalars.count {
+                if quote == "\"" && scalars[index] == "\\" {
+                    index += 2
+                    continue
+                }
+                if starts(closing, at: index) {
+                    index += closing.unicodeScalars.count
+                    // A multi-line string may end with up to two more quotes inside it.
+                    while multiLine && index < scalars.count && scalars[index] == quote { index += 1 }
+                    return
+                }
+                if scalars[index] == "\n" {
+                    if !multiLine { return }
+                    line += 1
+                    lineStart = index + 1
+                }
+                index += 1
+            }
+        }
+
+        while index < scalars.count {
+            let scalar = scalars[index]
+            switch scalar {
+            case "\n":
+                line += 1
+                lineStart = index + 1
+                atLineStart = depth == 0
+                index += 1
+            case " ", "\t", "\r":
+                index += 1
+            case "#":
+                while index < scalars.count && scalars[index] != "\n" { index += 1 }
+            case "\"", "'":
+                atLineStart = false
+                skipString()
+            case "[" where atLineStart:
+                atLineStart = false
+                index += 1
+                if index < scalars.count && scalars[index] == "[" { index += 1 }
+                while index < scalars.count && (scalars[index] == " " || scalars[index] == "\t") { index += 1 }
+                guard index < scalars.count else { return nil }
+                let first = scalars[index]
+                let bare =
+                    first.isASCII
+                    && (first.properties.isAlphabetic || ("0"..."9").contains(first) || first == "-" || first == "_")
+                if !bare && first != "\"" && first != "'" && first != "]" { return (line, index - lineStart + 1) }
+            case "[", "{":
+                atLineStart = false
+                depth += 1
+                index += 1
+            case "]", "}":
+                depth = max(0, depth - 1)
+                index += 1
+            default:
+                atLineStart = false
+                index += 1
+            }
+        }
+        return nil
+    }
 }
