@@ -32,7 +32,8 @@ public struct SMTPShutdownRequest: Sendable {
 /// - backpressure: while the framer is paused waiting for a decision, it stops reading once a
 ///   bounded amount is buffered;
 /// - reply batching (RFC 2920 §3.1): a flush is held while replies to pipelined commands are still
-///   due, so a pipelined group is answered in one write;
+///   due, so a pipelined group is answered in one write (unless the held replies fill the
+///   outbound buffer);
 /// - timeouts: the idle timer runs only while the server waits for the client, and a client that
 ///   stops reading our replies (the socket stays unwritable) is dropped after the command timeout.
 public final class SMTPFramingHandler: ChannelDuplexHandler {
@@ -108,6 +109,12 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
         if context.channel.isWritable {
             self.stallTimer?.cancel()
             self.stallTimer = nil
+        } else if self.flushHeld {
+            // Held replies alone filled the outbound buffer (a pipelined batch of thousands of
+            // commands): they go out now, or the connection task, waiting for writability to write
+            // the replies still due, would wait for ever.
+            self.flushHeld = false
+            context.flush()
         } else if self.stallTimer == nil {
             self.stallTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.timeouts.command) {
                 context.close(promise: nil)
@@ -201,7 +208,7 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
     }
 
     public func flush(context: ChannelHandlerContext) {
-        if self.framer.repliesDue > 0 {
+        if self.framer.repliesDue > 0 && context.channel.isWritable {
             self.flushHeld = true
         } else {
             self.flushHeld = false

@@ -148,6 +148,21 @@ import Testing
         try await server.stop()
     }
 
+    /// A pipelined batch whose replies fill the outbound buffer before the last one is due: the
+    /// held replies must go out (hostile.py found the server waiting for ever at 5,000 NOOPs).
+    @Test func aHugePipelinedBatchIsAnsweredInFull() async throws {
+        let server = try await Self.exampleServer()
+        let client = try await server.connect()
+        try await client.expect(220)
+        let count = 20_000
+        try await client.sendRaw(Array(String(repeating: "NOOP\r\n", count: count).utf8) + Array("QUIT\r\n".utf8))
+        var answered = 0
+        while answered < count, await client.read(timeout: .seconds(10)).reply?.code == 250 { answered += 1 }
+        #expect(answered == count)
+        try await client.expect(221)
+        try await server.stop()
+    }
+
     @Test func idleClientIsTimedOut() async throws {
         let server = try await Self.exampleServer { configuration in
             configuration.timeouts.command = 1
