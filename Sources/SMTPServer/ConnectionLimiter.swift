@@ -1,6 +1,9 @@
+import MailCore
 import Synchronization
 
-/// Counts open connections, in all and per client IP, and refuses those over the limits.
+/// Counts open connections, in all and per client, and refuses those over the limits. A client is
+/// an IPv4 address or an IPv6 /64: one host is given a whole /64 (RFC 6177), so counting single
+/// IPv6 addresses would give it billions of limits.
 public final class ConnectionLimiter: Sendable {
     public struct Limits: Sendable, Hashable {
         public var total: Int
@@ -26,21 +29,31 @@ public final class ConnectionLimiter: Sendable {
 
     /// Takes a slot for `ip`; false when a limit is reached (then nothing is taken).
     public func acquire(ip: String) -> Bool {
-        self.state.withLock { state in
-            let current = state.perIP[ip, default: 0]
+        let client = Self.client(ip)
+        return self.state.withLock { state in
+            let current = state.perIP[client, default: 0]
             guard state.total < self.limits.total, current < self.limits.perIP else { return false }
             state.total += 1
-            state.perIP[ip] = current + 1
+            state.perIP[client] = current + 1
             return true
         }
     }
 
     public func release(ip: String) {
+        let client = Self.client(ip)
         self.state.withLock { state in
             state.total -= 1
-            let remaining = state.perIP[ip, default: 1] - 1
-            state.perIP[ip] = remaining > 0 ? remaining : nil
+            let remaining = state.perIP[client, default: 1] - 1
+            state.perIP[client] = remaining > 0 ? remaining : nil
         }
+    }
+
+    /// What the per-client limit counts: the IPv4 address (also when it comes IPv4-mapped), or
+    /// the IPv6 address's /64.
+    static func client(_ ip: String) -> String {
+        guard let address = IPAddress(ip)?.unmapped else { return ip }
+        guard !address.isIPv4 else { return address.description }
+        return IPAddress(octets: Array(address.octets[..<8]) + Array(repeating: 0, count: 8))!.description + "/64"
     }
 
     public var openConnections: Int { self.state.withLock { $0.total } }

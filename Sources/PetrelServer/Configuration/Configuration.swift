@@ -171,7 +171,7 @@ public struct Configuration: Sendable, Hashable {
     public struct Limits: Sendable, Hashable {
         public var messageSize: Int = 26_214_400
         public var recipients: Int = 100
-        public var connections: Int = 1000
+        public var connections: Int = 10_000
         public var connectionsPerIP: Int = 20
         public var errors: Int = 10
     }
