@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Interop: real third-party clients (swaks, Python's smtplib, openssl s_client, Python's scramp)
+# Interop: real third-party clients (swaks, Python's smtplib, openssl s_client, Python's scramp,
+# nmap's smtp-open-relay)
 # talk to a real petrel process: plain SMTP, STARTTLS, implicit TLS, AUTH PLAIN, LOGIN and
 # SCRAM-SHA-256. Delivered Maildir files are checked byte for byte (and read back with Python's
 # mailbox.Maildir, a standard Maildir reader). Outbound mail leaves through the queue to remote
@@ -113,6 +114,8 @@ submissions = ["127.0.0.1:0"]
 servers = ["127.0.0.1:$DNS_PORT"]
 timeout = 1
 attempts = 1
+[limits]
+errors = 50   # nmap's smtp-open-relay tries its 16 relay forms in one session
 CONF
 P() { "$PETREL" "$@" --config "$WORK/petrel.toml"; }
 P dkim keygen example.test --selector rsa2026 >/dev/null
@@ -168,6 +171,18 @@ swaks --server "127.0.0.1:$PORT" --from bob@example.net --to victim@elsewhere.ex
 set -e
 [ $rc -eq 24 ] && grep -q '554 5.7.1' "$WORK/swaks4.log" || fail "relaying not refused with 554 5.7.1 (rc=$rc)"
 echo "interop: swaks ok"
+
+# nmap's smtp-open-relay script (Debian's nmap): its 16 combinations of sender and recipient forms
+# (user@domain, %-hacks, quoted, bang paths, source routes, IP literals) must all be refused.
+if command -v nmap >/dev/null; then
+  nmap -Pn -n -p "$PORT" --script smtp-open-relay --script-args smtp-open-relay.domain=example.test,smtp-open-relay.ip=127.0.0.1 \
+    127.0.0.1 >"$WORK/nmap.log" 2>&1 || fail "nmap: $(cat "$WORK/nmap.log")"
+  grep -q "doesn't seem to be an open relay, all tests failed" "$WORK/nmap.log" \
+    || fail "nmap smtp-open-relay: $(sed -n '/smtp-open-relay/,$p' "$WORK/nmap.log")"
+  echo "interop: nmap smtp-open-relay: not an open relay ($(grep -c 'RCPT TO' "$WORK/nmap.log" || true) lines of detail)"
+elif [ -n "${CI:-}" ]; then
+  fail "nmap is not installed"
+fi
 
 # --- TLS with openssl s_client: STARTTLS on the smtp port, implicit TLS on submissions.
 for mode in starttls implicit; do

@@ -107,6 +107,24 @@ import Testing
         try await server.stop()
     }
 
+    /// Outbound smuggling: a submitted message whose lines look like the end of data and a second
+    /// transaction reaches the next server as one message, dot-stuffed again, in one transaction.
+    /// (Bare CR or LF line ends never get that far: they are refused at receipt, `554 5.6.0`.)
+    @Test func endOfDataLookAlikesAreRelayedInsideTheMessage() async throws {
+        let server = try await Self.server(mx: "127.0.0.23")
+        let receiver = try await ScriptedReceiver.start(host: "127.0.0.23")
+        let smuggled = "MAIL FROM:<mallory@petrel.test>\r\nRCPT TO:<victim@remote.test>\r\nDATA\r\nsmuggled\r\n"
+        try await Self.submit(server, to: ["bob@remote.test"], body: "before\r\n.\r\n\(smuggled).\r\nafter\r\n")
+        let messages = await receiver.waitForMessages(1)
+        try #require(messages.count == 1)
+        #expect(messages[0].text.hasSuffix("\r\n\r\nbefore\r\n.\r\n\(smuggled).\r\nafter\r\n"))
+        #expect(try await Self.waitForEmptyQueue(server).isEmpty)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await receiver.waitForMessages(2, timeout: .milliseconds(100)).count == 1, "one message, no second")
+        await receiver.stop()
+        try await server.stop()
+    }
+
     @Test func temporaryFailuresAreRetried() async throws {
         let server = try await Self.server(mx: "127.0.0.3")
         var script = ScriptedReceiver.Script()

@@ -84,6 +84,19 @@ final class ReadCounter: ChannelOutboundHandler {
         #expect(try self.written() == "250 2.0.0 x\r\n250 2.0.0 x\r\n251 2.0.0 x\r\n")
     }
 
+    /// A pipelined backlog is handed on in turns: 256 events, then the rest after the next read
+    /// from the socket or a pause, so one client cannot keep its event loop from doing I/O.
+    @Test func aLongPipelinedBacklogIsHandedOnInTurns() throws {
+        try self.send(String(repeating: "NOOP\r\n", count: 600))
+        #expect(try self.events().count == SMTPFramingHandler.eventsPerTurn)
+        for _ in 0..<SMTPFramingHandler.eventsPerTurn { self.reply(250) }
+        #expect(try self.events().isEmpty, "the rest waits for the next turn")
+        self.loop.advanceTime(by: SMTPFramingHandler.turnPause)
+        #expect(try self.events().count == SMTPFramingHandler.eventsPerTurn, "after the pause")
+        try self.send("RSET\r\n")
+        #expect(try self.events().count == 600 - 2 * SMTPFramingHandler.eventsPerTurn + 1, "a read starts a turn")
+    }
+
     @Test func dataPausesFramingUntilThe354() throws {
         try self.send("DATA\r\nhello\r\n.\r\nQUIT\r\n")
         #expect(try self.events() == ["DATA"])
