@@ -68,12 +68,11 @@ public enum ConfigurationLoader {
     {
         let root: TOMLTable
         do {
-            if let (line, column) = TableHeaderCheck.firstBadHeader(in: text) {
+            if let (line, column, problem) = TOMLPreCheck.firstProblem(in: text) {
                 throw ConfigurationError(
                     source: source,
                     key: nil,
-                    message: "line \(line), column \(column): a table name must be a bare key (letters, digits, "
-                        + "'-', '_') or a quoted string"
+                    message: "line \(line), column \(column): \(problem)"
                 )
             }
             root = try TOMLTable(string: text)
@@ -439,17 +438,20 @@ func editDistance(_ a: String, _ b: String) -> Int {
     return a.isEmpty ? b.count : previous[b.count]
 }
 
-/// Finds a table header whose name starts with a character that cannot start a key (`[=x]`,
-/// `[é]`). toml++ 3 (under TOMLKit) asserts on those instead of reporting them, which would end
-/// `petrel` with SIGABRT; the fuzz target for the loader found it. A small lexer, so that `[` inside
-/// strings, comments and array values is not mistaken for a header.
-enum TableHeaderCheck {
-    static func firstBadHeader(in text: String) -> (line: Int, column: Int)? {
+/// Finds the mistakes toml++ 3 (under TOMLKit) asserts on instead of reporting, which would end
+/// `petrel` with SIGABRT; the fuzz target for the loader found them: a table name that starts
+/// with a character no key can start with (`[=x]`, `[é]`), and a closing bracket of the wrong
+/// kind in a value (`[}`). A small lexer, so that brackets inside strings and comments are left
+/// alone.
+enum TOMLPreCheck {
+    static let badTableName = "a table name must be a bare key (letters, digits, '-', '_') or a quoted string"
+
+    static func firstProblem(in text: String) -> (line: Int, column: Int, problem: String)? {
         let scalars = Array(text.unicodeScalars)
         var line = 1
         var lineStart = 0
         var index = 0
-        var depth = 0  // brackets and braces open in a value
+        var open: [Unicode.Scalar] = []  // brackets and braces open in a value
         var atLineStart = true  // only white space so far on this line, outside any value
 
         func starts(_ prefix: String, at position: Int) -> Bool {
@@ -489,7 +491,7 @@ enum TableHeaderCheck {
             case "\n":
                 line += 1
                 lineStart = index + 1
-                atLineStart = depth == 0
+                atLineStart = open.isEmpty
                 index += 1
             case " ", "\t", "\r":
                 index += 1
@@ -508,13 +510,18 @@ enum TableHeaderCheck {
                 let bare =
                     first.isASCII
                     && (first.properties.isAlphabetic || ("0"..."9").contains(first) || first == "-" || first == "_")
-                if !bare && first != "\"" && first != "'" && first != "]" { return (line, index - lineStart + 1) }
+                if !bare && first != "\"" && first != "'" && first != "]" {
+                    return (line, index - lineStart + 1, Self.badTableName)
+                }
             case "[", "{":
                 atLineStart = false
-                depth += 1
+                open.append(scalar)
                 index += 1
             case "]", "}":
-                depth = max(0, depth - 1)
+                if let last = open.popLast(), (last == "[") != (scalar == "]") {
+                    let what = last == "[" ? "an array" : "an inline table"
+                    return (line, index - lineStart + 1, "'\(scalar)' does not close \(what)")
+                }
                 index += 1
             default:
                 atLineStart = false
