@@ -263,7 +263,7 @@ let package = Package(
 if Context.environment["PETREL_FUZZ"] != nil {
     package.targets.append(.target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"))
     let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
-        ("Command", ["SMTPCore", .product(name: "NIOCore", package: "swift-nio")]),
+        ("Command", ["SMTPCore"]),
         ("Session", ["SMTPCore", "MailCore", .product(name: "NIOCore", package: "swift-nio")]),
         ("DNS", ["DNSCore"]),
         ("SPF", ["MailAuth"]),

@@ -22,6 +22,7 @@
 diskfull, readonly and the remote MX need root (mount, port 25). Exit status 1 if a check failed.
 """
 import argparse
+import contextlib
 import random
 import shutil
 import smtplib
@@ -299,94 +300,95 @@ def writable(*paths: Path):
         subprocess.run(["umount", str(path)], check=True)
 
 
-def scenario_diskfull(binary: str):
-    with tempfile.TemporaryDirectory(prefix="petrel-full-") as directory:
+@contextlib.contextmanager
+def server_on_tmpfs(binary: str, size: str):
+    """A started server whose data directory is a tmpfs of `size`; killed and unmounted after."""
+    with tempfile.TemporaryDirectory(prefix="petrel-faults-") as directory:
         data = Path(directory) / "data"
-        tmpfs(data, "32m")
+        tmpfs(data, size)
+        server = Petrel(binary, Path(directory), config="[auth]\nverify = false\n", data_dir=data)
         try:
-            server = Petrel(binary, Path(directory), config="[auth]\nverify = false\n", data_dir=data)
             server.add_user()
             server.start()
-            acknowledged = set()
-            for n in range(3):
-                if send(server, f"before-{n}")[0] == 250:
-                    acknowledged.add(f"before-{n}")
-            # Leave 1.5 MiB, then send 200 KB messages until the disk is full.
-            usage = shutil.disk_usage(data)
-            filler = data / "filler"
-            with open(filler, "wb") as out:
-                out.write(b"\0" * max(0, usage.free - 1536 * 1024))
-            refusals = []
-            for n in range(30):
-                code, text = send(server, f"full-{n}", lines=2500)
-                if code == 250:
-                    acknowledged.add(f"full-{n}")
-                else:
-                    refusals.append((code, text[:40]))
-            filler.unlink()
-            after = [send(server, f"after-{n}")[0] for n in range(3)]
-            acknowledged |= {f"after-{n}" for n, code in enumerate(after) if code == 250}
-            alive = server.process.poll() is None
-            check(server.stop() == 0, "diskfull: petrel did not exit 0 on SIGTERM")
-            counts, problems = stored(server)
-            print(f"diskfull: {len(acknowledged)} accepted, {len(refusals)} refused "
-                  f"({Counter(code for code, _ in refusals)}; first: {refusals[:1]}), after space came back: "
-                  f"{after}", flush=True)
-            check(len(refusals) > 0, "diskfull: nothing was refused")
-            check(all(code == 452 and text.startswith("4.3.1") for code, text in refusals),
-                  f"diskfull: refusals other than 452 4.3.1: {[r for r in refusals if r[0] != 452][:3]}")
-            check(after == [250, 250, 250], f"diskfull: after space came back: {after}")
-            check(alive, "diskfull: the server exited")
-            check(set(counts) == acknowledged and all(c == 1 for c in counts.values()),
-                  f"diskfull: stored {dict(counts)} for acknowledged {sorted(acknowledged)}")
-            check(not problems, f"diskfull: {problems[:5]}")
-            check(not server.incoming_files(), f"diskfull: left in incoming/: {server.incoming_files()[:5]}")
+            yield server, data
         finally:
+            if server.process and server.process.poll() is None:
+                server.kill()
             unmount(data)
+
+
+def scenario_diskfull(binary: str):
+    with server_on_tmpfs(binary, "32m") as (server, data):
+        acknowledged = set()
+        for n in range(3):
+            if send(server, f"before-{n}")[0] == 250:
+                acknowledged.add(f"before-{n}")
+        # Leave 1.5 MiB, then send 200 KB messages until the disk is full.
+        usage = shutil.disk_usage(data)
+        filler = data / "filler"
+        with open(filler, "wb") as out:
+            out.write(b"\0" * max(0, usage.free - 1536 * 1024))
+        refusals = []
+        for n in range(30):
+            code, text = send(server, f"full-{n}", lines=2500)
+            if code == 250:
+                acknowledged.add(f"full-{n}")
+            else:
+                refusals.append((code, text[:40]))
+        filler.unlink()
+        after = [send(server, f"after-{n}")[0] for n in range(3)]
+        acknowledged |= {f"after-{n}" for n, code in enumerate(after) if code == 250}
+        alive = server.process.poll() is None
+        check(server.stop() == 0, "diskfull: petrel did not exit 0 on SIGTERM")
+        counts, problems = stored(server)
+        print(f"diskfull: {len(acknowledged)} accepted, {len(refusals)} refused "
+              f"({Counter(code for code, _ in refusals)}; first: {refusals[:1]}), after space came back: "
+              f"{after}", flush=True)
+        check(len(refusals) > 0, "diskfull: nothing was refused")
+        check(all(code == 452 and text.startswith("4.3.1") for code, text in refusals),
+              f"diskfull: refusals other than 452 4.3.1: {[r for r in refusals if r[0] != 452][:3]}")
+        check(after == [250, 250, 250], f"diskfull: after space came back: {after}")
+        check(alive, "diskfull: the server exited")
+        check(set(counts) == acknowledged and all(c == 1 for c in counts.values()),
+              f"diskfull: stored {dict(counts)} for acknowledged {sorted(acknowledged)}")
+        check(not problems, f"diskfull: {problems[:5]}")
+        check(not server.incoming_files(), f"diskfull: left in incoming/: {server.incoming_files()[:5]}")
 
 
 def scenario_readonly(binary: str):
-    with tempfile.TemporaryDirectory(prefix="petrel-ro-") as directory:
-        data = Path(directory) / "data"
-        tmpfs(data, "64m")
+    with server_on_tmpfs(binary, "64m") as (server, data):
+        before = [send(server, f"before-{n}")[0] for n in range(3)]
+        stores = [data / "incoming", data / "mail", data / "queue"]
+        read_only(*stores)
+        during = [send(server, f"during-{n}") for n in range(3)]
+        writable(*stores)
+        after = [send(server, f"after-{n}")[0] for n in range(3)]
+        alive = server.process.poll() is None
+        check(server.stop() == 0, "readonly: petrel did not exit 0 on SIGTERM")
+        # Started on a read-only directory: a clear error, not a half-working server.
+        read_only(data)
+        server.start(wait=False)
         try:
-            server = Petrel(binary, Path(directory), config="[auth]\nverify = false\n", data_dir=data)
-            server.add_user()
-            server.start()
-            before = [send(server, f"before-{n}")[0] for n in range(3)]
-            stores = [data / "incoming", data / "mail", data / "queue"]
-            read_only(*stores)
-            during = [send(server, f"during-{n}") for n in range(3)]
-            writable(*stores)
-            after = [send(server, f"after-{n}")[0] for n in range(3)]
-            alive = server.process.poll() is None
-            check(server.stop() == 0, "readonly: petrel did not exit 0 on SIGTERM")
-            # Started on a read-only directory: a clear error, not a half-working server.
-            read_only(data)
-            server.start(wait=False)
-            try:
-                status = server.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                status = None
-            startup_error = server.log_tail(3)
-            writable(data)
-            counts, problems = stored(server)
-            acknowledged = {f"before-{n}" for n in range(3) if before[n] == 250} | {
-                f"during-{n}" for n in range(3) if during[n][0] == 250} | {
-                f"after-{n}" for n in range(3) if after[n] == 250}
-            print(f"readonly: before {before}, read-only {[(c, t[:30]) for c, t in during]}, after {after}; "
-                  f"started read-only: exit {status}: {startup_error.splitlines()[-1:]}", flush=True)
-            check(before == [250] * 3 and after == [250] * 3, f"readonly: before {before}, after {after}")
-            check(all(400 <= code < 500 for code, _ in during), f"readonly: while read-only: {during}")
-            check(alive, "readonly: the server exited")
-            check(status not in (0, None) and str(data) in startup_error,
-                  f"readonly: a start on a read-only directory gave exit {status}: {startup_error}")
-            check(set(counts) == acknowledged and all(c == 1 for c in counts.values()),
-                  f"readonly: stored {dict(counts)} for acknowledged {sorted(acknowledged)}")
-            check(not problems, f"readonly: {problems[:5]}")
-        finally:
-            unmount(data)
+            status = server.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            status = None
+        startup_error = server.log_tail(3)
+        writable(data)
+        counts, problems = stored(server)
+        acknowledged = {f"before-{n}" for n in range(3) if before[n] == 250} | {
+            f"during-{n}" for n in range(3) if during[n][0] == 250} | {
+            f"after-{n}" for n in range(3) if after[n] == 250}
+        print(f"readonly: before {before}, read-only {[(c, t[:30]) for c, t in during]}, after {after}; "
+              f"started read-only: exit {status}: {startup_error.splitlines()[-1:]}", flush=True)
+        check(before == [250] * 3 and after == [250] * 3, f"readonly: before {before}, after {after}")
+        check(all(400 <= code < 500 for code, _ in during), f"readonly: while read-only: {during}")
+        check(alive, "readonly: the server exited")
+        check(status not in (0, None) and str(data) in startup_error,
+              f"readonly: a start on a read-only directory gave exit {status}: {startup_error}")
+        check(set(counts) == acknowledged and all(c == 1 for c in counts.values()),
+              f"readonly: stored {dict(counts)} for acknowledged {sorted(acknowledged)}")
+        check(not problems, f"readonly: {problems[:5]}")
 
 
 def scenario_dns(binary: str, remote: RemoteMX | None):
@@ -443,7 +445,7 @@ def main():
     arguments = parser.parse_args()
     binary = str(Path(arguments.petrel).resolve())
     root = subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() == "0"
-    remote = RemoteMX() if root else None
+    remote = RemoteMX() if root and {"kill", "dns"} & set(arguments.only) else None
     try:
         for name in arguments.only:
             if name == "kill":
