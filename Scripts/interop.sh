@@ -175,11 +175,13 @@ echo "interop: swaks ok"
 # nmap's smtp-open-relay script (Debian's nmap): its 16 combinations of sender and recipient forms
 # (user@domain, %-hacks, quoted, bang paths, source routes, IP literals) must all be refused.
 if command -v nmap >/dev/null; then
-  nmap -Pn -n -p "$PORT" --script smtp-open-relay --script-args smtp-open-relay.domain=example.test,smtp-open-relay.ip=127.0.0.1 \
-    127.0.0.1 >"$WORK/nmap.log" 2>&1 || fail "nmap: $(cat "$WORK/nmap.log")"
+  # '+' runs the script on a port nmap does not take for SMTP.
+  nmap -Pn -n -p "$PORT" --script +smtp-open-relay \
+    --script-args smtp-open-relay.domain=example.test,smtp-open-relay.ip=127.0.0.1 127.0.0.1 \
+    >"$WORK/nmap.log" 2>&1 || fail "nmap: $(cat "$WORK/nmap.log")"
   grep -q "doesn't seem to be an open relay, all tests failed" "$WORK/nmap.log" \
-    || fail "nmap smtp-open-relay: $(sed -n '/smtp-open-relay/,$p' "$WORK/nmap.log")"
-  echo "interop: nmap smtp-open-relay: not an open relay ($(grep -c 'RCPT TO' "$WORK/nmap.log" || true) lines of detail)"
+    || fail "nmap smtp-open-relay: $(cat "$WORK/nmap.log")"
+  echo "interop: nmap smtp-open-relay: not an open relay (all 16 forms refused)"
 elif [ -n "${CI:-}" ]; then
   fail "nmap is not installed"
 fi
