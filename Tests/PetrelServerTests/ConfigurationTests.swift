@@ -188,33 +188,23 @@ import Testing
     /// toml++ asserts (SIGABRT) on a table name that starts with a character no key can start with,
     /// and on a closing bracket of the wrong kind in a value; the loader reports them first (found
     /// by the fuzz target for the loader, Fuzz/Config).
+    static let badTableName = "a table name must be a bare key (letters, digits, '-', '_') or a quoted string"
+
     @Test(arguments: [
-        ("[=limits]\n", 1, 2), ("hostname = \"a.example\"\n[ \u{FFFD}limits]\n", 2, 3),
-        ("[[\u{E9}]]\n", 1, 3), ("# [=comment]\n[\n", 2, 2), ("x = 1\n  [!]", 2, 4),
+        ("[=limits]\n", 1, 2, Self.badTableName),
+        ("hostname = \"a.example\"\n[ \u{FFFD}limits]\n", 2, 3, Self.badTableName),
+        ("[[\u{E9}]]\n", 1, 3, Self.badTableName), ("# [=comment]\n[\n", 2, 2, Self.badTableName),
+        ("x = 1\n  [!]", 2, 4, Self.badTableName),
+        ("[dns]\nservers = [}}]\n", 2, 12, "'}' does not close an array"),
+        ("x = { a = [1, 2} }\n", 1, 16, "'}' does not close an array"),
+        ("x = { a = 1 ]\n", 1, 13, "']' does not close an inline table"),
     ])
-    func tableNamesNoKeyCanStartWith(text: String, line: Int, column: Int) {
+    func mistakesTOMLWouldAbortOn(text: String, line: Int, column: Int, problem: String) {
         do {
             _ = try Self.parse(text)
             Issue.record("accepted")
         } catch {
             #expect(error.key == nil)
-            #expect(
-                error.description.hasPrefix("petrel.toml: line \(line), column \(column): a table name"),
-                "\(error)"
-            )
-        }
-    }
-
-    @Test(arguments: [
-        ("[dns]\nservers = [}}]\n", 2, 12, "'}' does not close an array"),
-        ("x = { a = [1, 2} }\n", 1, 16, "'}' does not close an array"),
-        ("x = { a = 1 ]\n", 1, 13, "']' does not close an inline table"),
-    ])
-    func closingBracketsOfTheWrongKind(text: String, line: Int, column: Int, problem: String) {
-        do {
-            _ = try Self.parse(text)
-            Issue.record("accepted")
-        } catch {
             #expect(error.description == "petrel.toml: line \(line), column \(column): \(problem)")
         }
     }
