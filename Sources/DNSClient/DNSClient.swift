@@ -1,7 +1,7 @@
 import DNSCore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import Synchronization
 
 /// Petrel's stub resolver: asks the configured recursive resolvers over UDP (TCP when the answer
 /// is truncated), never blocks a thread, caches answers for their TTL and negative answers for
@@ -45,7 +45,7 @@ public final class DNSClient: DNSResolving, Sendable {
     public let configuration: Configuration
     let transport: DNSTransport
     let cache: DNSCache
-    private let counters = Mutex(Statistics())
+    private let counters = NIOLockedValueBox(Statistics())
 
     /// Longest CNAME chain followed across queries.
     static let maximumChain = 8
@@ -63,17 +63,17 @@ public final class DNSClient: DNSResolving, Sendable {
         self.cache = DNSCache(capacity: configuration.cacheSize, now: now)
     }
 
-    public var statistics: Statistics { self.counters.withLock { $0 } }
+    public var statistics: Statistics { self.counters.withLockedValue { $0 } }
 
     public func lookup(_ name: DNSName, _ type: DNSRecordType) async -> DNSLookupResult {
-        self.counters.withLock { $0.lookups += 1 }
+        self.counters.withLockedValue { $0.lookups += 1 }
         let key = DNSCache.Key(name: name, type: type)
         switch await self.cache.begin(key, resolve: { await self.resolve(name, type) }) {
         case .cached(let result):
-            self.counters.withLock { $0.cacheHits += 1 }
+            self.counters.withLockedValue { $0.cacheHits += 1 }
             return result
         case .wait(let task):
-            self.counters.withLock { $0.coalesced += 1 }
+            self.counters.withLockedValue { $0.coalesced += 1 }
             return await task.value
         case .resolve(let task):
             return await task.value
@@ -122,11 +122,11 @@ public final class DNSClient: DNSResolving, Sendable {
                 var generator = SystemRandomNumberGenerator()
                 let id = UInt16.random(in: 0...UInt16.max, using: &generator)
                 let query = DNSQuery(id: id, name: question.name, type: question.type)
-                self.counters.withLock { $0.queriesSent += 1 }
+                self.counters.withLockedValue { $0.queriesSent += 1 }
                 do throws(DNSTransport.Failure) {
                     var response = try await self.transport.udp(query, to: server, timeout: self.configuration.timeout)
                     if response.truncated {
-                        self.counters.withLock { $0.tcpQueries += 1 }
+                        self.counters.withLockedValue { $0.tcpQueries += 1 }
                         response = try await self.transport.tcp(query, to: server, timeout: self.configuration.timeout)
                     }
                     let result = DNSLookupResult(interpreting: response, for: question)

@@ -4,12 +4,12 @@ import MailAuth
 import MailCore
 import MailStore
 import Metrics
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SMTPClient
 import SMTPCore
 import ServiceLifecycle
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -86,7 +86,7 @@ public final class QueueRunner: Service, Sendable {
     let logger: Logger
     /// Where `petrel_deliveries_total` goes (the server's Prometheus registry).
     let metrics: any MetricsFactory
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     private let wakeups: AsyncStream<Void>
     private let wakeup: AsyncStream<Void>.Continuation
     private let connections: AsyncSemaphore
@@ -134,16 +134,16 @@ public final class QueueRunner: Service, Sendable {
 
     /// A message was just queued: try it now.
     public func enqueued(_ id: String) {
-        self.state.withLock { $0.due[id] = 0 }
+        self.state.withLockedValue { $0.due[id] = 0 }
         self.wakeup.yield()
     }
 
     /// Messages being delivered right now (tests, logs).
-    public var inFlight: Int { self.state.withLock { $0.inFlight.count } }
+    public var inFlight: Int { self.state.withLockedValue { $0.inFlight.count } }
 
     /// Messages in the queue, and when the oldest arrived (Unix seconds), for the metrics.
     public var size: (messages: Int, oldestArrival: Int64?) {
-        self.state.withLock { ($0.due.count, $0.arrivals.values.min()) }
+        self.state.withLockedValue { ($0.due.count, $0.arrivals.values.min()) }
     }
 
     public func run() async throws {
@@ -153,12 +153,12 @@ public final class QueueRunner: Service, Sendable {
                 await self.load()
                 if self.settings.hold { self.logger.notice("delivery on hold: messages stay in the queue") }
                 for await _ in self.wakeups {
-                    if self.state.withLock({ $0.stopping }) { break }
+                    if self.state.withLockedValue({ $0.stopping }) { break }
                     await self.handleRequests()
                     for id in self.takeDue() {
                         group.addTask {
                             await self.process(id)
-                            self.state.withLock { _ = $0.inFlight.remove(id) }
+                            self.state.withLockedValue { _ = $0.inFlight.remove(id) }
                             self.wakeup.yield()
                         }
                     }
@@ -166,14 +166,14 @@ public final class QueueRunner: Service, Sendable {
             }
         } onGracefulShutdown: {
             // Deliveries in flight finish (or are cut off by the shutdown limit, and retried).
-            self.state.withLock { $0.stopping = true }
+            self.state.withLockedValue { $0.stopping = true }
             self.wakeup.finish()
         }
     }
 
     /// Once a second: requests from `petrel queue` and `petrel sendmail`, and messages come due.
     private func tick() async {
-        while !self.state.withLock({ $0.stopping }), !Task.isCancelled {
+        while !self.state.withLockedValue({ $0.stopping }), !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             self.wakeup.yield()
         }
@@ -181,7 +181,7 @@ public final class QueueRunner: Service, Sendable {
 
     private func load() async {
         let entries = (try? await self.threadPool.runIfActive { try self.queue.entries() }) ?? []
-        self.state.withLock { state in
+        self.state.withLockedValue { state in
             for entry in entries {
                 state.due[entry.id] = Self.nextDue(entry) ?? 0
                 state.arrivals[entry.id] = entry.createdAt
@@ -197,7 +197,7 @@ public final class QueueRunner: Service, Sendable {
     private func takeDue() -> [String] {
         guard !self.settings.hold else { return [] }
         let now = self.clock()
-        return self.state.withLock { state in
+        return self.state.withLockedValue { state in
             let room = self.maximumInFlight - state.inFlight.count
             guard room > 0 else { return [] }
             let due = state.due.filter { $0.value <= now && !state.inFlight.contains($0.key) }
@@ -236,7 +236,7 @@ public final class QueueRunner: Service, Sendable {
             self.forget(id)  // deleted meanwhile
             return
         }
-        self.state.withLock { $0.arrivals[id] = entry.createdAt }
+        self.state.withLockedValue { $0.arrivals[id] = entry.createdAt }
         var message: QueuedMessage?
         let due = entry.recipients.indices.filter {
             entry.recipients[$0].state == .pending && (entry.recipients[$0].nextAttempt ?? 0) <= now
@@ -280,14 +280,14 @@ public final class QueueRunner: Service, Sendable {
             }
         }
         if let next {
-            self.state.withLock { $0.due[id] = next }
+            self.state.withLockedValue { $0.due[id] = next }
         } else {
             self.forget(id)
         }
     }
 
     private func forget(_ id: String) {
-        self.state.withLock { state in
+        self.state.withLockedValue { state in
             state.due.removeValue(forKey: id)
             state.arrivals.removeValue(forKey: id)
         }
@@ -626,11 +626,11 @@ public final class QueueRunner: Service, Sendable {
             }
             let id = String(parts[0])
             if id == "all", parts[1] == "retry" {
-                let ids = self.state.withLock { Array($0.due.keys) }
+                let ids = self.state.withLockedValue { Array($0.due.keys) }
                 for id in ids { await self.handle(.retry, id) }
             } else if let request = QueueRequest(rawValue: String(parts[1])), QueueEntry.isValidID(id) {
                 // A message being delivered is dealt with once its attempt is over.
-                guard !self.state.withLock({ $0.inFlight.contains(id) }) else { continue }
+                guard !self.state.withLockedValue({ $0.inFlight.contains(id) }) else { continue }
                 await self.handle(request, id)
             }
             self.queue.finishRequest(name)
@@ -638,7 +638,7 @@ public final class QueueRunner: Service, Sendable {
     }
 
     private func handle(_ request: QueueRequest, _ id: String) async {
-        guard !self.state.withLock({ $0.inFlight.contains(id) }),
+        guard !self.state.withLockedValue({ $0.inFlight.contains(id) }),
             var entry = try? await self.threadPool.runIfActive({ try self.queue.entry(id) })
         else { return }
         switch request {

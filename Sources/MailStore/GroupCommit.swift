@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOPosix
 import Synchronization
 
@@ -53,7 +54,7 @@ final class GroupCommit: Sendable {
         var running = false
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     private let batchCount = Atomic<Int>(0)
     private let threadPool: NIOThreadPool
 
@@ -67,7 +68,7 @@ final class GroupCommit: Sendable {
     /// Makes the job durable, together with whatever other jobs are waiting.
     func commit(_ job: Job) async throws(StoreError) {
         let failure = await withCheckedContinuation { (continuation: CheckedContinuation<StoreError?, Never>) in
-            let start = self.state.withLock { state in
+            let start = self.state.withLockedValue { state in
                 state.waiting.append(Waiting(job: job, continuation: continuation))
                 guard !state.running else { return false }
                 state.running = true
@@ -81,7 +82,7 @@ final class GroupCommit: Sendable {
     /// Runs batches until no job is waiting.
     private func drain(_ work: NIOThreadPool.WorkItemState) {
         while true {
-            let batch = self.state.withLock { state in
+            let batch = self.state.withLockedValue { state in
                 let batch = state.waiting
                 state.waiting = []
                 if batch.isEmpty { state.running = false }

@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
 import Glibc
@@ -18,7 +18,7 @@ public struct MaildirStore: Sendable {
     private let knownMaildirs = KnownMaildirs()
 
     final class KnownMaildirs: Sendable {
-        let names = Mutex<Set<String>>([])
+        let names = NIOLockedValueBox<Set<String>>([])
     }
 
     init(mailRoot: String, hostname: String) {
@@ -103,7 +103,7 @@ public struct MaildirStore: Sendable {
             try POSIXFile.link(file, destination)
         } catch .io(_, _, ENOENT) {
             // The Maildir was removed behind our back (an operator cleaning up): make it again.
-            self.knownMaildirs.names.withLock { names in
+            self.knownMaildirs.names.withLockedValue { names in
                 names = names.filter { $0 != mailbox && !$0.hasPrefix(mailbox + "/") }
             }
             _ = try self.ensureMaildir(for: mailbox, folder: folder)
@@ -127,7 +127,7 @@ public struct MaildirStore: Sendable {
         let mailbox = self.path(for: address)
         let root = folder.map { mailbox + "/" + $0 } ?? mailbox
         let key = folder.map { address + "/" + $0 } ?? address
-        if self.knownMaildirs.names.withLock({ $0.contains(key) }) { return root }
+        if self.knownMaildirs.names.withLockedValue({ $0.contains(key) }) { return root }
         if try POSIXFile.makeDirectory(mailbox) { try POSIXFile.syncDirectory(self.mailRoot) }
         if folder != nil, try POSIXFile.makeDirectory(root) {
             try POSIXFile.syncDirectory(mailbox)
@@ -139,7 +139,7 @@ public struct MaildirStore: Sendable {
             if try POSIXFile.makeDirectory(root + "/" + sub) { created = true }
         }
         if created { try POSIXFile.syncDirectory(root) }
-        self.knownMaildirs.names.withLock { _ = $0.insert(key) }
+        self.knownMaildirs.names.withLockedValue { _ = $0.insert(key) }
         return root
     }
 }

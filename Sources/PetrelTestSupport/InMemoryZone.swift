@@ -1,5 +1,5 @@
 import DNSCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A `DNSResolving` that answers from a table, with the semantics of the conformance suites'
 /// zone data (`serve_zone.py`, the OpenSPF schema): an absent name is NXDOMAIN, a present name
@@ -13,15 +13,15 @@ public final class InMemoryZone: DNSResolving, @unchecked Sendable {
         var answeredDespiteTimeout: Set<DNSRecordType> = []
     }
 
-    private let entries: Mutex<[DNSName: Entry]> = Mutex([:])
-    private let queries = Mutex<[DNSQuestion]>([])
+    private let entries: NIOLockedValueBox<[DNSName: Entry]> = NIOLockedValueBox([:])
+    private let queries = NIOLockedValueBox<[DNSQuestion]>([])
 
     public init() {}
 
     /// Adds one record; `ttl` defaults to an hour.
     public func add(_ name: String, _ data: DNSRecordData, type: DNSRecordType, ttl: UInt32 = 3600) {
         guard let owner = DNSName(name) else { preconditionFailure("bad test name \(name)") }
-        self.entries.withLock { entries in
+        self.entries.withLockedValue { entries in
             entries[owner, default: Entry()].records.append(
                 DNSResourceRecord(name: owner, type: type, ttl: ttl, data: data)
             )
@@ -35,7 +35,7 @@ public final class InMemoryZone: DNSResolving, @unchecked Sendable {
     /// Makes `name` exist with no records (NODATA for every type).
     public func addEmpty(_ name: String) {
         guard let owner = DNSName(name) else { preconditionFailure("bad test name \(name)") }
-        self.entries.withLock { entries in
+        self.entries.withLockedValue { entries in
             if entries[owner] == nil { entries[owner] = Entry() }
         }
     }
@@ -43,7 +43,7 @@ public final class InMemoryZone: DNSResolving, @unchecked Sendable {
     /// Queries for types `name` has no record of go unanswered from now on.
     public func addTimeout(_ name: String) {
         guard let owner = DNSName(name) else { preconditionFailure("bad test name \(name)") }
-        self.entries.withLock { entries in
+        self.entries.withLockedValue { entries in
             var entry = entries[owner, default: Entry()]
             if !entry.timesOut {
                 entry.timesOut = true
@@ -54,12 +54,12 @@ public final class InMemoryZone: DNSResolving, @unchecked Sendable {
     }
 
     /// Every question asked so far, in order.
-    public var questions: [DNSQuestion] { self.queries.withLock { $0 } }
+    public var questions: [DNSQuestion] { self.queries.withLockedValue { $0 } }
 
     public func lookup(_ name: DNSName, _ type: DNSRecordType) async -> DNSLookupResult {
         let question = DNSQuestion(name: name, type: type)
-        self.queries.withLock { $0.append(question) }
-        return self.entries.withLock { entries in
+        self.queries.withLockedValue { $0.append(question) }
+        return self.entries.withLockedValue { entries in
             var current = name
             var cnames: [DNSResourceRecord] = []
             for _ in 0...8 {

@@ -1,6 +1,6 @@
 import Foundation
+import NIOConcurrencyHelpers
 import SMTPServer
-import Synchronization
 
 /// The `petrel` executable run as a separate process: for CLI tests, and for crash tests that
 /// need a server they can kill -9.
@@ -37,10 +37,12 @@ public final class PetrelProcess: Sendable {
     let input = Pipe()
     private let output = Pipe()
     private let errors = Pipe()
-    private let collected = Mutex<(out: Data, err: Data)>((Data(), Data()))
+    private let collected = NIOLockedValueBox<(out: Data, err: Data)>((Data(), Data()))
     /// Left when both pipes have reached their end.
     private let readers = DispatchGroup()
-    private let exitStatus = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
+    private let exitStatus = NIOLockedValueBox<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>(
+        (nil, [])
+    )
 
     public init(arguments: [String], directory: String? = nil) {
         let process = Process()
@@ -71,13 +73,13 @@ public final class PetrelProcess: Sendable {
                     if count < 0, errno == EINTR || errno == EAGAIN { continue }
                     guard count > 0 else { break }
                     let data = Data(buffer[..<count])
-                    self.collected.withLock { isOutput ? $0.out.append(data) : $0.err.append(data) }
+                    self.collected.withLockedValue { isOutput ? $0.out.append(data) : $0.err.append(data) }
                 }
                 self.readers.leave()
             }
         }
         self.process.terminationHandler = { process in
-            let waiters = self.exitStatus.withLock { state in
+            let waiters = self.exitStatus.withLockedValue { state in
                 state.status = process.terminationStatus
                 defer { state.waiters = [] }
                 return state.waiters
@@ -89,8 +91,8 @@ public final class PetrelProcess: Sendable {
 
     public var pid: Int32 { self.process.processIdentifier }
 
-    public var standardOutput: String { String(decoding: self.collected.withLock { $0.out }, as: UTF8.self) }
-    public var standardError: String { String(decoding: self.collected.withLock { $0.err }, as: UTF8.self) }
+    public var standardOutput: String { String(decoding: self.collected.withLockedValue { $0.out }, as: UTF8.self) }
+    public var standardError: String { String(decoding: self.collected.withLockedValue { $0.err }, as: UTF8.self) }
 
     public func signal(_ number: Int32) {
         kill(self.process.processIdentifier, number)
@@ -99,7 +101,7 @@ public final class PetrelProcess: Sendable {
     /// Waits for the process to end; returns its exit status (or signal number).
     public func exit() async -> Int32 {
         let status = await withCheckedContinuation { continuation in
-            let known = self.exitStatus.withLock { state -> Int32? in
+            let known = self.exitStatus.withLockedValue { state -> Int32? in
                 if let status = state.status { return status }
                 state.waiters.append(continuation)
                 return nil
@@ -124,7 +126,7 @@ public final class PetrelProcess: Sendable {
                     if let port = address.split(separator: ":").last.flatMap({ Int($0) }) { return port }
                 }
             }
-            if self.exitStatus.withLock({ $0.status }) != nil { break }
+            if self.exitStatus.withLockedValue({ $0.status }) != nil { break }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw StartFailure(log: self.standardError)

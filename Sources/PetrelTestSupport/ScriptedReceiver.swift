@@ -1,6 +1,6 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import Synchronization
 
 /// A remote SMTP server for delivery tests, listening on another loopback address (127.0.0.N)
 /// port 25 as a real MX would. It answers by a script: per connection, per recipient, per
@@ -36,9 +36,9 @@ public final class ScriptedReceiver: Sendable {
     let shared: Shared
 
     /// Messages accepted with 250 after their data (while the client was still connected).
-    public var messages: [Message] { self.shared.state.withLock { $0.messages } }
+    public var messages: [Message] { self.shared.state.withLockedValue { $0.messages } }
     /// Connections accepted so far.
-    public var connections: Int { self.shared.state.withLock { $0.connections } }
+    public var connections: Int { self.shared.state.withLockedValue { $0.connections } }
 
     private init(address: String, channel: any Channel, shared: Shared) {
         self.address = address
@@ -51,7 +51,7 @@ public final class ScriptedReceiver: Sendable {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                let number = shared.state.withLock { state in
+                let number = shared.state.withLockedValue { state in
                     state.connections += 1
                     return state.connections - 1
                 }
@@ -80,10 +80,10 @@ public final class ScriptedReceiver: Sendable {
     }
 
     final class Shared: Sendable {
-        let state = Mutex<(connections: Int, messages: [Message])>((0, []))
+        let state = NIOLockedValueBox<(connections: Int, messages: [Message])>((0, []))
 
         func record(_ message: Message) {
-            self.state.withLock { $0.messages.append(message) }
+            self.state.withLockedValue { $0.messages.append(message) }
         }
     }
 

@@ -1,10 +1,10 @@
 import MailCore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
 import SMTPCore
-import Synchronization
 
 /// Delivers one message to one server over SMTP: connects, drives `ClientSession`, upgrades to
 /// TLS when offered (or required), streams the message through `MessageDataEncoder`, and
@@ -211,7 +211,7 @@ public struct TLSDetails: Hashable, Sendable {
 
 /// What the verification callback found, for the task that waits for the handshake.
 final class VerificationRecord: Sendable {
-    let problem = Mutex<String?>("no certificate")
+    let problem = NIOLockedValueBox<String?>("no certificate")
 }
 
 struct ClientFailure: Error, CustomStringConvertible {
@@ -313,7 +313,7 @@ struct Connection {
                 let callback: NIOSSLCustomVerificationCallback = { certificates, promise in
                     Task {
                         let result = await verifier.verify(certificates, hostname: hostname)
-                        verification.problem.withLock { $0 = result }
+                        verification.problem.withLockedValue { $0 = result }
                         // Opportunistic TLS takes any certificate (RFC 7435 §3); a relay must prove itself.
                         promise.succeed(required && result != nil ? .failed : .certificateVerified)
                     }
@@ -330,10 +330,10 @@ struct Connection {
         }
         switch await self.next(&iterator, timeout: timeout) {
         case .tlsEstablished(let version):
-            let problem = verification.problem.withLock { $0 }
+            let problem = verification.problem.withLockedValue { $0 }
             return .success(TLSDetails(version: version, verified: problem == nil, problem: problem))
         case .tlsFailed(let why):
-            if required, let problem = verification.problem.withLock({ $0 }) {
+            if required, let problem = verification.problem.withLockedValue({ $0 }) {
                 return .failure(ClientFailure(description: "TLS: certificate not trusted: \(problem)", handshake: true))
             }
             return .failure(ClientFailure(description: "TLS handshake failed: \(why)", handshake: true))

@@ -1,5 +1,5 @@
 import MailCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Counts open connections, in all and per client, and refuses those over the limits. A client is
 /// an IPv4 address or an IPv6 /64: one host is given a whole /64 (RFC 6177), so counting single
@@ -21,7 +21,7 @@ public final class ConnectionLimiter: Sendable {
     }
 
     public let limits: Limits
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     public init(limits: Limits) {
         self.limits = limits
@@ -30,7 +30,7 @@ public final class ConnectionLimiter: Sendable {
     /// Takes a slot for `ip`; false when a limit is reached (then nothing is taken).
     public func acquire(ip: String) -> Bool {
         let client = Self.client(ip)
-        return self.state.withLock { state in
+        return self.state.withLockedValue { state in
             let current = state.perIP[client, default: 0]
             guard state.total < self.limits.total, current < self.limits.perIP else { return false }
             state.total += 1
@@ -41,7 +41,7 @@ public final class ConnectionLimiter: Sendable {
 
     public func release(ip: String) {
         let client = Self.client(ip)
-        self.state.withLock { state in
+        self.state.withLockedValue { state in
             state.total -= 1
             let remaining = state.perIP[client, default: 1] - 1
             state.perIP[client] = remaining > 0 ? remaining : nil
@@ -56,5 +56,5 @@ public final class ConnectionLimiter: Sendable {
         return IPAddress(octets: Array(address.octets[..<8]) + Array(repeating: 0, count: 8))!.description + "/64"
     }
 
-    public var openConnections: Int { self.state.withLock { $0.total } }
+    public var openConnections: Int { self.state.withLockedValue { $0.total } }
 }

@@ -1,10 +1,10 @@
 import DNSClient
 import DNSCore
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PetrelTestSupport
-import Synchronization
 import Testing
 
 /// The stub resolver against a real DNS server (Knot) on loopback, and against misbehaving fakes.
@@ -204,9 +204,9 @@ import Testing
 
 /// A clock the tests move by hand.
 final class ManualClock: Sendable {
-    private let current = Mutex(ContinuousClock.now)
-    var now: ContinuousClock.Instant { self.current.withLock { $0 } }
-    func advance(_ duration: Duration) { self.current.withLock { $0 += duration } }
+    private let current = NIOLockedValueBox(ContinuousClock.now)
+    var now: ContinuousClock.Instant { self.current.withLockedValue { $0 } }
+    func advance(_ duration: Duration) { self.current.withLockedValue { $0 += duration } }
 }
 
 /// A UDP socket that reads queries and never answers.
@@ -236,9 +236,9 @@ final class BlackHole: Sendable {
 final class Relay: Sendable {
     let channel: any Channel
     let address: SocketAddress
-    private let state = Mutex<(forgeries: Int, queries: [DNSMessage])>((0, []))
-    var forgeriesSent: Int { self.state.withLock { $0.forgeries } }
-    var queries: [DNSMessage] { self.state.withLock { $0.queries } }
+    private let state = NIOLockedValueBox<(forgeries: Int, queries: [DNSMessage])>((0, []))
+    var forgeriesSent: Int { self.state.withLockedValue { $0.forgeries } }
+    var queries: [DNSMessage] { self.state.withLockedValue { $0.queries } }
 
     private init(channel: any Channel) {
         self.channel = channel
@@ -250,7 +250,7 @@ final class Relay: Sendable {
         forge: Bool = false,
         authenticate: @escaping @Sendable (DNSName) -> Bool = { _ in false }
     ) async throws -> Relay {
-        let box = Mutex<Relay?>(nil)
+        let box = NIOLockedValueBox<Relay?>(nil)
         let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -259,14 +259,14 @@ final class Relay: Sendable {
                             upstream: upstream,
                             forge: forge,
                             authenticate: authenticate,
-                            relay: { box.withLock { $0 } }
+                            relay: { box.withLockedValue { $0 } }
                         )
                     )
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
         let relay = Relay(channel: channel)
-        box.withLock { $0 = relay }
+        box.withLockedValue { $0 = relay }
         return relay
     }
 
@@ -296,7 +296,7 @@ final class Relay: Sendable {
             let envelope = self.unwrapInboundIn(data)
             let query = Array(envelope.data.readableBytesView)
             guard let parsed = try? DNSMessage(decoding: query), let name = parsed.questions.first?.name else { return }
-            self.relay()?.state.withLock { $0.queries.append(parsed) }
+            self.relay()?.state.withLockedValue { $0.queries.append(parsed) }
             // Ask the real server (blocking is fine in a test helper on its own loop).
             guard var real = KnotServer.exchange(query, port: self.upstream.port!, timeout: .seconds(1)) else { return }
             if self.authenticate(name) { real[3] |= 0x20 }
@@ -311,7 +311,7 @@ final class Relay: Sendable {
                     wrongQuestion[end + 2] = 28
                 }
                 datagrams = [wrongID, wrongQuestion, [0xDE, 0xAD, 0xBE, 0xEF]]
-                self.relay()?.state.withLock { $0.forgeries += 3 }
+                self.relay()?.state.withLockedValue { $0.forgeries += 3 }
             }
             for datagram in datagrams + [real] {
                 context.write(

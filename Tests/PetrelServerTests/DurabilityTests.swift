@@ -1,6 +1,7 @@
 import Foundation
 import MailCore
 import MailStore
+import NIOConcurrencyHelpers
 import PetrelTestSupport
 import Synchronization
 import Testing
@@ -22,7 +23,7 @@ import Testing
         let port = Atomic<Int>(0)
         let submissionsPort = Atomic<Int>(0)
         let stopping = Atomic<Bool>(false)
-        let acknowledged = Mutex<Set<String>>([])
+        let acknowledged = NIOLockedValueBox<Set<String>>([])
         let attempted = Atomic<Int>(0)
     }
 
@@ -80,7 +81,7 @@ import Testing
                     try await client.expect(354, timeout: .seconds(5))
                     try await client.sendRaw(Array((Self.content(id: id).wire + ".\r\n").utf8))
                     try await client.expect(250, timeout: .seconds(10))
-                    run.acknowledged.withLock { _ = $0.insert(id) }
+                    run.acknowledged.withLockedValue { _ = $0.insert(id) }
                 } catch {
                     break  // connection lost (the server was killed): reconnect, never resend this id
                 }
@@ -214,7 +215,7 @@ import Testing
         let ids = localIDs + queuedIDs
         let problems = localProblems + queueProblems
         #expect(queuedIDs.count >= 10, "only \(queuedIDs.count) messages went through the queue")
-        let acknowledged = run.acknowledged.withLock { $0 }
+        let acknowledged = run.acknowledged.withLockedValue { $0 }
         var counts: [String: Int] = [:]
         for id in ids { counts[id, default: 0] += 1 }
 

@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Counts failed authentications per client address and blocks an address that fails too often:
 /// after `policy.failures` failures within `policy.window` seconds, it is refused (421) for
@@ -11,7 +11,7 @@ final class AuthenticationFailures: Sendable {
     }
 
     let policy: Configuration.AuthenticationPolicy
-    private let records = Mutex<[String: Record]>([:])
+    private let records = NIOLockedValueBox<[String: Record]>([:])
     private let now: @Sendable () -> ContinuousClock.Instant
     /// Above this many addresses, the table is pruned of records that no longer matter.
     static let pruneThreshold = 10_000
@@ -24,7 +24,7 @@ final class AuthenticationFailures: Sendable {
 
     func isBlocked(_ address: String) -> Bool {
         let now = self.now()
-        return self.records.withLock { records in
+        return self.records.withLockedValue { records in
             guard let until = records[address]?.blockedUntil else { return false }
             return until > now
         }
@@ -33,7 +33,7 @@ final class AuthenticationFailures: Sendable {
     func recordFailure(_ address: String) {
         let now = self.now()
         let window = Duration.seconds(self.policy.window)
-        self.records.withLock { records in
+        self.records.withLockedValue { records in
             var record = records[address, default: Record()]
             record.failures = record.failures.filter { now - $0 < window } + [now]
             if record.failures.count >= self.policy.failures {

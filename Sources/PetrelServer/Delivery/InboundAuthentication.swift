@@ -1,8 +1,8 @@
 import DNSCore
 import MailAuth
 import MailCore
+import NIOConcurrencyHelpers
 import SMTPCore
-import Synchronization
 
 /// SPF, DKIM and DMARC for one incoming message, and what the server does with the verdicts
 /// (`[auth]`). SPF starts as soon as the message does, so its DNS queries overlap the transfer;
@@ -195,10 +195,10 @@ public struct InboundAuthentication: Sendable {
 
     /// True for the first caller only.
     final class Once: Sendable {
-        private let claimed = Mutex(false)
+        private let claimed = NIOLockedValueBox(false)
 
         func claim() -> Bool {
-            self.claimed.withLock { claimed in
+            self.claimed.withLockedValue { claimed in
                 defer { claimed = true }
                 return !claimed
             }

@@ -3,11 +3,11 @@ import Logging
 import MailAuth
 import MailCore
 import MailStore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SMTPCore
 import SMTPServer
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -254,7 +254,7 @@ final class StoredMessage: IncomingMessage {
     let metrics: ServerMetrics
     let connection: ConnectionInfo
     let logger: Logger
-    private let reading: Mutex<Reading>
+    private let reading: NIOLockedValueBox<Reading>
 
     init(
         file: IncomingMessageFile,
@@ -277,13 +277,13 @@ final class StoredMessage: IncomingMessage {
         self.trace = trace
         self.authentication = authentication
         self.verification = verification
-        self.reading = Mutex(Reading(scanner: scanner))
+        self.reading = NIOLockedValueBox(Reading(scanner: scanner))
         self.connection = connection
         self.logger = logger
     }
 
     func append(_ content: ByteBuffer) async {
-        let ready: ByteBuffer? = self.reading.withLock { reading in
+        let ready: ByteBuffer? = self.reading.withLockedValue { reading in
             reading.scanner.append(content.readableBytesView)
             if reading.headerWritten { return content }
             var content = content
@@ -317,7 +317,8 @@ final class StoredMessage: IncomingMessage {
     }
 
     func commit() async -> ServerSession.CommitOutcome {
-        let (scanned, tooLarge, last): (MessageScanner.Scanned, Bool, ByteBuffer?) = self.reading.withLock { reading in
+        typealias Finished = (scanned: MessageScanner.Scanned, tooLarge: Bool, last: ByteBuffer?)
+        let (scanned, tooLarge, last): Finished = self.reading.withLockedValue { reading in
             let tooLarge = reading.scanner.headerTooLarge
             let scanned = reading.scanner.finish()
             var last: ByteBuffer?

@@ -4,8 +4,8 @@ import Logging
 import MailAuth
 import MailCore
 import MailStore
+import NIOConcurrencyHelpers
 import SMTPCore
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -58,7 +58,7 @@ struct MaildirDelivery: LocalDelivery {
 final class SignerCache: Sendable {
     let keys: DKIMKeyStore
     let logger: Logger
-    private let cache = Mutex<[String: (loaded: Int64, signers: [DKIMSigner])]>([:])
+    private let cache = NIOLockedValueBox<[String: (loaded: Int64, signers: [DKIMSigner])]>([:])
 
     init(keys: DKIMKeyStore, logger: Logger) {
         self.keys = keys
@@ -67,7 +67,7 @@ final class SignerCache: Sendable {
 
     func signers(for domain: String) -> [DKIMSigner] {
         let now = Int64(time(nil))
-        if let cached = self.cache.withLock({ $0[domain] }), now - cached.loaded < 60 { return cached.signers }
+        if let cached = self.cache.withLockedValue({ $0[domain] }), now - cached.loaded < 60 { return cached.signers }
         var signers: [DKIMSigner] = []
         do {
             signers = try self.keys.signers(for: domain)
@@ -80,7 +80,7 @@ final class SignerCache: Sendable {
                 metadata: ["domain": "\(domain)", "fix": "petrel dkim keygen \(domain)"]
             )
         }
-        self.cache.withLock { $0[domain] = (now, signers) }
+        self.cache.withLockedValue { $0[domain] = (now, signers) }
         return signers
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
 import Glibc
@@ -21,7 +21,7 @@ public struct LogfmtHandler: LogHandler {
     public var logLevel: Logger.Level
     public let label: String
     public let format: Format
-    private static let output = Mutex<Void>(())
+    private static let output = NIOLock()
 
     /// Keys printed first, in this order.
     static let leadingKeys = ["session", "id", "client", "helo", "from", "to"]
@@ -45,7 +45,7 @@ public struct LogfmtHandler: LogHandler {
             ? Self.json(level: event.level, message: "\(event.message)", metadata: all, timestamp: Self.timestamp())
             : Self.format(level: event.level, message: "\(event.message)", metadata: all, timestamp: Self.timestamp())
         // One write(2) per line, under a lock, so lines from different threads never interleave.
-        Self.output.withLock { _ in
+        Self.output.withLock {
             var remaining = Array(line.utf8)[...]
             while !remaining.isEmpty {
                 let written = remaining.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }

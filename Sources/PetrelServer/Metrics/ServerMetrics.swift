@@ -2,12 +2,12 @@ import DNSClient
 import Delivery
 import Logging
 import Metrics
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Prometheus
 import ServiceLifecycle
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -22,7 +22,7 @@ public final class ServerMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     public let factory: PrometheusMetricsFactory
     /// Counter totals of the resolver at the last scrape: the counters move by the difference.
-    private let lastDNS = Mutex(DNSClient.Statistics())
+    private let lastDNS = NIOLockedValueBox(DNSClient.Statistics())
 
     public init() {
         var factory = PrometheusMetricsFactory(registry: self.registry)
@@ -92,7 +92,7 @@ public final class ServerMetrics: Sendable {
         gauge("queue_oldest_age", "seconds", "Age of the oldest message in the outbound queue")
             .set(Double(oldest.map { now - $0 } ?? 0))
         let statistics = dns.statistics
-        let last = self.lastDNS.withLock { last in
+        let last = self.lastDNS.withLockedValue { last in
             defer { last = statistics }
             return last
         }
