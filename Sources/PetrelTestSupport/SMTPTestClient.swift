@@ -224,7 +224,7 @@ public final class SMTPTestClient: Sendable {
     }
 
     /// Reads one whole reply, or reports a close, or gives up after `timeout`.
-    public func read(timeout: Duration = .seconds(10)) async -> SMTPTestReadResult {
+    public func read(timeout: Duration = .seconds(10).stretched) async -> SMTPTestReadResult {
         let deadline = ContinuousClock.now + timeout
         while true {
             // One actor call for the check and the count, so that bytes arriving in between
@@ -245,7 +245,7 @@ public final class SMTPTestClient: Sendable {
 
     /// Reads a reply and fails unless it has the given code.
     @discardableResult
-    public func expect(_ code: Int, timeout: Duration = .seconds(10)) async throws -> SMTPTestReply {
+    public func expect(_ code: Int, timeout: Duration = .seconds(10).stretched) async throws -> SMTPTestReply {
         let result = await self.read(timeout: timeout)
         guard let reply = result.reply, reply.code == code else {
             throw UnexpectedReply(expected: code, got: result)

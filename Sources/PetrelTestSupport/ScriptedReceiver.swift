@@ -14,8 +14,8 @@ public final class ScriptedReceiver: Sendable {
         public var recipient: @Sendable (String, Int) -> String = { _, _ in "250 2.1.5 OK" }
         /// The reply after the data, by connection number; nil closes the connection instead.
         public var endOfData: @Sendable (Int) -> String? = { _ in "250 2.0.0 queued" }
-        /// Waited before the reply to the data.
-        public var dataDelay: Duration = .zero
+        /// Waited before the reply to the data, by connection number.
+        public var dataDelay: @Sendable (Int) -> Duration = { _ in .zero }
         /// When set, STARTTLS is offered and answered with this text, and nothing more happens
         /// (no TLS here): for a server that injects a reply after its "220".
         public var startTLSReply: String?
@@ -39,6 +39,9 @@ public final class ScriptedReceiver: Sendable {
     public var messages: [Message] { self.shared.state.withLockedValue { $0.messages } }
     /// Connections accepted so far.
     public var connections: Int { self.shared.state.withLockedValue { $0.connections } }
+
+    /// Ends of data seen so far, answered or not yet (the reply may be held by `dataDelay`).
+    public var dataEnds: Int { self.shared.state.withLockedValue { $0.dataEnds } }
 
     private init(address: String, channel: any Channel, shared: Shared) {
         self.address = address
@@ -72,15 +75,18 @@ public final class ScriptedReceiver: Sendable {
 
     /// Waits until `count` messages are in, or `timeout` passes.
     public func waitForMessages(_ count: Int, timeout: Duration = .seconds(20)) async -> [Message] {
-        let deadline = ContinuousClock.now + timeout
-        while self.messages.count < count, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
-        }
+        _ = await eventually(within: timeout) { self.messages.count >= count }
         return self.messages
     }
 
     final class Shared: Sendable {
-        let state = NIOLockedValueBox<(connections: Int, messages: [Message])>((0, []))
+        struct State {
+            var connections = 0
+            var dataEnds = 0
+            var messages: [Message] = []
+        }
+
+        let state = NIOLockedValueBox(State())
 
         func record(_ message: Message) {
             self.state.withLockedValue { $0.messages.append(message) }
@@ -175,6 +181,7 @@ public final class ScriptedReceiver: Sendable {
 
         func endOfData(_ context: ChannelHandlerContext) {
             let message = Message(sender: self.sender, recipients: self.recipients, data: self.data)
+            self.shared.state.withLockedValue { $0.dataEnds += 1 }
             let answer = self.script.endOfData(self.number)
             let send = { [self] in
                 guard let answer else {
@@ -187,8 +194,9 @@ public final class ScriptedReceiver: Sendable {
                 if answer.hasPrefix("2") { self.shared.record(message) }
                 self.reply(context, answer)
             }
-            if self.script.dataDelay > .zero {
-                let (seconds, attoseconds) = self.script.dataDelay.components
+            let delay = self.script.dataDelay(self.number)
+            if delay > .zero {
+                let (seconds, attoseconds) = delay.components
                 context.eventLoop.assumeIsolated().scheduleTask(
                     in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
                 ) { send() }

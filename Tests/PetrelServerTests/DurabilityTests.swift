@@ -56,14 +56,14 @@ import Testing
                 continue
             }
             defer { Task { await client.close() } }
-            guard await client.read(timeout: .seconds(5)).reply?.code == 220,
+            guard await client.read(timeout: .seconds(5).stretched).reply?.code == 220,
                 (try? await client.send("EHLO durability-\(number).example")) != nil,
-                await client.read(timeout: .seconds(5)).reply?.code == 250
+                await client.read(timeout: .seconds(5).stretched).reply?.code == 250
             else { continue }
             if submits {
                 let credentials = Base64.encode(Array("\0alice@localhost\0\(Self.password)".utf8))
                 guard (try? await client.send("AUTH PLAIN \(credentials)")) != nil,
-                    await client.read(timeout: .seconds(5)).reply?.code == 235
+                    await client.read(timeout: .seconds(5).stretched).reply?.code == 235
                 else { continue }
             }
             while !run.stopping.load(ordering: .relaxed) {
@@ -74,13 +74,13 @@ import Testing
                     try await client.send(
                         submits ? "MAIL FROM:<alice@localhost>" : "MAIL FROM:<sender\(number)@example.net>"
                     )
-                    try await client.expect(250, timeout: .seconds(5))
+                    try await client.expect(250, timeout: .seconds(5).stretched)
                     try await client.send(submits ? "RCPT TO:<rcpt@remote.example>" : "RCPT TO:<postmaster@localhost>")
-                    try await client.expect(250, timeout: .seconds(5))
+                    try await client.expect(250, timeout: .seconds(5).stretched)
                     try await client.send("DATA")
-                    try await client.expect(354, timeout: .seconds(5))
+                    try await client.expect(354, timeout: .seconds(5).stretched)
                     try await client.sendRaw(Array((Self.content(id: id).wire + ".\r\n").utf8))
-                    try await client.expect(250, timeout: .seconds(10))
+                    try await client.expect(250, timeout: .seconds(10).stretched)
                     run.acknowledged.withLockedValue { _ = $0.insert(id) }
                 } catch {
                     break  // connection lost (the server was killed): reconnect, never resend this id
@@ -193,7 +193,7 @@ import Testing
 
         var restarts = 0
         for _ in 0..<Self.kills {
-            try await Task.sleep(for: .milliseconds(Int.random(in: 400...1200)))
+            try await Task.sleep(for: .milliseconds(Int.random(in: 400...1200)).stretched)
             server.signal(SIGKILL)
             _ = await server.exit()
             server = PetrelProcess(arguments: ["serve", "--config", config], directory: directory)
@@ -202,7 +202,7 @@ import Testing
             run.submissionsPort.store(try await server.listeningPort(.submissions), ordering: .relaxed)
             restarts += 1
         }
-        try await Task.sleep(for: .seconds(1))
+        try await Task.sleep(for: .seconds(1).stretched)
         run.stopping.store(true, ordering: .relaxed)
         await clients.value
         let watched = await watcher.value

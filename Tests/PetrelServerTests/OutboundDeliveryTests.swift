@@ -75,13 +75,8 @@ import Testing
     }
 
     static func waitForEmptyQueue(_ server: TestServer, timeout: Duration = .seconds(20)) async throws -> [QueueEntry] {
-        let deadline = ContinuousClock.now + timeout
-        var entries = try server.server.queue.entries()
-        while !entries.isEmpty, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(100))
-            entries = try server.server.queue.entries()
-        }
-        return entries
+        _ = await eventually(within: timeout) { (try? server.server.queue.entries().isEmpty) == true }
+        return try server.server.queue.entries()
     }
 
     @Test func submittedMailIsSignedAndDelivered() async throws {
@@ -197,15 +192,14 @@ import Testing
     @Test func aSlowServerTimesOutAndIsRetried() async throws {
         let server = try await Self.server(mx: "127.0.0.7")
         var script = ScriptedReceiver.Script()
-        script.dataDelay = .seconds(5)  // past the 3 s reply limit of the test configuration
+        script.dataDelay = { _ in .seconds(5) }  // past the 3 s reply limit of the test configuration
         let receiver = try await ScriptedReceiver.start(host: "127.0.0.7", script: script)
         try await Self.submit(server, to: ["bob@remote.test"])
-        try await Task.sleep(for: .seconds(5))
+        #expect(await eventually { (try? server.server.queue.entries().first?.recipients[0].attempts ?? 0) ?? 0 >= 1 })
         let entries = try server.server.queue.entries()
         try #require(entries.count == 1)
         let recipient = entries[0].recipients[0]
         #expect(recipient.state == .pending)
-        #expect(recipient.attempts >= 1)
         #expect(recipient.lastError?.contains("timed out") == true, "\(recipient.lastError ?? "")")
         await receiver.stop()
         try await server.stop()
@@ -221,7 +215,7 @@ import Testing
         script.startTLSReply = "220 2.0.0 Ready\r\n250 2.0.0 injected"
         let receiver = try await ScriptedReceiver.start(host: "127.0.0.12", script: script)
         try await Self.submit(server, to: ["bob@remote.test"])
-        try await Task.sleep(for: .seconds(2))
+        #expect(await eventually { (try? server.server.queue.entries().first?.recipients[0].lastError) != nil })
         let entries = try server.server.queue.entries()
         try #require(entries.count == 1)
         let recipient = entries[0].recipients[0]
@@ -301,7 +295,7 @@ import Testing
             )
         }
         try await Self.submit(untrusting, to: ["bob@relay.test"])
-        try await Task.sleep(for: .seconds(2))
+        #expect(await eventually { (try? untrusting.server.queue.entries().first?.recipients[0].lastError) != nil })
         let entries = try untrusting.server.queue.entries()
         try #require(entries.count == 1)
         #expect(entries[0].recipients[0].state == .pending)
@@ -386,7 +380,13 @@ import Testing
         script.recipient = { _, _ in "451 4.7.1 greylisted" }
         let receiver = try await ScriptedReceiver.start(host: "127.0.0.18", script: script)
         try await Self.submit(server, to: ["bob@remote.test"])
-        try await Task.sleep(for: .seconds(4))
+        // Retried every second: a notice, and two more attempts after it that must not add one.
+        #expect(
+            await eventually {
+                !server.messages(in: "alice@petrel.test").isEmpty
+                    && (try? server.server.queue.entries().first?.recipients.first?.attempts ?? 0) ?? 0 >= 4
+            }
+        )
         let reports = server.messages(in: "alice@petrel.test")
         try #require(reports.count == 1, "one notice, however many attempts")
         #expect(reports[0].contains("Subject: Delayed Mail (still being retried)"))
