@@ -338,6 +338,14 @@ public final class PetrelServer: Sendable {
         }
         do {
             try await self.group.run()
+        } catch is CancellationError {
+            // The group is cancelled only once a shutdown outlasts timeouts.shutdown: still a stop.
+            // What was cut off is safe: a message not yet answered is the client's to resend, a
+            // delivery not yet recorded stays queued and is tried again at the next start.
+            self.logger.notice(
+                "shutdown limit reached: sessions and deliveries still under way were cut off",
+                metadata: ["limit": "\(self.configuration.timeouts.shutdown)s"]
+            )
         } catch {
             try? await self.threadPool.shutdownGracefully()
             throw error

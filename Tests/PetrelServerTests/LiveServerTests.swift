@@ -157,7 +157,7 @@ import Testing
         let count = 20_000
         try await client.sendRaw(Array(String(repeating: "NOOP\r\n", count: count).utf8) + Array("QUIT\r\n".utf8))
         var answered = 0
-        while answered < count, await client.read(timeout: .seconds(10)).reply?.code == 250 { answered += 1 }
+        while answered < count, await client.read(timeout: .seconds(10).stretched).reply?.code == 250 { answered += 1 }
         #expect(answered == count)
         try await client.expect(221)
         try await server.stop()
@@ -170,7 +170,7 @@ import Testing
         // Only reads: anything sent could race with the one-second deadline on a busy machine.
         let client = try await server.connect()
         try await client.expect(220)
-        let reply = try await client.expect(421, timeout: .seconds(10))
+        let reply = try await client.expect(421, timeout: .seconds(10).stretched)
         #expect(reply.text.hasPrefix("4.4.2"))
         #expect(await client.read().description == "closed")
         try await server.stop()
@@ -197,6 +197,24 @@ import Testing
         try await stopping.value
         // New connections are refused once the listener is closed.
         await #expect(throws: (any Error).self) { _ = try await server.connect() }
+        server.removeData()
+    }
+
+    /// A message that never ends is cut off at `timeouts.shutdown`: the stop is still a clean
+    /// one (`petrel serve` exits 0), and nothing of the unanswered message is kept.
+    @Test func aSessionOutlastingTheShutdownLimitIsCutOff() async throws {
+        let server = try await Self.exampleServer { configuration in
+            configuration.timeouts.shutdown = 1
+        }
+        let stalled = try await server.connectAndGreet()
+        try await stalled.startData(from: "bob@example.net", to: ["alice@example.test"])
+        try await stalled.sendRaw(Array("Subject: never finished\r\n\r\nfirst half\r\n".utf8))
+        let started = ContinuousClock.now
+        try await server.stop(removingData: false)
+        #expect(ContinuousClock.now - started < .seconds(10).stretched)
+        let last = await stalled.read()
+        #expect(last.description == "closed", "\(last)")
+        #expect(server.messages(in: "alice@example.test").isEmpty)
         server.removeData()
     }
 

@@ -189,6 +189,26 @@ import Testing
         try await server.stop()
     }
 
+    /// A delivery still waiting for its reply at `timeouts.shutdown` is cut off: the stop is a
+    /// clean one all the same, and the message stays queued for the next start.
+    @Test func aDeliveryOutlastingTheShutdownLimitStaysQueued() async throws {
+        let server = try await Self.server(mx: "127.0.0.24") { configuration in
+            configuration.delivery.replyTimeout = 600
+            configuration.timeouts.shutdown = 1
+        }
+        var script = ScriptedReceiver.Script()
+        script.dataDelay = { _ in .seconds(3600) }
+        let receiver = try await ScriptedReceiver.start(host: "127.0.0.24", script: script)
+        try await Self.submit(server, to: ["bob@remote.test"])
+        #expect(await eventually { receiver.dataEnds >= 1 })
+        try await server.stop(removingData: false)
+        let entries = try server.server.queue.entries()
+        #expect(entries.count == 1 && entries.first?.recipients.first?.state == .pending, "\(entries)")
+        #expect(receiver.messages.isEmpty)
+        server.removeData()
+        await receiver.stop()
+    }
+
     @Test func aSlowServerTimesOutAndIsRetried() async throws {
         let server = try await Self.server(mx: "127.0.0.7")
         var script = ScriptedReceiver.Script()
