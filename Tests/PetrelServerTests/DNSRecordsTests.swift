@@ -83,7 +83,9 @@ import Testing
         #expect(result.status == 0, "\(result.standardError)")
         let knot = try KnotServer(extraZones: [".": result.standardOutput])
         defer { knot.stop() }
-        let resolver = DNSClient(configuration: .init(servers: [knot.address], timeout: .seconds(3), attempts: 2))
+        let resolver = DNSClient(
+            configuration: .init(servers: [knot.address], timeout: .seconds(3).stretched, attempts: 2)
+        )
 
         let spf = SPFVerifier(resolver: resolver)
         let pass = await spf.check(ip: IPAddress("203.0.113.7")!, mailFrom: "a@example.com", helo: "mail.example.com")
