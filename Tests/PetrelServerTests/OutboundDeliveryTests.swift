@@ -28,7 +28,7 @@ import Testing
             configuration in
             configuration.delivery.retryFirst = 1
             configuration.delivery.retryMaximum = 1
-            configuration.delivery.replyTimeout = 3
+            configuration.delivery.replyTimeout = 3 * Slowdown.factor  // a TLS handshake may take seconds under TSan
             configure(&configuration)
         }
         try server.server.accounts.addMailbox(
@@ -212,7 +212,7 @@ import Testing
     @Test func aSlowServerTimesOutAndIsRetried() async throws {
         let server = try await Self.server(mx: "127.0.0.7")
         var script = ScriptedReceiver.Script()
-        script.dataDelay = { _ in .seconds(5) }  // past the 3 s reply limit of the test configuration
+        script.dataDelay = { _ in .seconds(5).stretched }  // past the reply limit of the test configuration
         let receiver = try await ScriptedReceiver.start(host: "127.0.0.7", script: script)
         try await Self.submit(server, to: ["bob@remote.test"])
         #expect(await eventually { (try? server.server.queue.entries().first?.recipients[0].attempts ?? 0) ?? 0 >= 1 })
