@@ -339,7 +339,8 @@ public final class PetrelServer: Sendable {
         do {
             try await self.group.run()
         } catch is CancellationError {
-            // The group is cancelled only once a shutdown outlasts timeouts.shutdown: still a stop.
+            // The group is cancelled when a shutdown outlasts timeouts.shutdown (or when whoever
+            // runs the server cancels its task): still a stop, not a failure.
             // What was cut off is safe: a message not yet answered is the client's to resend, a
             // delivery not yet recorded stays queued and is tried again at the next start.
             self.logger.notice(
