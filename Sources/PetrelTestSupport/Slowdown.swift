@@ -4,7 +4,7 @@ import Foundation
 ///
 /// `Scripts/sanitize.sh` sets `PETREL_TEST_SLOWDOWN` (ThreadSanitizer slows Swift code five to
 /// fifteen times, AddressSanitizer two to three), and a test stretches each bound it waits within
-/// by it: a reply within 10 s, a DNS answer within a second. An instrumented run then fails on a
+/// by it: a reply within 10 s, a DNS answer within 3 s. An instrumented run then fails on a
 /// sanitizer's report, not on the clock. Only tests read it; `petrel` itself never does.
 public enum Slowdown {
     public static let factor: Int = {
