@@ -35,6 +35,24 @@ public struct DNSSOA: Hashable, Sendable {
     public var expire: UInt32
     /// The negative-caching TTL (RFC 2308 §4).
     public var minimum: UInt32
+
+    public init(
+        primary: DNSName,
+        responsible: DNSName,
+        serial: UInt32,
+        refresh: UInt32,
+        retry: UInt32,
+        expire: UInt32,
+        minimum: UInt32
+    ) {
+        self.primary = primary
+        self.responsible = responsible
+        self.serial = serial
+        self.refresh = refresh
+        self.retry = retry
+        self.expire = expire
+        self.minimum = minimum
+    }
 }
 
 /// RDATA, decoded for the types Petrel reads and kept as octets for the others.

@@ -7,7 +7,8 @@ import NIOPosix
 import PetrelTestSupport
 import Testing
 
-/// The stub resolver against a real DNS server (Knot) on loopback, and against misbehaving fakes.
+/// The stub resolver against an authoritative DNS server on loopback (`TestDNSServer`, which
+/// answers as Knot DNS did for the captured fixtures), and against misbehaving fakes.
 @Suite(.serialized) struct DNSClientTests {
     static func client(
         _ servers: [SocketAddress],
@@ -18,9 +19,9 @@ import Testing
     }
 
     @Test func recordTypes() async throws {
-        let knot = try KnotServer()
-        defer { knot.stop() }
-        let client = Self.client([knot.address])
+        let server = try TestDNSServer()
+        defer { server.stop() }
+        let client = Self.client([server.address])
         func rdata(_ name: String, _ type: DNSRecordType) async -> [String] {
             let result = await client.lookup(DNSName(name)!, type)
             #expect(result.status == .answer, "\(name) \(type): \(result.status)")
@@ -40,19 +41,20 @@ import Testing
     }
 
     @Test func truncatedAnswersAreRetriedOverTCP() async throws {
-        let knot = try KnotServer()
-        defer { knot.stop() }
-        let client = Self.client([knot.address])
+        let server = try TestDNSServer()
+        defer { server.stop() }
+        let client = Self.client([server.address])
         let result = await client.lookup(DNSName("big.example.test")!, .txt)
         #expect(result.status == .answer)
         #expect(result.records.first?.text == Array(String(repeating: "x", count: 2000).utf8))
         #expect(client.statistics.tcpQueries == 1)
+        #expect(server.statistics.udpQueries == 1 && server.statistics.tcpQueries == 1)
     }
 
     @Test func cnamesNegativeAnswersAndFailures() async throws {
-        let knot = try KnotServer()
-        defer { knot.stop() }
-        let client = Self.client([knot.address])
+        let server = try TestDNSServer()
+        defer { server.stop() }
+        let client = Self.client([server.address])
         let alias = await client.lookup(DNSName("alias.example.test")!, .a)
         #expect(alias.status == .answer && alias.records.map(\.data.presentation) == ["192.0.2.1"])
         #expect(alias.cnames.count == 2)
@@ -71,8 +73,8 @@ import Testing
     }
 
     @Test func silenceIsATimeoutAndTheNextServerIsTried() async throws {
-        let knot = try KnotServer()
-        defer { knot.stop() }
+        let server = try TestDNSServer()
+        defer { server.stop() }
         let silent = try await BlackHole.start()
         defer { silent.stop() }
         let started = ContinuousClock.now
@@ -82,17 +84,51 @@ import Testing
         )
         #expect(alone.status == .failure(.timeout))
         #expect(ContinuousClock.now - started < .seconds(3).stretched)
-        let fallback = await Self.client([silent.address, knot.address], timeout: .seconds(1).stretched).lookup(
+        let fallback = await Self.client([silent.address, server.address], timeout: .seconds(1).stretched).lookup(
             DNSName("mx1.example.test")!,
             .a
         )
         #expect(fallback.status == .answer)
     }
 
+    /// A server that fails (SERVFAIL), says nothing, or is slow, switched while it runs; and
+    /// names it leaves unanswered.
+    @Test func failingServers() async throws {
+        let failing = try TestDNSServer()
+        defer { failing.stop() }
+        let good = try TestDNSServer()
+        defer { good.stop() }
+        failing.behaviour = .serverFailure
+        let next = await Self.client([failing.address, good.address]).lookup(DNSName("mx1.example.test")!, .a)
+        #expect(next.status == .answer, "SERVFAIL moves on to the next server")
+        #expect(failing.statistics.udpQueries == 1 && good.statistics.udpQueries == 1)
+        let alone = await Self.client([failing.address]).lookup(DNSName("mx1.example.test")!, .a)
+        #expect(alone.status == .failure(.serverFailure))
+
+        failing.behaviour = .silent
+        let silent = await Self.client([failing.address], timeout: .milliseconds(300)).lookup(
+            DNSName("mx1.example.test")!,
+            .a
+        )
+        #expect(silent.status == .failure(.timeout))
+
+        failing.behaviour = .delay(.milliseconds(200))
+        let started = ContinuousClock.now
+        let slow = await Self.client([failing.address]).lookup(DNSName("mx1.example.test")!, .a)
+        #expect(slow.status == .answer && ContinuousClock.now - started >= .milliseconds(200))
+        #expect(failing.statistics.udpQueries == 4 && failing.statistics.tcpQueries == 0)
+
+        let partly = try TestDNSServer(silentNames: ["MX2.example.test"])
+        defer { partly.stop() }
+        let client = Self.client([partly.address], timeout: .milliseconds(500).stretched)
+        #expect(await client.lookup(DNSName("mx2.example.test")!, .a).status == .failure(.timeout))
+        #expect(await client.lookup(DNSName("mx1.example.test")!, .a).status == .answer)
+    }
+
     @Test func responsesThatDoNotMatchAreDropped() async throws {
-        let knot = try KnotServer()
-        defer { knot.stop() }
-        let spoofer = try await Relay.start(upstream: knot.address, forge: true)
+        let server = try TestDNSServer()
+        defer { server.stop() }
+        let spoofer = try await Relay.start(upstream: server.address, forge: true)
         defer { spoofer.stop() }
         let result = await Self.client([spoofer.address], timeout: .seconds(2).stretched).lookup(
             DNSName("mx1.example.test")!,
@@ -106,9 +142,9 @@ import Testing
     /// The query asks for DNSSEC (EDNS0, DO) so a validating resolver reports AD, and AD is passed
     /// on only when every response of a CNAME chain had it.
     @Test func theADBitIsReported() async throws {
-        let knot = try KnotServer()
-        defer { knot.stop() }
-        let validating = try await Relay.start(upstream: knot.address, authenticate: { _ in true })
+        let server = try TestDNSServer()
+        defer { server.stop() }
+        let validating = try await Relay.start(upstream: server.address, authenticate: { _ in true })
         defer { validating.stop() }
         let client = Self.client([validating.address])
         let direct = await client.lookup(DNSName("mx1.example.test")!, .a)
@@ -126,7 +162,7 @@ import Testing
         #expect(chain.records.map(\.data.presentation) == ["192.0.2.1"])
 
         let halfValidated = try await Relay.start(
-            upstream: knot.address,
+            upstream: server.address,
             authenticate: { $0.description.hasSuffix("example.test.") }
         )
         defer { halfValidated.stop() }
@@ -135,15 +171,15 @@ import Testing
         #expect(half.records.map(\.data.presentation) == ["192.0.2.1"])
         #expect(halfValidated.queries.count == 2)
 
-        #expect(await Self.client([knot.address]).lookup(DNSName("mx1.example.test")!, .a).authenticated == false)
+        #expect(await Self.client([server.address]).lookup(DNSName("mx1.example.test")!, .a).authenticated == false)
     }
 
     /// 1,000 lookups of 100 names at once: one query a name, the rest coalesced or cached; a
     /// second round is answered from the cache without a packet.
     @Test func concurrentLookupsAreCoalescedAndCached() async throws {
-        let knot = try KnotServer()
-        defer { knot.stop() }
-        let client = Self.client([knot.address], timeout: .seconds(2).stretched, attempts: 2)
+        let server = try TestDNSServer()
+        defer { server.stop() }
+        let client = Self.client([server.address], timeout: .seconds(2).stretched, attempts: 2)
         func round() async -> [DNSLookupResult] {
             await withTaskGroup(of: DNSLookupResult.self) { group in
                 for index in 0..<1000 {
@@ -169,11 +205,11 @@ import Testing
     }
 
     @Test func cacheExpiresAndCachesNegativeAnswers() async throws {
-        let knot = try KnotServer()
-        defer { knot.stop() }
+        let server = try TestDNSServer()
+        defer { server.stop() }
         let clock = ManualClock()
         let client = DNSClient(
-            configuration: .init(servers: [knot.address], timeout: .seconds(2).stretched, attempts: 1),
+            configuration: .init(servers: [server.address], timeout: .seconds(2).stretched, attempts: 1),
             now: { clock.now }
         )
         _ = await client.lookup(DNSName("nope.example.test")!, .a)
@@ -233,7 +269,7 @@ final class BlackHole: Sendable {
     func stop() { self.channel.close(promise: nil) }
 }
 
-/// Relays queries to a real server, and can play a validating resolver (setting AD on the
+/// Relays queries to the test server, and can play a validating resolver (setting AD on the
 /// answers for some names) or an attacker (sending three forgeries first: a wrong id, a different
 /// question, and garbage). It keeps the queries it saw.
 final class Relay: Sendable {
@@ -300,8 +336,8 @@ final class Relay: Sendable {
             let query = Array(envelope.data.readableBytesView)
             guard let parsed = try? DNSMessage(decoding: query), let name = parsed.questions.first?.name else { return }
             self.relay()?.state.withLockedValue { $0.queries.append(parsed) }
-            // Ask the real server (blocking is fine in a test helper on its own loop).
-            guard var real = KnotServer.exchange(query, port: self.upstream.port!, timeout: .seconds(1).stretched)
+            // Ask the test server (blocking is fine in a test helper: that server has a loop of its own).
+            guard var real = TestDNSServer.exchange(query, port: self.upstream.port!, timeout: .seconds(1).stretched)
             else { return }
             if self.authenticate(name) { real[3] |= 0x20 }
             var datagrams: [[UInt8]] = []
@@ -327,5 +363,79 @@ final class Relay: Sendable {
             }
             context.flush()
         }
+    }
+}
+
+/// The zone-file reader `TestDNSServer` serves from: RFC 1035 §5 as the test zones and
+/// `petrel dns --format zone` write it, and an error naming the line for anything else.
+@Suite struct ZoneFileTests {
+    @Test func readsWhatTheZonesUse() throws {
+        let zone = try ZoneFile(
+            """
+            $ORIGIN example.test.
+            $TTL 1h
+            @ IN SOA ns hostmaster.example.test. (
+                    1       ; serial
+                    3600 600 86400
+                    300 )   ; minimum
+            @ NS ns.example.test.
+            ns IN 60 A 127.0.0.1
+              60 IN AAAA 2001:db8::1
+            mx.other.test. 120 MX 10 @
+            txt TXT "a \\"quoted\\" ; string" plain "back\\\\slash" "\\065\\066"
+            _25._tcp TLSA 3 1 1 ( 0123456789abcdef
+                                  0123456789ABCDEF )
+            _submission._tcp IN SRV 0 1 587 mail.example.com.
+            caa CAA 0 issue "ca.example"
+            alias CNAME txt
+            unknown TYPE65280 \\# 2 abCD
+
+            $ORIGIN sub
+            www PTR example.test.
+            """,
+            origin: .root
+        )
+        #expect(
+            zone.records.map(\.presentation) == [
+                "example.test.\t3600\tIN\tSOA\tns.example.test. hostmaster.example.test. 1 3600 600 86400 300",
+                "example.test.\t3600\tIN\tNS\tns.example.test.",
+                "ns.example.test.\t60\tIN\tA\t127.0.0.1",
+                "ns.example.test.\t60\tIN\tAAAA\t2001:db8::1",
+                "mx.other.test.\t120\tIN\tMX\t10 example.test.",
+                "txt.example.test.\t3600\tIN\tTXT\t\"a \\\"quoted\\\" ; string\" \"plain\" \"back\\\\slash\" \"AB\"",
+                "_25._tcp.example.test.\t3600\tIN\tTLSA\t3 1 1 0123456789ABCDEF0123456789ABCDEF",
+                "_submission._tcp.example.test.\t3600\tIN\tSRV\t0 1 587 mail.example.com.",
+                "caa.example.test.\t3600\tIN\tTYPE257\t\\# 17 0005697373756563612E6578616D706C65",
+                "alias.example.test.\t3600\tIN\tCNAME\ttxt.example.test.",
+                "unknown.example.test.\t3600\tIN\tTYPE65280\t\\# 2 ABCD",
+                "www.sub.example.test.\t3600\tIN\tPTR\texample.test.",
+            ]
+        )
+    }
+
+    @Test(arguments: [
+        ("@ IN A 192.0.2.1", 1),  // no TTL anywhere
+        ("$TTL 60\nhost IN A 192.0.2", 2),
+        ("$TTL 60\n\nhost IN BOGUS 1", 3),
+        ("$TTL 60\nhost IN MX 10", 2),
+        ("$TTL 60\nhost IN A 192.0.2.1 extra", 2),
+        ("$TTL 60\nhost CH A 192.0.2.1", 2),
+        ("$TTL 60\nhost TXT \"unterminated", 2),
+        ("$TTL 60\nhost TXT \"" + String(repeating: "x", count: 256) + "\"", 2),
+        ("$TTL 60\n@ SOA ns hostmaster ( 1 2 3 4\n5", 2),
+        ("$TTL 60\nhost A 192.0.2.1 )", 2),
+        ("$TTL 60\n  IN A 192.0.2.1", 2),  // a blank owner with no record before
+        ("$TTL 60\nhost TYPE99 1", 2),
+        ("$TTL 60\nhost TLSA 3 1 1 abc", 2),
+        ("$TTL 60\nhost TYPE99 \\# 3 abcd", 2),
+        ("$TTL 60\na..b A 192.0.2.1", 2),
+        ("$INCLUDE other.zone", 1),
+        ("$TTL 60\nhost A 192.0.2.1\nthis is not a zone file", 3),
+    ])
+    func errorsNameTheLine(text: String, line: Int) {
+        let error = #expect(throws: ZoneFile.SyntaxError.self, "\(text)") {
+            try ZoneFile(text, origin: DNSName("example.test")!)
+        }
+        #expect(error?.line == line, "\(String(describing: error))")
     }
 }

@@ -2,19 +2,19 @@ import Foundation
 import PetrelTestSupport
 import Testing
 
-/// `petrel check`, as an operator runs it, through Petrel's resolver against Knot on loopback
-/// serving the records of a DKIM test vector's domain, an SPF record and a DMARC policy.
+/// `petrel check`, as an operator runs it, through Petrel's resolver against the test DNS server
+/// on loopback serving the records of a DKIM test vector's domain, an SPF record and a DMARC policy.
 @Suite(.serialized) struct CheckCommandTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("MailAuthTests/Fixtures/dkim")
 
-    static func knot() throws -> KnotServer {
-        try KnotServer(extraZones: [
+    static func dnsServer() throws -> TestDNSServer {
+        try TestDNSServer(extraZones: [
             "football.example.com": [
-                "@ " + KnotServer.txt("v=spf1 ip4:192.0.2.0/24 include:_spf.football.example.com -all"),
-                "_spf " + KnotServer.txt("v=spf1 ip6:2001:db8::/32 ~all"),
-                "rsa2048._domainkey " + KnotServer.txt(InboundAuthenticationTests.key),
-                "_dmarc " + KnotServer.txt("v=DMARC1; p=reject; rua=mailto:dmarc@football.example.com"),
+                "@ " + TestDNSServer.txt("v=spf1 ip4:192.0.2.0/24 include:_spf.football.example.com -all"),
+                "_spf " + TestDNSServer.txt("v=spf1 ip6:2001:db8::/32 ~all"),
+                "rsa2048._domainkey " + TestDNSServer.txt(InboundAuthenticationTests.key),
+                "_dmarc " + TestDNSServer.txt("v=DMARC1; p=reject; rua=mailto:dmarc@football.example.com"),
             ].joined(separator: "\n")
         ])
     }
@@ -27,9 +27,9 @@ import Testing
     }
 
     @Test func spfSaysWhichTermMatched() async throws {
-        let knot = try Self.knot()
-        defer { knot.stop() }
-        let dns = "127.0.0.1:\(knot.port)"
+        let server = try Self.dnsServer()
+        defer { server.stop() }
+        let dns = "127.0.0.1:\(server.port)"
         let pass = try await PetrelProcess.run([
             "check", "spf", "--dns", dns, "--ip", "192.0.2.7", "--sender", "joe@football.example.com",
             "--helo", "mail.football.example.com",
@@ -60,9 +60,9 @@ import Testing
     }
 
     @Test func dkimAndDMARCVerdicts() async throws {
-        let knot = try Self.knot()
-        defer { knot.stop() }
-        let dns = "127.0.0.1:\(knot.port)"
+        let server = try Self.dnsServer()
+        defer { server.stop() }
+        let dns = "127.0.0.1:\(server.port)"
         let dkim = try await PetrelProcess.run(["check", "dkim", "--dns", dns], input: Self.message)
         #expect(dkim.status == 0, "\(dkim.standardError)")
         #expect(

@@ -6,8 +6,9 @@ import Testing
 import Glibc
 #endif
 
-/// `petrel doctor` against Knot serving the zone `petrel dns` printed: all ok (exit 0); then
-/// with each kind of record missing or wrong, each named (exit 1).
+/// `petrel doctor` against the test DNS server serving the zone `petrel dns` printed: all ok
+/// (exit 0); then with each kind of record missing or wrong, each named (exit 1). (Against Knot
+/// DNS itself: Scripts/interop.sh.)
 @Suite struct DoctorCommandTests {
     @Test func doctorFindsEveryBrokenRecord() async throws {
         let directory = try makeTemporaryDirectory()
@@ -50,9 +51,9 @@ import Glibc
         var result: PetrelProcess.Result
 
         func doctor(_ zone: String) async throws -> PetrelProcess.Result {
-            let knot = try KnotServer(extraZones: [".": zone])
-            defer { knot.stop() }
-            return try await PetrelProcess.run(["doctor", "--config", config, "--dns", "127.0.0.1:\(knot.port)"])
+            let server = try TestDNSServer(extraZones: [".": zone])
+            defer { server.stop() }
+            return try await PetrelProcess.run(["doctor", "--config", config, "--dns", "127.0.0.1:\(server.port)"])
         }
 
         result = try await doctor(zone)

@@ -7,16 +7,16 @@ import Testing
 import Glibc
 #endif
 
-/// The real `petrel` process delivering through Knot (MX records) to scripted receivers:
+/// The real `petrel` process delivering through the test DNS server (MX records) to scripted receivers:
 /// `petrel sendmail`, `petrel queue ...`, and kill -9 in the middle of a delivery.
 @Suite struct QueueCommandTests {
     let directory: String
     let config: String
-    let knot: KnotServer
+    let dns: TestDNSServer
 
     /// remote.test → mx.remote.test (127.0.0.8); slow.test → mx.slow.test (127.0.0.9).
     init() throws {
-        self.knot = try KnotServer(extraZones: [
+        self.dns = try TestDNSServer(extraZones: [
             "remote.test": "@ MX 10 mx\nmx A 127.0.0.8",
             "slow.test": "@ MX 10 mx\nmx A 127.0.0.9",
         ])
@@ -29,7 +29,7 @@ import Glibc
         [listen]
         smtp = ["127.0.0.1:0"]
         [dns]
-        servers = ["127.0.0.1:\(self.knot.port)"]
+        servers = ["127.0.0.1:\(self.dns.port)"]
         [auth]
         verify = false
         [delivery]
@@ -68,7 +68,7 @@ import Glibc
     func queue() -> OutboundQueue { OutboundQueue(directory: self.directory + "/data/queue") }
 
     func cleanUp() {
-        self.knot.stop()
+        self.dns.stop()
         try? FileManager.default.removeItem(atPath: self.directory)
     }
 

@@ -2,16 +2,17 @@ import Foundation
 import PetrelTestSupport
 import Testing
 
-/// `petrel resolve`, as an operator runs it, against Knot serving the fixture zones on loopback.
+/// `petrel resolve`, as an operator runs it, against the test DNS server serving the fixture zones
+/// on loopback.
 @Suite(.serialized) struct ResolveCommandTests {
     func resolve(_ arguments: String...) async throws -> PetrelProcess.Result {
         try await PetrelProcess.run(["resolve"] + arguments)
     }
 
     @Test func printsAnswersLikeDig() async throws {
-        let knot = try KnotServer()
-        defer { knot.stop() }
-        let server = "127.0.0.1:\(knot.port)"
+        let dns = try TestDNSServer()
+        defer { dns.stop() }
+        let server = "127.0.0.1:\(dns.port)"
         // The owner name keeps the case of the question, as the server echoes it (dig does the same).
         let expected: [(type: String, name: String, output: String)] = [
             (
@@ -52,9 +53,9 @@ import Testing
     }
 
     @Test func exitStatusSaysWhatHappened() async throws {
-        let knot = try KnotServer()
-        defer { knot.stop() }
-        let server = "127.0.0.1:\(knot.port)"
+        let dns = try TestDNSServer()
+        defer { dns.stop() }
+        let server = "127.0.0.1:\(dns.port)"
 
         var result = try await self.resolve("A", "nope.example.test", "--server", server)
         #expect(result.status == 1)
