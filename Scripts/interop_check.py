@@ -105,7 +105,7 @@ with smtplib.SMTP("127.0.0.1", PORT, local_hostname="py.example.net") as client:
         fail(f"refused: {refused}")
     # A 1 MiB message with long-ish lines.
     line = b"0123456789" * 99 + b"\r\n"
-    big = b"Subject: big\r\nX-Interop: smtplib-big\r\n\r\n" + line * 1060
+    big = b"From: <bob@example.net>\r\nSubject: big\r\nX-Interop: smtplib-big\r\n\r\n" + line * 1060
     client.sendmail("bob@example.net", ["carol@example.test"], big)
     # RFC 6531: a UTF-8 mailbox needs SMTPUTF8, which smtplib asks for.
     utf8 = "From: <bób@example.net>\r\nSubject: ünïcödé\r\nX-Interop: smtplib-utf8\r\n\r\nGrüße\r\n".encode()
@@ -141,7 +141,7 @@ with socket.create_connection(("127.0.0.1", PORT)) as raw:
             if line[3:4] != b"-":
                 return b"".join(lines)
 
-    chunks = [b"Subject: bdat\r\nX-Interop: bdat\r\n\r\n", b"first chunk\r\n.\r\nnot the end\r\n", b"last\r\n"]
+    chunks = [b"From: <bob@example.net>\r\nSubject: bdat\r\nX-Interop: bdat\r\n\r\n", b"first chunk\r\n.\r\nnot the end\r\n", b"last\r\n"]
     reply()
     raw.sendall(b"EHLO bdat.example.net\r\nMAIL FROM:<bob@example.net>\r\nRCPT TO:<alice@example.test>\r\n")
     for _ in range(3):

@@ -179,7 +179,7 @@ def big(port, pid, megabytes):
     session.command("RCPT TO:<user@bench.test>", 250)
     session.command("DATA", 354)
     line = b"y" * 998 + b"\r\n"
-    block = b"Subject: big\r\n\r\n" + line * 1000
+    block = b"From: <sender@client.test>\r\nSubject: big\r\n\r\n" + line * 1000
     sent = 0
     start = time.perf_counter()
     while sent < megabytes * 1024 * 1024:

@@ -120,6 +120,8 @@ struct Driver {
                 action = self.session.authenticationStep(self.authenticationStep(initial))
             case .continueAuthentication(let response):
                 action = self.session.authenticationStep(self.authenticationStep(response))
+            case .cancelAuthentication:
+                action = self.session.authenticationStep(.failed(.authenticationCancelled))
             case .verifyRecipient(let path, let transaction):
                 precondition(transaction.envelope.recipients.count < self.limits.recipients)
                 let reject = self.switches & 8 != 0 && path.description.count % 2 == 0

@@ -38,6 +38,12 @@ public final class AccountStore: Sendable {
     public let path: String
 
     public init(path: String) throws {
+        // The database holds password hashes and SCRAM keys: owner only. SQLite makes its -wal and
+        // -shm files with the database's mode, so making the database 0600 before SQLite first
+        // opens it covers all three; a database from before this rule is narrowed now.
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        if fd >= 0 { close(fd) }
+        for file in [path, path + "-wal", path + "-shm"] { _ = chmod(file, 0o600) }
         var configuration = Configuration()
         // A CLI change and the server may meet on the write lock; wait instead of failing.
         configuration.busyMode = .timeout(10)
@@ -81,6 +87,25 @@ public final class AccountStore: Sendable {
                     ALTER TABLE mailboxes ADD COLUMN scram_iterations INTEGER;
                     ALTER TABLE mailboxes ADD COLUMN scram_stored_key BLOB;
                     ALTER TABLE mailboxes ADD COLUMN scram_server_key BLOB;
+                    """
+            )
+        }
+        migrator.registerMigration("v3: server secrets, sender addresses") { db in
+            // Secrets the server derives answers from that must not change at a restart (the SCRAM
+            // salts of users that do not exist), kept with the accounts they protect.
+            // Sender addresses: what a mailbox may send as besides its own addresses and the
+            // aliases that reach it; "@domain" stands for every address of a domain.
+            try db.execute(
+                sql: """
+                    CREATE TABLE secrets (
+                        name TEXT PRIMARY KEY,
+                        value BLOB NOT NULL
+                    );
+                    CREATE TABLE sender_addresses (
+                        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+                        address TEXT NOT NULL,
+                        PRIMARY KEY (mailbox_id, address)
+                    );
                     """
             )
         }
@@ -241,7 +266,97 @@ public final class AccountStore: Sendable {
         }
     }
 
+    // MARK: - Sender addresses
+
+    /// Lets a mailbox send as `address` too (a role address, or "@domain" for a whole domain):
+    /// in MAIL FROM and in the From and Sender fields of what it submits.
+    public func addSenderAddress(_ address: SenderAddress, for mailbox: AccountAddress) throws {
+        try self.database.write { db in
+            guard let id = try Self.mailboxID(mailbox, db) else { throw AccountError.notFound(mailbox.description) }
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO sender_addresses (mailbox_id, address) VALUES (?, ?)",
+                arguments: [id, address.description]
+            )
+        }
+    }
+
+    public func removeSenderAddress(_ address: SenderAddress, for mailbox: AccountAddress) throws {
+        try self.database.write { db in
+            guard let id = try Self.mailboxID(mailbox, db) else { throw AccountError.notFound(mailbox.description) }
+            try db.execute(
+                sql: "DELETE FROM sender_addresses WHERE mailbox_id = ? AND address = ?",
+                arguments: [id, address.description]
+            )
+            guard db.changesCount > 0 else {
+                throw AccountError.notFound("sender address \(address) of \(mailbox)")
+            }
+        }
+    }
+
+    /// The extra sender addresses of a mailbox, sorted.
+    public func senderAddresses(for mailbox: AccountAddress) async throws -> [SenderAddress] {
+        try await self.database.read { db in try Self.senderAddresses(mailbox, db) }
+    }
+
+    /// The same, for the CLI (no async context there).
+    public func listSenderAddresses(for mailbox: AccountAddress) throws -> [SenderAddress] {
+        try self.database.read { db in
+            guard try Self.mailboxID(mailbox, db) != nil else { throw AccountError.notFound(mailbox.description) }
+            return try Self.senderAddresses(mailbox, db)
+        }
+    }
+
+    private static func senderAddresses(_ mailbox: AccountAddress, _ db: Database) throws -> [SenderAddress] {
+        try String.fetchAll(
+            db,
+            sql: """
+                SELECT s.address FROM sender_addresses s JOIN mailboxes m ON m.id = s.mailbox_id
+                WHERE m.address = ? ORDER BY s.address
+                """,
+            arguments: [mailbox.description]
+        ).compactMap { try? SenderAddress(validating: $0) }
+    }
+
+    private static func mailboxID(_ address: AccountAddress, _ db: Database) throws -> Int64? {
+        try Int64.fetchOne(db, sql: "SELECT id FROM mailboxes WHERE address = ?", arguments: [address.description])
+    }
+
+    // MARK: - Server secrets
+
+    /// A random secret of `length` octets, made the first time it is asked for and the same
+    /// ever after (and for every process sharing this database).
+    public func secret(named name: String, length: Int = 32) throws -> [UInt8] {
+        try self.database.write { db in
+            if let value = try Data.fetchOne(db, sql: "SELECT value FROM secrets WHERE name = ?", arguments: [name]) {
+                return Array(value)
+            }
+            var generator = SystemRandomNumberGenerator()
+            let value = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            try db.execute(sql: "INSERT INTO secrets (name, value) VALUES (?, ?)", arguments: [name, Data(value)])
+            return value
+        }
+    }
+
     // MARK: - Delivery (the server)
+
+    /// Whether `user` may send as `address` (RFC 6409 §6.1, and the From and Sender fields of
+    /// what it submits): its own address, a subaddress of it, an alias that reaches it, or one of
+    /// its sender addresses. One consistent read.
+    public func may(
+        _ user: AccountAddress,
+        sendAs address: AccountAddress,
+        with resolver: RecipientResolver
+    )
+        async throws -> Bool
+    {
+        try await self.database.read { db in
+            if case .mailboxes(let list) = try resolver.resolve(address, in: SQLiteLookup(db: db)), list.contains(user)
+            {
+                return true
+            }
+            return try Self.senderAddresses(user, db).contains { $0.permits(address) }
+        }
+    }
 
     /// Resolves a recipient against the current directory, in one consistent read.
     public func resolve(_ path: ForwardPath, with resolver: RecipientResolver) async throws -> Resolution {

@@ -293,16 +293,25 @@ public final class QueueRunner: Service, Sendable {
         }
     }
 
-    /// Our own domains, and their subdomains, sign with the domain's keys.
+    /// The keys that sign a message: those of our domain (or the domain its subdomain belongs
+    /// to) when the message speaks only for that domain: one From field, every address in it
+    /// there. Submission and `petrel sendmail` make sure a sender may use those addresses; a
+    /// message whose From names several domains, or none of ours, is not signed at all.
     func signers(for header: HeaderSection) -> [DKIMSigner] {
-        guard let from = header.fields(named: "From").first,
-            let address = AddressList.addresses(in: from.value)?.first,
-            let domain = AddressList.domain(of: address)
-        else { return [] }
-        for ours in self.settings.localDomains where domain == ours || domain.hasSuffix("." + ours) {
-            return self.signers(ours)
+        let from = header.fields(named: "From")
+        guard from.count == 1, let addresses = AddressList.addresses(in: from[0].value), !addresses.isEmpty else {
+            return []
         }
-        return []
+        var signing: String?
+        for address in addresses {
+            guard let domain = AddressList.domain(of: address),
+                let ours = self.settings.localDomains.filter({ domain == $0 || domain.hasSuffix("." + $0) })
+                    .max(by: { $0.count < $1.count }),
+                signing == nil || signing == ours
+            else { return [] }
+            signing = ours
+        }
+        return signing.map(self.signers) ?? []
     }
 
     func isLocal(_ address: String) -> Bool {

@@ -88,27 +88,53 @@ public struct AuthenticationResults: Sendable {
         return quoted + "\""
     }
 
-    /// The authserv-id an Authentication-Results field claims (RFC 8601 §2.2), lower case: its
-    /// first token, comments skipped. Used to drop incoming fields that pretend to be ours (§5).
+    /// The authserv-id an Authentication-Results field claims (RFC 8601 §2.2), lower case and
+    /// without a final dot: its first value, comments skipped, a quoted string unquoted (RFC 8601
+    /// allows `"mx.example.com"` as well as `mx.example.com`). Used to drop incoming fields that
+    /// pretend to be ours (§5), so it reads as leniently as any consumer of the field might.
     public static func authservID(of field: HeaderField) -> String? {
         guard field.hasName("Authentication-Results") else { return nil }
         var text = Substring(field.value)
-        var depth = 0
         var id = ""
+        var depth = 0
+        var quoted = false
         while let character = text.first {
             text = text.dropFirst()
+            if character == "\\" {
+                // A quoted pair, in a comment or a quoted string.
+                if let next = text.first, quoted { id.append(next) }
+                text = text.dropFirst()
+                continue
+            }
             if depth > 0 {
                 if character == "(" { depth += 1 }
                 if character == ")" { depth -= 1 }
                 continue
             }
+            if quoted {
+                if character == "\"" { break }
+                id.append(character)
+                continue
+            }
             switch character {
-            case "(": depth = 1
-            case ";": return id.isEmpty ? nil : id.lowercased()
-            case " ", "\t", "\r", "\n": if !id.isEmpty { return id.lowercased() }
-            default: id.append(character)
+            case "(":
+                depth = 1
+            case "\"" where id.isEmpty:
+                quoted = true
+            case ";", "\"":
+                return Self.normalized(id)
+            case " ", "\t", "\r", "\n":
+                if !id.isEmpty { return Self.normalized(id) }
+            default:
+                id.append(character)
             }
         }
-        return id.isEmpty ? nil : id.lowercased()
+        return Self.normalized(id)
+    }
+
+    private static func normalized(_ id: String) -> String? {
+        var id = id.trimmingWhitespace().lowercased()
+        if id.hasSuffix(".") { id.removeLast() }
+        return id.isEmpty ? nil : id
     }
 }

@@ -5,11 +5,18 @@ import MailCore
 ///
 /// The header section ends at the empty line, or, as in Postfix's cleanup, at the first line
 /// that is neither a header field nor the continuation of one: such a line and all that follows
-/// is body.
+/// is body, and the header section is `malformed` (a mail reader may well show that line and the
+/// fields after it as header, so a receiver that judges a message by its header refuses it).
+///
+/// The scanner is the one place the header section is kept while it arrives; a caller that
+/// streams the message elsewhere learns from `append` where the body starts.
 public struct MessageScanner: Sendable {
     public struct Scanned: Sendable {
         /// Nil when the header section was larger than the limit.
         public var header: HeaderSection?
+        /// The header section ended at a line that is no header field (1 is the message's first
+        /// line); nil when it ended at the empty line or with the message.
+        public var malformedLine: Int?
         public var signatures: [Result<DKIMSignature, DKIMSignature.Invalid>]
         public var bodyHashes: [BodyHashRequest: (hash: [UInt8], canonicalLength: Int)]
         public var bodyOctets: Int
@@ -43,6 +50,19 @@ public struct MessageScanner: Sendable {
     /// Octets of the header fields: where the empty line (or the first line of body) starts in
     /// the message, once the end of the header section is seen.
     public private(set) var headerLength: Int?
+    /// See `Scanned.malformedLine`.
+    public private(set) var malformedLine: Int?
+    private var headerLines = 0
+
+    /// Where what follows the header section starts, reported by the `append` that found the end:
+    /// `carried` (octets of earlier appends that turned out to follow the header: the CR of the
+    /// empty line, or the start of a line that is no field) and then the appended bytes from
+    /// `offset` on.
+    public struct HeaderEnd: Sendable {
+        public var carried: [UInt8]
+        public var offset: Int
+    }
+
     private var signatures: [Result<DKIMSignature, DKIMSignature.Invalid>] = []
     private var hashers: [BodyHashRequest: BodyHasher] = [:]
     private var bodyOctets = 0
@@ -57,13 +77,16 @@ public struct MessageScanner: Sendable {
 
     public var headerTooLarge: Bool { self.position == .overflow }
 
-    public mutating func append(_ bytes: some Collection<UInt8>) {
+    /// Scans more of the message; returns where the body starts when these bytes end the header
+    /// section.
+    @discardableResult
+    public mutating func append<C: Collection<UInt8>>(_ bytes: C) -> HeaderEnd? {
         switch self.position {
         case .body:
             self.feedBody(bytes)
-            return
+            return nil
         case .overflow:
-            return
+            return nil
         case .lineStart, .lineStartCR, .name, .nameSpace, .value:
             break
         }
@@ -73,13 +96,11 @@ public struct MessageScanner: Sendable {
             switch (self.position, byte) {
             case (.lineStart, 0x0A), (.lineStartCR, 0x0A):
                 // The empty line: the body starts after it.
-                self.endHeader()
-                self.feedBody(bytes[bytes.index(after: index)...])
-                return
+                return self.headerEnds(bytes, at: index, malformed: false)
             case (.lineStart, 0x0D):
                 self.position = .lineStartCR
             case (.lineStart, 0x20), (.lineStart, 0x09):
-                guard self.lineStart > 0 else { return self.bodyStarts(bytes, at: index) }
+                guard self.lineStart > 0 else { return self.headerEnds(bytes, at: index, malformed: true) }
                 self.position = .value
             case (.lineStart, 0x21...0x7E) where byte != 0x3A:
                 self.position = .name
@@ -95,25 +116,38 @@ public struct MessageScanner: Sendable {
                 break
             default:
                 // Not a header line (no name, no colon, a bare CR at its start): body from here.
-                return self.bodyStarts(bytes, at: index)
+                return self.headerEnds(bytes, at: index, malformed: true)
             }
             self.headerOctets.append(byte)
             index = bytes.index(after: index)
-            if self.position == .lineStart { self.lineStart = self.headerOctets.count }
+            if self.position == .lineStart {
+                self.lineStart = self.headerOctets.count
+                self.headerLines += 1
+            }
             if self.headerOctets.count > self.maximumHeaderOctets {
                 self.position = .overflow
                 self.headerOctets = []
-                return
+                return nil
             }
         }
+        return nil
     }
 
-    /// The line being read is no header line: it and the rest are body.
-    private mutating func bodyStarts<C: Collection<UInt8>>(_ bytes: C, at index: C.Index) {
-        let partial = Array(self.headerOctets[self.lineStart...])
+    /// The header section ends before the line being read: the empty line (`index` at its LF;
+    /// the body starts after it) or a line that is no header field (it and all after it are
+    /// body). That line's octets seen so far and the rest of `bytes` are what follows the header.
+    private mutating func headerEnds<C: Collection<UInt8>>(_ bytes: C, at index: C.Index, malformed: Bool) -> HeaderEnd
+    {
+        let carried = Array(self.headerOctets[self.lineStart...])
         self.endHeader()
-        self.feedBody(partial)
-        self.feedBody(bytes[index...])
+        if malformed {
+            self.malformedLine = self.headerLines + 1
+            self.feedBody(carried)
+            self.feedBody(bytes[index...])
+        } else {
+            self.feedBody(bytes[bytes.index(after: index)...])
+        }
+        return HeaderEnd(carried: carried, offset: bytes.distance(from: bytes.startIndex, to: index))
     }
 
     /// The header section is `headerOctets` up to `lineStart`, which is also its length in the
@@ -143,7 +177,12 @@ public struct MessageScanner: Sendable {
     /// Ends the message. A message without an empty line is all header.
     public mutating func finish() -> Scanned {
         switch self.position {
-        case .lineStart, .lineStartCR, .name, .nameSpace, .value:
+        case .name, .nameSpace, .lineStartCR:
+            // The last line ends before its colon (or is a lone CR): no header field.
+            self.malformedLine = self.headerLines + 1
+            self.lineStart = self.headerOctets.count
+            self.endHeader()
+        case .lineStart, .value:
             self.lineStart = self.headerOctets.count
             self.endHeader()
         case .body, .overflow:
@@ -156,6 +195,7 @@ public struct MessageScanner: Sendable {
         }
         return Scanned(
             header: self.header,
+            malformedLine: self.malformedLine,
             signatures: self.signatures,
             bodyHashes: hashes,
             bodyOctets: self.bodyOctets

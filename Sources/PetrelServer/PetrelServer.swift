@@ -40,6 +40,7 @@ public final class PetrelServer: Sendable {
     private let reloader: TLSReloader
     private let group: ServiceGroup
     private let threadPool: NIOThreadPool
+    private let passwordChecks: PasswordChecks
     /// Held for the server's lifetime.
     private let lock: DataDirectoryLock
     private let logger: Logger
@@ -61,6 +62,7 @@ public final class PetrelServer: Sendable {
         reloader: TLSReloader,
         group: ServiceGroup,
         threadPool: NIOThreadPool,
+        passwordChecks: PasswordChecks,
         lock: DataDirectoryLock,
         logger: Logger
     ) {
@@ -75,6 +77,7 @@ public final class PetrelServer: Sendable {
         self.reloader = reloader
         self.group = group
         self.threadPool = threadPool
+        self.passwordChecks = passwordChecks
         self.lock = lock
         self.logger = logger
     }
@@ -93,6 +96,7 @@ public final class PetrelServer: Sendable {
         raiseOpenFileLimit(for: configuration.limits.connections, logger: logger)
         let threadPool = NIOThreadPool(numberOfThreads: 8)
         threadPool.start()
+        let passwordChecks = PasswordChecks()
         var listeners: [SMTPListener] = []
         do {
             try createDirectories(configuration.dataDirectory)
@@ -123,6 +127,13 @@ public final class PetrelServer: Sendable {
             let tlsFiles = try TLSSetup.files(for: configuration, logger: logger)
             let tls = TLSContextProvider(try TLSSetup.context(tlsFiles))
             let accounts = try AccountStore(path: configuration.accountsPath)
+            // (after the account store, which narrows its own files)
+            for finding in SetupDoctor.checkPermissions(configuration) where finding.status != .ok {
+                logger.warning(
+                    "\(finding.subject): \(finding.found)",
+                    metadata: ["fix": "\(finding.expected)"]
+                )
+            }
             let dns = configuration.makeDNSClient()
             let ids = QueueIDGenerator()
             let metrics = ServerMetrics()
@@ -144,7 +155,7 @@ public final class PetrelServer: Sendable {
                 ids: ids,
                 queued: { runner.enqueued($0) },
                 failures: AuthenticationFailures(policy: configuration.authentication),
-                threadPool: threadPool,
+                checks: passwordChecks,
                 authentication: InboundAuthentication(
                     policy: configuration.mailAuthentication,
                     resolver: resolver ?? dns,
@@ -172,7 +183,9 @@ public final class PetrelServer: Sendable {
                     connectionLimits: limiter.limits,
                     timeouts: .init(
                         command: .seconds(Int64(configuration.timeouts.command)),
-                        data: .seconds(Int64(configuration.timeouts.data))
+                        data: .seconds(Int64(configuration.timeouts.data)),
+                        dataTotal: .seconds(Int64(configuration.timeouts.dataTotal)),
+                        tlsHandshake: .seconds(Int64(configuration.timeouts.tlsHandshake))
                     ),
                     tls: tls,
                     authMechanisms: SASLMechanism.allCases.map(\.rawValue)
@@ -232,12 +245,14 @@ public final class PetrelServer: Sendable {
                 reloader: reloader,
                 group: ServiceGroup(configuration: groupConfiguration),
                 threadPool: threadPool,
+                passwordChecks: passwordChecks,
                 lock: lock,
                 logger: logger
             )
         } catch {
             for listener in listeners { try? await listener.close() }
             try? await threadPool.shutdownGracefully()
+            await passwordChecks.shutdown()
             throw error
         }
     }
@@ -349,9 +364,11 @@ public final class PetrelServer: Sendable {
             )
         } catch {
             try? await self.threadPool.shutdownGracefully()
+            await self.passwordChecks.shutdown()
             throw error
         }
         try? await self.threadPool.shutdownGracefully()
+        await self.passwordChecks.shutdown()
         self.logger.info("stopped")
     }
 

@@ -126,14 +126,20 @@ public final class SMTPTestClient: Sendable {
         return try! NIOSSLContext(configuration: configuration)
     }()
 
+    /// - Parameter source: the local address to connect from (another loopback address, say,
+    ///   so that per-client limits see another client).
     public static func connect(
         host: String = "127.0.0.1",
         port: Int,
-        implicitTLS: Bool = false
+        implicitTLS: Bool = false,
+        source: String? = nil
     ) async throws
         -> SMTPTestClient
     {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if let source { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0)) }
+        let channel =
+            try await bootstrap
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if implicitTLS {

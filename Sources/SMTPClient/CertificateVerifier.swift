@@ -52,7 +52,7 @@ public struct CertificateVerifier: Sendable {
             return "the certificate does not name \(hostname)"
         }
         var verifier = Verifier(rootCertificates: self.roots) {
-            RFC5280Policy(validationTime: Date())
+            RFC5280Policy()
             ServerIdentityPolicy(serverHostname: hostname, serverIP: nil)
         }
         switch await verifier.validate(leaf: leaf, intermediates: CertificateStore(certificates.dropFirst())) {

@@ -76,7 +76,10 @@ public struct SMTPClient: Sendable {
 
     public let settings: Settings
     let group: any EventLoopGroup
+    /// Opportunistic TLS: any version NIOSSL speaks, any certificate (recorded, not required).
     let tlsContext: NIOSSLContext
+    /// Required TLS (a relay, any delivery that must verify): TLS 1.2 or later only (RFC 8996).
+    let verifiedTLSContext: NIOSSLContext
 
     public init(settings: Settings, group: any EventLoopGroup) throws {
         self.settings = settings
@@ -89,6 +92,8 @@ public struct SMTPClient: Sendable {
         // The callback verifies with swift-certificates; BoringSSL's own store would go unused.
         configuration.trustRoots = .certificates([])
         self.tlsContext = try NIOSSLContext(configuration: configuration)
+        configuration.minimumTLSVersion = .tlsv12
+        self.verifiedTLSContext = try NIOSSLContext(configuration: configuration)
     }
 
     public func deliver(
@@ -129,7 +134,7 @@ public struct SMTPClient: Sendable {
             reader: reader,
             target: target,
             settings: self.settings,
-            tlsContext: self.tlsContext
+            tlsContext: target.tlsPolicy == .required ? self.verifiedTLSContext : self.tlsContext
         )
         var attempt = Attempt(outcome: session.outcome, connected: true)
         var iterator = stream.makeAsyncIterator()

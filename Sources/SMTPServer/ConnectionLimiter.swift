@@ -48,13 +48,8 @@ public final class ConnectionLimiter: Sendable {
         }
     }
 
-    /// What the per-client limit counts: the IPv4 address (also when it comes IPv4-mapped), or
-    /// the IPv6 address's /64.
-    static func client(_ ip: String) -> String {
-        guard let address = IPAddress(ip)?.unmapped else { return ip }
-        guard !address.isIPv4 else { return address.description }
-        return IPAddress(octets: Array(address.octets[..<8]) + Array(repeating: 0, count: 8))!.description + "/64"
-    }
+    /// What the per-client limit counts (`IPAddress.client`).
+    static func client(_ ip: String) -> String { IPAddress.client(ip) }
 
     public var openConnections: Int { self.state.withLockedValue { $0.total } }
 }

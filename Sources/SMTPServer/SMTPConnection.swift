@@ -116,6 +116,9 @@ struct SMTPConnection {
                     continue
                 }
                 action = dialogue.session.authenticationStep(await exchange.receive(response))
+            case .cancelAuthentication:
+                let step = await dialogue.authentication?.cancel() ?? .failed(.authenticationCancelled)
+                action = dialogue.session.authenticationStep(step)
             case .verifyRecipient(let path, let transaction):
                 let verdict = await self.receiver.verifyRecipient(path, transaction: transaction, connection: self.info)
                 action = dialogue.session.recipientVerified(verdict)

@@ -48,10 +48,25 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
         public var command: TimeAmount
         /// Waiting for more message content (RFC 5321 §4.5.3.2.5 asks clients for 3 minutes a block).
         public var data: TimeAmount
+        /// The whole transfer of one message's content, from the 354 (or the first BDAT) to its
+        /// end: `data` alone is reset by every octet, so a client sending one octet every few
+        /// minutes would otherwise hold its connection for ever.
+        public var dataTotal: TimeAmount
+        /// A TLS handshake, from the moment TLS starts (the connection's accept on an implicit-TLS
+        /// port, the 220 to STARTTLS) to its end. Until the handshake is done nothing can be
+        /// written to the client, not even a timeout reply, so this deadline closes the socket.
+        public var tlsHandshake: TimeAmount
 
-        public init(command: TimeAmount = .minutes(5), data: TimeAmount = .minutes(5)) {
+        public init(
+            command: TimeAmount = .minutes(5),
+            data: TimeAmount = .minutes(5),
+            dataTotal: TimeAmount = .minutes(30),
+            tlsHandshake: TimeAmount = .seconds(30)
+        ) {
             self.command = command
             self.data = data
+            self.dataTotal = dataTotal
+            self.tlsHandshake = tlsHandshake
         }
     }
 
@@ -70,6 +85,11 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
     /// about 2.5 ms in a release build (25 ms in a debug build), so this holds for up to 40
     /// clients pipelining without pause on one event loop.
     static let turnPause = TimeAmount.milliseconds(100)
+    /// How long a reply that ends the session may take to reach the client before the socket is
+    /// closed anyway. The reply may never go out: the client does not read (the socket stays
+    /// full), or TLS has not finished its handshake (NIOSSL holds every write until it has). A
+    /// close the server decided on must not wait for either.
+    static let closeGrace = TimeAmount.seconds(5)
 
     private var framer: SMTPInboundFramer
     private let timeouts: Timeouts
@@ -78,6 +98,10 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
     private var timer: Scheduled<Void>?
     private var timerGeneration = 0
     private var stallTimer: Scheduled<Void>?
+    /// Bounds the transfer of one message (`Timeouts.dataTotal`).
+    private var transferTimer: Scheduled<Void>?
+    /// Closes the socket once a closing reply had its `closeGrace`.
+    private var forcedClose: Scheduled<Void>?
     private var eventsThisTurn = 0
     private var nextTurn: Scheduled<Void>?
     private let tls: TLSContextProvider?
@@ -91,10 +115,16 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
         self.tls = tls
     }
 
-    /// Puts TLS at the socket end of a pipeline: NIOSSL, and outside it the observer that reads
-    /// the cipher suite from the ServerHello.
-    static func addTLS(to pipeline: ChannelPipeline.SynchronousOperations, context: NIOSSLContext) throws {
-        try pipeline.addHandler(NIOSSLServerHandler(context: context), position: .first)
+    /// Puts TLS at the socket end of a pipeline: NIOSSL, outside it the observer that reads the
+    /// cipher suite from the ServerHello, and inside it the deadline for the handshake.
+    static func addTLS(
+        to pipeline: ChannelPipeline.SynchronousOperations,
+        context: NIOSSLContext,
+        handshakeTimeout: TimeAmount
+    ) throws {
+        let tls = NIOSSLServerHandler(context: context)
+        try pipeline.addHandler(tls, position: .first)
+        try pipeline.addHandler(TLSHandshakeDeadline(timeout: handshakeTimeout), position: .after(tls))
         try pipeline.addHandler(ServerHelloObserver(), position: .first)
     }
 
@@ -108,34 +138,42 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        self.cancelTimer()
-        self.stallTimer?.cancel()
-        self.nextTurn?.cancel()
+        self.cancelAllTimers()
         context.fireChannelInactive()
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
+        self.cancelAllTimers()
+    }
+
+    private func cancelAllTimers() {
         self.cancelTimer()
         self.stallTimer?.cancel()
         self.nextTurn?.cancel()
+        self.transferTimer?.cancel()
+        self.forcedClose?.cancel()
     }
 
     /// A client that pipelines commands but never reads the replies fills its receive window; the
     /// idle timer does not run while replies are due, so this timer bounds how long it can hold
-    /// the connection.
+    /// the connection. It runs whenever the socket is unwritable, whatever else is going on: the
+    /// connection task may be stuck writing a reply, and only the event loop can end that.
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             self.stallTimer?.cancel()
             self.stallTimer = nil
-        } else if self.flushHeld {
-            // Held replies alone filled the outbound buffer (a pipelined batch of thousands of
-            // commands): they go out now, or the connection task, waiting for writability to write
-            // the replies still due, would wait for ever.
-            self.flushHeld = false
-            context.flush()
-        } else if self.stallTimer == nil {
-            self.stallTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.timeouts.command) {
-                context.close(promise: nil)
+        } else {
+            if self.flushHeld {
+                // Held replies alone filled the outbound buffer (a pipelined batch of thousands
+                // of commands): they go out now, or the connection task, waiting for writability
+                // to write the replies still due, would wait for ever.
+                self.flushHeld = false
+                context.flush()
+            }
+            if self.stallTimer == nil {
+                self.stallTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.timeouts.command) {
+                    Self.abort(context: context)
+                }
             }
         }
         context.fireChannelWritabilityChanged()
@@ -213,13 +251,16 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
             self.framer.replySent(then: continuation)
             if case .close = continuation {
                 self.cancelTimer()
+                self.transferTimer?.cancel()
                 let closing = context.eventLoop.makePromise(of: Void.self)
                 closing.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
                 promise.map { closing.futureResult.cascade(to: $0) }
                 context.writeAndFlush(self.wrapOutboundOut(buffer), promise: closing)
+                self.closeAfterGrace(context: context)
                 return
             }
             context.write(self.wrapOutboundOut(buffer), promise: promise)
+            self.updateTransferTimer(context: context)
             if continuation != .commands {
                 // A reply that changes how input is read (354, 334, 220 for STARTTLS) goes out
                 // now, even if a client that did not wait for it already sent what follows.
@@ -230,7 +271,11 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
                 // The 220 is written in plaintext; from here on the socket speaks TLS. The framer
                 // has already dropped whatever the client sent after STARTTLS (CVE-2011-0411).
                 guard let tls = self.tls,
-                    (try? Self.addTLS(to: context.pipeline.syncOperations, context: tls.context)) != nil
+                    (try? Self.addTLS(
+                        to: context.pipeline.syncOperations,
+                        context: tls.context,
+                        handshakeTimeout: self.timeouts.tlsHandshake
+                    )) != nil
                 else {
                     context.close(promise: nil)
                     return
@@ -277,7 +322,50 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
         if delivered || self.framer.isReadingMessage || self.timer == nil {
             self.updateTimer(context: context)
         }
+        self.updateTransferTimer(context: context)
         return delivered
+    }
+
+    /// Starts the deadline of a message transfer when one begins, and ends it when it ends.
+    private func updateTransferTimer(context: ChannelHandlerContext) {
+        guard self.framer.isTransferringMessage else {
+            self.transferTimer?.cancel()
+            self.transferTimer = nil
+            return
+        }
+        guard self.transferTimer == nil else { return }
+        self.transferTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.timeouts.dataTotal) {
+            self.transferTimer = nil
+            self.timedOut(context: context)
+        }
+    }
+
+    /// A timer decided the session is over: the session answers 421 and closes; if that reply
+    /// cannot reach the client within `closeGrace`, the socket is closed without it.
+    private func timedOut(context: ChannelHandlerContext) {
+        self.cancelTimer()
+        context.fireChannelRead(self.wrapInboundOut(.timedOut))
+        context.fireChannelReadComplete()
+        self.closeAfterGrace(context: context)
+    }
+
+    private func closeAfterGrace(context: ChannelHandlerContext) {
+        guard self.forcedClose == nil else { return }
+        self.forcedClose = context.eventLoop.assumeIsolated().scheduleTask(in: Self.closeGrace) {
+            Self.abort(context: context)
+        }
+    }
+
+    /// Closes a connection whose client does not take what we send, with a reset (SO_LINGER 0):
+    /// a plain close would queue the FIN behind the replies the client never reads, and the
+    /// kernel would keep the connection (and its megabytes of unsent replies) until it gave up
+    /// retrying, while the client never learned it was closed.
+    static func abort(context: ChannelHandlerContext) {
+        if let socket = context.channel as? any SocketOptionProvider {
+            // On the channel's event loop, so set before the close below.
+            _ = socket.setSoLinger(NIOLinger(l_onoff: 1, l_linger: 0))
+        }
+        context.close(promise: nil)
     }
 
     /// The timer runs only while the server is waiting for the client: no reply due, not paused.
@@ -290,8 +378,7 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
         self.timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             guard self.timerGeneration == generation, self.framer.repliesDue == 0, !self.framer.isClosed else { return }
             self.timer = nil
-            context.fireChannelRead(self.wrapInboundOut(.timedOut))
-            context.fireChannelReadComplete()
+            self.timedOut(context: context)
         }
     }
 

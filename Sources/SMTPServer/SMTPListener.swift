@@ -12,14 +12,21 @@ import Synchronization
 /// Binding is a separate step (`bind`) so that start-up fails early and clearly when an address
 /// is taken, and so that callers learn the port when they asked for port 0.
 public final class SMTPListener: Service, Sendable {
-    typealias ServerChannel = NIOAsyncChannel<NIOAsyncChannel<SMTPServerInbound, SMTPServerOutbound>, Never>
+    typealias Connection = NIOAsyncChannel<SMTPServerInbound, SMTPServerOutbound>
+    typealias ServerChannel = NIOAsyncChannel<Accepted, Never>
+
+    /// What the accept of a connection came to.
+    enum Accepted: Sendable {
+        case session(Connection)
+        /// Over the connection limits: `ConnectionRefusal` turns it away on its event loop.
+        case refused
+    }
 
     public let localAddress: SocketAddress
     public var kind: ListenerKind { self.configuration.kind }
     private let serverChannel: ServerChannel
     private let configuration: SMTPServerConfiguration
     private let receiver: any SMTPMailReceiver
-    private let limiter: ConnectionLimiter
     private let logger: Logger
     private static let connectionCounter = Atomic<UInt64>(0)
 
@@ -27,7 +34,6 @@ public final class SMTPListener: Service, Sendable {
         serverChannel: ServerChannel,
         configuration: SMTPServerConfiguration,
         receiver: any SMTPMailReceiver,
-        limiter: ConnectionLimiter,
         logger: Logger
     ) throws {
         guard let localAddress = serverChannel.channel.localAddress else {
@@ -37,7 +43,6 @@ public final class SMTPListener: Service, Sendable {
         self.serverChannel = serverChannel
         self.configuration = configuration
         self.receiver = receiver
-        self.limiter = limiter
         self.logger = logger
     }
 
@@ -68,26 +73,49 @@ public final class SMTPListener: Service, Sendable {
                 value: 1
             )
         }
+        let hostname = configuration.hostname
+        let kind = configuration.kind
         let channel =
             try await bootstrap
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // A connection counts against the limits from its accept, before any TLS
+                    // handshake and before its task runs; it is released when its socket closes.
+                    let ip = channel.remoteAddress?.ipAddress ?? "unknown"
+                    guard limiter.acquire(ip: ip) else {
+                        // A plaintext client is told why (RFC 5321 §3.1 allows a 421 in place of
+                        // the greeting); an implicit-TLS one is just closed, since a reply would
+                        // first need a handshake that costs the server more than the client.
+                        try channel.pipeline.syncOperations.addHandler(
+                            ConnectionRefusal(reply: implicitTLS ? nil : .tooManyConnections(hostname: hostname))
+                        )
+                        logger.notice(
+                            "connection refused",
+                            metadata: [
+                                "client": "\(ip)", "listener": "\(kind.rawValue)", "reason": "connection limit",
+                                "open": "\(limiter.openConnections)",
+                            ]
+                        )
+                        return Accepted.refused
+                    }
+                    channel.closeFuture.whenComplete { _ in limiter.release(ip: ip) }
                     try channel.pipeline.syncOperations.addHandler(
                         SMTPFramingHandler(limits: limits, timeouts: timeouts, tls: tls)
                     )
                     if implicitTLS, let tls {
-                        try SMTPFramingHandler.addTLS(to: channel.pipeline.syncOperations, context: tls.context)
+                        try SMTPFramingHandler.addTLS(
+                            to: channel.pipeline.syncOperations,
+                            context: tls.context,
+                            handshakeTimeout: timeouts.tlsHandshake
+                        )
                     }
-                    return try NIOAsyncChannel<SMTPServerInbound, SMTPServerOutbound>(
-                        wrappingChannelSynchronously: channel
-                    )
+                    return Accepted.session(try Connection(wrappingChannelSynchronously: channel))
                 }
             }
         return try SMTPListener(
             serverChannel: channel,
             configuration: configuration,
             receiver: receiver,
-            limiter: limiter,
             logger: logger
         )
     }
@@ -102,7 +130,8 @@ public final class SMTPListener: Service, Sendable {
         try await withGracefulShutdownHandler {
             try await serverChannel.executeThenClose { inbound in
                 try await withThrowingDiscardingTaskGroup { group in
-                    for try await connection in inbound {
+                    for try await accepted in inbound {
+                        guard case .session(let connection) = accepted else { continue }
                         let executor = EventLoopTaskExecutor(connection.channel.eventLoop)
                         group.addTask(executorPreference: executor) { await self.serve(connection) }
                     }
@@ -113,7 +142,7 @@ public final class SMTPListener: Service, Sendable {
         }
     }
 
-    private func serve(_ connection: NIOAsyncChannel<SMTPServerInbound, SMTPServerOutbound>) async {
+    private func serve(_ connection: Connection) async {
         let number = Self.connectionCounter.wrappingAdd(1, ordering: .relaxed).newValue
         let info = ConnectionInfo(
             id: String(number, radix: 36),
@@ -121,24 +150,6 @@ public final class SMTPListener: Service, Sendable {
             localAddress: connection.channel.localAddress,
             listener: self.configuration.kind
         )
-        let ip = info.remoteIP
-        guard self.limiter.acquire(ip: ip) else {
-            self.logger.notice(
-                "connection refused",
-                metadata: [
-                    "session": "\(info.id)", "client": "\(ip)", "reason": "connection limit",
-                    "open": "\(self.limiter.openConnections)",
-                ]
-            )
-            try? await connection.executeThenClose { _, outbound in
-                try await outbound.write(
-                    .reply(.tooManyConnections(hostname: self.configuration.hostname), then: .close)
-                )
-                try? await connection.channel.closeFuture.get()
-            }
-            return
-        }
-        defer { self.limiter.release(ip: ip) }
         let session = SMTPConnection(
             configuration: self.configuration,
             receiver: self.receiver,

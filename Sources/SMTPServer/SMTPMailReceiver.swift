@@ -77,6 +77,12 @@ public protocol IncomingMessage: AnyObject, Sendable {
 public protocol AuthenticationExchange: AnyObject, Sendable {
     func start(initialResponse: [UInt8]?) async -> ServerSession.AuthenticationStep
     func receive(_ response: [UInt8]) async -> ServerSession.AuthenticationStep
+    /// The client cancelled with "*"; the step to answer with (a failure).
+    func cancel() async -> ServerSession.AuthenticationStep
+}
+
+extension AuthenticationExchange {
+    public func cancel() async -> ServerSession.AuthenticationStep { .failed(.authenticationCancelled) }
 }
 
 extension SMTPMailReceiver {

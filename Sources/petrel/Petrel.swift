@@ -31,6 +31,15 @@ struct Petrel: AsyncParsableCommand {
             Resolve.self, Check.self,
         ]
     )
+
+    /// Every file and directory Petrel makes is its own (accounts with password hashes and SCRAM
+    /// keys, private keys, mail): umask 077 before any command runs, so none is ever made readable
+    /// by others, whatever umask it was started with. The files holding secrets are also made
+    /// with mode 0600 explicitly, and an existing data directory open to others gets a warning.
+    static func main() async {
+        umask(0o077)
+        await Self.main(nil)
+    }
 }
 
 /// `--config FILE`, shared by every command.
@@ -82,7 +91,7 @@ struct User: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage mailboxes.",
         discussion: "Changes apply to a running server at once; no restart is needed.",
-        subcommands: [Add.self, Password.self, List.self, Remove.self]
+        subcommands: [Add.self, Password.self, List.self, Remove.self, Sender.self]
     )
 
     struct Add: AsyncParsableCommand {
@@ -150,6 +159,77 @@ struct User: AsyncParsableCommand {
             print("removed mailbox \(address); its mail stays in \(configuration.mailDirectory)/\(address)/")
             if !referring.isEmpty {
                 print("note: these aliases still name it: \(referring.map(\.description).joined(separator: ", "))")
+            }
+        }
+    }
+}
+
+extension User {
+    /// The addresses a mailbox may send as besides its own (kept in the account store, so a
+    /// running server sees a change at once).
+    struct Sender: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Manage the addresses a user may send as, besides their own.",
+            discussion: """
+                A logged-in user may use as MAIL FROM, and in the From and Sender fields of what \
+                they submit, their own address, a subaddress of it (alice+tag@), an alias that \
+                reaches them, and the addresses added here: a role address (info@example.com) \
+                or "@example.com" for every address of a domain. Anything else is refused \
+                (553 at MAIL FROM, 550 5.7.1 at the end of data), so that what Petrel signs \
+                with a domain's DKIM key was written by someone who may speak for it.
+                """,
+            subcommands: [Add.self, Remove.self, List.self]
+        )
+
+        struct Add: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Let a user send as an address or a domain.")
+
+            @OptionGroup var options: ConfigOption
+            @Argument(help: "The user's mailbox address.")
+            var user: String
+            @Argument(help: "An address (info@example.com), or @example.com for a whole domain.")
+            var address: String
+
+            func run() async throws {
+                let configuration = try self.options.load()
+                let user = try AccountAddress(validating: self.user)
+                let address = try SenderAddress(validating: self.address)
+                try openAccounts(configuration).addSenderAddress(address, for: user)
+                print("\(user) may send as \(address)")
+            }
+        }
+
+        struct Remove: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Take a sender address back.")
+
+            @OptionGroup var options: ConfigOption
+            @Argument(help: "The user's mailbox address.")
+            var user: String
+            @Argument(help: "The address or @domain to remove.")
+            var address: String
+
+            func run() async throws {
+                let configuration = try self.options.load()
+                let user = try AccountAddress(validating: self.user)
+                let address = try SenderAddress(validating: self.address)
+                try openAccounts(configuration).removeSenderAddress(address, for: user)
+                print("\(user) may no longer send as \(address)")
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List a user's sender addresses.")
+
+            @OptionGroup var options: ConfigOption
+            @Argument(help: "The user's mailbox address.")
+            var user: String
+
+            func run() async throws {
+                let configuration = try self.options.load()
+                let user = try AccountAddress(validating: self.user)
+                for address in try openAccounts(configuration).listSenderAddresses(for: user) {
+                    print(address)
+                }
             }
         }
     }

@@ -44,6 +44,7 @@ struct Sendmail: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try self.options.load()
+        let phrase = try self.displayName()
         guard let firstDomain = configuration.domains.first else { throw CLIError("no domains configured") }
         var message: [UInt8] = []
         var tooLarge = false
@@ -87,8 +88,7 @@ struct Sendmail: AsyncParsableCommand {
         top += "\tfor <\(addresses.count == 1 ? addresses[0] : "multiple recipients")>; \(now)\r\n"
         var added = ""
         if header.fields(named: "From").isEmpty {
-            added += "From: " + (self.fullName.map { "\"\($0.replacingOccurrences(of: "\"", with: ""))\" " } ?? "")
-            added += "<\(sender)>\r\n"
+            added += "From: " + (phrase.isEmpty ? "" : phrase + " ") + "<\(sender)>\r\n"
         }
         if header.fields(named: "Date").isEmpty { added += "Date: \(now)\r\n" }
         if header.fields(named: "Message-ID").isEmpty { added += "Message-ID: <\(id)@\(configuration.hostname)>\r\n" }
@@ -112,6 +112,18 @@ struct Sendmail: AsyncParsableCommand {
         } catch {
             printError("cannot queue the message: \(error)")
             throw ExitCode(75)
+        }
+    }
+
+    /// -F as a display name; a name with a line break (which would add header fields of its
+    /// own) is refused.
+    func displayName() throws -> String {
+        guard let name = self.fullName else { return "" }
+        do {
+            return try DisplayName.encode(name)
+        } catch {
+            printError("-F: \(error)")
+            throw ExitCode(64)
         }
     }
 

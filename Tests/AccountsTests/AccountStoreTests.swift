@@ -16,6 +16,58 @@ import Testing
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: self.path + suffix) }
     }
 
+    /// A named secret is made once and the same ever after, also for a second opening of the
+    /// database (a restart, another process).
+    @Test func secretsAreStable() throws {
+        defer { self.cleanUp() }
+        let first = try AccountStore(path: self.path).secret(named: "scram-decoy")
+        #expect(first.count == 32)
+        #expect(try AccountStore(path: self.path).secret(named: "scram-decoy") == first)
+        #expect(try AccountStore(path: self.path).secret(named: "another") != first)
+    }
+
+    /// Sender addresses widen what a user may send as; they go with the mailbox.
+    @Test func senderAddresses() async throws {
+        defer { self.cleanUp() }
+        let store = try AccountStore(path: self.path)
+        let resolver = RecipientResolver(domains: ["example.test"], postmaster: nil, recipientDelimiter: "+")
+        let alice = try self.address("alice@example.test")
+        try store.addMailbox(alice, password: nil)
+        try store.addMailbox(self.address("bob@example.test"), password: nil)
+        try store.addAlias(self.address("team@example.test"), targets: [alice])
+        func may(_ address: String) async throws -> Bool {
+            try await store.may(alice, sendAs: self.address(address), with: resolver)
+        }
+        for address in ["alice@example.test", "ALICE+tag@example.test", "team@example.test"] {
+            #expect(try await may(address), "\(address)")
+        }
+        for address in ["bob@example.test", "ceo@example.test", "alice@other.test"] {
+            #expect(try await !may(address), "\(address)")
+        }
+        try store.addSenderAddress(SenderAddress(validating: "CEO@Example.test"), for: alice)
+        #expect(try await may("ceo@example.test"))
+        #expect(try await !may("bob@example.test"))
+        try store.addSenderAddress(SenderAddress(validating: "@other.test"), for: alice)
+        #expect(try await may("anyone@other.test"))
+        #expect(try await !may("anyone@another.test"))
+        #expect(try store.listSenderAddresses(for: alice).map(\.description) == ["@other.test", "ceo@example.test"])
+        try store.removeSenderAddress(SenderAddress(validating: "ceo@example.test"), for: alice)
+        #expect(try await !may("ceo@example.test"))
+        #expect(throws: AccountError.notFound("sender address ceo@example.test of alice@example.test")) {
+            try store.removeSenderAddress(SenderAddress(validating: "ceo@example.test"), for: alice)
+        }
+        #expect(throws: AccountError.notFound("nobody@example.test")) {
+            try store.addSenderAddress(
+                SenderAddress(validating: "x@example.test"),
+                for: self.address("nobody@example.test")
+            )
+        }
+        #expect(throws: AccountError.self) { try SenderAddress(validating: "@not a domain") }
+        try store.removeMailbox(alice)
+        try store.addMailbox(alice, password: nil)
+        #expect(try store.listSenderAddresses(for: alice).isEmpty, "removed with the mailbox")
+    }
+
     @Test func mailboxesAndAliases() throws {
         defer { self.cleanUp() }
         let store = try AccountStore(path: self.path)

@@ -57,12 +57,17 @@ import Testing
     /// An unknown user gets the same kind of server-first message, with a salt that does not
     /// change between attempts, and fails only at the proof.
     @Test func scramUnknownUserIsNotRevealed() {
-        func serverFirst() -> SASLServer.Action {
+        func serverFirst(_ user: String = "ghost@example.test") -> SASLServer.Action {
             var server = SASLServer(mechanism: .scramSHA256, serverNonce: "SERVERNONCE", decoySecret: Self.decoy)
-            _ = server.start(initialResponse: Array("n,,n=ghost@example.test,r=abc".utf8))
+            _ = server.start(initialResponse: Array("n,,n=\(user),r=abc".utf8))
             return server.credentialsLoaded(nil)
         }
         #expect(serverFirst() == serverFirst())
+        // Any spelling the account lookup reads as the same name gets the same decoy salt, as a
+        // real user's would: before, the salt followed the spelling, which told unknown users apart.
+        #expect(serverFirst("Ghost@Example.TEST") == serverFirst())
+        #expect(serverFirst("GHOST@example.test") == serverFirst())
+        #expect(serverFirst("other@example.test") != serverFirst())
         var server = SASLServer(mechanism: .scramSHA256, serverNonce: "SERVERNONCE", decoySecret: Self.decoy)
         _ = server.start(initialResponse: Array("n,,n=ghost@example.test,r=abc".utf8))
         guard case .challenge(let first) = server.credentialsLoaded(nil) else {

@@ -167,6 +167,11 @@ struct SettleTests {
         #expect(signer("From: x@notpetrel.test\r\n") == nil)
         #expect(signer("From: x@remote.test\r\n") == nil, "never for someone else's domain")
         #expect(signer("Subject: no From\r\n") == nil)
+        // Only a message that speaks for that one domain alone is signed for it.
+        #expect(signer("From: a@petrel.test, b@petrel.test\r\n") == "petrel.test")
+        #expect(signer("From: a@petrel.test, ceo@remote.test\r\n") == nil, "another domain rides along")
+        #expect(signer("From: a@petrel.test\r\nFrom: b@petrel.test\r\n") == nil, "two From fields")
+        #expect(signer("From: Alice <alice@petrel.test\r\n") == nil, "unreadable")
         #expect(runner.isLocal("bob@PETREL.test") && !runner.isLocal("bob@remote.test"))
     }
 }

@@ -141,4 +141,19 @@ struct DMARCTests {
         #expect(record("v=DMARC1; p=bogus")?.policyInvalid == true)
         #expect(record("v=DMARC1; p=none; rua=mailto:a@example.com, https://r.example")?.aggregateReportURIs.count == 2)
     }
+
+    /// RFC 9989 dropped pct= and names t=y as the analogue of pct=0: a legacy pct=0 is testing,
+    /// any other pct is read as absent, and an explicit t= wins.
+    @Test(arguments: [
+        ("v=DMARC1; p=quarantine; pct=0", true),
+        ("v=DMARC1; p=reject; pct=00", true),
+        ("v=DMARC1; p=reject; pct=100", false),
+        ("v=DMARC1; p=reject; pct=50", false),
+        ("v=DMARC1; p=reject; pct=bogus", false),
+        ("v=DMARC1; p=reject; pct=0; t=n", false),
+        ("v=DMARC1; p=reject; t=y", true),
+    ])
+    func pctZeroIsTesting(_ text: String, _ testing: Bool) {
+        #expect(DMARCRecord(Array(text.utf8))?.testing == testing, "\(text)")
+    }
 }

@@ -1,6 +1,7 @@
 import Foundation
-import MailCore
 import Testing
+
+@testable import MailCore
 
 /// The bounce message (RFC 3464, RFC 6522), checked part by part.
 struct DeliveryStatusNotificationTests {
@@ -91,5 +92,30 @@ struct DeliveryStatusNotificationTests {
         #expect(text.contains("Action: delayed\r\nStatus: 4.4.1\r\n"))
         #expect(!text.contains("\r\nSubject: injected"), "a reply cannot add lines")
         #expect(text.components(separatedBy: "\r\n").allSatisfy { $0.utf8.count <= 998 })
+    }
+
+    /// A stranger's reply is quoted in octets, not characters: 700 at most, whole UTF-8
+    /// sequences, so that "<address>: reply" stays under 998 octets.
+    @Test func aQuotedReplyIsCutAtSevenHundredOctets() {
+        let cleaned = DeliveryStatusNotification.clean(String(repeating: "é", count: 1000))
+        #expect(cleaned.utf8.count == 700)
+        #expect(DeliveryStatusNotification.clean("a\r\nb\tc\u{7F}") == "a  b c ")
+        let emoji = DeliveryStatusNotification.clean(String(repeating: "😀", count: 300))
+        #expect(emoji.utf8.count == 700 && emoji.unicodeScalars.allSatisfy { $0 == "😀" })
+    }
+
+    /// Folding happens at spaces; a word longer than any line is broken between UTF-8 sequences.
+    @Test(arguments: [
+        "Diagnostic-Code: smtp; 550 " + String(repeating: "é", count: 1500),
+        "Diagnostic-Code: smtp; " + String(repeating: "word ", count: 400),
+        "Diagnostic-Code: x-petrel; " + String(repeating: "x", count: 5000),
+    ])
+    func noFoldedLinePassesTheLimit(_ field: String) {
+        let folded = DeliveryStatusNotification.fold(field)
+        let lines = folded.components(separatedBy: "\r\n").dropLast()
+        #expect(lines.allSatisfy { $0.utf8.count <= 900 }, "\(lines.map(\.utf8.count).max() ?? 0)")
+        #expect(lines.dropFirst().allSatisfy { $0.hasPrefix("\t") })
+        let unfolded = lines.joined(separator: "\r\n").replacingOccurrences(of: "\r\n\t", with: "")
+        #expect(unfolded.filter { $0 != " " } == field.filter { $0 != " " }, "nothing lost")
     }
 }

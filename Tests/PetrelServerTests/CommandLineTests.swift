@@ -4,6 +4,10 @@ import MailCore
 import PetrelTestSupport
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The `petrel` executable, as an operator uses it.
 @Suite struct CommandLineTests {
     let directory: String
@@ -92,6 +96,81 @@ import Testing
         let result = try await self.petrel("serve")
         #expect(result.status != 0)
         #expect(result.standardError.contains("petrel.toml: \(message)"), "\(result.standardError)")
+    }
+
+    /// The account database holds password hashes and SCRAM keys: 0600 from its first moment,
+    /// whatever the umask and even in a data directory someone made with 0755, and narrowed when
+    /// an older one is found wider. (`petrel` runs with umask 077; the test's own is wider.)
+    @Test func secretFilesAreTheOwnersOnly() async throws {
+        defer { try? FileManager.default.removeItem(atPath: self.directory) }
+        let data = self.directory + "/data"
+        #expect(mkdir(data, 0o755) == 0 && chmod(data, 0o755) == 0)
+        var result = try await self.petrel(
+            "user",
+            "add",
+            "alice@example.test",
+            "--password-stdin",
+            input: "pass word\n"
+        )
+        #expect(result.status == 0, "\(result.standardError)")
+        func mode(_ path: String) -> mode_t? {
+            var status = stat()
+            return stat(path, &status) == 0 ? status.st_mode & 0o777 : nil
+        }
+        let accounts = data + "/accounts.sqlite"
+        #expect(mode(accounts) == 0o600)
+        for file in [accounts + "-wal", accounts + "-shm"] where mode(file) != nil {
+            #expect(mode(file) == 0o600, "\(file)")
+        }
+        result = try await self.petrel("dkim", "keygen", "example.test")
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(mode(data + "/dkim/example.test/petrel.pem") == 0o600)
+        #expect(mode(data + "/dkim/example.test") == 0o700)
+        #expect(chmod(accounts, 0o644) == 0)
+        result = try await self.petrel("user", "list")
+        #expect(result.status == 0)
+        #expect(mode(accounts) == 0o600, "narrowed at the next open")
+    }
+
+    /// `petrel sendmail -F` puts a name in the From field it adds: a name with a line break
+    /// (which would start a field of the sender's choosing) is refused; others are quoted or
+    /// RFC 2047-encoded as they need.
+    @Test func sendmailNamesCannotAddHeaderFields() async throws {
+        defer { try? FileManager.default.removeItem(atPath: self.directory) }
+        let pickup = self.directory + "/data/pickup"
+        func send(name: String) async throws -> (PetrelProcess.Result, String?) {
+            let result = try await self.petrel(
+                "sendmail",
+                "-f",
+                "alice@example.test",
+                "-F",
+                name,
+                "bob@example.test",
+                input: "Subject: hi\n\nbody\n"
+            )
+            let files = ((try? FileManager.default.contentsOfDirectory(atPath: pickup)) ?? []).filter {
+                $0.hasSuffix(".eml")
+            }
+            let text = try files.map { try String(contentsOfFile: pickup + "/" + $0, encoding: .utf8) }.first
+            for file in files { try FileManager.default.removeItem(atPath: pickup + "/" + file) }
+            return (result, text)
+        }
+        for hostile in ["Eve\r\nReply-To: x@evil.example", "Eve\nBcc: x@evil.example", "Eve\u{1B}[31m", "Eve\rX: y"] {
+            let (result, stored) = try await send(name: hostile)
+            #expect(result.status == 64, "\(hostile.debugDescription)")
+            #expect(result.standardError.contains("-F: a name is one line of text"), "\(result.standardError)")
+            #expect(stored == nil, "nothing queued")
+        }
+        let cases = [
+            ("Alice Example", "From: Alice Example <alice@example.test>\r\n"),
+            ("Example, Alice \"Al\"", "From: \"Example, Alice \\\"Al\\\"\" <alice@example.test>\r\n"),
+            ("Zoë", "From: =?UTF-8?B?Wm/Dqw==?= <alice@example.test>\r\n"),
+        ]
+        for (name, field) in cases {
+            let (result, stored) = try await send(name: name)
+            #expect(result.status == 0, "\(result.standardError)")
+            #expect(stored?.contains("\r\n" + field) == true, "\(name): \(stored ?? "nothing")")
+        }
     }
 
     @Test func missingConfigurationFile() async throws {

@@ -52,6 +52,8 @@ import Testing
             [timeouts]
             command = 600
             data = 120
+            data_total = 900
+            tls_handshake = 10
             shutdown = 10
             [dns]
             servers = ["127.0.0.1:5353", "::1", "192.0.2.53"]
@@ -64,6 +66,7 @@ import Testing
             spf_fail = "reject"
             junk_folder = ".Spam"
             time_limit = 15
+            account_delay_max = 60
             [log]
             level = "debug"
             """
@@ -79,11 +82,13 @@ import Testing
             ]
         )
         #expect(configuration.limits.errors == 5)
+        let timeouts = configuration.timeouts
         #expect(
-            [configuration.timeouts.command, configuration.timeouts.data, configuration.timeouts.shutdown] == [
-                600, 120, 10,
+            [timeouts.command, timeouts.data, timeouts.dataTotal, timeouts.tlsHandshake, timeouts.shutdown] == [
+                600, 120, 900, 10, 10,
             ]
         )
+        #expect(configuration.authentication.accountDelayMax == 60)
         #expect(
             configuration.dns.servers == [
                 ListenAddress(host: "127.0.0.1", port: 5353), ListenAddress(host: "::1", port: 53),
@@ -104,6 +109,7 @@ import Testing
     @Test func defaultsFollowRFC5321Timeouts() {
         let defaults = Configuration.defaults(hostname: "h", workingDirectory: "/srv")
         #expect(defaults.timeouts.command >= 300, "RFC 5321 4.5.3.2.7: at least 5 minutes")
+        #expect(defaults.timeouts.tlsHandshake <= 30 && defaults.timeouts.dataTotal >= defaults.timeouts.data)
         #expect(defaults.dataDirectory == "/srv/petrel-data")
         #expect(defaults.domains == ["localhost"])
         #expect(defaults.listen.smtp == [ListenAddress(host: "127.0.0.1", port: 2525)])
@@ -155,6 +161,8 @@ import Testing
         ("postmaster = \"someone@elsewhere.example\"", "postmaster", "not in one of the domains"),
         ("recipient_delimiter = \"@\"", "recipient_delimiter", "must be one of"),
         ("[timeouts]\ncommand = 0", "timeouts.command", "must be between"),
+        ("[timeouts]\ntls_handshake = 0", "timeouts.tls_handshake", "must be between"),
+        ("[timeouts]\ndata_total = 0", "timeouts.data_total", "must be between"),
         ("[log]\nlevel = \"loud\"", "log.level", "not a log level"),
         ("data_dir = \"\"", "data_dir", "must not be empty"),
         ("[dns]\nservers = []", "dns.servers", "name at least one server"),

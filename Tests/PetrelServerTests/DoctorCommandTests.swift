@@ -37,7 +37,7 @@ import Glibc
         // Stopped and waited for whatever happens: its pipes must not close under libdispatch.
         do {
             _ = try await server.listeningPort()
-            try await Self.check(zone: zone, config: config, port: base)
+            try await Self.check(zone: zone, config: config, port: base, dataDirectory: directory + "/data")
         } catch {
             server.signal(SIGTERM)
             _ = await server.exit()
@@ -47,7 +47,7 @@ import Glibc
         #expect(await server.exit() == 0)
     }
 
-    static func check(zone: String, config: String, port base: Int) async throws {
+    static func check(zone: String, config: String, port base: Int, dataDirectory: String) async throws {
         var result: PetrelProcess.Result
 
         func doctor(_ zone: String) async throws -> PetrelProcess.Result {
@@ -100,5 +100,19 @@ import Glibc
                 #expect(problems.count == 1, "\(expected): \(problems)")
             }
         }
+
+        // A data directory open to other local users (made by hand, or restored from a backup).
+        #expect(chmod(dataDirectory, 0o755) == 0)
+        let report = try await doctor(zone)
+        #expect(report.status == 1)
+        #expect(
+            report.standardOutput.contains(
+                "wrong   permissions \(dataDirectory)\n        found:    mode 0755: open to other local users\n"
+                    + "        expected: owner only: chmod 700 \(dataDirectory)"
+            ),
+            "\(report.standardOutput)"
+        )
+        #expect(report.standardOutput.contains("ok      permissions \(dataDirectory)/accounts.sqlite"))
+        #expect(chmod(dataDirectory, 0o700) == 0)
     }
 }

@@ -34,7 +34,7 @@ import Testing
         for index in 0..<lines {
             body += "line \(index) of \(id) " + String(repeating: "abcdefghij", count: index % 8) + "\r\n"
         }
-        let wire = "Subject: durability \(id)\r\nX-Test-Id: \(id)\r\n\r\n" + body
+        let wire = "Subject: durability \(id)\r\nFrom: <alice@localhost>\r\nX-Test-Id: \(id)\r\n\r\n" + body
         return (wire, wire.replacingOccurrences(of: "\r\n", with: "\n"))
     }
 
@@ -192,8 +192,22 @@ import Testing
         }
 
         var restarts = 0
+        /// Acknowledged messages in all, and of them those submitted (odd clients), for progress.
+        func progress() -> (all: Int, submitted: Int) {
+            let acknowledged = run.acknowledged.withLockedValue { $0 }
+            return (
+                acknowledged.count, acknowledged.filter { Int($0.dropFirst().prefix { $0 != "-" })! % 2 == 1 }.count
+            )
+        }
         for _ in 0..<Self.kills {
-            try await Task.sleep(for: .milliseconds(Int.random(in: 400...1200)).stretched)
+            // Each kill comes once the restarted server has accepted mail of both kinds (however
+            // slowly a loaded machine runs the clients), at a random moment after that.
+            let before = progress()
+            _ = await eventually(within: .seconds(30)) {
+                let now = progress()
+                return now.all - before.all >= 15 && now.submitted - before.submitted >= 3
+            }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...400)))
             server.signal(SIGKILL)
             _ = await server.exit()
             server = PetrelProcess(arguments: ["serve", "--config", config], directory: directory)

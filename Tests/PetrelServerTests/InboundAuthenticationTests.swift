@@ -46,11 +46,12 @@ import Testing
     static func deliver(
         _ server: TestServer,
         content: String,
-        from: String = "joe@football.example.com"
+        from: String = "joe@football.example.com",
+        helo: String = "mail.football.example.com"
     ) async throws
         -> SMTPTestReadResult
     {
-        let client = try await server.connectAndGreet(helo: "mail.football.example.com")
+        let client = try await server.connectAndGreet(helo: helo)
         try await client.startData(from: from, to: ["alice@example.test"])
         try await client.sendRaw(Array((content + ".\r\n").utf8))
         let reply = await client.read()
@@ -146,27 +147,99 @@ import Testing
             "Authentication-Results: MX.PETREL.TEST; dkim=pass header.d=bank.example\r\n"
             + "Authentication-Results: relay.example; spf=pass\r\n"
             + "Authentication-Results: mx.petrel.test (we promise);\r\n\tdmarc=pass\r\n"
+            // RFC 8601 allows the authserv-id as a quoted string; a final dot names the same host.
+            + "Authentication-Results: \"mx.petrel.test\"; dkim=pass header.d=quoted.example\r\n"
+            + "Authentication-Results: (ours, honest) \"MX.Petrel.Test.\"; spf=pass smtp.mailfrom=dotted.example\r\n"
             + "From: a@elsewhere.example\r\nSubject: trust me\r\n\r\nbody\r\n"
         #expect(try await Self.deliver(server, content: content, from: "a@elsewhere.example").reply?.code == 250)
         let stored = try #require(server.messages(in: "alice@example.test").first)
         #expect(!stored.contains("bank.example") && !stored.contains("we promise"))
+        #expect(!stored.contains("quoted.example") && !stored.contains("dotted.example"))
         #expect(stored.contains("Authentication-Results: relay.example; spf=pass\n"), "other servers' results stay")
         #expect(stored.components(separatedBy: "Authentication-Results: mx.petrel.test;").count == 2, "only ours")
         try await server.stop()
     }
 
-    /// A message without any header field is kept whole; its first line is body.
-    @Test func oddContentIsKeptExactly() async throws {
-        let server = try await Self.server(Self.zone(dmarc: nil))
-        let content = "just a line\r\n\r\nand another\r\n"
-        #expect(try await Self.deliver(server, content: content, from: "a@elsewhere.example").reply?.code == 250)
-        let stored = try #require(server.messages(in: "alice@example.test").first)
-        let lines = stored.components(separatedBy: "\n")
-        let first = try #require(lines.firstIndex(of: "just a line"))
-        #expect(lines[first - 2] == "\tfor <alice@example.test>;", "right after Received")
-        #expect(lines[first...].joined(separator: "\n") == "just a line\n\nand another\n")
-        #expect(stored.contains("\tdmarc=permerror ("), "no From field")
+    /// What DMARC judges must be what a mail reader will show. Before, each of these was
+    /// delivered with dmarc=permerror: a PayPal From followed by an unreadable one reached the
+    /// inbox, and a header section that Petrel ended at a line with no colon hid the From (and
+    /// any Authentication-Results) a mail reader shows after it. On port 25 they are refused
+    /// now (RFC 5322 §3.6 asks for exactly one From; RFC 9989 leaves such mail to the receiver).
+    static let unreadableAuthors = [
+        ("two From fields", "From: PayPal <service@paypal.com>\r\nFrom: <\r\nSubject: x\r\n\r\nbody\r\n", 550, "5.7.1"),
+        ("a line that is no field, then From", "X-Junk\r\nFrom: service@paypal.com\r\n\r\nbody\r\n", 554, "5.6.0"),
+        (
+            "forged results after a line that is no field",
+            "From: a@elsewhere.example\r\nnot a field\r\nAuthentication-Results: mx.petrel.test; dmarc=pass\r\n\r\nx\r\n",
+            554, "5.6.0"
+        ),
+        ("a continuation line first", " folded\r\nFrom: a@elsewhere.example\r\n\r\nbody\r\n", 554, "5.6.0"),
+        ("no header at all", "just a line\r\n\r\nand another\r\n", 554, "5.6.0"),
+        ("no From", "Subject: hi\r\n\r\nbody\r\n", 550, "5.7.1"),
+        ("an unreadable From", "From: Alice <alice@elsewhere.example\r\n\r\nbody\r\n", 550, "5.7.1"),
+        ("a From without a domain", "From: someone\r\n\r\nbody\r\n", 550, "5.7.1"),
+    ]
+
+    @Test func authorsPetrelCannotReadAreRefused() async throws {
+        let server = try await Self.server(Self.zone(dmarc: "v=DMARC1; p=reject"))
+        for (shape, content, code, enhanced) in Self.unreadableAuthors {
+            let reply = try await Self.deliver(server, content: content, from: "a@elsewhere.example")
+            #expect(
+                reply.reply?.code == code && reply.reply?.text.hasPrefix(enhanced + " ") == true,
+                "\(shape): \(reply)"
+            )
+        }
+        #expect(server.allMessages().isEmpty)
         try await server.stop()
+    }
+
+    /// One From field with several addresses is readable: each domain is evaluated and the
+    /// strictest failing policy applies (RFC 9989 §11.5), as before.
+    @Test func oneFromFieldWithSeveralAddressesIsJudgedByEach() async throws {
+        let server = try await Self.server(Self.zone(dmarc: "v=DMARC1; p=reject"))
+        let both = "From: a@elsewhere.example, joe@football.example.com\r\nSubject: x\r\n\r\nbody\r\n"
+        let reply = try await Self.deliver(server, content: both, from: "a@elsewhere.example")
+        #expect(reply.reply?.code == 550, "football.example.com's p=reject applies: \(reply)")
+        let elsewhere = "From: a@elsewhere.example, b@elsewhere.example\r\nSubject: x\r\n\r\nbody\r\n"
+        #expect(try await Self.deliver(server, content: elsewhere, from: "a@elsewhere.example").reply?.code == 250)
+        try await server.stop()
+    }
+
+    /// A bounce (MAIL FROM:<>) from a domain with p=reject and no DKIM signature: SPF's identity
+    /// for the null reverse path is postmaster@ the HELO name (RFC 7208 §2.4), and RFC 9989 counts
+    /// it. Before, DMARC ignored it, so such bounces failed DMARC and were refused.
+    @Test func aBounceIsJudgedByItsHELOIdentity() async throws {
+        let zone = Self.zone(dmarc: nil)
+        zone.addTXT("_dmarc.c.example", ["v=DMARC1; p=reject"])
+        zone.addTXT("mail.c.example", ["v=spf1 ip4:127.0.0.0/8 -all"])
+        let server = try await Self.server(zone)
+        let bounce =
+            "From: Mail Delivery System <postmaster@c.example>\r\nSubject: Undelivered Mail\r\n\r\nSorry.\r\n"
+        let reply = try await Self.deliver(server, content: bounce, from: "", helo: "mail.c.example")
+        #expect(reply.reply?.code == 250, "\(reply)")
+        let stored = try #require(server.messages(in: "alice@example.test").first)
+        #expect(Self.header(stored).contains("\tspf=pass ("))
+        #expect(Self.header(stored).contains("smtp.helo=mail.c.example;"))
+        #expect(Self.header(stored).contains("\tdmarc=pass (SPF mail.c.example is aligned with c.example)"))
+        // From another HELO name (SPF for it fails), the same bounce is refused.
+        let forged = try await Self.deliver(server, content: bounce, from: "", helo: "other.example")
+        #expect(forged.reply?.code == 550, "\(forged)")
+        try await server.stop()
+    }
+
+    /// A legacy pct=0 (domains rolling DMARC out) asks that none of their mail be acted on;
+    /// RFC 9989 names t=y its analogue. Before, pct=0 was ignored and p=quarantine sent their
+    /// unaligned mail to Junk.
+    @Test func pctZeroIsReadAsTesting() async throws {
+        let forged = Self.signed.replacingOccurrences(of: "Joe.", with: "Joe, who wants your password.")
+        let quarantine = try await Self.server(Self.zone(dmarc: "v=DMARC1; p=quarantine; pct=0"))
+        #expect(try await Self.deliver(quarantine, content: forged).reply?.code == 250)
+        #expect(quarantine.messages(in: "alice@example.test").count == 1, "the inbox, not Junk")
+        try await quarantine.stop()
+        let reject = try await Self.server(Self.zone(dmarc: "v=DMARC1; p=reject; pct=0"))
+        #expect(try await Self.deliver(reject, content: forged).reply?.code == 250, "quarantined, not refused")
+        #expect(FileManager.default.fileExists(atPath: reject.dataDirectory + "/mail/alice@example.test/.Junk/new"))
+        try await reject.stop()
     }
 
     @Test func loggedInUsersAreNotChecked() async throws {

@@ -4,6 +4,10 @@ import PetrelServer
 import PetrelTestSupport
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The real server on an ephemeral loopback port, driven over real sockets.
 @Suite struct LiveServerTests {
     static let message =
@@ -16,6 +20,24 @@ import Testing
         try server.server.accounts.addMailbox(AccountAddress(validating: "alice@example.test"), password: nil)
         try server.server.accounts.addMailbox(AccountAddress(validating: "bob@example.test"), password: nil)
         return server
+    }
+
+    /// The files a server makes that hold secrets are its owner's alone from their first moment,
+    /// whatever the process's umask (the test process has the shell's, usually 022; only the
+    /// `petrel` executable sets 077): the self-signed key, the account database and its journals.
+    @Test func secretsAreMadeOwnerOnly() async throws {
+        let server = try await Self.exampleServer()
+        func mode(_ path: String) -> mode_t? {
+            var status = stat()
+            return stat(path, &status) == 0 ? status.st_mode & 0o777 : nil
+        }
+        #expect(mode(server.dataDirectory + "/tls/self-signed-key.pem") == 0o600)
+        for suffix in ["", "-wal", "-shm"] {
+            let path = server.dataDirectory + "/accounts.sqlite" + suffix
+            #expect(mode(path) == nil || mode(path) == 0o600, "\(path)")
+        }
+        #expect(mode(server.dataDirectory) == 0o700)
+        try await server.stop()
     }
 
     @Test func deliversIntoTheMaildirWithTraceHeaders() async throws {
@@ -76,7 +98,7 @@ import Testing
         }
         try await client.send("DATA")
         try await client.expect(354)
-        try await client.sendRaw(Array("Subject: x\r\n\r\nbody\r\n.\r\n".utf8))
+        try await client.sendRaw(Array("From: <bob@example.net>\r\nSubject: x\r\n\r\nbody\r\n.\r\n".utf8))
         try await client.expect(250)
         // alice once (three RCPTs reach her), bob once; postmaster@other.test has no mailbox of its own.
         #expect(server.messages(in: "alice@example.test").count == 1)
@@ -108,7 +130,7 @@ import Testing
         try await client.expect(250)
         try await client.send("DATA")
         try await client.expect(354)
-        try await client.sendRaw(Array("Subject: team\r\n\r\nhi\r\n.\r\n".utf8))
+        try await client.sendRaw(Array("From: <bob@example.net>\r\nSubject: team\r\n\r\nhi\r\n.\r\n".utf8))
         try await client.expect(250)
         #expect(server.messages(in: "carol@example.test").count == 1)
         #expect(server.messages(in: "alice@example.test").count == 1)
@@ -181,7 +203,7 @@ import Testing
         let idle = try await server.connectAndGreet()
         let busy = try await server.connectAndGreet()
         try await busy.startData(from: "bob@example.net", to: ["alice@example.test"])
-        try await busy.sendRaw(Array("Subject: in flight\r\n\r\nfirst half\r\n".utf8))
+        try await busy.sendRaw(Array("From: <bob@example.net>\r\nSubject: in flight\r\n\r\nfirst half\r\n".utf8))
         try await Task.sleep(for: .milliseconds(100))
 
         // The data stays until the end: the check below must not race its removal.
@@ -208,7 +230,9 @@ import Testing
         }
         let stalled = try await server.connectAndGreet()
         try await stalled.startData(from: "bob@example.net", to: ["alice@example.test"])
-        try await stalled.sendRaw(Array("Subject: never finished\r\n\r\nfirst half\r\n".utf8))
+        try await stalled.sendRaw(
+            Array("From: <bob@example.net>\r\nSubject: never finished\r\n\r\nfirst half\r\n".utf8)
+        )
         let started = ContinuousClock.now
         try await server.stop(removingData: false)
         #expect(ContinuousClock.now - started < .seconds(10).stretched)
@@ -245,8 +269,8 @@ import Testing
         try await client.expect(250)
         try await client.send("RCPT TO:<alice@example.test>")
         try await client.expect(250)
-        var expected = "Subject: big\n\n"
-        let head = "Subject: big\r\n\r\n"
+        var expected = "From: <bob@example.net>\nSubject: big\n\n"
+        let head = "From: <bob@example.net>\r\nSubject: big\r\n\r\n"
         try await client.sendRaw(Array("BDAT \(head.utf8.count)\r\n\(head)".utf8))
         try await client.expect(250)
         let block = String(repeating: "0123456789abcdef", count: 60) + "\r\n"
@@ -276,6 +300,7 @@ import Testing
         let client = try await server.connectAndGreet()
         try await client.startData(from: "bob@example.net", to: ["alice@example.test"])
         let line = Array((String(repeating: "y", count: 998) + "\r\n").utf8)
+        try await client.sendRaw(Array("From: <bob@example.net>\r\n\r\n".utf8))
         for _ in 0..<2000 { try await client.sendRaw(line) }
         try await client.sendRaw(Array(".\r\n".utf8))
         let reply = try await client.expect(452)

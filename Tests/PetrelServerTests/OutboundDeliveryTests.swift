@@ -4,8 +4,14 @@ import Foundation
 import MailAuth
 import MailCore
 import MailStore
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+import NIOTLS
 import PetrelServer
 import PetrelTestSupport
+import SMTPServer
 import Testing
 
 /// Outbound delivery end to end: a message submitted to Petrel leaves through the queue runner
@@ -158,6 +164,25 @@ import Testing
         #expect(!report.contains("Final-Recipient: rfc822; bob@remote.test"))
         #expect(report.contains("Subject: outbound test"), "the original header is returned")
         #expect(report.contains("DKIM-Signature:") == false, "a local copy is not signed")
+        await receiver.stop()
+        try await server.stop()
+    }
+
+    /// A remote server's refusal quoted in a report: long, without spaces, in multi-octet UTF-8.
+    /// Before, it was cut at 700 characters (not octets) and folded only at spaces, so a line of
+    /// the report could pass RFC 5322's 998 octets.
+    @Test func aLongRemoteReplyKeepsEveryReportLineUnder998Octets() async throws {
+        let server = try await Self.server(mx: "127.0.0.17")
+        var script = ScriptedReceiver.Script()
+        let long = String(repeating: "é", count: 1800)  // 3,600 octets in one word
+        script.recipient = { _, _ in "550 5.1.1 \(long)" }
+        let receiver = try await ScriptedReceiver.start(host: "127.0.0.17", script: script)
+        try await Self.submit(server, to: ["nobody@remote.test"])
+        #expect(try await Self.waitForEmptyQueue(server).isEmpty)
+        let report = try #require(server.messages(in: "alice@petrel.test").first)
+        #expect(report.contains("Diagnostic-Code: smtp; 550 5.1.1\n\téé"), "folded before the long word")
+        let longest = report.split(separator: "\n").map(\.utf8.count).max() ?? 0
+        #expect(longest <= 998, "a report line of \(longest) octets")
         await receiver.stop()
         try await server.stop()
     }
@@ -326,6 +351,27 @@ import Testing
         try await relay.stop()
     }
 
+    /// A relay that speaks only TLS 1.0 and 1.1 gets nothing: TLS to the relay (required and
+    /// verified) needs 1.2 or later (RFC 8996). The same relay offering 1.2 completes its handshake.
+    @Test func theRelayMustSpeakTLS12OrLater() async throws {
+        for (maximum, handshakes) in [(TLSVersion.tlsv11, 0), (.tlsv12, 1)] {
+            let relay = try await TLSOnlyServer.start(host: "127.0.0.18", maximumVersion: maximum)
+            let zone = InMemoryZone()
+            zone.add("relay.test", .a(IPAddress("127.0.0.18")!.octets), type: .a)
+            let server = try await Self.server(mx: "127.0.0.19", domain: "unused.test", zone: zone) { configuration in
+                // Port 465: TLS from the first octet.
+                configuration.relay = Configuration.Relay(host: "relay.test", port: 465, caFile: relay.certificateFile)
+            }
+            try await Self.submit(server, to: ["bob@relay.test"])
+            #expect(await eventually { (try? server.server.queue.entries().first?.recipients[0].lastError) != nil })
+            let error = try server.server.queue.entries().first?.recipients[0].lastError ?? ""
+            #expect(relay.handshakes == handshakes, "TLS up to \(maximum): \(error)")
+            if handshakes == 0 { #expect(error.contains("TLS"), "\(error)") }
+            try await server.stop()
+            await relay.stop()
+        }
+    }
+
     /// Queues a message the way `petrel sendmail` does (through pickup/).
     static func drop(
         _ server: TestServer,
@@ -448,5 +494,70 @@ import Testing
         #expect(try await Self.waitForEmptyQueue(server).isEmpty)
         await receiver.stop()
         try await server.stop()
+    }
+}
+
+/// A TLS server on port 465 (TLS from the first octet) with a self-signed certificate,
+/// speaking TLS versions up to `maximumVersion` only; it counts completed handshakes and closes.
+final class TLSOnlyServer: Sendable {
+    let channel: any Channel
+    let port: Int
+    let certificateFile: String
+    private let completed = NIOLockedValueBox(0)
+    var handshakes: Int { self.completed.withLockedValue { $0 } }
+
+    private init(channel: any Channel, certificateFile: String) {
+        self.channel = channel
+        self.port = channel.localAddress!.port!
+        self.certificateFile = certificateFile
+    }
+
+    static func start(host: String, maximumVersion: TLSVersion) async throws -> TLSOnlyServer {
+        let certificate = try SelfSignedCertificate(hostname: "relay.test")
+        let file = try makeTemporaryDirectory() + "/relay.pem"
+        try certificate.certificatePEM.write(toFile: file, atomically: true, encoding: .utf8)
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificate.certificatePEM.utf8)).map {
+                .certificate($0)
+            },
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(certificate.privateKeyPEM.utf8), format: .pem))
+        )
+        configuration.minimumTLSVersion = .tlsv1
+        configuration.maximumTLSVersion = maximumVersion
+        let context = try NIOSSLContext(configuration: configuration)
+        let counter = NIOLockedValueBox<TLSOnlyServer?>(nil)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                    try channel.pipeline.syncOperations.addHandler(
+                        HandshakeCounter { counter.withLockedValue { $0 }?.completed.withLockedValue { $0 += 1 } }
+                    )
+                }
+            }
+            .bind(host: host, port: 465).get()
+        let server = TLSOnlyServer(channel: channel, certificateFile: file)
+        counter.withLockedValue { $0 = server }
+        return server
+    }
+
+    func stop() async {
+        try? await self.channel.close()
+    }
+
+    final class HandshakeCounter: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let completed: @Sendable () -> Void
+
+        init(completed: @escaping @Sendable () -> Void) { self.completed = completed }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if let event = event as? TLSUserEvent, case .handshakeCompleted = event {
+                self.completed()
+                context.close(promise: nil)
+            }
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 }

@@ -77,7 +77,9 @@ import Testing
         #expect(try await client.expect(554).text.hasPrefix("5.7.1"), "no relaying without AUTH, TLS or not")
         try await client.send("DATA")
         try await client.expect(354)
-        try await client.sendRaw(Array("Subject: over TLS\r\n\r\nhi\r\n.\r\n".utf8))
+        try await client.sendRaw(
+            Array("From: <someone@elsewhere.example>\r\nSubject: over TLS\r\n\r\nhi\r\n.\r\n".utf8)
+        )
         try await client.expect(250)
         let stored = try #require(server.messages(in: "bob@example.test").first)
         #expect(stored.contains("\t(using TLSv1.3 with cipher TLS_"))
@@ -190,6 +192,182 @@ import Testing
         try await server.stop()
     }
 
+    /// The salt and iteration count a SCRAM-SHA-256 server-first message gives for `user`, and
+    /// the reply to a wrong proof (the exchange is then over).
+    static func scramProbe(port: Int, user: String) async throws -> (salt: String, iterations: String, reply: String) {
+        let client = try await SMTPTestClient.connect(port: port, implicitTLS: true)
+        try await client.expect(220)
+        try await client.send("EHLO prober.example")
+        try await client.expect(250)
+        let clientFirstBare = "n=\(user),r=probe"
+        try await client.send("AUTH SCRAM-SHA-256 \(Base64.encode(Array("n,,\(clientFirstBare)".utf8)))")
+        let serverFirst = String(
+            decoding: try #require(Base64.decode(try await client.expect(334).text)),
+            as: UTF8.self
+        )
+        var attributes: [Character: String] = [:]
+        for part in serverFirst.split(separator: ",") { attributes[part.first!] = String(part.dropFirst(2)) }
+        let nonce = try #require(attributes["r"])
+        let proof = Base64.encode([UInt8](repeating: 7, count: 32))
+        try await client.send(Base64.encode(Array("c=biws,r=\(nonce),p=\(proof)".utf8)))
+        let reply = try #require(await client.read().reply)
+        await client.close()
+        return (try #require(attributes["s"]), try #require(attributes["i"]), "\(reply.code) \(reply.text)")
+    }
+
+    /// SCRAM must not tell which accounts exist. Before, a real user's salt was the same for any
+    /// spelling of the name (the lookup ignores case) while an unknown user's decoy salt changed
+    /// with the spelling, and with every restart: an enumeration oracle.
+    @Test func scramDoesNotTellWhichUsersExist() async throws {
+        let server = try await Self.server { configuration in
+            configuration.authentication.failures = 1000  // many probes from one address
+        }
+        let port = server.submissionsPort
+        let real = try await Self.scramProbe(port: port, user: "alice@example.test")
+        let unknown = try await Self.scramProbe(port: port, user: "nobody@example.test")
+        for spelling in ["Alice@Example.TEST", "ALICE@example.test"] {
+            #expect(try await Self.scramProbe(port: port, user: spelling).salt == real.salt, "\(spelling)")
+        }
+        for spelling in ["Nobody@Example.TEST", "NOBODY@example.test"] {
+            #expect(try await Self.scramProbe(port: port, user: spelling).salt == unknown.salt, "\(spelling)")
+        }
+        #expect(unknown.salt != real.salt)
+        #expect(unknown.iterations == real.iterations)
+        #expect(unknown.reply == real.reply && real.reply.hasPrefix("535 5.7.8"), "\(unknown.reply) / \(real.reply)")
+        try await server.stop()
+    }
+
+    /// An unknown user's SCRAM salt survives a restart of `petrel serve` (it comes from a secret
+    /// kept in the account store), as a real user's does.
+    @Test func scramDecoySaltsSurviveARestart() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = directory + "/petrel.toml"
+        try """
+        data_dir = "data"
+        [listen]
+        submissions = ["127.0.0.1:0"]
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        var salts: [String] = []
+        for _ in 0..<2 {
+            let server = PetrelProcess(arguments: ["serve", "--config", config], directory: directory)
+            try server.start()
+            salts.append(
+                try await Self.scramProbe(port: try await server.listeningPort(.submissions), user: "nobody@localhost")
+                    .salt
+            )
+            server.signal(SIGTERM)
+            #expect(await server.exit() == 0)
+        }
+        #expect(salts[0] == salts[1])
+    }
+
+    /// Guesses for one account spread over many clients (a botnet) meet a per-account limit:
+    /// past `auth.failures` failures the account's checks take turns, one per growing delay,
+    /// and a check that would wait past `auth.account_delay_max` is answered 454 without looking
+    /// at the password. Before, each client address had its own five guesses and nothing more.
+    @Test func guessesSpreadOverManyClientsMeetAPerAccountLimit() async throws {
+        let server = try await Self.server { configuration in
+            configuration.authentication.failures = 3
+            configuration.authentication.accountDelayMax = 2
+        }
+        func attempt(from source: String, password: String = "wrong") async throws -> (SMTPTestReply, Duration) {
+            let client = try await SMTPTestClient.connect(
+                port: server.submissionsPort,
+                implicitTLS: true,
+                source: source
+            )
+            try await client.expect(220)
+            try await client.send("EHLO guesser.example")
+            try await client.expect(250)
+            let started = ContinuousClock.now
+            let reply = try #require(await Self.login(client, password: password))
+            let elapsed = ContinuousClock.now - started
+            await client.close()
+            return (reply, elapsed)
+        }
+        // Three failures from three addresses: each answered at once.
+        var thirdStarted = ContinuousClock.now
+        for host in 11...13 {
+            thirdStarted = ContinuousClock.now
+            let (reply, _) = try await attempt(from: "127.0.0.\(host)")
+            #expect(reply.code == 535)
+        }
+        // The fourth waits its turn, a second after the third failure (which came after
+        // `thirdStarted`), wherever it comes from.
+        let (fourth, _) = try await attempt(from: "127.0.0.14")
+        let waited = ContinuousClock.now - thirdStarted
+        #expect(fourth.code == 535 && waited >= .seconds(1), "\(fourth) after \(waited)")
+        // Now the delay is the maximum (2 s): of six at once, the ones whose turn is further off
+        // than that are told to come back later.
+        let replies = try await withThrowingTaskGroup(of: SMTPTestReply.self) { group in
+            for host in 15...20 { group.addTask { try await attempt(from: "127.0.0.\(host)").0 } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(replies.contains { $0.code == 454 && $0.text.hasPrefix("4.7.0") }, "\(replies)")
+        #expect(replies.allSatisfy { $0.code == 454 || $0.code == 535 }, "\(replies)")
+        // The real user, once its turn comes, gets in.
+        try await Task.sleep(for: .seconds(2))
+        let (real, _) = try await attempt(from: "127.0.0.21", password: Self.password)
+        #expect(real.code == 235, "\(real)")
+        try await server.stop()
+    }
+
+    /// What a user submits may name in From and Sender only addresses the user may send as (as
+    /// for MAIL FROM), else 550 5.7.1 at the end of data: before, `alice` could send `From:
+    /// ceo@…` to the outside, DKIM-signed for the domain. A missing From, Date or Message-ID
+    /// is added (RFC 6409 §8). A sender address granted in the account store widens the rule.
+    @Test func theHeaderFromMustBeTheUsersToo() async throws {
+        let server = try await Self.server()
+        try server.server.accounts.addMailbox(AccountAddress(validating: "ceo@example.test"), password: nil)
+        let client = try await server.connectAndGreet(.submissions)
+        #expect(try #require(await Self.login(client)).code == 235)
+        func submit(_ header: String) async throws -> SMTPTestReply {
+            try await client.startData(from: "alice@example.test", to: ["bob@example.test"])
+            try await client.sendRaw(Array((header + "Subject: test\r\n\r\nbody\r\n.\r\n").utf8))
+            return try #require(await client.read().reply)
+        }
+        for header in [
+            "From: ceo@example.test\r\n", "From: Alice <alice@example.test>\r\nSender: ceo@example.test\r\n",
+            "From: alice@example.test, eve@elsewhere.example\r\n",
+            "From: alice@example.test\r\nFrom: ceo@example.test\r\n",
+            "From: Alice <alice@example.test\r\n", "Subject: a line that is no field below\r\nX-Junk\r\n",
+        ] {
+            let reply = try await submit(header)
+            #expect(reply.code == 550 || reply.code == 554, "\(header.debugDescription): \(reply)")
+            #expect(reply.text.hasPrefix("5.7.1") || reply.text.hasPrefix("5.6.0"), "\(reply)")
+        }
+        #expect(server.messages(in: "bob@example.test").isEmpty)
+        for header in [
+            "From: Alice <ALICE@example.test>\r\n", "From: sales@example.test\r\n", "Sender: alice@example.test\r\n",
+        ] {
+            #expect(try await submit(header).code == 250, "\(header.debugDescription)")
+        }
+        // Granted: the role address, then the whole domain.
+        try server.server.accounts.addSenderAddress(
+            SenderAddress(validating: "ceo@example.test"),
+            for: AccountAddress(validating: "alice@example.test")
+        )
+        #expect(try await submit("From: ceo@example.test\r\n").code == 250)
+        #expect(try await submit("From: other@example.test\r\n").code == 550)
+        try server.server.accounts.addSenderAddress(
+            SenderAddress(validating: "@example.test"),
+            for: AccountAddress(validating: "alice@example.test")
+        )
+        #expect(try await submit("From: other@example.test\r\n").code == 250)
+        try await client.send("MAIL FROM:<other@example.test>")
+        #expect(try await client.expect(250).code == 250, "MAIL FROM follows the same grants")
+        try await client.send("RSET")
+        try await client.expect(250)
+        // No From at all: the submission server completes the message.
+        #expect(try await submit("").code == 250)
+        let completed = server.messages(in: "bob@example.test").filter { $0.contains("\nFrom: <alice@example.test>\n") }
+        #expect(completed.count == 2, "the one without From, and the one with only a Sender")
+        #expect(completed.allSatisfy { $0.contains("\nDate: ") && $0.contains("\nMessage-ID: <") })
+        await client.close()
+        try await server.stop()
+    }
+
     @Test func sendersMustBeTheirOwn() async throws {
         let server = try await Self.server()
         let client = try await server.connectAndGreet(.submissions)
@@ -224,16 +402,16 @@ import Testing
         #expect(try await client.expect(501).text.hasPrefix("5.7.0"))
         try await client.send("AUTH X-NO-SUCH-MECH")
         #expect(try await client.expect(504).text.hasPrefix("5.5.4"))
-        // Five wrong passwords, over two connections (one session would hit its error limit).
+        // The cancelled exchange was the first failure (else a client could probe for ever without
+        // being counted); four wrong passwords make five, over two connections (one session would
+        // hit its error limit).
         for attempt in 1...3 {
             #expect(try #require(await Self.login(client, password: "wrong \(attempt)")).code == 535)
         }
         await client.close()
         let second = try await server.connectAndGreet(.submissions)
-        for attempt in 4...5 {
-            let reply = try #require(await Self.login(second, password: "wrong \(attempt)"))
-            #expect(reply.code == 535 && reply.text.hasPrefix("5.7.8"))
-        }
+        let fourth = try #require(await Self.login(second, password: "wrong 4"))
+        #expect(fourth.code == 535 && fourth.text.hasPrefix("5.7.8"))
         // The sixth attempt from this address: 421 and close, even with the right password.
         let blocked = try #require(await Self.login(second))
         #expect(blocked.code == 421 && blocked.text.hasPrefix("4.7.0"))
@@ -273,6 +451,6 @@ import Testing
     }
 
     static func writeCertificate(to files: Configuration.TLSFiles, commonName: String) throws {
-        try SelfSignedCertificate(hostname: commonName).write(certificate: files.certificate, key: files.key)
+        try SelfSignedCertificate(hostname: commonName).write(to: files)
     }
 }

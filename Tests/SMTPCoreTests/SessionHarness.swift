@@ -103,6 +103,9 @@ struct SessionHarness {
             case .continueAuthentication(let response):
                 self.authenticationInput.append(response)
                 action = self.session.authenticationStep(self.nextAuthenticationStep())
+            case .cancelAuthentication:
+                self.authenticationInput.append(Array("*".utf8))
+                action = self.session.authenticationStep(.failed(.authenticationCancelled))
             case .verifyRecipient(let path, _):
                 action = self.session.recipientVerified(
                     self.verdicts[path.description] ?? .accepted([Mailbox("box@mx.test")!])

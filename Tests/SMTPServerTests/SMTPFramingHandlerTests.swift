@@ -208,4 +208,70 @@ final class ReadCounter: ChannelOutboundHandler {
         self.loop.advanceTime(by: .seconds(300))
         #expect(!self.channel.isActive)
     }
+
+    /// The stall timer runs whenever the socket is unwritable, also when held replies (a batch
+    /// of pipelined commands) are what filled it: before, that case flushed and started no timer,
+    /// and a client that never read kept its connection for ever.
+    @Test func aStallWithHeldRepliesIsTimedToo() throws {
+        try self.send("NOOP\r\nNOOP\r\n")
+        #expect(try self.events() == ["NOOP", "NOOP"])
+        self.reply(250)  // held: the second reply is still due
+        #expect(try self.written() == "")
+        self.channel.isWritable = false
+        self.channel.pipeline.fireChannelWritabilityChanged()
+        #expect(try self.written() == "250 2.0.0 x\r\n", "held replies go out at once")
+        self.loop.advanceTime(by: .seconds(299))
+        #expect(self.channel.isActive)
+        self.loop.advanceTime(by: .seconds(1))
+        #expect(!self.channel.isActive, "closed after the command timeout of unwritability")
+    }
+
+    /// A closing reply that cannot be written (the client does not read) does not keep the
+    /// connection: after `closeGrace` it is closed anyway.
+    @Test func aClosingReplyThatCannotGoOutStillCloses() throws {
+        try self.send("QUIT\r\n")
+        _ = try self.events()
+        // An outbound handler that never completes writes: the socket is full.
+        try self.channel.pipeline.syncOperations.addHandler(WriteSwallower(), position: .first)
+        self.reply(221, then: .close)
+        #expect(self.channel.isActive)
+        self.loop.advanceTime(by: SMTPFramingHandler.closeGrace)
+        #expect(!self.channel.isActive)
+    }
+
+    /// `timeouts.data_total` bounds the whole transfer, however steadily its octets arrive.
+    @Test func theWholeTransferIsBounded() throws {
+        try self.send("DATA\r\n")
+        _ = try self.events()
+        self.reply(354, then: .messageData)
+        // One octet every 50 s: each resets the 60 s data timer, none the 30-minute transfer limit.
+        var elapsed = 0
+        var events: [String] = []
+        while elapsed < 2000, !events.contains("timeout") {
+            try self.send("x")
+            self.loop.advanceTime(by: .seconds(50))
+            elapsed += 50
+            events += try self.events()
+        }
+        #expect(events.filter { $0 == "timeout" }.count == 1)
+        #expect(elapsed == 1800, "timed out with the 36th octet's wait, at 30 minutes")
+        self.loop.advanceTime(by: SMTPFramingHandler.closeGrace)
+        #expect(!self.channel.isActive, "and closed, whether the 421 could be written or not")
+    }
+}
+
+/// Takes writes and never completes them, as a socket whose buffer stays full.
+final class WriteSwallower: ChannelOutboundHandler {
+    typealias OutboundIn = ByteBuffer
+    var promises: [EventLoopPromise<Void>] = []
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if let promise { self.promises.append(promise) }
+    }
+
+    func flush(context: ChannelHandlerContext) {}
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        for promise in self.promises { promise.fail(ChannelError.ioOnClosedChannel) }
+    }
 }

@@ -57,8 +57,9 @@ public struct SASLServer: Sendable {
 
     /// - Parameters:
     ///   - serverNonce: fresh printable random text for SCRAM (no ","), from the caller.
-    ///   - decoySecret: per-server random bytes; an unknown SCRAM user gets a salt derived from it,
-    ///     the same every time, so that the exchange does not reveal which users exist.
+    ///   - decoySecret: the server's stored random bytes; an unknown SCRAM user gets a salt derived
+    ///     from it and the canonical name, the same every time and after every restart, so that
+    ///     the exchange does not reveal which users exist.
     public init(mechanism: SASLMechanism, serverNonce: String, decoySecret: [UInt8]) {
         self.mechanism = mechanism
         self.serverNonce = serverNonce
@@ -130,8 +131,11 @@ public struct SASLServer: Sendable {
             salt = credentials.salt
             iterations = credentials.iterations
         } else {
+            // Derived from the name as the account lookup reads it, so that "Alice@X" and
+            // "alice@x" get one salt for an unknown user as they do for a real one.
             let key = SymmetricKey(data: self.decoySecret)
-            salt = Array(HMAC<SHA256>.authenticationCode(for: Array(first.username.utf8), using: key).prefix(16))
+            let name = Array(Self.canonicalName(first.username).utf8)
+            salt = Array(HMAC<SHA256>.authenticationCode(for: name, using: key).prefix(16))
             iterations = SCRAMCredentials.defaultIterations
         }
         let serverFirst = "r=\(first.clientNonce)\(self.serverNonce),s=\(Base64.encode(salt)),i=\(iterations)"
@@ -270,6 +274,12 @@ public struct SASLServer: Sendable {
         )
         self.state = .scramServerFinalSent(username: first.username)
         return .challenge(Array("v=\(Base64.encode(Array(serverSignature)))".utf8))
+    }
+
+    /// A user name as the account directory reads it (`AccountAddress`'s canonical form), or the
+    /// name in lower case when it cannot be an account at all.
+    public static func canonicalName(_ username: String) -> String {
+        (try? AccountAddress(validating: username))?.description ?? username.lowercased()
     }
 
     /// saslname: "=2C" is ",", "=3D" is "=", any other "=" is an error (RFC 5802 §5.1).

@@ -58,7 +58,14 @@ public struct DMARCRecord: Hashable, Sendable {
         if let sp = policy("sp") { self.subdomainPolicy = sp } else { self.policyInvalid = true }
         if let np = policy("np") { self.nonexistentPolicy = np } else { self.policyInvalid = true }
         if let psd = value("psd"), ["y", "n", "u"].contains(psd) { self.publicSuffix = Character(psd) }
-        self.testing = value("t") == "y"
+        if let t = value("t") {
+            self.testing = t == "y"
+        } else if let pct = value("pct"), Int(pct) == 0 {
+            // RFC 7489's pct= is gone from RFC 9989, which names t=y as the analogue of pct=0:
+            // a domain rolling DMARC out with "p=quarantine; pct=0" asks for none of its mail to
+            // be quarantined. Any other pct is read as if absent.
+            self.testing = true
+        }
         self.strictDKIM = value("adkim") == "s"
         self.strictSPF = value("aspf") == "s"
         self.aggregateReportURIs = (value("rua") ?? "").split(separator: ",").map { $0.trimmingWhitespace() }.filter {

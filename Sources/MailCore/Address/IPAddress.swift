@@ -32,6 +32,17 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
 
     private init(uncheckedOctets: [UInt8]) { self.octets = uncheckedOctets }
 
+    /// What per-client limits count as one client: the IPv4 address (also when it comes
+    /// IPv4-mapped), or the IPv6 address's /64, since one host is given a whole /64 (RFC 6177) and
+    /// counting single IPv6 addresses would give it billions of limits. Text that is no address
+    /// is its own client.
+    public static func client(_ text: String) -> String {
+        guard let address = IPAddress(text)?.unmapped else { return text }
+        guard !address.isIPv4 else { return address.description }
+        return IPAddress(uncheckedOctets: Array(address.octets[..<8]) + Array(repeating: 0, count: 8)).description
+            + "/64"
+    }
+
     /// Whether the first `prefixLength` bits equal those of `network` (same family only).
     public func isIn(_ network: IPAddress, prefixLength: Int) -> Bool {
         guard self.octets.count == network.octets.count else { return false }

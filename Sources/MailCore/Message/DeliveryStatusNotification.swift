@@ -145,23 +145,48 @@ public struct DeliveryStatusNotification: Sendable {
         return bytes
     }
 
-    /// One line of text from a stranger's reply: no line ends, no control characters, and short
-    /// enough (700) that no line of the report passes 998 octets.
+    /// One line of text from a stranger's reply: no line ends, no control characters, and at
+    /// most 700 octets (whole UTF-8 sequences), so that a report line quoting it, with an address
+    /// of up to 256 octets before it, stays under 998 octets (RFC 5322 §2.1.1).
     static func clean(_ text: String) -> String {
-        String(text.unicodeScalars.prefix(700).map { $0.value < 0x20 || $0.value == 0x7F ? " " : Character($0) })
+        var output = String.UnicodeScalarView()
+        var octets = 0
+        for scalar in text.unicodeScalars {
+            octets += UTF8.width(scalar)
+            guard octets <= 700 else { break }
+            output.append(scalar.value < 0x20 || scalar.value == 0x7F ? " " : scalar)
+        }
+        return String(output)
     }
 
-    /// A header field folded at spaces so that no line passes 78 octets where it can be helped.
-    static func fold(_ field: String) -> String {
+    /// A header field folded at spaces so that no line passes 78 octets where it can be helped;
+    /// a word too long for any line (a stranger's reply need not have spaces) is broken between
+    /// UTF-8 sequences so that no line passes `hardLimit` octets.
+    static func fold(_ field: String, hardLimit: Int = 900) -> String {
         var output = ""
         var line = ""
         for word in field.split(separator: " ", omittingEmptySubsequences: false) {
+            var word = Substring(word)
             if !line.isEmpty, line.utf8.count + 1 + word.utf8.count > 78 {
                 output += line + "\r\n"
-                line = "\t" + word
-            } else {
-                line += line.isEmpty ? String(word) : " " + word
+                line = "\t"
+            } else if !line.isEmpty {
+                line += " "
             }
+            while line.utf8.count + word.utf8.count > hardLimit {
+                var piece = String.UnicodeScalarView()
+                var octets = line.utf8.count
+                var rest = word.unicodeScalars[...]
+                while let scalar = rest.first, octets + UTF8.width(scalar) <= hardLimit {
+                    piece.append(scalar)
+                    octets += UTF8.width(scalar)
+                    rest = rest.dropFirst()
+                }
+                output += line + String(piece) + "\r\n"
+                line = "\t"
+                word = Substring(String(rest))
+            }
+            line += word
         }
         return output + line + "\r\n"
     }

@@ -1,19 +1,51 @@
+import MailCore
 import NIOConcurrencyHelpers
 
-/// Counts failed authentications per client address and blocks an address that fails too often:
-/// after `policy.failures` failures within `policy.window` seconds, it is refused (421) for
-/// `policy.block` seconds. Password guessing over many connections meets this; within one
-/// connection the session's error limit meets it first.
+/// Limits password guessing two ways.
+///
+/// **Per client** (an IPv4 address or an IPv6 /64, `IPAddress.client`, as the connection limits
+/// count): after `policy.failures` failures within `policy.window` seconds the client is refused
+/// (421) for `policy.block` seconds. A single address guessing over many connections meets this;
+/// an IPv6 client cannot escape it by moving within its /64.
+///
+/// **Per account**, for guesses spread over many clients (a botnet): once an account (by the
+/// name the client typed, canonicalized, whether or not it exists, so that the limit itself does
+/// not tell which accounts exist) has failed `policy.failures` times within the window, each
+/// further check of its password waits its turn: one check per delay, the delay doubling from one
+/// second with each failure up to `policy.accountDelayMax`. A check whose turn is further off
+/// than that is answered `454 4.7.0` (try again later) without looking at the password. So an
+/// attacker gets at most one guess per `accountDelayMax` seconds per account, however many
+/// addresses it has; the real user waits at most that long (or retries after a 454) while the
+/// attack lasts, and nothing at all once its failures are older than the window.
 final class AuthenticationFailures: Sendable {
-    struct Record {
+    private struct ClientRecord {
         var failures: [ContinuousClock.Instant] = []
         var blockedUntil: ContinuousClock.Instant?
     }
 
+    private struct AccountRecord {
+        var failures: [ContinuousClock.Instant] = []
+        /// When the next check may run.
+        var nextCheck: ContinuousClock.Instant
+    }
+
+    private struct State {
+        var clients: [String: ClientRecord] = [:]
+        var accounts: [String: AccountRecord] = [:]
+    }
+
+    /// What to do about a password check for an account.
+    enum Turn: Equatable {
+        /// Check it after waiting this long.
+        case after(Duration)
+        /// Too many checks of this account are waiting: answer 454 without checking.
+        case busy
+    }
+
     let policy: Configuration.AuthenticationPolicy
-    private let records = NIOLockedValueBox<[String: Record]>([:])
+    private let state = NIOLockedValueBox(State())
     private let now: @Sendable () -> ContinuousClock.Instant
-    /// Above this many addresses, the table is pruned of records that no longer matter.
+    /// Above this many clients or accounts, the tables are pruned of records that no longer matter.
     static let pruneThreshold = 10_000
 
     init(policy: Configuration.AuthenticationPolicy, now: @escaping @Sendable () -> ContinuousClock.Instant = { .now })
@@ -22,28 +54,74 @@ final class AuthenticationFailures: Sendable {
         self.now = now
     }
 
+    private var window: Duration { .seconds(self.policy.window) }
+
     func isBlocked(_ address: String) -> Bool {
         let now = self.now()
-        return self.records.withLockedValue { records in
-            guard let until = records[address]?.blockedUntil else { return false }
+        let client = IPAddress.client(address)
+        return self.state.withLockedValue { state in
+            guard let until = state.clients[client]?.blockedUntil else { return false }
             return until > now
         }
     }
 
-    func recordFailure(_ address: String) {
+    /// Takes a turn to check a password of `account` (the canonical name as typed).
+    func turn(account: String) -> Turn {
         let now = self.now()
-        let window = Duration.seconds(self.policy.window)
-        self.records.withLockedValue { records in
-            var record = records[address, default: Record()]
+        let window = self.window
+        let maximum = Duration.seconds(self.policy.accountDelayMax)
+        return self.state.withLockedValue { state in
+            var record = state.accounts[account] ?? AccountRecord(nextCheck: now)
+            record.failures.removeAll { now - $0 >= window }
+            let delay = self.delay(afterFailures: record.failures.count)
+            let slot = max(now, record.nextCheck)
+            guard slot - now <= maximum else { return .busy }
+            record.nextCheck = slot + delay
+            // Only accounts with something to remember are kept: a flood of made-up names must not
+            // grow the table.
+            state.accounts[account] = record.failures.isEmpty && record.nextCheck <= now ? nil : record
+            return .after(slot - now)
+        }
+    }
+
+    /// The time between two checks of an account that failed `count` times within the window:
+    /// none up to `policy.failures`, then one second, doubling with each failure.
+    private func delay(afterFailures count: Int) -> Duration {
+        let over = count - self.policy.failures
+        guard over >= 0 else { return .zero }
+        return min(.seconds(self.policy.accountDelayMax), .seconds(1 << min(over, 20)))
+    }
+
+    /// Counts a failed (or abandoned) authentication against the client, and against the
+    /// account when the client got as far as naming one.
+    func recordFailure(_ address: String, account: String?) {
+        let now = self.now()
+        let window = self.window
+        let client = IPAddress.client(address)
+        self.state.withLockedValue { state in
+            var record = state.clients[client, default: ClientRecord()]
             record.failures = record.failures.filter { now - $0 < window } + [now]
             if record.failures.count >= self.policy.failures {
                 record.blockedUntil = now + .seconds(self.policy.block)
                 record.failures = []
             }
-            records[address] = record
-            if records.count > Self.pruneThreshold {
-                records = records.filter { _, record in
+            state.clients[client] = record
+            if let account {
+                var accountRecord = state.accounts[account] ?? AccountRecord(nextCheck: now)
+                accountRecord.failures = accountRecord.failures.filter { now - $0 < window } + [now]
+                // The next check comes no sooner than the delay this failure earned.
+                let delay = self.delay(afterFailures: accountRecord.failures.count)
+                accountRecord.nextCheck = max(accountRecord.nextCheck, now + delay)
+                state.accounts[account] = accountRecord
+            }
+            if state.clients.count > Self.pruneThreshold {
+                state.clients = state.clients.filter { _, record in
                     (record.blockedUntil.map { $0 > now } ?? false) || record.failures.contains { now - $0 < window }
+                }
+            }
+            if state.accounts.count > Self.pruneThreshold {
+                state.accounts = state.accounts.filter { _, record in
+                    record.nextCheck > now || record.failures.contains { now - $0 < window }
                 }
             }
         }

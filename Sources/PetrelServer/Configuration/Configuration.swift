@@ -80,12 +80,14 @@ public struct Configuration: Sendable, Hashable {
         public var attempts: Int = 2
     }
 
-    /// Failed logins per client address: after `failures` within `window` seconds, the address
-    /// gets 421 for `block` seconds.
+    /// Failed logins: after `failures` within `window` seconds from one client (an IPv4 address
+    /// or an IPv6 /64), it gets 421 for `block` seconds; after as many for one account, its
+    /// password checks take turns, one per delay that doubles up to `accountDelayMax` seconds.
     public struct AuthenticationPolicy: Sendable, Hashable {
         public var failures: Int = 5
         public var window: Int = 600
         public var block: Int = 600
+        public var accountDelayMax: Int = 30
     }
 
     /// SPF, DKIM and DMARC on mail from other servers (`[auth]`): what is checked, and what a
@@ -182,6 +184,10 @@ public struct Configuration: Sendable, Hashable {
         public var command: Int = 300
         /// Waiting for more message content.
         public var data: Int = 300
+        /// The whole transfer of one message, however steadily its octets arrive.
+        public var dataTotal: Int = 1800
+        /// A TLS handshake (implicit TLS, or after STARTTLS); no reply can be sent before it ends.
+        public var tlsHandshake: Int = 30
         /// How long SIGTERM waits for open sessions before closing them.
         public var shutdown: Int = 30
     }

@@ -189,6 +189,10 @@ public enum ConfigurationLoader {
         if var timeouts = try top.table("timeouts") {
             if let value = try timeouts.int("command", in: 1...86_400) { configuration.timeouts.command = value }
             if let value = try timeouts.int("data", in: 1...86_400) { configuration.timeouts.data = value }
+            if let value = try timeouts.int("data_total", in: 1...86_400) { configuration.timeouts.dataTotal = value }
+            if let value = try timeouts.int("tls_handshake", in: 1...3_600) {
+                configuration.timeouts.tlsHandshake = value
+            }
             if let value = try timeouts.int("shutdown", in: 0...3_600) { configuration.timeouts.shutdown = value }
             try timeouts.finish()
         }
@@ -199,6 +203,9 @@ public enum ConfigurationLoader {
                 configuration.authentication.window = value
             }
             if let value = try auth.int("block", in: 0...86_400) { configuration.authentication.block = value }
+            if let value = try auth.int("account_delay_max", in: 1...3_600) {
+                configuration.authentication.accountDelayMax = value
+            }
             var mail = configuration.mailAuthentication
             if let value = try auth.bool("verify") { mail.verify = value }
             if let value = try auth.choice("dmarc_reject", ["reject", "quarantine", "none"]) {

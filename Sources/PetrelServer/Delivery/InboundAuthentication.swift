@@ -69,8 +69,9 @@ public struct InboundAuthentication: Sendable {
             let dmarc = await DMARCVerifier(resolver: resolver).evaluate(
                 fromFields: fromFields,
                 identifiers: .init(
-                    // RFC 9989 §4.4.2: only the MAIL FROM identity counts for DMARC.
-                    spf: heloIdentity ? nil : spf.map { (domain: $0.domain.asciiLowercased, result: $0.result) },
+                    // RFC 9989 counts SPF's MAIL FROM identity, which for the null reverse path is
+                    // postmaster@ the HELO name (RFC 7208 §2.4): a bounce is judged by its HELO.
+                    spf: spf.map { (domain: $0.domain.asciiLowercased, result: $0.result) },
                     dkim: dkim.compactMap { verdict in verdict.domain.map { (domain: $0, result: verdict.result) } }
                 )
             )
@@ -113,7 +114,7 @@ public struct InboundAuthentication: Sendable {
             let couldReject = dmarc.policy.map { ($0 == .reject && !dmarc.testing) } ?? true
             let authorPass =
                 dkim.contains { $0.result == .pass && $0.domain == dmarc.authorDomains.first }
-                || (!heloIdentity && spf?.result == .pass && spf?.domain.asciiLowercased == dmarc.authorDomains.first)
+                || (spf?.result == .pass && spf?.domain.asciiLowercased == dmarc.authorDomains.first)
             if self.policy.deferOnDMARCTemperror, self.policy.dmarcReject == .reject, couldReject, !authorPass {
                 outcome.refusal = SMTPReply(
                     451,
@@ -208,6 +209,9 @@ public struct InboundAuthentication: Sendable {
     /// Whether an incoming field is an Authentication-Results field that claims to be ours, and
     /// so a forgery to drop (RFC 8601 §5).
     func isForgedResults(_ field: HeaderField) -> Bool {
-        AuthenticationResults.authservID(of: field) == self.hostname.asciiLowercased
+        guard let claimed = AuthenticationResults.authservID(of: field) else { return false }
+        var ours = self.hostname.asciiLowercased
+        if ours.hasSuffix(".") { ours.removeLast() }
+        return claimed == ours
     }
 }

@@ -27,12 +27,14 @@ final class MailReceiver: SMTPMailReceiver {
     /// Told the id of each message queued for other servers.
     let queued: @Sendable (String) -> Void
     let failures: AuthenticationFailures
-    let threadPool: NIOThreadPool
+    let checks: PasswordChecks
     let authentication: InboundAuthentication
     let metrics: ServerMetrics
     let logger: Logger
-    /// Per-process random bytes for SCRAM answers about users that do not exist.
+    /// The stored secret SCRAM answers about users that do not exist are derived from: the same
+    /// after a restart, or a changed salt would tell that the user is not real.
     private let decoySecret: [UInt8]
+    /// A hash of a random password, for PLAIN and LOGIN with an unknown user: same cost.
     private let decoyHash: String
 
     init(
@@ -43,7 +45,7 @@ final class MailReceiver: SMTPMailReceiver {
         ids: QueueIDGenerator,
         queued: @escaping @Sendable (String) -> Void,
         failures: AuthenticationFailures,
-        threadPool: NIOThreadPool,
+        checks: PasswordChecks,
         authentication: InboundAuthentication,
         metrics: ServerMetrics,
         logger: Logger
@@ -56,12 +58,13 @@ final class MailReceiver: SMTPMailReceiver {
         self.ids = ids
         self.queued = queued
         self.failures = failures
-        self.threadPool = threadPool
+        self.checks = checks
         self.authentication = authentication
         self.logger = logger
+        self.decoySecret = try accounts.secret(named: "scram-decoy")
         var generator = SystemRandomNumberGenerator()
-        self.decoySecret = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        self.decoyHash = try PasswordHasher.hash(String(decoding: self.decoySecret.map { $0 % 26 + 97 }, as: UTF8.self))
+        let password = (0..<24).map { _ in UInt8.random(in: 97...122, using: &generator) }
+        self.decoyHash = try PasswordHasher.hash(String(decoding: password, as: UTF8.self))
     }
 
     /// An address blocked for failed logins is turned away from the submission listeners; mail
@@ -84,7 +87,7 @@ final class MailReceiver: SMTPMailReceiver {
             ),
             accounts: self.accounts,
             failures: self.failures,
-            threadPool: self.threadPool,
+            checks: self.checks,
             connection: connection,
             hostname: self.hostname,
             decoyHash: self.decoyHash,
@@ -92,8 +95,9 @@ final class MailReceiver: SMTPMailReceiver {
         )
     }
 
-    /// An authenticated user may send as their own address, a subaddress of it, or an alias that
-    /// reaches them; never as `<>` (bounces are the server's to send) or as anyone else.
+    /// An authenticated user may send as their own address, a subaddress of it, an alias that
+    /// reaches them, or one of their sender addresses (`petrel user sender`); never as `<>`
+    /// (bounces are the server's to send) or as anyone else.
     func verifySender(
         _ path: ReversePath,
         user: String,
@@ -101,15 +105,16 @@ final class MailReceiver: SMTPMailReceiver {
     ) async
         -> ServerSession.SenderVerdict
     {
-        guard let mailbox = path.mailbox, let owner = try? AccountAddress(validating: user) else {
+        guard let mailbox = path.mailbox, let owner = try? AccountAddress(validating: user),
+            let address = AccountAddress(mailbox), await self.may(owner, sendAs: address)
+        else {
             return .rejected(.senderNotOwned(path.description))
         }
-        if case .mailboxes(let list) = try? await self.accounts.resolve(.mailbox(mailbox), with: self.resolver),
-            list.contains(owner)
-        {
-            return .accepted
-        }
-        return .rejected(.senderNotOwned(path.description))
+        return .accepted
+    }
+
+    func may(_ user: AccountAddress, sendAs address: AccountAddress) async -> Bool {
+        (try? await self.accounts.may(user, sendAs: address, with: self.resolver)) ?? false
     }
 
     func verifyRecipient(
@@ -201,6 +206,13 @@ final class MailReceiver: SMTPMailReceiver {
                 trace: trace,
                 authentication: self.authentication,
                 verification: spf.map { .init(spf: $0, heloIdentity: heloIdentity) },
+                submission: transaction.authenticatedUser.flatMap { try? AccountAddress(validating: $0) }.map { user in
+                    StoredMessage.Submission(
+                        user: user,
+                        maySendAs: { [self] in await self.may(user, sendAs: $0) },
+                        hostname: self.hostname
+                    )
+                },
                 scanner: MessageScanner(now: timestamp, dkim: verify),
                 queued: self.queued,
                 metrics: self.metrics,
@@ -226,19 +238,24 @@ final class MailReceiver: SMTPMailReceiver {
     }
 }
 
-/// A message on its way into the Maildirs and the queue. Its header section is held until it
-/// is complete, so that Authentication-Results fields claiming to be ours can be dropped; the
-/// body streams to disk (and through the DKIM body hashes) as it comes.
+/// A message on its way into the Maildirs and the queue. Its header section is held (by the
+/// scanner, once) until it is complete, so that Authentication-Results fields claiming to be ours
+/// can be dropped; the body streams to disk (and through the DKIM body hashes) as it comes.
 final class StoredMessage: IncomingMessage {
     struct Verification: Sendable {
         var spf: Task<SPFVerdict?, Never>
         var heloIdentity: Bool
     }
 
+    /// A logged-in user's message (submission), with what the user may send as.
+    struct Submission: Sendable {
+        var user: AccountAddress
+        var maySendAs: @Sendable (AccountAddress) async -> Bool
+        var hostname: String
+    }
+
     struct Reading {
         var scanner: MessageScanner
-        /// Content not written yet: the header section while it is incomplete.
-        var held = ByteBuffer()
         var headerWritten = false
     }
 
@@ -250,6 +267,8 @@ final class StoredMessage: IncomingMessage {
     let authentication: InboundAuthentication
     /// nil when the message is not checked (a logged-in user's).
     let verification: Verification?
+    /// nil for mail from other servers.
+    let submission: Submission?
     let queued: @Sendable (String) -> Void
     let metrics: ServerMetrics
     let connection: ConnectionInfo
@@ -263,6 +282,7 @@ final class StoredMessage: IncomingMessage {
         trace: TraceHeaders,
         authentication: InboundAuthentication,
         verification: Verification?,
+        submission: Submission?,
         scanner: MessageScanner,
         queued: @escaping @Sendable (String) -> Void,
         metrics: ServerMetrics,
@@ -277,6 +297,7 @@ final class StoredMessage: IncomingMessage {
         self.trace = trace
         self.authentication = authentication
         self.verification = verification
+        self.submission = submission
         self.reading = NIOLockedValueBox(Reading(scanner: scanner))
         self.connection = connection
         self.logger = logger
@@ -284,23 +305,22 @@ final class StoredMessage: IncomingMessage {
 
     func append(_ content: ByteBuffer) async {
         let ready: ByteBuffer? = self.reading.withLockedValue { reading in
-            reading.scanner.append(content.readableBytesView)
-            if reading.headerWritten { return content }
-            var content = content
-            reading.held.writeBuffer(&content)
-            if reading.scanner.headerTooLarge {
-                reading.held = ByteBuffer()  // refused at the end; nothing more is kept
-                return nil
+            if reading.headerWritten {
+                reading.scanner.append(content.readableBytesView)
+                return content
             }
-            guard let length = reading.scanner.headerLength, let header = reading.scanner.header else { return nil }
+            guard let end = reading.scanner.append(content.readableBytesView), let header = reading.scanner.header
+            else {
+                return nil  // still in the header section (or past its limit: refused at the end)
+            }
             reading.headerWritten = true
-            return self.filtered(
-                header,
-                rest: reading.held.getSlice(
-                    at: reading.held.readerIndex + length,
-                    length: reading.held.readableBytes - length
-                )
-            )
+            var rest = ByteBuffer(bytes: end.carried)
+            var tail = content.getSlice(
+                at: content.readerIndex + end.offset,
+                length: content.readableBytes - end.offset
+            )!
+            rest.writeBuffer(&tail)
+            return self.filtered(header, rest: rest)
         }
         if let ready { await self.file.append(ready) }
     }
@@ -330,10 +350,22 @@ final class StoredMessage: IncomingMessage {
             return (scanned, tooLarge, last)
         }
         if tooLarge {
-            await self.file.discard()
-            self.metrics.message("refused", reason: "header_too_large")
-            self.verification?.spf.cancel()
-            return .failed(SMTPReply(552, EnhancedStatusCode(5, 3, 4), "Message header section too large"))
+            return await self.refuse(
+                SMTPReply(552, EnhancedStatusCode(5, 3, 4), "Message header section too large"),
+                reason: "header_too_large"
+            )
+        }
+        let header = scanned.header ?? HeaderSection(fields: [])
+        var added = ""
+        if let submission = self.submission {
+            switch await Self.completeSubmission(header, malformedLine: scanned.malformedLine, submission) {
+            case .success(let fields): added = fields
+            case .failure(let refusal): return await self.refuse(refusal.reply, reason: refusal.reason)
+            }
+        } else if self.connection.listener == .smtp,
+            let problem = AuthorFields.problem(header: header, malformedLine: scanned.malformedLine)
+        {
+            return await self.refuse(Self.reply(for: problem), reason: "author_fields")
         }
         if let last { await self.file.append(last) }
         var outcome: InboundAuthentication.Outcome?
@@ -358,29 +390,20 @@ final class StoredMessage: IncomingMessage {
             }
         }
         if let refusal = outcome?.refusal {
-            self.metrics.message("refused", reason: "\(refusal.code)_\(refusal.enhancedCode?.description ?? "")")
-            await self.file.discard()
-            self.logger.info(
-                "message refused",
-                metadata: [
-                    "session": "\(self.connection.id)",
-                    "id": "\(self.file.id)",
-                    "client": "\(self.connection.remoteIP)",
-                    "from": "\(self.envelope.reversePath)",
-                    "auth": "\(outcome?.summary ?? "")",
-                    "reply":
-                        "\(refusal.code) \(refusal.enhancedCode.map { "\($0) " } ?? "")\(refusal.lines.joined(separator: " "))",
-                ]
+            return await self.refuse(
+                refusal,
+                reason: "\(refusal.code)_\(refusal.enhancedCode?.description ?? "")",
+                auth: outcome?.summary
             )
-            return .failed(refusal)
         }
         let mailboxes = self.envelope.mailboxes.map(\.description)
         let folder = mailboxes.isEmpty ? nil : outcome?.folder
         let started = ContinuousClock.now
         do {
             try await self.file.commit(
-                // Return-Path on top (RFC 5321 §4.4), then our verdicts, then how it came.
-                header: self.trace.returnPath + (outcome?.results.rendered ?? "") + self.trace.received,
+                // Return-Path on top (RFC 5321 §4.4), then our verdicts, then how it came, then
+                // what the submission server completed (RFC 6409 §8).
+                header: self.trace.returnPath + (outcome?.results.rendered ?? "") + self.trace.received + added,
                 to: mailboxes,
                 folder: folder,
                 queueEntry: self.queueEntry
@@ -410,6 +433,93 @@ final class StoredMessage: IncomingMessage {
         self.logger.info("message accepted", metadata: metadata)
         if self.queueEntry != nil { self.queued(self.file.id) }
         return .stored(id: self.file.id)
+    }
+
+    /// Drops the message and answers `reply`, with the log line and metric of a refusal.
+    private func refuse(_ reply: SMTPReply, reason: String, auth: String? = nil) async -> ServerSession.CommitOutcome {
+        self.verification?.spf.cancel()
+        await self.file.discard()
+        self.metrics.message("refused", reason: reason)
+        var metadata: Logger.Metadata = [
+            "session": "\(self.connection.id)",
+            "id": "\(self.file.id)",
+            "client": "\(self.connection.remoteIP)",
+            "from": "\(self.envelope.reversePath)",
+            "reply": "\(reply.code) \(reply.enhancedCode.map { "\($0) " } ?? "")\(reply.lines.joined(separator: " "))",
+        ]
+        if let auth { metadata["auth"] = "\(auth)" }
+        if let user = self.submission?.user { metadata["user"] = "\(user)" }
+        self.logger.info("message refused", metadata: metadata)
+        return .failed(reply)
+    }
+
+    /// Port 25: a message whose author cannot be read as a mail reader will show it is refused
+    /// (`AuthorFields`).
+    static func reply(for problem: AuthorFields.Problem) -> SMTPReply {
+        switch problem {
+        case .malformedHeader:
+            return SMTPReply(554, EnhancedStatusCode(5, 6, 0), "Message refused: \(problem) (RFC 5322 §2.2)")
+        case .noFrom, .severalFrom, .unreadableFrom:
+            return SMTPReply(
+                550,
+                EnhancedStatusCode(5, 7, 1),
+                "Message refused: \(problem); a message needs exactly one From field with a valid address (RFC 5322 §3.6)"
+            )
+        }
+    }
+
+    struct Refusal: Error {
+        var reply: SMTPReply
+        var reason: String
+    }
+
+    /// The submission server's part (RFC 6409 §8): a missing From, Date or Message-ID is added
+    /// (From as the logged-in user); the author fields must be readable, and every address in
+    /// From and Sender must be one the user may send as (the MAIL FROM rule), or the message is
+    /// refused: what Petrel signs with DKIM for a domain must have been written by someone who
+    /// may speak for it. Returns the fields to add.
+    static func completeSubmission(
+        _ header: HeaderSection,
+        malformedLine: Int?,
+        _ submission: Submission
+    ) async -> Result<String, Refusal> {
+        if let line = malformedLine {
+            return .failure(Refusal(reply: reply(for: .malformedHeader(line: line)), reason: "author_fields"))
+        }
+        var added = ""
+        let from = header.fields(named: "From")
+        if from.isEmpty {
+            added += "From: <\(submission.user)>\r\n"
+        }
+        if let problem = AuthorFields.problem(header: header, malformedLine: nil), problem != .noFrom {
+            return .failure(Refusal(reply: reply(for: problem), reason: "author_fields"))
+        }
+        for field in from + header.fields(named: "Sender") {
+            guard let addresses = AuthorFields.addresses(of: field) else {
+                return .failure(Refusal(reply: reply(for: .unreadableFrom(field.value)), reason: "author_fields"))
+            }
+            for address in addresses {
+                let account = Mailbox(address).flatMap(AccountAddress.init)
+                if let account, await submission.maySendAs(account) { continue }
+                return .failure(
+                    Refusal(
+                        reply: SMTPReply(
+                            550,
+                            EnhancedStatusCode(5, 7, 1),
+                            "\(field.name): \(address) is not an address \(submission.user) may send as"
+                        ),
+                        reason: "sender_not_owned"
+                    )
+                )
+            }
+        }
+        if header.fields(named: "Date").isEmpty { added += "Date: \(MailReceiver.now())\r\n" }
+        if header.fields(named: "Message-ID").isEmpty {
+            var generator = SystemRandomNumberGenerator()
+            let unique = (0..<16).map { _ in String(UInt8.random(in: 0...35, using: &generator), radix: 36) }.joined()
+            added += "Message-ID: <\(unique)@\(submission.hostname)>\r\n"
+        }
+        return .success(added)
     }
 
     func discard() async {

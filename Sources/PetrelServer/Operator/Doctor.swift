@@ -47,7 +47,50 @@ public struct SetupDoctor: Sendable {
         }
         findings += await self.checkMXHostsAreOurs()
         findings.append(self.checkCertificate(now: now))
+        findings += Self.checkPermissions(self.configuration)
         findings += await self.checkListeners()
+        return findings
+    }
+
+    // MARK: - Permissions
+
+    /// The data directory and the files in it that hold secrets (password hashes and SCRAM keys,
+    /// private keys) must not be open to other local users. Petrel makes them so (umask 077,
+    /// mode 0600), but a directory made by hand, or restored from a backup, may not be.
+    static func checkPermissions(_ configuration: Configuration) -> [Finding] {
+        var paths = [configuration.dataDirectory, configuration.accountsPath]
+        paths += [configuration.accountsPath + "-wal", configuration.accountsPath + "-shm"]
+        paths.append(configuration.tls?.key ?? configuration.tlsDirectory + "/self-signed-key.pem")
+        let dkim = configuration.dataDirectory + "/dkim"
+        for domain in (try? FileManager.default.contentsOfDirectory(atPath: dkim))?.sorted() ?? [] {
+            paths.append(dkim + "/" + domain)
+            for key in (try? FileManager.default.contentsOfDirectory(atPath: dkim + "/" + domain))?.sorted() ?? [] {
+                paths.append(dkim + "/" + domain + "/" + key)
+            }
+        }
+        var findings: [Finding] = []
+        for path in paths {
+            var status = stat()
+            guard stat(path, &status) == 0 else { continue }
+            let mode = status.st_mode & 0o777
+            let subject = "permissions \(path)"
+            let text = "mode 0" + String(mode, radix: 8)
+            if mode & 0o077 == 0 {
+                findings.append(Finding(.ok, subject, found: text))
+            } else {
+                let directory = (status.st_mode & S_IFMT) == S_IFDIR
+                findings.append(
+                    Finding(
+                        .wrong,
+                        subject,
+                        found: text + ": open to other local users",
+                        expected: "owner only: chmod \(directory ? "700" : "600") \(path) (it holds "
+                            + (path == configuration.dataDirectory
+                                ? "password hashes, private keys and mail)" : "secrets)")
+                    )
+                )
+            }
+        }
         return findings
     }
 

@@ -79,9 +79,8 @@ public struct Setup: Sendable {
             let directory = (self.configurationPath as NSString).deletingLastPathComponent
             if !directory.isEmpty { try createDirectories(directory) }
             try createDirectories(self.dataDirectory)
-            try Data(text.utf8).write(to: URL(fileURLWithPath: self.configurationPath))
-            // It will hold a relay password one day: readable by its owner only.
-            try fileManager.setAttributes([.posixPermissions: 0o600], ofItemAtPath: self.configurationPath)
+            // It may hold a relay password: readable by its owner only, from the start.
+            try SecretFile.write(text, to: self.configurationPath)
         } catch {
             throw Failure(description: "cannot write \(self.configurationPath): \(error)")
         }

@@ -30,10 +30,7 @@ enum TLSSetup {
             || !FileManager.default.fileExists(atPath: files.key)
         {
             try createDirectories(configuration.tlsDirectory)
-            try SelfSignedCertificate(hostname: configuration.hostname).write(
-                certificate: files.certificate,
-                key: files.key
-            )
+            try SelfSignedCertificate(hostname: configuration.hostname).write(to: files)
             logger.warning(
                 "made a self-signed certificate; set [tls] certificate and key for one that clients trust",
                 metadata: ["certificate": "\(files.certificate)", "hostname": "\(configuration.hostname)"]
@@ -101,5 +98,13 @@ struct TLSReloader: Service {
         } catch {
             self.logger.error("TLS reload failed; keeping the previous certificate", metadata: ["error": "\(error)"])
         }
+    }
+}
+
+extension SelfSignedCertificate {
+    /// Writes the pair, the key readable by its owner only from its first moment.
+    public func write(to files: Configuration.TLSFiles) throws {
+        try SecretFile.write(self.privateKeyPEM, to: files.key)
+        try SecretFile.write(self.certificatePEM, to: files.certificate)
     }
 }

@@ -127,6 +127,12 @@ extension SMTPReply {
         "Authentication credentials invalid"
     )
     public static let authenticationCancelled = SMTPReply(501, EnhancedStatusCode(5, 7, 0), "Authentication cancelled")
+    /// RFC 4954 §6: the server cannot check the credentials now (too many checks under way).
+    public static let temporaryAuthenticationFailure = SMTPReply(
+        454,
+        EnhancedStatusCode(4, 7, 0),
+        "Temporary authentication failure; try again later"
+    )
 
     public static func saslMalformed(_ reason: String) -> SMTPReply {
         SMTPReply(501, EnhancedStatusCode(5, 5, 2), "Malformed authentication exchange: \(reason)")

@@ -98,6 +98,9 @@ public struct ServerSession: Sendable {
         case beginAuthentication(mechanism: String, initialResponse: [UInt8]?)
         /// Pass the client's response (decoded) to the exchange, then call `authenticationStep`.
         case continueAuthentication([UInt8])
+        /// The client cancelled the exchange ("*"): tell the exchange (a cancelled attempt counts
+        /// as a failed one), then call `authenticationStep`.
+        case cancelAuthentication
         /// Prepare storage for the message content, then call `messageOpened`.
         case openMessage(Transaction)
         /// Make the stored content durable and deliver it, then call `messageCommitted`.
@@ -316,8 +319,7 @@ public struct ServerSession: Sendable {
         }
         let bytes = Array(line.readableBytesView)
         if bytes == [0x2A] {  // "*"
-            self.state = .idle(greeting)
-            return self.respond(.authenticationCancelled)
+            return .cancelAuthentication
         }
         guard let decoded = Base64.decode(bytes) else {
             self.state = .idle(greeting)

@@ -33,16 +33,4 @@ public struct SelfSignedCertificate: Sendable {
         self.certificatePEM = try certificate.serializeAsPEM().pemString
         self.privateKeyPEM = key.pemRepresentation
     }
-
-    /// Writes the pair, the key readable by its owner only.
-    public func write(certificate: String, key: String) throws {
-        guard
-            FileManager.default.createFile(
-                atPath: key,
-                contents: Data(self.privateKeyPEM.utf8),
-                attributes: [.posixPermissions: 0o600]
-            )
-        else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: key]) }
-        try self.certificatePEM.write(toFile: certificate, atomically: true, encoding: .utf8)
-    }
 }

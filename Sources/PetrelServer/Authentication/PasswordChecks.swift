@@ -1,0 +1,42 @@
+import Accounts
+import NIOConcurrencyHelpers
+import NIOPosix
+
+/// Checks passwords against their yescrypt hashes on threads of their own, a bounded number at
+/// a time.
+///
+/// yescrypt is slow by design (tens of milliseconds of CPU and memory per check). On the thread
+/// pool that also writes and syncs messages, a flood of AUTH attempts queued in front of every
+/// commit and slowed all mail; here the flood waits for its own few threads, and past `maximum`
+/// checks waiting or running, new ones are refused (454 4.7.0, try again later) instead of
+/// queueing without end.
+final class PasswordChecks: Sendable {
+    private let pool: NIOThreadPool
+    let maximum: Int
+    private let pending = NIOLockedValueBox(0)
+
+    /// - Parameters:
+    ///   - threads: how many checks run at once.
+    ///   - maximum: how many may be running or waiting.
+    init(threads: Int = 2, maximum: Int = 64) {
+        self.pool = NIOThreadPool(numberOfThreads: threads)
+        self.maximum = maximum
+        self.pool.start()
+    }
+
+    /// Whether `password` matches `hash`; nil when too many checks are under way.
+    func verify(_ password: String, against hash: String) async -> Bool? {
+        let admitted = self.pending.withLockedValue { pending in
+            guard pending < self.maximum else { return false }
+            pending += 1
+            return true
+        }
+        guard admitted else { return nil }
+        defer { self.pending.withLockedValue { $0 -= 1 } }
+        return (try? await self.pool.runIfActive { PasswordHasher.verify(password, against: hash) }) ?? false
+    }
+
+    func shutdown() async {
+        try? await self.pool.shutdownGracefully()
+    }
+}

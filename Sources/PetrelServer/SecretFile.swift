@@ -1,0 +1,59 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes files that hold secrets (private keys, a configuration that may hold a relay
+/// password): readable by their owner only from their first moment, whatever the umask, and
+/// whole or not at all. The content goes to a new file made with mode 0600 (`O_EXCL`) under a
+/// temporary name, is synced, and is renamed into place; writing first and narrowing the mode
+/// afterwards would leave a moment in which others could read it.
+public enum SecretFile {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public static func write(_ bytes: [UInt8], to path: String) throws(Failure) {
+        let temporary = path + ".tmp-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw Self.failure("create", temporary) }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { raw in posixWrite(fd, raw.baseAddress! + offset, raw.count - offset) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else {
+                let error = Self.failure("write", temporary)
+                close(fd)
+                unlink(temporary)
+                throw error
+            }
+            offset += written
+        }
+        guard fsync(fd) == 0 else {
+            let error = Self.failure("sync", temporary)
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+        close(fd)
+        guard rename(temporary, path) == 0 else {
+            let error = Self.failure("rename", path)
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    public static func write(_ text: String, to path: String) throws(Failure) {
+        try self.write(Array(text.utf8), to: path)
+    }
+
+    private static func failure(_ operation: String, _ path: String) -> Failure {
+        Failure(description: "cannot \(operation) \(path): \(String(cString: strerror(errno)))")
+    }
+}
+
+/// write(2), out of reach of `SecretFile.write`'s name.
+private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
+    write(fd, buffer, count)
+}

@@ -1,0 +1,67 @@
+import NIOConcurrencyHelpers
+import Testing
+
+@testable import PetrelServer
+
+/// The limits on password guessing, on a clock the test moves by hand.
+@Suite struct AuthenticationFailuresTests {
+    final class Clock: Sendable {
+        private let current = NIOLockedValueBox(ContinuousClock.now)
+        var now: ContinuousClock.Instant { self.current.withLockedValue { $0 } }
+        func advance(_ duration: Duration) { self.current.withLockedValue { $0 += duration } }
+    }
+
+    static func failures(_ clock: Clock, failures: Int = 3, accountDelayMax: Int = 8) -> AuthenticationFailures {
+        var policy = Configuration.AuthenticationPolicy()
+        policy.failures = failures
+        policy.window = 600
+        policy.block = 600
+        policy.accountDelayMax = accountDelayMax
+        return AuthenticationFailures(policy: policy, now: { clock.now })
+    }
+
+    /// An IPv6 client is its /64 (as for the connection limits): moving to another address in
+    /// it does not buy more guesses. Before, each address had its own count.
+    @Test func anIPv6ClientIsItsSlash64() {
+        let clock = Clock()
+        let failures = Self.failures(clock)
+        for host in 1...3 { failures.recordFailure("2001:db8:1:2::\(host)", account: nil) }
+        #expect(failures.isBlocked("2001:db8:1:2:ffff::99"))
+        #expect(!failures.isBlocked("2001:db8:1:3::1"), "the next /64 is another client")
+        #expect(!failures.isBlocked("192.0.2.1"))
+        for _ in 1...3 { failures.recordFailure("::ffff:192.0.2.7", account: nil) }
+        #expect(failures.isBlocked("192.0.2.7"), "an IPv4-mapped address is the IPv4 address")
+        clock.advance(.seconds(601))
+        #expect(!failures.isBlocked("2001:db8:1:2::1"), "the block ends")
+    }
+
+    /// Past `failures` for one account, its checks take turns one delay apart, the delay
+    /// doubling up to `accountDelayMax`; a turn further off than that is `busy`. Names that never
+    /// failed are not remembered, and the turns end once the failures are older than the window.
+    @Test func anAccountsChecksTakeTurnsOnceItFailsOften() {
+        let clock = Clock()
+        let failures = Self.failures(clock)
+        for index in 1...3 {
+            #expect(failures.turn(account: "alice@example.test") == .after(.zero))
+            failures.recordFailure("192.0.2.\(index)", account: "alice@example.test")
+        }
+        #expect(failures.turn(account: "alice@example.test") == .after(.seconds(1)), "one second after the third")
+        failures.recordFailure("192.0.2.4", account: "alice@example.test")
+        // Four failures: two seconds apart, and at most eight seconds ahead.
+        let turns = (0..<6).map { _ in failures.turn(account: "alice@example.test") }
+        #expect(turns.filter { $0 != .busy }.count <= 5)
+        #expect(turns.contains(.busy))
+        #expect(turns.first == .after(.seconds(2)), "\(turns)")
+        #expect(failures.turn(account: "bob@example.test") == .after(.zero), "another account is not slowed")
+        clock.advance(.seconds(601))
+        #expect(failures.turn(account: "alice@example.test") == .after(.zero), "the failures aged out")
+    }
+
+    @Test func theDelayIsCappedAtTheMaximum() {
+        let clock = Clock()
+        let failures = Self.failures(clock, failures: 1, accountDelayMax: 5)
+        for index in 1...30 { failures.recordFailure("192.0.2.\(index)", account: "alice@example.test") }
+        #expect(failures.turn(account: "alice@example.test") == .after(.seconds(5)))
+        #expect(failures.turn(account: "alice@example.test") == .busy)
+    }
+}

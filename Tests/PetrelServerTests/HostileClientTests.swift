@@ -1,0 +1,269 @@
+import Accounts
+import Foundation
+import PetrelServer
+import PetrelTestSupport
+import SMTPServer
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Clients that try to hold the server's connections for ever, against the live server: each
+/// test is one finding of the security review (docs/security.md), attacked as it was found.
+@Suite(.serialized) struct HostileClientTests {
+    /// Raises this process's soft limit on open files (the test holds both ends of every
+    /// connection), as far as the hard limit allows; returns the new soft limit.
+    static func raiseOpenFiles(to wanted: UInt64) -> UInt64 {
+        var limit = rlimit()
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        guard getrlimit(resource, &limit) == 0 else { return 0 }
+        if limit.rlim_cur < wanted {
+            limit.rlim_cur = min(rlim_t(wanted), limit.rlim_max)
+            _ = setrlimit(resource, &limit)
+            _ = getrlimit(resource, &limit)
+        }
+        return UInt64(limit.rlim_cur)
+    }
+
+    /// Sends a message on port 25 from `source` and returns how long it took from connect to 250.
+    static func legitimateMessage(_ server: TestServer, from source: String) async throws -> Duration {
+        let started = ContinuousClock.now
+        let client = try await SMTPTestClient.connect(port: server.port, source: source)
+        try await client.expect(220)
+        try await client.send("EHLO legit.example")
+        try await client.expect(250)
+        try await client.sendMessage(
+            from: "bob@example.net",
+            to: ["alice@example.test"],
+            content: LiveServerTests.message
+        )
+        let elapsed = ContinuousClock.now - started
+        await client.close()
+        return elapsed
+    }
+
+    /// 1,000 connections to the implicit-TLS port that never start their handshake: before, none
+    /// was ever closed and the per-address limit was not applied (NIOSSL held the timeout reply,
+    /// and the limit was taken only after the handshake). Now the connections over
+    /// `connections_per_ip` are closed at once, the others at the handshake deadline, and mail
+    /// from elsewhere flows meanwhile.
+    ///
+    /// The server runs as a `petrel serve` process and the attack and the legitimate client on
+    /// threads of their own: what is timed is the server, not the test process's thread pool,
+    /// which the rest of the suite keeps busy.
+    @Test func silentTLSConnectionsAreLimitedAndClosedAtTheHandshakeDeadline() async throws {
+        let attackers = 1000
+        let deadline = 4
+        try #require(Self.raiseOpenFiles(to: UInt64(attackers) + 512) >= UInt64(attackers) + 256)
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = directory + "/petrel.toml"
+        try """
+        data_dir = "data"
+        domains = ["example.test"]
+        [listen]
+        smtp = ["127.0.0.1:0"]
+        submissions = ["127.0.0.1:0"]
+        [limits]
+        connections_per_ip = 20
+        [timeouts]
+        tls_handshake = \(deadline)
+        [auth]
+        verify = false
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let added = try await PetrelProcess.run(["user", "add", "alice@example.test", "--config", config])
+        #expect(added.status == 0, "\(added.standardError)")
+        let server = PetrelProcess(arguments: ["serve", "--config", config], directory: directory)
+        try server.start()
+        defer { server.signal(SIGKILL) }
+        let tlsPort = try await server.listeningPort(.submissions)
+        let smtpPort = try await server.listeningPort(.smtp)
+
+        let attack = SilentConnections(port: tlsPort, count: attackers, watchFor: .seconds(deadline + 10).stretched)
+        let legitimate = await onThread { () -> Duration? in
+            Thread.sleep(forTimeInterval: 0.5)  // once the attack is under way
+            return Self.blockingMessage(port: smtpPort, from: "127.0.0.2")
+        }
+        let lifetimes = await attack.result
+        let took = try #require(await legitimate, "the legitimate message was not accepted")
+        #expect(took < .seconds(2).stretched, "a message from elsewhere meanwhile took \(took)")
+        #expect(lifetimes.count == attackers)
+        #expect(lifetimes.allSatisfy { $0 != nil }, "\(lifetimes.filter { $0 == nil }.count) never closed")
+        // Those over the per-address limit are closed at once; the admitted ones at the deadline.
+        let open = lifetimes.compactMap { $0 }.filter { $0 >= .seconds(deadline) / 2 }.count
+        #expect(open <= 20, "\(open) connections lived past half the deadline")
+        let longest = lifetimes.compactMap { $0 }.max() ?? .zero
+        #expect(longest < .seconds(deadline + 2).stretched, "the longest lived \(longest)")
+        print("silent TLS: \(attackers) connections, \(open) admitted, the longest closed after \(longest)")
+        server.signal(SIGTERM)
+        #expect(await server.exit() == 0)
+    }
+
+    /// One message on port 25 from `source`, with blocking I/O on the calling thread: the time
+    /// from connect to the 250 after the data, or nil when something was refused or timed out.
+    static func blockingMessage(port: Int, from source: String) -> Duration? {
+        let started = ContinuousClock.now
+        guard let socket = try? RawSocket.start(port: port, source: source) else { return nil }
+        let steps: [(String?, Int)] = [
+            (nil, 220), ("EHLO legit.example", 250), ("MAIL FROM:<bob@example.net>", 250),
+            ("RCPT TO:<alice@example.test>", 250), ("DATA", 354),
+            ("From: <bob@example.net>\r\nSubject: meanwhile\r\n\r\nhello\r\n.", 250),
+        ]
+        for (command, code) in steps {
+            if let command, !socket.sendAll(Array((command + "\r\n").utf8)) { return nil }
+            guard socket.readReplyCode() == code else { return nil }
+        }
+        let took = ContinuousClock.now - started
+        _ = socket.sendAll(Array("QUIT\r\n".utf8))
+        return took
+    }
+
+    /// A client that answers our 220 to STARTTLS with nothing is closed at the handshake
+    /// deadline, on port 25 as on 587: no reply can reach it, so the socket is closed without one.
+    @Test(arguments: [ListenerKind.smtp, .submission])
+    func startTLSWithoutAHandshakeIsClosed(_ kind: ListenerKind) async throws {
+        let server = try await LiveServerTests.exampleServer { configuration in
+            configuration.timeouts.tlsHandshake = 2
+        }
+        let client = try await server.connectAndGreet(kind)
+        try await client.send("STARTTLS")
+        try await client.expect(220)
+        let started = ContinuousClock.now
+        #expect(await client.read(timeout: .seconds(10).stretched).description == "closed")
+        let elapsed = ContinuousClock.now - started
+        #expect(elapsed >= .milliseconds(1500) && elapsed < .seconds(6).stretched, "\(elapsed)")
+        try await server.stop()
+    }
+
+    /// A client that pipelines long EHLO lines with a small receive window and never reads (the
+    /// review used 20,000; 2,000, a megabyte, are enough): before, once held replies filled the
+    /// outbound buffer the stall timer was never started, and the connection (and its task,
+    /// blocked in a write) stayed for ever.
+    @Test func aClientThatNeverReadsIsClosedWhateverItPipelined() async throws {
+        let server = try await LiveServerTests.exampleServer { configuration in
+            configuration.timeouts.command = 2
+        }
+        let socket = try await RawSocket.connect(port: server.port, receiveBuffer: 4096)
+        // Long, but within the 512-octet command line (a longer one would be an error, and ten
+        // errors end the session anyway).
+        let line = Array(("EHLO " + String(repeating: "x", count: 480) + ".example\r\n").utf8)
+        var batch: [UInt8] = []
+        for _ in 0..<2000 { batch += line }
+        var sent = 0
+        var lastProgress = ContinuousClock.now
+        // Send until everything is out or the connection stops taking more for a second.
+        while sent < batch.count, ContinuousClock.now - lastProgress < .seconds(1), !socket.isClosedByPeer {
+            let count = socket.sendAvailable(batch[sent...])
+            if count > 0 {
+                sent += count
+                lastProgress = ContinuousClock.now
+            } else {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        let stalled = ContinuousClock.now
+        #expect(await eventually(within: .seconds(15)) { socket.isClosedByPeer }, "sent \(sent) octets")
+        let elapsed = ContinuousClock.now - stalled
+        print("never-reading client: \(sent) of \(batch.count) octets taken, closed \(elapsed) after it stalled")
+        let after = try await Self.legitimateMessage(server, from: "127.0.0.2")
+        #expect(after < .seconds(2).stretched)
+        try await server.stop()
+    }
+
+    /// Message content arriving one octet at a time, each well within `timeouts.data`: before,
+    /// every octet reset the timer and the transfer could last for ever. `timeouts.data_total`
+    /// bounds the whole transfer, for DATA and for BDAT chunks alike.
+    @Test(arguments: [false, true])
+    func aDripFedMessageIsCutOffAtTheTransferLimit(chunked: Bool) async throws {
+        let server = try await LiveServerTests.exampleServer { configuration in
+            configuration.timeouts.data = 300
+            configuration.timeouts.dataTotal = 2
+        }
+        let client = try await server.connectAndGreet()
+        try await client.send("MAIL FROM:<bob@example.net>")
+        try await client.expect(250)
+        try await client.send("RCPT TO:<alice@example.test>")
+        try await client.expect(250)
+        if !chunked {
+            try await client.send("DATA")
+            try await client.expect(354)
+        }
+        let started = ContinuousClock.now
+        var reply: SMTPTestReadResult = .timeout
+        while ContinuousClock.now - started < .seconds(20).stretched {
+            // The server may close between two octets: what it said is then read below.
+            guard (try? await client.sendRaw(chunked ? Array("BDAT 1\r\nx".utf8) : [0x78])) != nil else { break }
+            let result = await client.read(timeout: .milliseconds(300))
+            if case .timeout = result { continue }  // DATA: nothing to answer yet
+            if chunked, result.reply?.code == 250 {
+                try await Task.sleep(for: .milliseconds(300))
+                continue
+            }
+            reply = result
+            break
+        }
+        if case .timeout = reply { reply = await client.read() }
+        let elapsed = ContinuousClock.now - started
+        #expect(reply.reply?.code == 421 && reply.reply?.text.hasPrefix("4.4.2") == true, "\(reply)")
+        #expect(elapsed >= .seconds(2) && elapsed < .seconds(8).stretched, "\(elapsed)")
+        #expect(await client.read().description == "closed")
+        #expect(server.messages(in: "alice@example.test").isEmpty)
+        try await server.stop()
+    }
+}
+
+/// Runs `body` on a new thread (not Swift's cooperative pool) and returns its result.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(returning: body()) }
+    }
+}
+
+/// Connections that never say anything, opened and watched on a thread of their own: for each,
+/// how long it lived from the moment it was up to the moment the server closed it (nil: not
+/// closed while watched). Opened in batches of 50, since a thousand SYNs at once would overflow
+/// the listen backlog and a dropped SYN is retried only a second later.
+final class SilentConnections: Sendable {
+    private let finished: Task<[Duration?], Never>
+
+    init(port: Int, count: Int, watchFor: Duration) {
+        self.finished = Task {
+            await onThread {
+                var sockets: [RawSocket] = []
+                var connected: [ContinuousClock.Instant?] = []
+                var closed: [ContinuousClock.Instant?] = []
+                func sweep() {
+                    let now = ContinuousClock.now
+                    for index in sockets.indices where closed[index] == nil {
+                        if connected[index] == nil, sockets[index].isConnected { connected[index] = now }
+                        if sockets[index].isClosedByPeer {
+                            closed[index] = now
+                            if connected[index] == nil { connected[index] = now }
+                        }
+                    }
+                }
+                opening: while sockets.count < count {
+                    for _ in 0..<min(50, count - sockets.count) {
+                        // Out of descriptors: the count shows it (the test expects all of them).
+                        guard let socket = try? RawSocket.start(port: port) else { break opening }
+                        sockets.append(socket)
+                        connected.append(nil)
+                        closed.append(nil)
+                    }
+                    sweep()
+                    Thread.sleep(forTimeInterval: 0.01)
+                }
+                let until = ContinuousClock.now + watchFor
+                while closed.contains(where: { $0 == nil }), ContinuousClock.now < until {
+                    sweep()
+                    Thread.sleep(forTimeInterval: 0.02)
+                }
+                return sockets.indices.map { index in closed[index].flatMap { end in connected[index].map { end - $0 } }
+                }
+            }
+        }
+    }
+
+    var result: [Duration?] { get async { await self.finished.value } }
+}
