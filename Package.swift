@@ -168,6 +168,7 @@ let package = Package(
             name: "petrel",
             dependencies: [
                 "PetrelServer",
+                "SMTPCore",
                 "MailStore",
                 "Accounts",
                 "MailCore",

@@ -20,6 +20,14 @@ up), 20 connections per address at most, so the per-address limit does not simpl
                 until the error limit closes it with 421 4.7.0
   pipeline      one batch of EHLO, MAIL, 2,000 RCPT, DATA, the message and QUIT in one write:
                 100 recipients accepted, the rest 452 4.5.3, the message stored once
+  silenttls     1,000 connections from one address to the implicit-TLS port that never start a
+                handshake: at most connections_per_ip (20) admitted, the rest closed at once, all
+                closed by timeouts.tls_handshake (4 s here)
+  authflood     50 clients (one address each) on the implicit-TLS port sending AUTH PLAIN with made-up
+                users and passwords as fast as they can (each check a yescrypt hash): the legitimate
+                client's commits (DATA to the 250) must not slow down. The legitimate client sends
+                every 0.1 s here, for a p99. Not in the default list: a measurement
+                (docs/security.md), run with --only authflood, also against an older build
 
 Prints one line of figures per attack; exit status 1 if any check failed.
 """
@@ -54,13 +62,20 @@ def attacker_address(index: int) -> str:
 
 
 def send_legit(port: int, ident: str) -> str:
-    """One message from 127.0.0.1; "ok ID SECONDS" or "error ID WHAT"."""
+    """One message from 127.0.0.1; "ok ID SECONDS COMMIT" (from connect to the 250; from DATA to
+    the 250) or "error ID WHAT"."""
     started = time.monotonic()
     try:
         with smtplib.SMTP("127.0.0.1", port, source_address=("127.0.0.1", 0), timeout=30) as client:
             client.ehlo("legit.example")
-            client.sendmail("legit@example.net", ["alice@localhost"], message(ident, lines=20))
-        return f"ok {ident} {time.monotonic() - started:.4f}"
+            client.mail("legit@example.net")
+            client.rcpt("alice@localhost")
+            data = time.monotonic()
+            code, text = client.data(message(ident, lines=20))
+            if code != 250:
+                return f"error {ident} {code} {text!r}"
+            commit = time.monotonic() - data
+        return f"ok {ident} {time.monotonic() - started:.4f} {commit:.4f}"
     except Exception as error:  # noqa: BLE001 - any failure is a finding
         return f"error {ident} {error!r}"
 
@@ -73,6 +88,7 @@ class Legit:
         self.server = server
         self.name = name
         self.times: list[float] = []
+        self.commits: list[float] = []
         self.errors: list[str] = []
         self.sent: list[str] = []
 
@@ -85,7 +101,9 @@ class Legit:
         while line := await process.stdout.readline():
             status, ident, detail = line.decode().rstrip("\n").split(" ", 2)
             if status == "ok":
-                self.times.append(float(detail))
+                total, commit = detail.split(" ")
+                self.times.append(float(total))
+                self.commits.append(float(commit))
                 self.sent.append(ident)
             else:
                 self.errors.append(f"{ident}: {detail}")
@@ -122,12 +140,17 @@ class Memory:
         return f"RSS {self.start / 1024:.0f} -> peak {self.peak / 1024:.0f} MiB"
 
 
-async def with_legit(server: Petrel, name: str, attack, bound_mib: float):
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def with_legit(server: Petrel, name: str, attack, bound_mib: float, interval: float = 0.5) -> Legit:
     """Runs `attack(stop)` with the legitimate client and the memory watcher alongside."""
     stop = asyncio.Event()
     legit = Legit(server, name)
     memory = Memory(server)
-    watchers = [asyncio.create_task(legit.run(stop)), asyncio.create_task(memory.watch(stop))]
+    watchers = [asyncio.create_task(legit.run(stop, interval=interval)), asyncio.create_task(memory.watch(stop))]
     try:
         summary = await attack(stop)
     finally:
@@ -140,6 +163,7 @@ async def with_legit(server: Petrel, name: str, attack, bound_mib: float):
     for ident in legit.sent:
         found = [f for f in server.maildir_files() if test_id(f.read_bytes()) == ident]
         check(len(found) == 1, f"{name}: legitimate message {ident} stored {len(found)} times")
+    return legit
 
 
 async def open_connection(port: int, source: str):
@@ -318,6 +342,106 @@ async def pipeline(server: Petrel):
     check(len(stored) == 1, f"pipeline: the message was stored {len(stored)} times")
 
 
+async def silent_tls(server: Petrel, count: int, deadline: float):
+    """`count` connections to the implicit-TLS port from one address, sending nothing."""
+    lifetimes: list[float] = []
+    never: list[int] = []
+
+    async def one(index: int):
+        try:
+            started = time.monotonic()
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.submissions_port,
+                                                          local_addr=("127.0.7.7", 0))
+        except OSError:
+            never.append(index)
+            return
+        try:
+            await asyncio.wait_for(reader.read(), deadline + 10)  # until the server closes or resets it
+        except (OSError, asyncio.TimeoutError):
+            pass  # a reset, or still open long past the deadline: the lifetime tells
+        lifetimes.append(time.monotonic() - started)
+        writer.close()
+
+    async def attack(stop: asyncio.Event):
+        tasks = []
+        for first in range(0, count, 50):
+            tasks += [asyncio.create_task(one(i)) for i in range(first, min(first + 50, count))]
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*tasks)
+        admitted = sum(1 for t in lifetimes if t >= deadline / 2)
+        return (f"{count} silent connections to the TLS port from one address: {admitted} lived past half the "
+                f"{deadline:.0f} s handshake deadline, the longest {max(lifetimes):.2f} s, {len(never)} not connected")
+
+    await with_legit(server, "silenttls", attack, bound_mib=400)
+    check(not never, f"silenttls: {len(never)} connections not made")
+    check(sum(1 for t in lifetimes if t >= deadline / 2) <= 20,
+          "silenttls: more than connections_per_ip (20) connections lived past half the deadline")
+    check(max(lifetimes, default=0) < deadline + 2, f"silenttls: a connection lived {max(lifetimes):.2f} s")
+
+
+async def auth_flood(server: Petrel, seconds: float, clients: int = 50):
+    """`clients` connections (one address each) sending AUTH PLAIN with made-up users."""
+    import base64
+    import ssl
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    attempts = refused = 0
+
+    async def reply(reader) -> bytes:
+        while True:
+            line = await asyncio.wait_for(reader.readline(), 30)
+            if not line or line[3:4] != b"-":
+                return line
+
+    async def client(index: int, stop: asyncio.Event):
+        nonlocal attempts, refused
+        number = 0
+        while not stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", server.submissions_port, ssl=context, local_addr=(attacker_address(index * 20), 0))
+                await reply(reader)
+                writer.write(b"EHLO flood.example\r\n")
+                await reply(reader)
+                while not stop.is_set():
+                    number += 1
+                    token = base64.b64encode(f"\0guess{index}-{number}@localhost\0wrong {number}".encode())
+                    writer.write(b"AUTH PLAIN " + token + b"\r\n")
+                    line = await reply(reader)
+                    attempts += 1
+                    if not line.startswith(b"535"):
+                        refused += 1
+                        break  # 421 after the session's error limit, or 454: a new connection
+                writer.close()
+            except (OSError, asyncio.TimeoutError, ssl.SSLError):
+                await asyncio.sleep(0.05)
+
+    async def attack(stop: asyncio.Event):
+        tasks = [asyncio.create_task(client(i, stop)) for i in range(clients)]
+        await asyncio.sleep(seconds)
+        stop.set()
+        await asyncio.gather(*tasks)
+        return f"{clients} clients, {attempts} AUTH attempts in {seconds:.0f}s ({attempts / seconds:.0f}/s)"
+
+    legit = await with_legit(server, "authflood", attack, bound_mib=600, interval=0.1)
+    if legit.commits:
+        print(f"authflood: commit (DATA to 250) median {statistics.median(legit.commits) * 1000:.1f} ms, "
+              f"p99 {percentile(legit.commits, 0.99) * 1000:.1f} ms over {len(legit.commits)} messages", flush=True)
+
+
+async def quiet_commits(server: Petrel, seconds: float):
+    """The legitimate client alone, as the reference for authflood."""
+    async def attack(stop: asyncio.Event):
+        await asyncio.sleep(seconds)
+        return f"no attack for {seconds:.0f}s"
+
+    legit = await with_legit(server, "quiet", attack, bound_mib=600, interval=0.1)
+    if legit.commits:
+        print(f"quiet: commit (DATA to 250) median {statistics.median(legit.commits) * 1000:.1f} ms, "
+              f"p99 {percentile(legit.commits, 0.99) * 1000:.1f} ms over {len(legit.commits)} messages", flush=True)
+
+
 def legit_process(port: int, name: str, interval: float):
     """The legitimate client's process: a message every `interval` seconds until stdin closes."""
     closed = threading.Event()
@@ -338,13 +462,21 @@ async def main():
     parser.add_argument("--slowloris", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=20, help="clients of the unread and commands attacks")
-    parser.add_argument("--only", nargs="*", default=["slowloris", "flood", "unread", "commands", "pipeline"])
+    parser.add_argument("--only", nargs="*",
+                        default=["slowloris", "flood", "unread", "commands", "pipeline", "silenttls"])
     arguments = parser.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     with tempfile.TemporaryDirectory(prefix="petrel-hostile-") as directory:
-        server = Petrel(str(Path(arguments.petrel).resolve()), Path(directory), config="[auth]\nverify = false\n")
+        config = "[auth]\nverify = false\n"
+        if "authflood" in arguments.only:
+            # Guesses from each address are not blocked here: the point is what they cost.
+            config += "failures = 1000\n"
+        if "silenttls" in arguments.only:
+            config += "[timeouts]\ntls_handshake = 4\n"
+        server = Petrel(str(Path(arguments.petrel).resolve()), Path(directory), config=config,
+                        submissions="silenttls" in arguments.only or "authflood" in arguments.only)
         server.add_user()
         server.start()
         try:
@@ -359,6 +491,11 @@ async def main():
                     await commands(server, arguments.seconds / 2, arguments.clients)
                 elif name == "pipeline":
                     await pipeline(server)
+                elif name == "silenttls":
+                    await silent_tls(server, 1000, deadline=4)
+                elif name == "authflood":
+                    await quiet_commits(server, arguments.seconds)
+                    await auth_flood(server, arguments.seconds)
                 else:
                     sys.exit(f"hostile.py: unknown attack {name}")
                 await asyncio.sleep(1)

@@ -299,7 +299,7 @@ public final class QueueRunner: Service, Sendable {
     /// message whose From names several domains, or none of ours, is not signed at all.
     func signers(for header: HeaderSection) -> [DKIMSigner] {
         let from = header.fields(named: "From")
-        guard from.count == 1, let addresses = AddressList.addresses(in: from[0].value), !addresses.isEmpty else {
+        guard from.count == 1, let addresses = AddressList.mailboxes(in: from[0].value), !addresses.isEmpty else {
             return []
         }
         var signing: String?

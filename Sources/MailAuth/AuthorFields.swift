@@ -31,9 +31,14 @@ public enum AuthorFields {
             }
         }
 
-        /// At most 80 characters of a header value, control characters replaced, for a reply.
+        /// At most 80 characters of a header value for a reply line, which is ASCII: anything but
+        /// printable ASCII (and the quote that delimits it) becomes "?".
         static func printable(_ value: String) -> String {
-            String(value.unicodeScalars.prefix(80).map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
+            String(
+                value.unicodeScalars.prefix(80).map {
+                    (0x20...0x7E).contains($0.value) && $0 != "\"" ? Character($0) : "?"
+                }
+            )
         }
     }
 
@@ -47,10 +52,10 @@ public enum AuthorFields {
         return nil
     }
 
-    /// Every address of an address-list field (From, Sender), each with a domain; nil when the
-    /// field cannot be read that way.
+    /// Every address of a mailbox-list field (From, Sender), each with a domain, read strictly
+    /// (`AddressList.mailboxes`); nil when the field cannot be read one way only.
     public static func addresses(of field: HeaderField) -> [String]? {
-        guard let addresses = AddressList.addresses(in: field.value), !addresses.isEmpty,
+        guard let addresses = AddressList.mailboxes(in: field.value), !addresses.isEmpty,
             addresses.allSatisfy({ AddressList.domain(of: $0) != nil })
         else { return nil }
         return addresses

@@ -44,13 +44,14 @@ final class ConnectionRefusal: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
+        // The deadline first: the write below may complete, and close the channel, at once.
+        self.forcedClose = context.eventLoop.assumeIsolated().scheduleTask(in: SMTPFramingHandler.closeGrace) {
+            SMTPFramingHandler.abort(context: context)
+        }
         var buffer = context.channel.allocator.buffer(capacity: 96)
         reply.write(to: &buffer)
         context.writeAndFlush(self.wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
-        }
-        self.forcedClose = context.eventLoop.assumeIsolated().scheduleTask(in: SMTPFramingHandler.closeGrace) {
-            SMTPFramingHandler.abort(context: context)
         }
     }
 }

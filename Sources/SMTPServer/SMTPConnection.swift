@@ -101,7 +101,9 @@ struct SMTPConnection {
                 return
             case .reply(let reply, let continuation):
                 dialogue.lastReply = reply
-                try await outbound.write(.reply(reply, then: continuation))
+                try await outbound.write(
+                    .reply(reply, then: continuation, messageOpen: dialogue.session.isMessageOpen)
+                )
                 return
             case .verifySender(let path, let user):
                 let verdict = await self.receiver.verifySender(path, user: user, connection: self.info)

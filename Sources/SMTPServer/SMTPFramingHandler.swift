@@ -14,9 +14,11 @@ public enum SMTPServerInbound: Sendable {
     case tlsEstablished(TLSInfo)
 }
 
-/// What the connection task sends: a reply, and how to read what follows it.
+/// What the connection task sends: a reply, how to read what follows it, and whether a message
+/// is still open after it (its transfer is bounded by `Timeouts.dataTotal`: from the 354, or the
+/// first BDAT, until a reply says no message is open any more).
 public enum SMTPServerOutbound: Sendable {
-    case reply(SMTPReply, then: SMTPInboundFramer.Continuation)
+    case reply(SMTPReply, then: SMTPInboundFramer.Continuation, messageOpen: Bool = false)
 }
 
 /// A user event that asks a connection to finish up because the server is stopping.
@@ -100,6 +102,9 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
     private var stallTimer: Scheduled<Void>?
     /// Bounds the transfer of one message (`Timeouts.dataTotal`).
     private var transferTimer: Scheduled<Void>?
+    /// The session said, with its last reply, that a message is open (between BDAT chunks too,
+    /// whatever commands come between them).
+    private var messageOpen = false
     /// Closes the socket once a closing reply had its `closeGrace`.
     private var forcedClose: Scheduled<Void>?
     private var eventsThisTurn = 0
@@ -245,7 +250,8 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch self.unwrapOutboundIn(data) {
-        case .reply(let reply, let continuation):
+        case .reply(let reply, let continuation, let messageOpen):
+            self.messageOpen = messageOpen
             var buffer = context.channel.allocator.buffer(capacity: 128)
             reply.write(to: &buffer)
             self.framer.replySent(then: continuation)
@@ -322,13 +328,16 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
         if delivered || self.framer.isReadingMessage || self.timer == nil {
             self.updateTimer(context: context)
         }
-        self.updateTransferTimer(context: context)
+        // Content of a first BDAT chunk starts the transfer before any reply says a message is open.
+        if self.framer.isReadingMessage { self.updateTransferTimer(context: context) }
         return delivered
     }
 
-    /// Starts the deadline of a message transfer when one begins, and ends it when it ends.
+    /// Starts the deadline of a message transfer when one begins, and ends it only when a reply
+    /// says no message is open: content being read, or a reply that says a message is open, keeps
+    /// it running, so commands between BDAT chunks (a NOOP every few minutes) do not reset it.
     private func updateTransferTimer(context: ChannelHandlerContext) {
-        guard self.framer.isTransferringMessage else {
+        guard self.messageOpen || self.framer.isReadingMessage else {
             self.transferTimer?.cancel()
             self.transferTimer = nil
             return

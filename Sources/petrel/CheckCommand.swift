@@ -5,6 +5,7 @@ import MailAuth
 import MailCore
 import NIOCore
 import PetrelServer
+import SMTPCore
 
 #if canImport(Glibc)
 import Glibc
@@ -136,8 +137,15 @@ struct Check: AsyncParsableCommand {
                 if let record = dmarc.policyRecord { line += " record=\(record)" }
                 print(line + " (\(dmarc.reason))")
             }
-            if let refusal = outcome.refusal {
-                print("action: refuse with \(refusal.code) \(refusal.lines.joined(separator: " "))")
+            let problem = AuthorFields.problem(
+                header: scanned.header ?? HeaderSection(fields: []),
+                malformedLine: scanned.malformedLine
+            )
+            if let problem {
+                // The server refuses such a message before DMARC has its say.
+                print("action: refuse with \(Check.text(InboundAuthentication.refusal(for: problem)))")
+            } else if let refusal = outcome.refusal {
+                print("action: refuse with \(Check.text(refusal))")
             } else if let folder = outcome.folder {
                 print("action: deliver into \(folder)")
             } else {
@@ -145,6 +153,11 @@ struct Check: AsyncParsableCommand {
             }
             print(outcome.results.rendered, terminator: "")
         }
+    }
+
+    /// A reply as the client would read it: code, enhanced code, text.
+    static func text(_ reply: SMTPReply) -> String {
+        "\(reply.code) \(reply.enhancedCode.map { "\($0) " } ?? "")\(reply.lines.joined(separator: " "))"
     }
 
     static func line(_ verdict: SPFVerdict, identity: String) -> String {

@@ -23,6 +23,8 @@ struct AuthorFieldsTests {
         ("From: <\r\n\r\n", .unreadableFrom("<")),
         ("From: someone\r\n\r\n", .unreadableFrom("someone")),
         ("From: a@[192.0.2.1]\r\n\r\n", .unreadableFrom("a@[192.0.2.1]")),
+        ("From: <ceo@example.com> <a@example.com>\r\n\r\n", .unreadableFrom("<ceo@example.com> <a@example.com>")),
+        ("From: ceo@example.com:a@example.com;\r\n\r\n", .unreadableFrom("ceo@example.com:a@example.com;")),
         ("From:\r\n\r\n", .unreadableFrom("")),
         ("X-Junk\r\nFrom: a@example.com\r\n\r\n", .malformedHeader(line: 1)),
         ("From: a@example.com\r\nnot a field\r\nFrom: b@evil.example\r\n\r\n", .malformedHeader(line: 2)),

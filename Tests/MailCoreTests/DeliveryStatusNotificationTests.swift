@@ -104,6 +104,21 @@ struct DeliveryStatusNotificationTests {
         #expect(emoji.utf8.count == 700 && emoji.unicodeScalars.allSatisfy { $0 == "😀" })
     }
 
+    /// A long address (a path can fill most of a command line) leaves less room for the reply.
+    @Test func aLongAddressShortensTheQuotedReply() {
+        let recipient = DeliveryStatusNotification.Recipient(
+            address: String(repeating: "a", count: 480) + "@example.test",
+            action: .failed,
+            status: "5.1.1",
+            remoteMTA: "mx.example.test",
+            diagnostic: "550 " + String(repeating: "é", count: 1000),
+            lastAttempt: nil
+        )
+        let report = Self.report([recipient])
+        #expect(report.components(separatedBy: "\r\n").allSatisfy { $0.utf8.count <= 998 })
+        #expect(DeliveryStatusNotification.reportLine(recipient).utf8.count <= 990)
+    }
+
     /// Folding happens at spaces; a word longer than any line is broken between UTF-8 sequences.
     @Test(arguments: [
         "Diagnostic-Code: smtp; 550 " + String(repeating: "é", count: 1500),

@@ -42,26 +42,68 @@ import Testing
         let clock = Clock()
         let failures = Self.failures(clock)
         for index in 1...3 {
-            #expect(failures.turn(account: "alice@example.test") == .after(.zero))
+            #expect(failures.turn(account: "alice@example.test", client: "203.0.113.9") == .after(.zero))
             failures.recordFailure("192.0.2.\(index)", account: "alice@example.test")
         }
-        #expect(failures.turn(account: "alice@example.test") == .after(.seconds(1)), "one second after the third")
+        #expect(
+            failures.turn(account: "alice@example.test", client: "203.0.113.9") == .after(.seconds(1)),
+            "one second after the third"
+        )
         failures.recordFailure("192.0.2.4", account: "alice@example.test")
         // Four failures: two seconds apart, and at most eight seconds ahead.
-        let turns = (0..<6).map { _ in failures.turn(account: "alice@example.test") }
+        let turns = (0..<6).map { _ in failures.turn(account: "alice@example.test", client: "203.0.113.9") }
         #expect(turns.filter { $0 != .busy }.count <= 5)
         #expect(turns.contains(.busy))
         #expect(turns.first == .after(.seconds(2)), "\(turns)")
-        #expect(failures.turn(account: "bob@example.test") == .after(.zero), "another account is not slowed")
+        #expect(
+            failures.turn(account: "bob@example.test", client: "203.0.113.9") == .after(.zero),
+            "another account is not slowed"
+        )
         clock.advance(.seconds(601))
-        #expect(failures.turn(account: "alice@example.test") == .after(.zero), "the failures aged out")
+        #expect(
+            failures.turn(account: "alice@example.test", client: "203.0.113.9") == .after(.zero),
+            "the failures aged out"
+        )
     }
 
     @Test func theDelayIsCappedAtTheMaximum() {
         let clock = Clock()
         let failures = Self.failures(clock, failures: 1, accountDelayMax: 5)
         for index in 1...30 { failures.recordFailure("192.0.2.\(index)", account: "alice@example.test") }
-        #expect(failures.turn(account: "alice@example.test") == .after(.seconds(5)))
-        #expect(failures.turn(account: "alice@example.test") == .busy)
+        #expect(failures.turn(account: "alice@example.test", client: "203.0.113.9") == .after(.seconds(5)))
+        #expect(failures.turn(account: "alice@example.test", client: "203.0.113.9") == .busy)
+    }
+
+    /// A client that logged in to an account before skips its turns: an attack on the account
+    /// from elsewhere does not lock its user out.
+    @Test func aClientThatLoggedInBeforeSkipsTheTurns() {
+        let clock = Clock()
+        let failures = Self.failures(clock, failures: 1, accountDelayMax: 5)
+        failures.recordSuccess("2001:db8:7::1", account: "alice@example.test")
+        for index in 1...30 { failures.recordFailure("192.0.2.\(index)", account: "alice@example.test") }
+        #expect(failures.turn(account: "alice@example.test", client: "203.0.113.9") == .after(.seconds(5)))
+        #expect(failures.turn(account: "alice@example.test", client: "203.0.113.9") == .busy)
+        #expect(failures.turn(account: "alice@example.test", client: "2001:db8:7::42") == .after(.zero), "its /64")
+        #expect(failures.turn(account: "bob@example.test", client: "2001:db8:7::1") == .after(.zero))
+        // Thirty days later the client is a stranger again.
+        clock.advance(.seconds(31 * 86_400))
+        for index in 1...30 { failures.recordFailure("192.0.2.\(index)", account: "alice@example.test") }
+        #expect(failures.turn(account: "alice@example.test", client: "2001:db8:7::1") == .after(.seconds(5)))
+    }
+
+    /// A flood of failures for made-up names from many clients leaves the tables bounded: what
+    /// no longer matters is dropped as they grow.
+    @Test func theTablesStayBounded() {
+        let clock = Clock()
+        let failures = Self.failures(clock, failures: 5)
+        for index in 0..<50_000 {
+            failures.recordFailure(
+                "10.\(index / 65_536).\(index / 256 % 256).\(index % 256)",
+                account: "n\(index)@x.test"
+            )
+            if index % 10_000 == 9_999 { clock.advance(.seconds(601)) }
+        }
+        #expect(failures.tableSizes.clients <= 2 * AuthenticationFailures.pruneThreshold + 10_000)
+        #expect(failures.tableSizes.accounts <= 2 * AuthenticationFailures.pruneThreshold + 10_000)
     }
 }

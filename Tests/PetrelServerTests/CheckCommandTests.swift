@@ -97,7 +97,9 @@ import Testing
                 "dmarc: fail from=football.example.com policy=reject record=_dmarc.football.example.com (no aligned SPF or DKIM pass for football.example.com; policy reject)"
             )
         )
-        #expect(lines.contains("action: refuse with 550 Email rejected per DMARC policy for football.example.com"))
+        #expect(
+            lines.contains("action: refuse with 550 5.7.1 Email rejected per DMARC policy for football.example.com")
+        )
         #expect(lines.contains { $0.hasPrefix("Authentication-Results: ") })
 
         let passing = try await PetrelProcess.run(
@@ -109,6 +111,37 @@ import Testing
         )
         #expect(passing.standardOutput.contains("\ndmarc: pass from=football.example.com policy=reject"))
         #expect(passing.standardOutput.contains("\naction: deliver\n"))
+
+        // A bounce (MAIL FROM:<>) from a p=reject domain, unsigned: its HELO identity passes SPF
+        // and counts for DMARC (RFC 7208 §2.4). Before, it was refused.
+        let bounce = try await PetrelProcess.run(
+            [
+                "check", "dmarc", "--dns", dns, "--ip", "192.0.2.7", "--sender", "<>", "--helo",
+                "football.example.com",
+            ],
+            input: "From: Mail Delivery System <postmaster@football.example.com>\nSubject: Undelivered\n\nSorry.\n"
+        )
+        #expect(
+            bounce.standardOutput.contains(
+                "\ndmarc: pass from=football.example.com policy=reject record=_dmarc.football.example.com (SPF football"
+            )
+        )
+        #expect(bounce.standardOutput.contains("\naction: deliver\n"), "\(bounce.standardOutput)")
+
+        // Two From fields: refused before DMARC has its say, as the server does.
+        let twoFrom = try await PetrelProcess.run(
+            [
+                "check", "dmarc", "--dns", dns, "--ip", "192.0.2.7", "--sender", "joe@football.example.com", "--helo",
+                "h",
+            ],
+            input: "From: PayPal <service@paypal.example>\n" + Self.message
+        )
+        #expect(
+            twoFrom.standardOutput.contains(
+                "\naction: refuse with 550 5.7.1 Message refused: the message has 2 From fields"
+            ),
+            "\(twoFrom.standardOutput)"
+        )
     }
 
     @Test func badArgumentsSayWhatToDo() async throws {

@@ -173,9 +173,11 @@ import Glibc
 
     /// Message content arriving one octet at a time, each well within `timeouts.data`: before,
     /// every octet reset the timer and the transfer could last for ever. `timeouts.data_total`
-    /// bounds the whole transfer, for DATA and for BDAT chunks alike.
-    @Test(arguments: [false, true])
-    func aDripFedMessageIsCutOffAtTheTransferLimit(chunked: Bool) async throws {
+    /// bounds the whole transfer, for DATA and for BDAT chunks alike, also with a NOOP between
+    /// the chunks.
+    @Test(arguments: ["DATA", "BDAT", "BDAT and NOOP"])
+    func aDripFedMessageIsCutOffAtTheTransferLimit(_ way: String) async throws {
+        let chunked = way != "DATA"
         let server = try await LiveServerTests.exampleServer { configuration in
             configuration.timeouts.data = 300
             configuration.timeouts.dataTotal = 2
@@ -193,10 +195,17 @@ import Glibc
         var reply: SMTPTestReadResult = .timeout
         while ContinuousClock.now - started < .seconds(20).stretched {
             // The server may close between two octets: what it said is then read below.
-            guard (try? await client.sendRaw(chunked ? Array("BDAT 1\r\nx".utf8) : [0x78])) != nil else { break }
+            let drip = way == "DATA" ? "x" : way == "BDAT" ? "BDAT 1\r\nx" : "BDAT 1\r\nxNOOP\r\n"
+            guard (try? await client.sendRaw(Array(drip.utf8))) != nil else { break }
             let result = await client.read(timeout: .milliseconds(300))
             if case .timeout = result { continue }  // DATA: nothing to answer yet
             if chunked, result.reply?.code == 250 {
+                // The NOOP's reply follows the chunk's, when there is a NOOP.
+                let noop = way == "BDAT and NOOP" ? await client.read(timeout: .seconds(5)) : result
+                if noop.reply?.code != 250 {
+                    reply = noop
+                    break
+                }
                 try await Task.sleep(for: .milliseconds(300))
                 continue
             }

@@ -178,6 +178,8 @@ import Testing
         ("no From", "Subject: hi\r\n\r\nbody\r\n", 550, "5.7.1"),
         ("an unreadable From", "From: Alice <alice@elsewhere.example\r\n\r\nbody\r\n", 550, "5.7.1"),
         ("a From without a domain", "From: someone\r\n\r\nbody\r\n", 550, "5.7.1"),
+        // Petrel read the last angle-addr (evil.example, which could pass DMARC), a reader the first.
+        ("two addresses in one mailbox", "From: <service@paypal.com> <x@evil.example>\r\n\r\nbody\r\n", 550, "5.7.1"),
     ]
 
     @Test func authorsPetrelCannotReadAreRefused() async throws {

@@ -24,6 +24,24 @@ import Testing
         )
     }
 
+    /// `isMessageOpen` (what bounds a transfer with `timeouts.data_total`): from the 354 or the
+    /// first chunk, across commands between chunks, until the message is committed or dropped.
+    @Test func aMessageIsOpenFromItsFirstChunkToItsEnd() {
+        var harness = self.greeted()
+        harness.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<b@mx.test>\r\n")
+        #expect(!harness.session.isMessageOpen)
+        harness.send("BDAT 1\r\nx")
+        #expect(harness.session.isMessageOpen)
+        harness.send("NOOP\r\nHELP\r\nVRFY b\r\nMAIL FROM:<c@example.net>\r\n")
+        #expect(harness.session.isMessageOpen, "commands between chunks leave the message open")
+        harness.send("RSET\r\n")
+        #expect(!harness.session.isMessageOpen)
+        harness.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n")
+        #expect(harness.session.isMessageOpen)
+        harness.send("Subject: x\r\n\r\nbody\r\n.\r\n")
+        #expect(!harness.session.isMessageOpen, "committed")
+    }
+
     @Test func aWholeTransaction() {
         var harness = self.greeted()
         #expect(harness.sendForText("MAIL FROM:<a@example.net>\r\n") == ["250 2.1.0 Sender <a@example.net> OK"])

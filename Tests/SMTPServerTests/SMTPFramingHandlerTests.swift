@@ -55,13 +55,18 @@ final class ReadCounter: ChannelOutboundHandler {
         return result
     }
 
-    func reply(_ code: Int, then continuation: SMTPInboundFramer.Continuation = .commands) {
+    func reply(
+        _ code: Int,
+        then continuation: SMTPInboundFramer.Continuation = .commands,
+        messageOpen: Bool = false
+    ) {
         // As NIOAsyncChannel's writer does: write and flush without waiting for the write (a held
         // flush would never complete a waited-for promise).
         self.channel.write(
             SMTPServerOutbound.reply(
                 SMTPReply(code, EnhancedStatusCode(UInt8(code / 100), 0, 0), "x"),
-                then: continuation
+                then: continuation,
+                messageOpen: messageOpen
             ),
             promise: nil
         )
@@ -257,6 +262,44 @@ final class ReadCounter: ChannelOutboundHandler {
         #expect(elapsed == 1800, "timed out with the 36th octet's wait, at 30 minutes")
         self.loop.advanceTime(by: SMTPFramingHandler.closeGrace)
         #expect(!self.channel.isActive, "and closed, whether the 421 could be written or not")
+    }
+
+    /// Between BDAT chunks the transfer goes on whatever commands come (a NOOP every few minutes
+    /// must not reset it); a reply that says no message is open any more (after RSET) ends it.
+    @Test func commandsBetweenChunksDoNotResetTheTransferLimit() throws {
+        var elapsed = 0
+        var events: [String] = []
+        while elapsed < 2000, !events.contains("timeout") {
+            try self.send("BDAT 1\r\nx")
+            events += try self.events()
+            self.reply(250, messageOpen: true)  // the chunk's 250: the message stays open
+            try self.send("NOOP\r\n")
+            events += try self.events()
+            self.reply(250, messageOpen: true)
+            self.loop.advanceTime(by: .seconds(50))
+            elapsed += 50
+            events += try self.events()
+        }
+        #expect(events.filter { $0 == "timeout" }.count == 1)
+        #expect(elapsed == 1800)
+    }
+
+    @Test func aReplyWithNoMessageOpenEndsTheTransfer() throws {
+        try self.send("BDAT 1\r\nx")
+        _ = try self.events()
+        self.reply(250, messageOpen: true)
+        self.loop.advanceTime(by: .seconds(200))
+        try self.send("RSET\r\n")
+        _ = try self.events()
+        self.reply(250, messageOpen: false)
+        for _ in 0..<20 {
+            try self.send("NOOP\r\n")
+            _ = try self.events()
+            self.reply(250)
+            self.loop.advanceTime(by: .seconds(200))
+        }
+        #expect(try self.events().isEmpty, "no transfer after RSET: no transfer timeout")
+        #expect(self.channel.isActive)
     }
 }
 

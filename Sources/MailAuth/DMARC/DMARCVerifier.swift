@@ -78,7 +78,8 @@ public struct DMARCVerifier: Sendable {
     public func evaluate(fromFields: [String], identifiers: Identifiers) async -> DMARCVerdict {
         var domains: [String] = []
         for value in fromFields {
-            guard let addresses = AddressList.addresses(in: value), !addresses.isEmpty else {
+            // Read as strictly as the author-field rule reads it (`AuthorFields`).
+            guard let addresses = AddressList.mailboxes(in: value), !addresses.isEmpty else {
                 return DMARCVerdict(
                     result: .permerror,
                     authorDomains: [],

@@ -77,6 +77,119 @@ public enum AddressList {
         return addresses
     }
 
+    /// Each addr-spec of a mailbox-list (RFC 5322 §3.4), the grammar of From and Sender, read
+    /// strictly; nil for anything else. `addresses(in:)` is lenient, as a recipient list may be;
+    /// an author field must read one way only, since a mail reader shows one address and DMARC,
+    /// the submission check and the DKIM signer judge another if they differ:
+    /// - a mailbox is an addr-spec, or a display name and one `<addr-spec>`, with nothing but
+    ///   comments and white space after the `>`;
+    /// - a display name has no unquoted `@` (`ceo@example.com <alice@example.com>`);
+    /// - no group syntax (`:` and `;`), which RFC 5322 does not allow in a mailbox-list, and no
+    ///   source route inside the brackets;
+    /// - no unterminated quote, comment or bracket.
+    public static func mailboxes(in value: String) -> [String]? {
+        var mailboxes: [String] = []
+        var phrase = ""  // outside <>: a display name, or the whole addr-spec; comments removed
+        var phraseHasAt = false  // an unquoted "@" outside <>
+        var angle: String?  // inside <...>
+        var spec: String?  // the angle-addr, once closed
+        var quoted = false
+        var escaped = false
+        var commentDepth = 0
+        func finishMailbox() -> Bool {
+            defer {
+                phrase = ""
+                phraseHasAt = false
+                spec = nil
+            }
+            if let spec {
+                guard !phraseHasAt, let address = Self.addrSpec(spec) else { return false }
+                mailboxes.append(address)
+                return true
+            }
+            let text = phrase.trimmingWhitespace()
+            if text.isEmpty { return true }  // an empty element (",,", RFC 5322 §4.4)
+            guard let address = Self.addrSpec(text) else { return false }
+            mailboxes.append(address)
+            return true
+        }
+        func append(_ character: Character, quotedText: Bool = false) -> Bool {
+            if angle != nil {
+                angle!.append(character)
+            } else if spec != nil {
+                // After the angle-addr only white space (comments are dropped before here).
+                return character == " " || character == "\t" || character == "\r" || character == "\n"
+            } else {
+                if character == "@" && !quotedText { phraseHasAt = true }
+                phrase.append(character)
+            }
+            return true
+        }
+        for character in value {
+            if escaped {
+                escaped = false
+                if commentDepth > 0 { continue }
+                guard append(character, quotedText: true) else { return nil }
+                continue
+            }
+            if quoted {
+                switch character {
+                case "\\": escaped = true
+                case "\"": quoted = false
+                default: break
+                }
+                guard append(character, quotedText: true) else { return nil }
+                continue
+            }
+            if commentDepth > 0 {
+                switch character {
+                case "\\": escaped = true
+                case "(": commentDepth += 1
+                case ")": commentDepth -= 1
+                default: break
+                }
+                continue
+            }
+            switch character {
+            case "(":
+                commentDepth = 1
+            case "\"":
+                quoted = true
+                guard append(character, quotedText: true) else { return nil }
+            case "<":
+                guard angle == nil, spec == nil else { return nil }
+                angle = ""
+            case ">":
+                guard let inside = angle else { return nil }
+                spec = inside
+                angle = nil
+            case ",":
+                guard angle == nil, finishMailbox() else { return nil }
+            case ":", ";":
+                return nil
+            default:
+                guard append(character) else { return nil }
+            }
+        }
+        guard !quoted, commentDepth == 0, angle == nil, finishMailbox() else { return nil }
+        return mailboxes
+    }
+
+    /// `local@domain` with both parts present and no white space outside a quoted local part.
+    static func addrSpec(_ text: String) -> String? {
+        let spec = text.trimmingWhitespace()
+        guard let at = spec.lastIndex(of: "@"), at != spec.startIndex, spec.index(after: at) != spec.endIndex else {
+            return nil
+        }
+        let local = spec[..<at]
+        let domain = spec[spec.index(after: at)...]
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }
+        guard !domain.contains(where: isSpace), !domain.contains("\"") else { return nil }
+        let quotedLocal = local.hasPrefix("\"") && local.hasSuffix("\"") && local.count >= 2
+        guard quotedLocal || !local.contains(where: isSpace) else { return nil }
+        return spec
+    }
+
     /// The domain of an addr-spec, lower-cased and in ASCII (A-labels); nil for an address
     /// literal or a domain that is not a host name.
     public static func domain(of address: String) -> String? {

@@ -103,14 +103,14 @@ public struct DeliveryStatusNotification: Sendable {
             line("Your message could not be delivered to the following recipients. It has been")
             line("returned below (its header only); the reason each server gave is included.")
             line("")
-            for recipient in failed { line("<\(recipient.address)>: \(Self.clean(recipient.diagnostic))") }
+            for recipient in failed { line(Self.reportLine(recipient)) }
             line("")
         }
         if !delayed.isEmpty {
             line("Your message has not been delivered yet to the following recipients. Delivery")
             line("will be tried again; you do not need to send it again.")
             line("")
-            for recipient in delayed { line("<\(recipient.address)>: \(Self.clean(recipient.diagnostic))") }
+            for recipient in delayed { line(Self.reportLine(recipient)) }
             line("")
         }
         line("--\(self.boundary)")
@@ -145,15 +145,22 @@ public struct DeliveryStatusNotification: Sendable {
         return bytes
     }
 
+    /// "<address>: what the server said", within 998 octets (RFC 5322 §2.1.1) whatever the
+    /// length of the address (a path may fill most of a 512-octet command line).
+    static func reportLine(_ recipient: Recipient) -> String {
+        let prefix = "<\(recipient.address)>: "
+        return prefix + Self.clean(recipient.diagnostic, limit: max(80, 990 - prefix.utf8.count))
+    }
+
     /// One line of text from a stranger's reply: no line ends, no control characters, and at
-    /// most 700 octets (whole UTF-8 sequences), so that a report line quoting it, with an address
-    /// of up to 256 octets before it, stays under 998 octets (RFC 5322 §2.1.1).
-    static func clean(_ text: String) -> String {
+    /// most `limit` octets (whole UTF-8 sequences), so that a report line quoting it stays under
+    /// 998 octets (RFC 5322 §2.1.1).
+    static func clean(_ text: String, limit: Int = 700) -> String {
         var output = String.UnicodeScalarView()
         var octets = 0
         for scalar in text.unicodeScalars {
             octets += UTF8.width(scalar)
-            guard octets <= 700 else { break }
+            guard octets <= limit else { break }
             output.append(scalar.value < 0x20 || scalar.value == 0x7F ? " " : scalar)
         }
         return String(output)

@@ -22,8 +22,14 @@ actor AccountAuthentication: AuthenticationExchange {
     private let logger: Logger
     /// A hash to check against when the user does not exist, so that the answer takes as long.
     private let decoyHash: String
-    /// The account the client named, canonical, once it has named one.
+    /// The account the client named, canonical, once it has named one that could exist (names
+    /// that cannot be an address are counted against the client only: they are no account, and
+    /// a table of them would grow without bound).
     private var account: String?
+    /// SCRAM's server-first is out: the next response carries the proof, which is checked at once.
+    private var awaitingProof = false
+    /// The exchange succeeded, or its failure was counted: nothing left to count when it ends.
+    private var settled = false
 
     init(
         sasl: SASLServer,
@@ -53,15 +59,27 @@ actor AccountAuthentication: AuthenticationExchange {
     }
 
     func receive(_ response: [UInt8]) async -> ServerSession.AuthenticationStep {
-        await self.run(self.sasl.receive(response))
+        if self.awaitingProof {
+            // SCRAM's guess is checked here, so here it takes its turn.
+            self.awaitingProof = false
+            guard await self.waitForTurn() else { return self.deferred() }
+        }
+        return await self.run(self.sasl.receive(response))
     }
 
     /// The client gave up with "*" (RFC 4954 §4): counted as a failure, or a client could probe
     /// (and learn each SCRAM salt) without ever being counted.
     func cancel() async -> ServerSession.AuthenticationStep {
-        self.failures.recordFailure(self.connection.remoteIP, account: self.account)
-        self.logFailure(reason: "cancelled")
+        self.failed(reason: "cancelled")
         return .failed(.authenticationCancelled)
+    }
+
+    /// An exchange that named an account and was abandoned (the connection ended, or another
+    /// AUTH began) counts as a failure too.
+    deinit {
+        if !self.settled, let account = self.account {
+            self.failures.recordFailure(self.connection.remoteIP, account: account)
+        }
     }
 
     /// Performs the machine's slow steps until it needs the client again or is done.
@@ -72,7 +90,8 @@ actor AccountAuthentication: AuthenticationExchange {
             case .challenge(let data):
                 return .challenge(data)
             case .verifyPassword(let username, let password):
-                guard await self.waitForTurn(username) else { return .failed(.temporaryAuthenticationFailure) }
+                self.name(username)
+                guard await self.waitForTurn() else { return self.deferred() }
                 let credentials = await self.credentials(username)
                 guard let valid = await self.checks.verify(password, against: credentials?.cryptHash ?? self.decoyHash)
                 else {
@@ -80,14 +99,18 @@ actor AccountAuthentication: AuthenticationExchange {
                         "password checks overloaded",
                         metadata: ["session": "\(self.connection.id)", "limit": "\(self.checks.maximum)"]
                     )
+                    self.settled = true  // nothing was checked: no failure to count
                     return .failed(.temporaryAuthenticationFailure)
                 }
                 action = self.sasl.passwordChecked(valid && credentials != nil)
             case .loadSCRAMCredentials(let username):
-                guard await self.waitForTurn(username) else { return .failed(.temporaryAuthenticationFailure) }
+                self.name(username)
                 action = self.sasl.credentialsLoaded(await self.credentials(username)?.scram)
+                if case .challenge = action { self.awaitingProof = true }
             case .succeeded(let username):
                 let user = (try? AccountAddress(validating: username))?.description ?? username
+                self.settled = true
+                self.failures.recordSuccess(self.connection.remoteIP, account: user)
                 self.logger.info(
                     "authenticated",
                     metadata: [
@@ -97,21 +120,26 @@ actor AccountAuthentication: AuthenticationExchange {
                 )
                 return .succeeded(user: user)
             case .failed(.malformed(let reason)):
+                // Once an account is named, giving up by garbling the exchange is a failure too.
+                if self.account != nil { self.failed(reason: "malformed") }
                 return .failed(.saslMalformed(reason))
             case .failed(.badCredentials):
-                self.failures.recordFailure(self.connection.remoteIP, account: self.account)
-                self.logFailure(reason: "bad credentials")
+                self.failed(reason: "bad credentials")
                 return .failed(.authenticationFailed)
             }
         }
     }
 
-    /// Waits for this account's turn (`AuthenticationFailures.turn`); false when its checks are
-    /// too many to wait for.
-    private func waitForTurn(_ username: String) async -> Bool {
-        let account = SASLServer.canonicalName(username)
-        self.account = account
-        switch self.failures.turn(account: account) {
+    /// Notes the account a client named, when it could be one.
+    private func name(_ username: String) {
+        self.account = (try? AccountAddress(validating: username))?.description
+    }
+
+    /// Waits for the named account's turn (`AuthenticationFailures.turn`); false when its checks
+    /// are too many to wait for.
+    private func waitForTurn() async -> Bool {
+        guard let account = self.account else { return true }
+        switch self.failures.turn(account: account, client: self.connection.remoteIP) {
         case .busy:
             self.logger.notice(
                 "authentication deferred",
@@ -125,6 +153,20 @@ actor AccountAuthentication: AuthenticationExchange {
             if wait > .zero { try? await Task.sleep(for: wait) }
             return true
         }
+    }
+
+    /// 454 for a check the account's turns cannot take now; it counts against the client (not
+    /// the account), so that asking again and again costs what a guess costs.
+    private func deferred() -> ServerSession.AuthenticationStep {
+        self.failures.recordFailure(self.connection.remoteIP, account: nil)
+        self.settled = true
+        return .failed(.temporaryAuthenticationFailure)
+    }
+
+    private func failed(reason: String) {
+        self.failures.recordFailure(self.connection.remoteIP, account: self.account)
+        self.settled = true
+        self.logFailure(reason: reason)
     }
 
     private func logFailure(reason: String) {

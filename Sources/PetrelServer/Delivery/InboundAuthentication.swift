@@ -162,7 +162,7 @@ public struct InboundAuthentication: Sendable {
                 )
             }
         }
-        let domains = (message.header?.fields(named: "From") ?? []).compactMap { AddressList.addresses(in: $0.value) }
+        let domains = (message.header?.fields(named: "From") ?? []).compactMap { AddressList.mailboxes(in: $0.value) }
             .flatMap { $0 }.compactMap(AddressList.domain(of:))
         return (dkim, DMARCVerdict(result: .temperror, authorDomains: domains, disposition: .none, reason: why))
     }
@@ -203,6 +203,22 @@ public struct InboundAuthentication: Sendable {
                 defer { claimed = true }
                 return !claimed
             }
+        }
+    }
+
+    /// The refusal of a message from another server whose author cannot be read as a mail reader
+    /// will show it (`AuthorFields`): DMARC would judge something other than what the reader
+    /// sees, so it is not delivered.
+    public static func refusal(for problem: AuthorFields.Problem) -> SMTPReply {
+        switch problem {
+        case .malformedHeader:
+            return SMTPReply(554, EnhancedStatusCode(5, 6, 0), "Message refused: \(problem) (RFC 5322 section 2.2)")
+        case .noFrom, .severalFrom, .unreadableFrom:
+            return SMTPReply(
+                550,
+                EnhancedStatusCode(5, 7, 1),
+                "Message refused: \(problem); a message needs exactly one From field with a valid address (RFC 5322 section 3.6)"
+            )
         }
     }
 

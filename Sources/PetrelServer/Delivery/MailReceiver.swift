@@ -365,7 +365,7 @@ final class StoredMessage: IncomingMessage {
         } else if self.connection.listener == .smtp,
             let problem = AuthorFields.problem(header: header, malformedLine: scanned.malformedLine)
         {
-            return await self.refuse(Self.reply(for: problem), reason: "author_fields")
+            return await self.refuse(InboundAuthentication.refusal(for: problem), reason: "author_fields")
         }
         if let last { await self.file.append(last) }
         var outcome: InboundAuthentication.Outcome?
@@ -453,21 +453,6 @@ final class StoredMessage: IncomingMessage {
         return .failed(reply)
     }
 
-    /// Port 25: a message whose author cannot be read as a mail reader will show it is refused
-    /// (`AuthorFields`).
-    static func reply(for problem: AuthorFields.Problem) -> SMTPReply {
-        switch problem {
-        case .malformedHeader:
-            return SMTPReply(554, EnhancedStatusCode(5, 6, 0), "Message refused: \(problem) (RFC 5322 §2.2)")
-        case .noFrom, .severalFrom, .unreadableFrom:
-            return SMTPReply(
-                550,
-                EnhancedStatusCode(5, 7, 1),
-                "Message refused: \(problem); a message needs exactly one From field with a valid address (RFC 5322 §3.6)"
-            )
-        }
-    }
-
     struct Refusal: Error {
         var reply: SMTPReply
         var reason: String
@@ -484,7 +469,12 @@ final class StoredMessage: IncomingMessage {
         _ submission: Submission
     ) async -> Result<String, Refusal> {
         if let line = malformedLine {
-            return .failure(Refusal(reply: reply(for: .malformedHeader(line: line)), reason: "author_fields"))
+            return .failure(
+                Refusal(
+                    reply: InboundAuthentication.refusal(for: .malformedHeader(line: line)),
+                    reason: "author_fields"
+                )
+            )
         }
         var added = ""
         let from = header.fields(named: "From")
@@ -492,11 +482,16 @@ final class StoredMessage: IncomingMessage {
             added += "From: <\(submission.user)>\r\n"
         }
         if let problem = AuthorFields.problem(header: header, malformedLine: nil), problem != .noFrom {
-            return .failure(Refusal(reply: reply(for: problem), reason: "author_fields"))
+            return .failure(Refusal(reply: InboundAuthentication.refusal(for: problem), reason: "author_fields"))
         }
         for field in from + header.fields(named: "Sender") {
             guard let addresses = AuthorFields.addresses(of: field) else {
-                return .failure(Refusal(reply: reply(for: .unreadableFrom(field.value)), reason: "author_fields"))
+                return .failure(
+                    Refusal(
+                        reply: InboundAuthentication.refusal(for: .unreadableFrom(field.value)),
+                        reason: "author_fields"
+                    )
+                )
             }
             for address in addresses {
                 let account = Mailbox(address).flatMap(AccountAddress.init)

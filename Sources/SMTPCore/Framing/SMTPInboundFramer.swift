@@ -55,7 +55,7 @@ public struct SMTPInboundFramer: Sendable {
         case message(MessageDataDecoder)
         /// The end of data was found together with content; `.messageEnd` is reported next.
         case messageEnding(MessageDefects)
-        case chunk(remaining: UInt64, last: Bool)
+        case chunk(remaining: UInt64)
         case saslLine
         case closed
     }
@@ -63,10 +63,6 @@ public struct SMTPInboundFramer: Sendable {
     public let limits: SMTPLimits
     /// Events handed out that have not been answered yet.
     public private(set) var repliesDue = 0
-    /// A message's content is on its way: from the 354's continuation (or the first BDAT) to the
-    /// end of data (or the end of the LAST chunk), across the commands between BDAT chunks. The
-    /// connection bounds this whole stretch (`timeouts.data_total`), not only each wait in it.
-    public private(set) var isTransferringMessage = false
     private var mode = Mode.commands
     private var buffer = ByteBuffer()
     private var lineFramer: CommandLineFramer
@@ -145,24 +141,19 @@ public struct SMTPInboundFramer: Sendable {
             case .line(let line):
                 let parsed = SMTPCommandParser.parse(line.readableBytesView)
                 switch parsed {
-                case .success(.bdat(let size, let last)):
+                case .success(.bdat(let size, _)):
                     guard size <= UInt64(self.limits.messageSize) else {
                         self.mode = .paused
-                        self.isTransferringMessage = false
                         return .unframeableChunk(.messageTooLarge(limit: self.limits.messageSize))
                     }
-                    self.isTransferringMessage = true
-                    self.enter(.chunk(remaining: size, last: last))
+                    self.enter(.chunk(remaining: size))
                 case .success(.data), .success(.quit), .success(.startTLS), .success(.auth):
-                    // Any command but BDAT ends a chunked transfer (RFC 3030 §2).
-                    self.isTransferringMessage = false
                     self.mode = .paused
                 case .failure(let error) where Self.isBdat(line):
-                    self.isTransferringMessage = false
                     self.mode = .paused
                     return .unframeableChunk(error.reply)
                 case .success, .failure:
-                    self.isTransferringMessage = false
+                    break
                 }
                 return .command(parsed)
             }
@@ -171,7 +162,6 @@ public struct SMTPInboundFramer: Sendable {
             guard self.buffer.readableBytes > 0 else { return nil }
             let (content, finished) = decoder.decode(&self.buffer)
             if finished {
-                self.isTransferringMessage = false
                 // Content decoded together with the end is handed over first.
                 if let content, content.readableBytes > 0 {
                     self.mode = .messageEnding(decoder.defects)
@@ -196,16 +186,15 @@ public struct SMTPInboundFramer: Sendable {
             case .tooLong: return .saslResponse(nil)
             }
 
-        case .chunk(let remaining, let last):
+        case .chunk(let remaining):
             if remaining == 0 {
-                if last { self.isTransferringMessage = false }
                 self.enter(.commands)
                 return .chunkEnd
             }
             guard self.buffer.readableBytes > 0 else { return nil }
             let length = Int(min(UInt64(self.buffer.readableBytes), remaining))
             let slice = self.buffer.readSlice(length: length)!
-            self.mode = .chunk(remaining: remaining - UInt64(length), last: last)
+            self.mode = .chunk(remaining: remaining - UInt64(length))
             return .chunkData(slice)
         }
     }
@@ -216,7 +205,6 @@ public struct SMTPInboundFramer: Sendable {
         switch continuation {
         case .close:
             self.mode = .closed
-            self.isTransferringMessage = false
             self.buffer = ByteBuffer()
         case .commands, .messageData, .startTLS, .saslResponse:
             guard self.isPaused else { return }
@@ -224,7 +212,6 @@ public struct SMTPInboundFramer: Sendable {
             case .commands:
                 self.enter(.commands)
             case .messageData:
-                self.isTransferringMessage = true
                 self.enter(
                     .message(
                         MessageDataDecoder(

@@ -629,6 +629,10 @@ public struct ServerSession: Sendable {
 
     // MARK: - Helpers
 
+    /// A message is open: its content is being received, or it is between BDAT chunks, or being
+    /// committed. The connection bounds the whole of this (`timeouts.data_total`).
+    public var isMessageOpen: Bool { self.hasOpenMessage }
+
     private var hasOpenMessage: Bool {
         switch self.state {
         case .receivingData, .receivingChunk, .chunksPending, .committing: return true
