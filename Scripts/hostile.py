@@ -379,8 +379,10 @@ async def silent_tls(server: Petrel, count: int, deadline: float):
     check(max(lifetimes, default=0) < deadline + 2, f"silenttls: a connection lived {max(lifetimes):.2f} s")
 
 
-async def auth_flood(server: Petrel, seconds: float, clients: int = 50):
-    """`clients` connections (one address each) sending AUTH PLAIN with made-up users."""
+async def auth_flood(server: Petrel, seconds: float, quiet_p99: float, clients: int = 50):
+    """`clients` connections (one address each) sending AUTH PLAIN with made-up users; the
+    legitimate client's commit p99 must stay within 3x (and 50 ms) of `quiet_p99`, its value
+    with no attack."""
     import base64
     import ssl
     context = ssl.create_default_context()
@@ -422,24 +424,29 @@ async def auth_flood(server: Petrel, seconds: float, clients: int = 50):
         await asyncio.sleep(seconds)
         stop.set()
         await asyncio.gather(*tasks)
-        return f"{clients} clients, {attempts} AUTH attempts in {seconds:.0f}s ({attempts / seconds:.0f}/s)"
+        return (f"{clients} clients, {attempts} AUTH attempts in {seconds:.0f}s ({attempts / seconds:.0f}/s), "
+                f"{refused} answered other than 535 (a closing 421 or a 454)")
 
     legit = await with_legit(server, "authflood", attack, bound_mib=600, interval=0.1)
     if legit.commits:
+        p99 = percentile(legit.commits, 0.99)
         print(f"authflood: commit (DATA to 250) median {statistics.median(legit.commits) * 1000:.1f} ms, "
-              f"p99 {percentile(legit.commits, 0.99) * 1000:.1f} ms over {len(legit.commits)} messages", flush=True)
+              f"p99 {p99 * 1000:.1f} ms over {len(legit.commits)} messages", flush=True)
+        check(p99 <= max(3 * quiet_p99, quiet_p99 + 0.05),
+              f"authflood: commit p99 {p99 * 1000:.0f} ms, against {quiet_p99 * 1000:.0f} ms without the flood")
 
 
-async def quiet_commits(server: Petrel, seconds: float):
-    """The legitimate client alone, as the reference for authflood."""
+async def quiet_commits(server: Petrel, seconds: float) -> float:
+    """The legitimate client alone, as the reference for authflood; returns its commit p99."""
     async def attack(stop: asyncio.Event):
         await asyncio.sleep(seconds)
         return f"no attack for {seconds:.0f}s"
 
     legit = await with_legit(server, "quiet", attack, bound_mib=600, interval=0.1)
-    if legit.commits:
-        print(f"quiet: commit (DATA to 250) median {statistics.median(legit.commits) * 1000:.1f} ms, "
-              f"p99 {percentile(legit.commits, 0.99) * 1000:.1f} ms over {len(legit.commits)} messages", flush=True)
+    p99 = percentile(legit.commits, 0.99) if legit.commits else 0.0
+    print(f"quiet: commit (DATA to 250) median {statistics.median(legit.commits or [0]) * 1000:.1f} ms, "
+          f"p99 {p99 * 1000:.1f} ms over {len(legit.commits)} messages", flush=True)
+    return p99
 
 
 def legit_process(port: int, name: str, interval: float):
@@ -494,8 +501,7 @@ async def main():
                 elif name == "silenttls":
                     await silent_tls(server, 1000, deadline=4)
                 elif name == "authflood":
-                    await quiet_commits(server, arguments.seconds)
-                    await auth_flood(server, arguments.seconds)
+                    await auth_flood(server, arguments.seconds, await quiet_commits(server, arguments.seconds))
                 else:
                     sys.exit(f"hostile.py: unknown attack {name}")
                 await asyncio.sleep(1)

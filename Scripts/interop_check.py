@@ -181,7 +181,10 @@ with smtplib.SMTP("127.0.0.1", SUBMISSION, local_hostname="laptop.example.net") 
     if "SCRAM-SHA-256" not in client.esmtp_features.get("auth", ""):
         fail(f"AUTH not advertised inside TLS: {client.esmtp_features}")
     client.login("alice@example.test", PASSWORD)
-    submitted = b"From: <alice@example.test>\r\nSubject: submitted\r\nX-Interop: smtplib-submission\r\n\r\nhi carol\r\n"
+    # Complete (From, Date, Message-ID), so the submission server adds nothing (RFC 6409 §8).
+    submitted = (b"From: <alice@example.test>\r\nDate: Mon, 7 Dec 2026 09:00:00 +0000\r\n"
+                 b"Message-ID: <interop-submission@example.test>\r\nSubject: submitted\r\n"
+                 b"X-Interop: smtplib-submission\r\n\r\nhi carol\r\n")
     client.sendmail("alice@example.test", ["carol@example.test"], submitted)
     try:
         client.sendmail("bob@example.net", ["carol@example.test"], submitted)

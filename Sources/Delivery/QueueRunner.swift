@@ -294,14 +294,13 @@ public final class QueueRunner: Service, Sendable {
     }
 
     /// The keys that sign a message: those of our domain (or the domain its subdomain belongs
-    /// to) when the message speaks only for that domain: one From field, every address in it
-    /// there. Submission and `petrel sendmail` make sure a sender may use those addresses; a
-    /// message whose From names several domains, or none of ours, is not signed at all.
+    /// to) when the message speaks only for that domain: one From field, read as `AuthorFields`
+    /// reads it, every address in it there. Submission makes sure a user may use those
+    /// addresses; `petrel sendmail` is trusted as the server's own local user, as Postfix's is.
+    /// A message whose From names several domains, or none of ours, is not signed at all.
     func signers(for header: HeaderSection) -> [DKIMSigner] {
         let from = header.fields(named: "From")
-        guard from.count == 1, let addresses = AddressList.mailboxes(in: from[0].value), !addresses.isEmpty else {
-            return []
-        }
+        guard from.count == 1, let addresses = AuthorFields.addresses(in: from[0].value) else { return [] }
         var signing: String?
         for address in addresses {
             guard let domain = AddressList.domain(of: address),

@@ -7,14 +7,18 @@ import Darwin
 /// Writes files that hold secrets (private keys, a configuration that may hold a relay
 /// password): readable by their owner only from their first moment, whatever the umask, and
 /// whole or not at all. The content goes to a new file made with mode 0600 (`O_EXCL`) under a
-/// temporary name, is synced, and is renamed into place; writing first and narrowing the mode
-/// afterwards would leave a moment in which others could read it.
+/// temporary name, is synced, and is put into place (renamed over what was there, or linked where
+/// nothing may be replaced); writing first and narrowing the mode afterwards would leave a moment
+/// in which others could read it, and writing in place could leave half a key after a crash.
 public enum SecretFile {
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
+        /// `replacing: false`, and the file exists.
+        public var exists = false
     }
 
-    public static func write(_ bytes: [UInt8], to path: String) throws(Failure) {
+    /// - Parameter replacing: false to never replace a file (a DKIM key): then `Failure.exists`.
+    public static func write(_ bytes: [UInt8], to path: String, replacing: Bool = true) throws(Failure) {
         let temporary = path + ".tmp-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Self.failure("create", temporary) }
@@ -37,15 +41,33 @@ public enum SecretFile {
             throw error
         }
         close(fd)
-        guard rename(temporary, path) == 0 else {
-            let error = Self.failure("rename", path)
+        if replacing {
+            guard rename(temporary, path) == 0 else {
+                let error = Self.failure("rename", path)
+                unlink(temporary)
+                throw error
+            }
+        } else {
+            // link(2) fails with EEXIST rather than replace, even when two writers race.
+            guard link(temporary, path) == 0 else {
+                var error = Self.failure("create", path)
+                error.exists = errno == EEXIST
+                unlink(temporary)
+                throw error
+            }
             unlink(temporary)
-            throw error
+        }
+        // The new name must survive a crash too.
+        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let directoryFD = open(directory.isEmpty ? (path.hasPrefix("/") ? "/" : ".") : directory, O_RDONLY | O_CLOEXEC)
+        if directoryFD >= 0 {
+            _ = fsync(directoryFD)
+            close(directoryFD)
         }
     }
 
-    public static func write(_ text: String, to path: String) throws(Failure) {
-        try self.write(Array(text.utf8), to: path)
+    public static func write(_ text: String, to path: String, replacing: Bool = true) throws(Failure) {
+        try self.write(Array(text.utf8), to: path, replacing: replacing)
     }
 
     private static func failure(_ operation: String, _ path: String) -> Failure {

@@ -5,10 +5,10 @@ import Darwin
 #endif
 
 /// A bare TCP client socket for tests that play a hostile client: it connects (from a chosen
-/// loopback address), sends without ever reading, and tells when the server has closed the
-/// connection without consuming what the server sent. Its blocking calls (`sendAll`,
-/// `readReplyCode`) are for threads of the test's own, never for Swift's cooperative pool. Not
-/// for use from two threads at once.
+/// loopback address), sends what the socket takes, and tells when the server has closed the
+/// connection without consuming what the server sent; or, on a thread of the test's own, holds
+/// a plain SMTP dialogue with blocking calls (`sendAll`, `readReplyCode`), never on Swift's
+/// cooperative pool. Not for use from two threads at once.
 public final class RawSocket: @unchecked Sendable {
     public let fd: Int32
 

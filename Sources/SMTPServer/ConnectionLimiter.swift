@@ -29,7 +29,7 @@ public final class ConnectionLimiter: Sendable {
 
     /// Takes a slot for `ip`; false when a limit is reached (then nothing is taken).
     public func acquire(ip: String) -> Bool {
-        let client = Self.client(ip)
+        let client = IPAddress.client(ip)
         return self.state.withLockedValue { state in
             let current = state.perIP[client, default: 0]
             guard state.total < self.limits.total, current < self.limits.perIP else { return false }
@@ -40,16 +40,13 @@ public final class ConnectionLimiter: Sendable {
     }
 
     public func release(ip: String) {
-        let client = Self.client(ip)
+        let client = IPAddress.client(ip)
         self.state.withLockedValue { state in
             state.total -= 1
             let remaining = state.perIP[client, default: 1] - 1
             state.perIP[client] = remaining > 0 ? remaining : nil
         }
     }
-
-    /// What the per-client limit counts (`IPAddress.client`).
-    static func client(_ ip: String) -> String { IPAddress.client(ip) }
 
     public var openConnections: Int { self.state.withLockedValue { $0.total } }
 }

@@ -3,14 +3,14 @@ import SMTPCore
 
 /// Turns away a connection over the limits on its event loop, without a task: writes the reply
 /// (if any) once the socket is active and closes it, reading nothing. The close happens even when
-/// the reply cannot be written within `SMTPFramingHandler.closeGrace`.
+/// the reply cannot be written within `ConnectionClosing.grace`.
 final class ConnectionRefusal: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let reply: SMTPReply?
     private var refused = false
-    private var forcedClose: Scheduled<Void>?
+    private var closeDeadline: Scheduled<Void>?
 
     init(reply: SMTPReply?) {
         self.reply = reply
@@ -25,12 +25,12 @@ final class ConnectionRefusal: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.forcedClose?.cancel()
+        self.closeDeadline?.cancel()
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.forcedClose?.cancel()
+        self.closeDeadline?.cancel()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -45,8 +45,8 @@ final class ConnectionRefusal: ChannelInboundHandler {
             return
         }
         // The deadline first: the write below may complete, and close the channel, at once.
-        self.forcedClose = context.eventLoop.assumeIsolated().scheduleTask(in: SMTPFramingHandler.closeGrace) {
-            SMTPFramingHandler.abort(context: context)
+        self.closeDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: ConnectionClosing.grace) {
+            ConnectionClosing.abort(context: context)
         }
         var buffer = context.channel.allocator.buffer(capacity: 96)
         reply.write(to: &buffer)

@@ -180,7 +180,7 @@ struct SMTPConnection {
         if let refusal = await self.receiver.admit(connection: self.info) {
             dialogue.lastReply = refusal
             dialogue.outcome = .refused
-            try await outbound.write(.reply(refusal, then: .close))
+            try await outbound.write(.reply(refusal, then: .close, messageOpen: false))
             return false
         }
         let greeting = dialogue.session.greeting()

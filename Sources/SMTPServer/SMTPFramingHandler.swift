@@ -6,7 +6,8 @@ import SMTPCore
 /// What the framing handler passes to the connection task.
 public enum SMTPServerInbound: Sendable {
     case event(SMTPInboundFramer.Event)
-    /// The client sent nothing for the configured time (RFC 5321 §4.5.3.2).
+    /// A timer ran out: no command or no content within its time (RFC 5321 §4.5.3.2), or a
+    /// message still not complete at `Timeouts.dataTotal`. The session answers 421 and closes.
     case timedOut
     /// The server is stopping.
     case shutdownRequested
@@ -15,10 +16,10 @@ public enum SMTPServerInbound: Sendable {
 }
 
 /// What the connection task sends: a reply, how to read what follows it, and whether a message
-/// is still open after it (its transfer is bounded by `Timeouts.dataTotal`: from the 354, or the
-/// first BDAT, until a reply says no message is open any more).
+/// is open after it (`ServerSession.isMessageOpen`: the transfer `Timeouts.dataTotal` bounds
+/// lasts from the 354, or the first BDAT, until a reply says no message is open any more).
 public enum SMTPServerOutbound: Sendable {
-    case reply(SMTPReply, then: SMTPInboundFramer.Continuation, messageOpen: Bool = false)
+    case reply(SMTPReply, then: SMTPInboundFramer.Continuation, messageOpen: Bool)
 }
 
 /// A user event that asks a connection to finish up because the server is stopping.
@@ -33,12 +34,23 @@ public struct SMTPShutdownRequest: Sendable {
 /// It also owns three things only the event loop can do well:
 /// - backpressure and fairness: at most `eventsPerTurn` events are handed on between two reads
 ///   from the socket, and reading stops once a bounded amount is buffered that cannot be used
-///   yet (while the framer is paused waiting for a decision, or the turn is used up);
+///   yet (while the framer is paused waiting for a decision, or the turn is used up); the rest
+///   of a used-up turn waits for the next read or `turnPause`;
 /// - reply batching (RFC 2920 §3.1): a flush is held while replies to pipelined commands are still
 ///   due, so a pipelined group is answered in one write (unless the held replies fill the
 ///   outbound buffer);
-/// - timeouts: the idle timer runs only while the server waits for the client, and a client that
-///   stops reading our replies (the socket stays unwritable) is dropped after the command timeout.
+/// - the timers that end a session, each closing the socket even when no reply can reach the
+///   client:
+///   - `idleTimer`: `Timeouts.command` (or `data` while content is read) while the server waits
+///     for the client (no reply due, not paused); then `timedOut`;
+///   - `transferTimer`: `Timeouts.dataTotal` from the 354 or the first BDAT while a message is
+///     open, whatever comes between BDAT chunks, not counting the time the server takes to
+///     answer; then `timedOut`;
+///   - `stallTimer`: `Timeouts.command` while the socket is unwritable (the client does not read
+///     our replies), whatever replies are held; then a reset;
+///   - `closeDeadline`: `ConnectionClosing.grace` for a reply that ends the session to go out;
+///     then a reset.
+///   The TLS handshake has its own deadline, in `TLSHandshakeDeadline` beside NIOSSL.
 public final class SMTPFramingHandler: ChannelDuplexHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = SMTPServerInbound
@@ -87,26 +99,21 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
     /// about 2.5 ms in a release build (25 ms in a debug build), so this holds for up to 40
     /// clients pipelining without pause on one event loop.
     static let turnPause = TimeAmount.milliseconds(100)
-    /// How long a reply that ends the session may take to reach the client before the socket is
-    /// closed anyway. The reply may never go out: the client does not read (the socket stays
-    /// full), or TLS has not finished its handshake (NIOSSL holds every write until it has). A
-    /// close the server decided on must not wait for either.
-    static let closeGrace = TimeAmount.seconds(5)
-
     private var framer: SMTPInboundFramer
     private let timeouts: Timeouts
     private var flushHeld = false
     private var readHeld = false
-    private var timer: Scheduled<Void>?
-    private var timerGeneration = 0
+    private var idleTimer: Scheduled<Void>?
+    private var idleTimerGeneration = 0
     private var stallTimer: Scheduled<Void>?
-    /// Bounds the transfer of one message (`Timeouts.dataTotal`).
+    /// Bounds the transfer of one message (`Timeouts.dataTotal`), counted from `transferStarted`.
     private var transferTimer: Scheduled<Void>?
+    private var transferStarted: NIODeadline?
     /// The session said, with its last reply, that a message is open (between BDAT chunks too,
     /// whatever commands come between them).
     private var messageOpen = false
-    /// Closes the socket once a closing reply had its `closeGrace`.
-    private var forcedClose: Scheduled<Void>?
+    /// Resets the connection once a closing reply had its `ConnectionClosing.grace`.
+    private var closeDeadline: Scheduled<Void>?
     private var eventsThisTurn = 0
     private var nextTurn: Scheduled<Void>?
     private let tls: TLSContextProvider?
@@ -134,11 +141,11 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { self.updateTimer(context: context) }
+        if context.channel.isActive { self.updateIdleTimer(context: context) }
     }
 
     public func channelActive(context: ChannelHandlerContext) {
-        self.updateTimer(context: context)
+        self.updateIdleTimer(context: context)
         context.fireChannelActive()
     }
 
@@ -152,11 +159,11 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
     }
 
     private func cancelAllTimers() {
-        self.cancelTimer()
+        self.cancelIdleTimer()
         self.stallTimer?.cancel()
         self.nextTurn?.cancel()
         self.transferTimer?.cancel()
-        self.forcedClose?.cancel()
+        self.closeDeadline?.cancel()
     }
 
     /// A client that pipelines commands but never reads the replies fills its receive window; the
@@ -177,7 +184,7 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
             }
             if self.stallTimer == nil {
                 self.stallTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.timeouts.command) {
-                    Self.abort(context: context)
+                    ConnectionClosing.abort(context: context)
                 }
             }
         }
@@ -256,7 +263,7 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
             reply.write(to: &buffer)
             self.framer.replySent(then: continuation)
             if case .close = continuation {
-                self.cancelTimer()
+                self.cancelIdleTimer()
                 self.transferTimer?.cancel()
                 let closing = context.eventLoop.makePromise(of: Void.self)
                 closing.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
@@ -300,7 +307,7 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
             self.flushHeld = false
             context.flush()
         }
-        self.updateTimer(context: context)
+        self.updateIdleTimer(context: context)
     }
 
     /// Hands on every event the buffered input makes; returns whether there was any.
@@ -325,8 +332,8 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
         }
         // Message content keeps the data timer fresh; bytes of a command line that is not yet
         // complete do not, so a client dripping one octet at a time still meets the deadline.
-        if delivered || self.framer.isReadingMessage || self.timer == nil {
-            self.updateTimer(context: context)
+        if delivered || self.framer.isReadingMessage || self.idleTimer == nil {
+            self.updateIdleTimer(context: context)
         }
         // Content of a first BDAT chunk starts the transfer before any reply says a message is open.
         if self.framer.isReadingMessage { self.updateTransferTimer(context: context) }
@@ -336,64 +343,64 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
     /// Starts the deadline of a message transfer when one begins, and ends it only when a reply
     /// says no message is open: content being read, or a reply that says a message is open, keeps
     /// it running, so commands between BDAT chunks (a NOOP every few minutes) do not reset it.
+    /// The deadline counts from the transfer's start whatever happens in between. It does not
+    /// fire while the client has sent all it was asked for and a reply is due (the message being
+    /// checked and stored): that time is the server's, and a reset then could cut off a 250 for a
+    /// message already stored. It is looked at again with the next reply.
     private func updateTransferTimer(context: ChannelHandlerContext) {
         guard self.messageOpen || self.framer.isReadingMessage else {
             self.transferTimer?.cancel()
             self.transferTimer = nil
+            self.transferStarted = nil
             return
         }
         guard self.transferTimer == nil else { return }
-        self.transferTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.timeouts.dataTotal) {
+        let started = self.transferStarted ?? context.eventLoop.now
+        self.transferStarted = started
+        self.transferTimer = context.eventLoop.assumeIsolated().scheduleTask(
+            deadline: started + self.timeouts.dataTotal
+        ) {
             self.transferTimer = nil
+            guard self.framer.isReadingMessage || self.framer.repliesDue == 0 else { return }
             self.timedOut(context: context)
         }
     }
 
     /// A timer decided the session is over: the session answers 421 and closes; if that reply
-    /// cannot reach the client within `closeGrace`, the socket is closed without it.
+    /// cannot reach the client within `ConnectionClosing.grace`, the connection is reset.
     private func timedOut(context: ChannelHandlerContext) {
-        self.cancelTimer()
+        self.cancelIdleTimer()
         context.fireChannelRead(self.wrapInboundOut(.timedOut))
         context.fireChannelReadComplete()
         self.closeAfterGrace(context: context)
     }
 
     private func closeAfterGrace(context: ChannelHandlerContext) {
-        guard self.forcedClose == nil else { return }
-        self.forcedClose = context.eventLoop.assumeIsolated().scheduleTask(in: Self.closeGrace) {
-            Self.abort(context: context)
+        guard self.closeDeadline == nil else { return }
+        self.closeDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: ConnectionClosing.grace) {
+            ConnectionClosing.abort(context: context)
         }
-    }
-
-    /// Closes a connection whose client does not take what we send, with a reset (SO_LINGER 0):
-    /// a plain close would queue the FIN behind the replies the client never reads, and the
-    /// kernel would keep the connection (and its megabytes of unsent replies) until it gave up
-    /// retrying, while the client never learned it was closed.
-    static func abort(context: ChannelHandlerContext) {
-        if let socket = context.channel as? any SocketOptionProvider {
-            // On the channel's event loop, so set before the close below.
-            _ = socket.setSoLinger(NIOLinger(l_onoff: 1, l_linger: 0))
-        }
-        context.close(promise: nil)
     }
 
     /// The timer runs only while the server is waiting for the client: no reply due, not paused.
-    private func updateTimer(context: ChannelHandlerContext) {
-        self.cancelTimer()
+    private func updateIdleTimer(context: ChannelHandlerContext) {
+        self.cancelIdleTimer()
         guard self.framer.repliesDue == 0, !self.framer.isPaused, !self.framer.isClosed else { return }
         let timeout = self.framer.isReadingMessage ? self.timeouts.data : self.timeouts.command
-        self.timerGeneration &+= 1
-        let generation = self.timerGeneration
-        self.timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            guard self.timerGeneration == generation, self.framer.repliesDue == 0, !self.framer.isClosed else { return }
-            self.timer = nil
+        self.idleTimerGeneration &+= 1
+        let generation = self.idleTimerGeneration
+        self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            guard self.idleTimerGeneration == generation, self.framer.repliesDue == 0, !self.framer.isClosed else {
+                return
+            }
+            self.idleTimer = nil
             self.timedOut(context: context)
         }
     }
 
-    private func cancelTimer() {
-        self.timer?.cancel()
-        self.timer = nil
-        self.timerGeneration &+= 1
+    private func cancelIdleTimer() {
+        self.idleTimer?.cancel()
+        self.idleTimer = nil
+        self.idleTimerGeneration &+= 1
     }
 }

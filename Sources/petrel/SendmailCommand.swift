@@ -61,7 +61,7 @@ struct Sendmail: AsyncParsableCommand {
         var recipients = self.recipients
         if self.fromHeaders {
             for field in header.fields where field.hasName("To") || field.hasName("Cc") || field.hasName("Bcc") {
-                recipients += AddressList.addresses(in: field.value) ?? []
+                recipients += AddressList.recipients(in: field.value) ?? []
             }
         }
         var addresses: [String] = []

@@ -20,12 +20,18 @@ struct AuthorFieldsTests {
         ("From: a@example.com\r\n", nil),
         ("Subject: x\r\n\r\nbody\r\n", AuthorFields.Problem.noFrom),
         ("From: a@example.com\r\nFrom: b@example.com\r\n\r\n", .severalFrom(2)),
-        ("From: <\r\n\r\n", .unreadableFrom("<")),
-        ("From: someone\r\n\r\n", .unreadableFrom("someone")),
-        ("From: a@[192.0.2.1]\r\n\r\n", .unreadableFrom("a@[192.0.2.1]")),
-        ("From: <ceo@example.com> <a@example.com>\r\n\r\n", .unreadableFrom("<ceo@example.com> <a@example.com>")),
-        ("From: ceo@example.com:a@example.com;\r\n\r\n", .unreadableFrom("ceo@example.com:a@example.com;")),
-        ("From:\r\n\r\n", .unreadableFrom("")),
+        ("From: <\r\n\r\n", .unreadable(field: "From", value: "<")),
+        ("From: someone\r\n\r\n", .unreadable(field: "From", value: "someone")),
+        ("From: a@[192.0.2.1]\r\n\r\n", .unreadable(field: "From", value: "a@[192.0.2.1]")),
+        (
+            "From: <ceo@example.com> <a@example.com>\r\n\r\n",
+            .unreadable(field: "From", value: "<ceo@example.com> <a@example.com>")
+        ),
+        (
+            "From: ceo@example.com:a@example.com;\r\n\r\n",
+            .unreadable(field: "From", value: "ceo@example.com:a@example.com;")
+        ),
+        ("From:\r\n\r\n", .unreadable(field: "From", value: "")),
         ("X-Junk\r\nFrom: a@example.com\r\n\r\n", .malformedHeader(line: 1)),
         ("From: a@example.com\r\nnot a field\r\nFrom: b@evil.example\r\n\r\n", .malformedHeader(line: 2)),
         (" folded\r\nFrom: a@example.com\r\n\r\n", .malformedHeader(line: 1)),
@@ -40,6 +46,33 @@ struct AuthorFieldsTests {
             malformedLine: scanned.malformedLine
         )
         #expect(problem == expected, "\(message.debugDescription)")
+    }
+
+    /// The submission rule: which addresses the user must own, what is added, what is refused.
+    @Test func submissionRule() throws {
+        func submission(_ header: String) -> Result<AuthorFields.Submission, AuthorFields.Problem> {
+            let scanned = Self.scan(header + "\r\nbody\r\n")
+            return AuthorFields.submission(header: scanned.header!, malformedLine: scanned.malformedLine)
+        }
+        let complete = try submission(
+            "From: A <a@example.com>, b@example.com\r\nSender: s@example.com\r\nDate: x\r\nMessage-ID: <y>\r\n"
+        ).get()
+        #expect(complete.senders.map(\.field) == ["From", "From", "Sender"])
+        #expect(complete.senders.map(\.address) == ["a@example.com", "b@example.com", "s@example.com"])
+        #expect(!complete.addFrom && !complete.addDate && !complete.addMessageID)
+        let bare = try submission("Subject: x\r\n").get()
+        #expect(bare.senders.isEmpty && bare.addFrom && bare.addDate && bare.addMessageID)
+        let senderOnly = try submission("Sender: s@example.com\r\n").get()
+        #expect(senderOnly.senders.map(\.field) == ["Sender"] && senderOnly.addFrom)
+        #expect(throws: AuthorFields.Problem.severalFrom(2)) {
+            try submission("From: a@x.example\r\nFrom: b@x.example\r\n").get()
+        }
+        #expect(throws: AuthorFields.Problem.unreadable(field: "Sender", value: "<a@x.example> <b@x.example>")) {
+            try submission("From: a@x.example\r\nSender: <a@x.example> <b@x.example>\r\n").get()
+        }
+        #expect(throws: AuthorFields.Problem.malformedHeader(line: 2)) {
+            try submission("From: a@x.example\r\nX-Junk\r\n").get()
+        }
     }
 
     /// Where the header section ends, and what follows it, is the same however the message is

@@ -108,21 +108,6 @@ struct DMARCTests {
         #expect(crowd.result == .permerror && crowd.disposition == .reject)
     }
 
-    @Test func addressLists() {
-        #expect(AddressList.addresses(in: "a@b.example") == ["a@b.example"])
-        #expect(AddressList.addresses(in: "A <a@b.example>, \"C, D\" <c@d.example>") == ["a@b.example", "c@d.example"])
-        #expect(
-            AddressList.addresses(in: "team: a@b.example, c@d.example;, e@f.example") == [
-                "a@b.example", "c@d.example", "e@f.example",
-            ]
-        )
-        #expect(AddressList.addresses(in: "a@b.example (Joe (the) \\) man)") == ["a@b.example"])
-        #expect(AddressList.addresses(in: "\"unterminated <a@b.example>") == nil)
-        #expect(AddressList.addresses(in: "Doe, John <j@x.example>") == nil)
-        #expect(AddressList.domain(of: "joe@Bücher.Example") == "xn--bcher-kva.example")
-        #expect(AddressList.domain(of: "joe@example..com") == nil)
-    }
-
     /// RFC 3492 §7.1 samples and everyday names.
     @Test func punycode() {
         #expect(IDNA.toASCII("bücher.example") == "xn--bcher-kva.example")

@@ -63,7 +63,7 @@ import Yams
         var run = 0
         var timedOut = 0
         for test in DMARCCaseTests.cases {
-            let domains = test.from.compactMap { AddressList.addresses(in: $0)?.compactMap(AddressList.domain(of:)) }
+            let domains = test.from.compactMap { AuthorFields.addresses(in: $0)?.compactMap(AddressList.domain(of:)) }
                 .flatMap { $0 }
             if domains.contains(where: { timeouts.contains("_dmarc." + $0) }) { timedOut += 1 }
             let verdict = await verifier.evaluate(

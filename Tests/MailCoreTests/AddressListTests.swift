@@ -1,7 +1,8 @@
 import MailCore
 import Testing
 
-/// `AddressList.mailboxes`: From and Sender read one way only, as a mail reader shows them.
+/// `AddressList`: From and Sender read one way only (`mailboxes`), recipient fields leniently
+/// (`recipients`).
 struct AddressListTests {
     @Test(arguments: [
         ("alice@example.com", ["alice@example.com"]),
@@ -42,5 +43,23 @@ struct AddressListTests {
     ])
     func refusesWhatCouldBeReadTwoWays(_ value: String) {
         #expect(AddressList.mailboxes(in: value) == nil, "\(value)")
+    }
+
+    /// The lenient reader, for recipient fields: groups are read through.
+    @Test func recipientLists() {
+        #expect(AddressList.recipients(in: "a@b.example") == ["a@b.example"])
+        #expect(
+            AddressList.recipients(in: "A <a@b.example>, \"C, D\" <c@d.example>") == ["a@b.example", "c@d.example"]
+        )
+        #expect(
+            AddressList.recipients(in: "team: a@b.example, c@d.example;, e@f.example") == [
+                "a@b.example", "c@d.example", "e@f.example",
+            ]
+        )
+        #expect(AddressList.recipients(in: "a@b.example (Joe (the) \\) man)") == ["a@b.example"])
+        #expect(AddressList.recipients(in: "\"unterminated <a@b.example>") == nil)
+        #expect(AddressList.recipients(in: "Doe, John <j@x.example>") == nil)
+        #expect(AddressList.domain(of: "joe@Bücher.Example") == "xn--bcher-kva.example")
+        #expect(AddressList.domain(of: "joe@example..com") == nil)
     }
 }

@@ -55,6 +55,8 @@ final class ReadCounter: ChannelOutboundHandler {
         return result
     }
 
+    /// A reply as the connection task writes it; `messageOpen` as the session would say (true
+    /// after a 354 and between BDAT chunks).
     func reply(
         _ code: Int,
         then continuation: SMTPInboundFramer.Continuation = .commands,
@@ -105,7 +107,7 @@ final class ReadCounter: ChannelOutboundHandler {
     @Test func dataPausesFramingUntilThe354() throws {
         try self.send("DATA\r\nhello\r\n.\r\nQUIT\r\n")
         #expect(try self.events() == ["DATA"])
-        self.reply(354, then: .messageData)
+        self.reply(354, then: .messageData, messageOpen: true)
         #expect(try self.written() == "354 3.0.0 x\r\n")
         #expect(try self.events() == ["data \"hello\\r\\n\"", "end 0", "QUIT"])
     }
@@ -171,7 +173,7 @@ final class ReadCounter: ChannelOutboundHandler {
     @Test func dataTimeoutAppliesWhileReadingAMessage() throws {
         try self.send("DATA\r\n")
         _ = try self.events()
-        self.reply(354, then: .messageData)
+        self.reply(354, then: .messageData, messageOpen: true)
         try self.send("some")
         self.loop.advanceTime(by: .seconds(59))
         try self.send(" more")
@@ -193,7 +195,7 @@ final class ReadCounter: ChannelOutboundHandler {
         try self.send(String(repeating: "x", count: SMTPFramingHandler.pausedBufferLimit))
         self.channel.read()
         #expect(self.counter.reads == before, "read held while paused and full")
-        self.reply(354, then: .messageData)
+        self.reply(354, then: .messageData, messageOpen: true)
         #expect(self.counter.reads == before + 1, "the held read is released")
     }
 
@@ -232,7 +234,7 @@ final class ReadCounter: ChannelOutboundHandler {
     }
 
     /// A closing reply that cannot be written (the client does not read) does not keep the
-    /// connection: after `closeGrace` it is closed anyway.
+    /// connection: after `ConnectionClosing.grace` it is reset anyway.
     @Test func aClosingReplyThatCannotGoOutStillCloses() throws {
         try self.send("QUIT\r\n")
         _ = try self.events()
@@ -240,7 +242,7 @@ final class ReadCounter: ChannelOutboundHandler {
         try self.channel.pipeline.syncOperations.addHandler(WriteSwallower(), position: .first)
         self.reply(221, then: .close)
         #expect(self.channel.isActive)
-        self.loop.advanceTime(by: SMTPFramingHandler.closeGrace)
+        self.loop.advanceTime(by: ConnectionClosing.grace)
         #expect(!self.channel.isActive)
     }
 
@@ -248,7 +250,7 @@ final class ReadCounter: ChannelOutboundHandler {
     @Test func theWholeTransferIsBounded() throws {
         try self.send("DATA\r\n")
         _ = try self.events()
-        self.reply(354, then: .messageData)
+        self.reply(354, then: .messageData, messageOpen: true)
         // One octet every 50 s: each resets the 60 s data timer, none the 30-minute transfer limit.
         var elapsed = 0
         var events: [String] = []
@@ -260,7 +262,7 @@ final class ReadCounter: ChannelOutboundHandler {
         }
         #expect(events.filter { $0 == "timeout" }.count == 1)
         #expect(elapsed == 1800, "timed out with the 36th octet's wait, at 30 minutes")
-        self.loop.advanceTime(by: SMTPFramingHandler.closeGrace)
+        self.loop.advanceTime(by: ConnectionClosing.grace)
         #expect(!self.channel.isActive, "and closed, whether the 421 could be written or not")
     }
 
@@ -282,6 +284,28 @@ final class ReadCounter: ChannelOutboundHandler {
         }
         #expect(events.filter { $0 == "timeout" }.count == 1)
         #expect(elapsed == 1800)
+    }
+
+    /// The deadline does not cut off a message whose content is all in and whose 250 is due (it
+    /// is being checked and stored): that time is the server's, and a reset then could lose a
+    /// 250 for a stored message. The reply that closes the message ends the transfer.
+    @Test func theTransferLimitWaitsForTheServersAnswer() throws {
+        try self.send("DATA\r\n")
+        _ = try self.events()
+        self.reply(354, then: .messageData, messageOpen: true)
+        for _ in 0..<35 {  // an octet every 50 s: 1,750 s of the 1,800
+            try self.send("x")
+            self.loop.advanceTime(by: .seconds(50))
+        }
+        try self.send("\r\n.\r\n")
+        #expect(try self.events().last == "end 0")
+        self.loop.advanceTime(by: .seconds(60))  // storing takes long; the deadline passes
+        #expect(try self.events().isEmpty)
+        #expect(self.channel.isActive)
+        self.reply(250, messageOpen: false)
+        self.loop.advanceTime(by: .seconds(120))
+        #expect(try self.events().isEmpty, "no transfer once the message is answered")
+        #expect(self.channel.isActive)
     }
 
     @Test func aReplyWithNoMessageOpenEndsTheTransfer() throws {

@@ -55,7 +55,11 @@ import Testing
 
     func reply(_ code: Int, then continuation: SMTPInboundFramer.Continuation) {
         self.server.write(
-            SMTPServerOutbound.reply(SMTPReply(code, EnhancedStatusCode(2, 0, 0), "ok"), then: continuation),
+            SMTPServerOutbound.reply(
+                SMTPReply(code, EnhancedStatusCode(2, 0, 0), "ok"),
+                then: continuation,
+                messageOpen: false
+            ),
             promise: nil
         )
         self.server.flush()

@@ -6,8 +6,7 @@ import Testing
 
 @testable import SMTPServer
 
-/// The deadline on a TLS handshake, and the refusal of a connection over the limits, on an
-/// `EmbeddedChannel` and a clock moved by hand.
+/// The deadline on a TLS handshake, on an `EmbeddedChannel` and a clock moved by hand.
 struct TLSHandshakeDeadlineTests {
     @Test func aHandshakeThatNeverEndsIsClosedAtTheDeadline() throws {
         let loop = EmbeddedEventLoop()
@@ -31,24 +30,5 @@ struct TLSHandshakeDeadlineTests {
         }
         loop.advanceTime(by: .seconds(60))
         #expect(channel.isActive, "the handler left the pipeline with its timer")
-    }
-
-    @Test func aPlaintextClientOverTheLimitsIsToldWhyAndClosed() throws {
-        let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(
-            ConnectionRefusal(reply: .tooManyConnections(hostname: "mx.example.test"))
-        )
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 25)).wait()
-        let written = try #require(try channel.readOutbound(as: ByteBuffer.self))
-        #expect(String(buffer: written).hasPrefix("421 4.7.0 mx.example.test"))
-        #expect(!channel.isActive)
-    }
-
-    @Test func anImplicitTLSClientOverTheLimitsIsJustClosed() throws {
-        let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(ConnectionRefusal(reply: nil))
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 465)).wait()
-        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
-        #expect(!channel.isActive)
     }
 }

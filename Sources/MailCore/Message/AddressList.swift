@@ -1,9 +1,13 @@
-/// The addresses in an address-list header field such as From (RFC 5322 §3.4): display names,
-/// quoted strings, comments and groups are understood and dropped, leaving each addr-spec.
+/// The addresses in address header fields (RFC 5322 §3.4), read two ways: `recipients(in:)`
+/// leniently, for the recipient fields (To, Cc, Bcc) that `petrel sendmail -t` sends to;
+/// `mailboxes(in:)` strictly, for the author fields (From, Sender), which must read one way only
+/// (`AuthorFields` is where they are read).
 public enum AddressList {
-    /// Each addr-spec (`local@domain`) in the order written; nil when the value cannot be read
-    /// (an unterminated quote, comment or angle bracket, or an element that is no address).
-    public static func addresses(in value: String) -> [String]? {
+    /// Each addr-spec (`local@domain`) of an address-list in the order written: display names,
+    /// quoted strings, comments and groups are understood and dropped. Nil when the value cannot
+    /// be read (an unterminated quote, comment or angle bracket, or an element that is no
+    /// address).
+    public static func recipients(in value: String) -> [String]? {
         var addresses: [String] = []
         var element = ""  // the current element, comments and quoting removed
         var angle: String?  // inside <...>
@@ -78,7 +82,7 @@ public enum AddressList {
     }
 
     /// Each addr-spec of a mailbox-list (RFC 5322 §3.4), the grammar of From and Sender, read
-    /// strictly; nil for anything else. `addresses(in:)` is lenient, as a recipient list may be;
+    /// strictly; nil for anything else. `recipients(in:)` is lenient, as a recipient list may be;
     /// an author field must read one way only, since a mail reader shows one address and DMARC,
     /// the submission check and the DKIM signer judge another if they differ:
     /// - a mailbox is an addr-spec, or a display name and one `<addr-spec>`, with nothing but

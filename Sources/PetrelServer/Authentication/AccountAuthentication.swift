@@ -10,8 +10,8 @@ import SMTPServer
 /// Whether the account exists must not show: an unknown user's password is checked against a
 /// decoy hash of the same cost, its SCRAM salt is derived from the server's stored secret and the
 /// canonical name (so any spelling of a name gets the same salt, as a real user's lookup does,
-/// and the salt survives restarts), and the per-account limits count names as typed, existing or
-/// not.
+/// and the salt survives restarts), and the per-account limits count names (canonical) whether
+/// an account has them or not.
 actor AccountAuthentication: AuthenticationExchange {
     private var sasl: SASLServer
     private let accounts: AccountStore

@@ -39,19 +39,14 @@ public struct DKIMKeyStore: Sendable {
         } catch {
             throw Failure(description: "cannot create \(self.folder(domain)): \(error.localizedDescription)")
         }
-        // O_EXCL: an existing key is never overwritten, not even by a race.
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            if errno == EEXIST {
+        // Never replacing an existing key, not even in a race; never half written after a crash.
+        do {
+            try SecretFile.write(key.pem, to: path, replacing: false)
+        } catch {
+            if error.exists {
                 throw Failure(description: "\(path) exists: choose another --selector (keys are never replaced)")
             }
-            throw Failure(description: "cannot create \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        let bytes = Array(key.pem.utf8)
-        guard write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
-            unlink(path)
-            throw Failure(description: "cannot write \(path): \(String(cString: strerror(errno)))")
+            throw Failure(description: error.description)
         }
     }
 

@@ -162,7 +162,7 @@ public struct InboundAuthentication: Sendable {
                 )
             }
         }
-        let domains = (message.header?.fields(named: "From") ?? []).compactMap { AddressList.mailboxes(in: $0.value) }
+        let domains = (message.header?.fields(named: "From") ?? []).compactMap { AuthorFields.addresses(in: $0.value) }
             .flatMap { $0 }.compactMap(AddressList.domain(of:))
         return (dkim, DMARCVerdict(result: .temperror, authorDomains: domains, disposition: .none, reason: why))
     }
@@ -213,7 +213,7 @@ public struct InboundAuthentication: Sendable {
         switch problem {
         case .malformedHeader:
             return SMTPReply(554, EnhancedStatusCode(5, 6, 0), "Message refused: \(problem) (RFC 5322 section 2.2)")
-        case .noFrom, .severalFrom, .unreadableFrom:
+        case .noFrom, .severalFrom, .unreadable:
             return SMTPReply(
                 550,
                 EnhancedStatusCode(5, 7, 1),

@@ -56,40 +56,50 @@ public struct SetupDoctor: Sendable {
 
     /// The data directory and the files in it that hold secrets (password hashes and SCRAM keys,
     /// private keys) must not be open to other local users. Petrel makes them so (umask 077,
-    /// mode 0600), but a directory made by hand, or restored from a backup, may not be.
+    /// mode 0600), but a directory made by hand, or restored from a backup, may not be. A
+    /// certificate key the operator configured is often shared with a group on purpose (Debian's
+    /// ssl-cert, mode 0640): only a key every local user can read is reported.
     static func checkPermissions(_ configuration: Configuration) -> [Finding] {
-        var paths = [configuration.dataDirectory, configuration.accountsPath]
-        paths += [configuration.accountsPath + "-wal", configuration.accountsPath + "-shm"]
-        paths.append(configuration.tls?.key ?? configuration.tlsDirectory + "/self-signed-key.pem")
+        // Each path with the mode bits that must be clear.
+        var paths: [(path: String, mask: mode_t)] = [
+            (configuration.dataDirectory, 0o077), (configuration.accountsPath, 0o077),
+            (configuration.accountsPath + "-wal", 0o077), (configuration.accountsPath + "-shm", 0o077),
+        ]
+        if let configured = configuration.tls {
+            paths.append((configured.key, 0o007))
+        } else {
+            paths.append((configuration.tlsDirectory + "/self-signed-key.pem", 0o077))
+        }
         let dkim = configuration.dataDirectory + "/dkim"
         for domain in (try? FileManager.default.contentsOfDirectory(atPath: dkim))?.sorted() ?? [] {
-            paths.append(dkim + "/" + domain)
+            paths.append((dkim + "/" + domain, 0o077))
             for key in (try? FileManager.default.contentsOfDirectory(atPath: dkim + "/" + domain))?.sorted() ?? [] {
-                paths.append(dkim + "/" + domain + "/" + key)
+                paths.append((dkim + "/" + domain + "/" + key, 0o077))
             }
         }
         var findings: [Finding] = []
-        for path in paths {
+        for (path, mask) in paths {
             var status = stat()
             guard stat(path, &status) == 0 else { continue }
             let mode = status.st_mode & 0o777
             let subject = "permissions \(path)"
             let text = "mode 0" + String(mode, radix: 8)
-            if mode & 0o077 == 0 {
+            guard mode & mask != 0 else {
                 findings.append(Finding(.ok, subject, found: text))
-            } else {
-                let directory = (status.st_mode & S_IFMT) == S_IFDIR
-                findings.append(
-                    Finding(
-                        .wrong,
-                        subject,
-                        found: text + ": open to other local users",
-                        expected: "owner only: chmod \(directory ? "700" : "600") \(path) (it holds "
-                            + (path == configuration.dataDirectory
-                                ? "password hashes, private keys and mail)" : "secrets)")
-                    )
-                )
+                continue
             }
+            let directory = (status.st_mode & S_IFMT) == S_IFDIR
+            let fix = mask == 0o007 ? "chmod o-rwx \(path)" : "chmod \(directory ? "700" : "600") \(path)"
+            let holds =
+                path == configuration.dataDirectory ? "password hashes, private keys and mail" : "secrets"
+            findings.append(
+                Finding(
+                    .wrong,
+                    subject,
+                    found: text + (mask == 0o007 ? ": readable by every local user" : ": open to other local users"),
+                    expected: "\(mask == 0o007 ? "not world-readable" : "owner only"): \(fix) (it holds \(holds))"
+                )
+            )
         }
         return findings
     }

@@ -630,7 +630,8 @@ public struct ServerSession: Sendable {
     // MARK: - Helpers
 
     /// A message is open: its content is being received, or it is between BDAT chunks, or being
-    /// committed. The connection bounds the whole of this (`timeouts.data_total`).
+    /// committed. The connection bounds the time a client may take over all of this, however
+    /// steadily its octets and commands come (`SMTPFramingHandler.Timeouts.dataTotal`).
     public var isMessageOpen: Bool { self.hasOpenMessage }
 
     private var hasOpenMessage: Bool {
