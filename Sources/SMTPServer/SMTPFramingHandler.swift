@@ -42,7 +42,7 @@ public struct SMTPShutdownRequest: Sendable {
 /// - the timers that end a session, each closing the socket even when no reply can reach the
 ///   client:
 ///   - `idleTimer`: `Timeouts.command` (or `data` while content is read) while the server waits
-///     for the client (no reply due, not paused); then `timedOut`;
+///     for the client (greeting written, no reply due, not paused); then `timedOut`;
 ///   - `transferTimer`: `Timeouts.dataTotal` from the 354 or the first BDAT while a message is
 ///     open, whatever comes between BDAT chunks, not counting the time the server takes to
 ///     answer; then `timedOut`;
@@ -105,6 +105,10 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
     private var readHeld = false
     private var idleTimer: Scheduled<Void>?
     private var idleTimerGeneration = 0
+    /// The greeting (or a refusal) has been written: until then the server owes the client a
+    /// reply, and a session task slow to start (a busy machine) must not cost the client its
+    /// connection.
+    private var greeted = false
     private var stallTimer: Scheduled<Void>?
     /// Bounds the transfer of one message (`Timeouts.dataTotal`), counted from `transferStarted`.
     private var transferTimer: Scheduled<Void>?
@@ -259,6 +263,7 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
         switch self.unwrapOutboundIn(data) {
         case .reply(let reply, let continuation, let messageOpen):
             self.messageOpen = messageOpen
+            self.greeted = true
             var buffer = context.channel.allocator.buffer(capacity: 128)
             reply.write(to: &buffer)
             self.framer.replySent(then: continuation)
@@ -382,10 +387,11 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
         }
     }
 
-    /// The timer runs only while the server is waiting for the client: no reply due, not paused.
+    /// The timer runs only while the server is waiting for the client: greeting written, no reply
+    /// due, not paused.
     private func updateIdleTimer(context: ChannelHandlerContext) {
         self.cancelIdleTimer()
-        guard self.framer.repliesDue == 0, !self.framer.isPaused, !self.framer.isClosed else { return }
+        guard self.greeted, self.framer.repliesDue == 0, !self.framer.isPaused, !self.framer.isClosed else { return }
         let timeout = self.framer.isReadingMessage ? self.timeouts.data : self.timeouts.command
         self.idleTimerGeneration &+= 1
         let generation = self.idleTimerGeneration

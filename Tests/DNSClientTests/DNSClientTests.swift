@@ -84,7 +84,7 @@ import Testing
         )
         #expect(alone.status == .failure(.timeout))
         #expect(ContinuousClock.now - started < .seconds(3).stretched)
-        let fallback = await Self.client([silent.address, server.address], timeout: .seconds(1).stretched).lookup(
+        let fallback = await Self.client([silent.address, server.address]).lookup(
             DNSName("mx1.example.test")!,
             .a
         )
@@ -130,7 +130,9 @@ import Testing
         defer { server.stop() }
         let spoofer = try await Relay.start(upstream: server.address, forge: true)
         defer { spoofer.stop() }
-        let result = await Self.client([spoofer.address], timeout: .seconds(2).stretched).lookup(
+        // The time-out only bounds the wait (room for a loaded machine): a forgery taken would
+        // show in the records, not in the time.
+        let result = await Self.client([spoofer.address], timeout: .seconds(10).stretched).lookup(
             DNSName("mx1.example.test")!,
             .a
         )

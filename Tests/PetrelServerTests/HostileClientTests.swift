@@ -88,14 +88,16 @@ import Glibc
         }
         let lifetimes = await attack.result
         let took = try #require(await legitimate, "the legitimate message was not accepted")
-        #expect(took < .seconds(2).stretched, "a message from elsewhere meanwhile took \(took)")
+        // Bounds with room for a loaded machine (the whole suite runs in parallel on two cores):
+        // a starved listener or a connection left open misses them by far.
+        #expect(took < .seconds(5).stretched, "a message from elsewhere meanwhile took \(took)")
         #expect(lifetimes.count == attackers)
         #expect(lifetimes.allSatisfy { $0 != nil }, "\(lifetimes.filter { $0 == nil }.count) never closed")
         // Those over the per-address limit are closed at once; the admitted ones at the deadline.
         let open = lifetimes.compactMap { $0 }.filter { $0 >= .seconds(deadline) / 2 }.count
         #expect(open <= 20, "\(open) connections lived past half the deadline")
         let longest = lifetimes.compactMap { $0 }.max() ?? .zero
-        #expect(longest < .seconds(deadline + 2).stretched, "the longest lived \(longest)")
+        #expect(longest < .seconds(deadline + 3).stretched, "the longest lived \(longest)")
         print("silent TLS: \(attackers) connections, \(open) admitted, the longest closed after \(longest)")
         server.signal(SIGTERM)
         #expect(await server.exit() == 0)
@@ -128,12 +130,15 @@ import Glibc
             configuration.timeouts.tlsHandshake = 2
         }
         let client = try await server.connectAndGreet(kind)
+        // Timed from before the command: the server's deadline starts after it reads it, so no
+        // delay in the client (a loaded machine) can make the deadline look early.
+        let started = ContinuousClock.now
         try await client.send("STARTTLS")
         try await client.expect(220)
-        let started = ContinuousClock.now
-        #expect(await client.read(timeout: .seconds(10).stretched).description == "closed")
+        // Before, the connection stayed open for ever; the generous bound is for a loaded machine.
+        #expect(await client.read(timeout: .seconds(30).stretched).description == "closed")
         let elapsed = ContinuousClock.now - started
-        #expect(elapsed >= .milliseconds(1500) && elapsed < .seconds(6).stretched, "\(elapsed)")
+        #expect(elapsed >= .seconds(2), "closed before the deadline, after \(elapsed)")
         try await server.stop()
     }
 
@@ -164,13 +169,13 @@ import Glibc
             }
         }
         let stalled = ContinuousClock.now
-        #expect(await eventually(within: .seconds(15)) { socket.isClosedByPeer }, "sent \(sent) octets")
+        // The stall timer is the command timeout (2 s), from when the socket stopped taking
+        // replies; before, the connection stayed for ever. The bound has room for a loaded machine.
+        #expect(await eventually(within: .seconds(30)) { socket.isClosedByPeer }, "sent \(sent) octets")
         let elapsed = ContinuousClock.now - stalled
-        // The stall timer is the command timeout (2 s), from when the socket stopped taking replies.
-        #expect(elapsed < .seconds(8).stretched, "\(elapsed)")
         print("never-reading client: \(sent) of \(batch.count) octets taken, closed \(elapsed) after it stalled")
         let after = try await Self.legitimateMessage(server, from: "127.0.0.2")
-        #expect(after < .seconds(2).stretched)
+        #expect(after < .seconds(10).stretched, "\(after)")
         try await server.stop()
     }
 
@@ -190,13 +195,14 @@ import Glibc
         try await client.expect(250)
         try await client.send("RCPT TO:<alice@example.test>")
         try await client.expect(250)
+        // Timed from before DATA: the server starts its clock after it reads the command.
+        let started = ContinuousClock.now
         if !chunked {
             try await client.send("DATA")
             try await client.expect(354)
         }
-        let started = ContinuousClock.now
         var reply: SMTPTestReadResult = .timeout
-        while ContinuousClock.now - started < .seconds(20).stretched {
+        while ContinuousClock.now - started < .seconds(40).stretched {
             // The server may close between two octets: what it said is then read below.
             let drip = way == "DATA" ? "x" : way == "BDAT" ? "BDAT 1\r\nx" : "BDAT 1\r\nxNOOP\r\n"
             guard (try? await client.sendRaw(Array(drip.utf8))) != nil else { break }
@@ -218,7 +224,8 @@ import Glibc
         if case .timeout = reply { reply = await client.read() }
         let elapsed = ContinuousClock.now - started
         #expect(reply.reply?.code == 421 && reply.reply?.text.hasPrefix("4.4.2") == true, "\(reply)")
-        #expect(elapsed >= .seconds(2) && elapsed < .seconds(8).stretched, "\(elapsed)")
+        // Before, the drip went on until the test gave up; the bound has room for a loaded machine.
+        #expect(elapsed >= .seconds(2) && elapsed < .seconds(30).stretched, "\(elapsed)")
         #expect(await client.read().description == "closed")
         #expect(server.messages(in: "alice@example.test").isEmpty)
         try await server.stop()

@@ -47,14 +47,15 @@ import Testing
         _ server: TestServer,
         content: String,
         from: String = "joe@football.example.com",
-        helo: String = "mail.football.example.com"
+        helo: String = "mail.football.example.com",
+        replyWithin: Duration = .seconds(10).stretched
     ) async throws
         -> SMTPTestReadResult
     {
         let client = try await server.connectAndGreet(helo: helo)
         try await client.startData(from: from, to: ["alice@example.test"])
         try await client.sendRaw(Array((content + ".\r\n").utf8))
-        let reply = await client.read()
+        let reply = await client.read(timeout: replyWithin)
         try await client.send("QUIT")
         await client.close()
         return reply
@@ -264,36 +265,35 @@ import Testing
     }
 }
 
-/// A DNS server that takes its time: every answer comes after `delay`.
+/// A DNS server that does not answer: every lookup waits until it is cancelled (or an hour).
 struct StallingResolver: DNSResolving {
-    var delay: Duration
-
     func lookup(_ name: DNSName, _ type: DNSRecordType) async -> DNSLookupResult {
-        try? await Task.sleep(for: self.delay)
+        try? await Task.sleep(for: .seconds(3600))
         return .failure(DNSQuestion(name: name, type: type), .timeout)
     }
 }
 
 extension InboundAuthenticationTests {
     /// RFC 7208 §4.6.4: a sender whose DNS is slow gets a temporary error within the time limit,
-    /// not a session held for as long as the lookups take.
+    /// not a session held for as long as the lookups take. The resolver never answers, so the
+    /// reply can only come from the time limit; how soon it comes depends on the machine's load
+    /// (about 3 s on a quiet one: 1 s for SPF, 1 s for DKIM and DMARC), and only a generous
+    /// bound is checked.
     @Test func slowDNSIsCutShort() async throws {
         let server = try await TestServer.start(
             domains: ["example.test"],
-            resolver: StallingResolver(delay: .seconds(30).stretched)
+            resolver: StallingResolver()
         ) { configuration in
             configuration.mailAuthentication.timeLimit = 1
         }
         try server.server.accounts.addMailbox(AccountAddress(validating: "alice@example.test"), password: nil)
-        let started = ContinuousClock.now
         let reply = try await Self.deliver(
             server,
             content: "From: someone@slow.example\r\nSubject: hi\r\n\r\nhello\r\n",
-            from: "someone@slow.example"
+            from: "someone@slow.example",
+            replyWithin: .seconds(60).stretched
         )
-        let elapsed = ContinuousClock.now - started
         #expect(reply.reply?.code == 451 && reply.reply?.text.hasPrefix("4.7.5 ") == true, "\(reply)")
-        #expect(elapsed < .seconds(10).stretched, "\(elapsed)")
         try await server.stop()
     }
 }

@@ -28,6 +28,8 @@ final class ReadCounter: ChannelOutboundHandler {
             SMTPFramingHandler(limits: SMTPLimits(), timeouts: .init(command: .seconds(300), data: .seconds(60)))
         )
         try self.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 25)).wait()
+        self.reply(220)  // the greeting: the session starts with it
+        _ = try self.written()
     }
 
     func send(_ text: String) throws {
@@ -161,6 +163,32 @@ final class ReadCounter: ChannelOutboundHandler {
         #expect(try self.events() == [])
         self.loop.advanceTime(by: .seconds(1))
         #expect(try self.events() == ["timeout"])
+    }
+
+    /// Until the greeting is written the server owes the client a reply: a session task slow to
+    /// start (a busy machine) does not time the client out.
+    @Test func theIdleTimerStartsWithTheGreeting() throws {
+        let loop = EmbeddedEventLoop()
+        let channel = EmbeddedChannel(loop: loop)
+        try channel.pipeline.syncOperations.addHandler(
+            SMTPFramingHandler(limits: SMTPLimits(), timeouts: .init(command: .seconds(300)))
+        )
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 25)).wait()
+        loop.advanceTime(by: .seconds(400))
+        #expect(try channel.readInbound(as: SMTPServerInbound.self) == nil)
+        #expect(channel.isActive)
+        channel.write(
+            SMTPServerOutbound.reply(SMTPReply(220, nil, "hello"), then: .commands, messageOpen: false),
+            promise: nil
+        )
+        channel.flush()
+        loop.advanceTime(by: .seconds(299))
+        #expect(try channel.readInbound(as: SMTPServerInbound.self) == nil)
+        loop.advanceTime(by: .seconds(1))
+        guard case .timedOut = try channel.readInbound(as: SMTPServerInbound.self) else {
+            Issue.record("no timeout 300 s after the greeting")
+            return
+        }
     }
 
     @Test func partialCommandLinesDoNotResetTheTimer() throws {
