@@ -137,8 +137,19 @@ let package = Package(
             ]
         ),
         .target(
+            name: "PetrelConfiguration",
+            dependencies: [
+                "MailCore",
+                "Accounts",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .target(
             name: "PetrelServer",
             dependencies: [
+                "PetrelConfiguration",
                 "SMTPCore",
                 "MailCore",
                 "SMTPServer",
@@ -158,7 +169,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -282,7 +292,7 @@ if Context.environment["PETREL_FUZZ"] != nil {
         ("SPF", ["MailAuth"]),
         ("DKIM", ["MailAuth", "MailCore"]),
         ("Headers", ["MailAuth", "MailCore"]),
-        ("Config", ["PetrelServer"]),
+        ("Config", ["PetrelConfiguration"]),
     ]
     for (name, dependencies) in fuzzTargets {
         package.targets.append(

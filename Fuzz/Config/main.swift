@@ -1,5 +1,5 @@
 import CFuzzDriver
-import PetrelServer
+import PetrelConfiguration
 
 // libFuzzer target for the configuration loader: TOML (TOMLKit, over toml++) and Petrel's checks
 // of every key. An operator's file is not hostile, but a typo must be a clear error naming the

@@ -7,6 +7,7 @@ import MailCore
 import MailStore
 import NIOCore
 import NIOPosix
+import PetrelConfiguration
 import SMTPClient
 import SMTPCore
 import SMTPServer

@@ -2,6 +2,7 @@ import DNSCore
 import Foundation
 import Logging
 import NIOCore
+import PetrelConfiguration
 import PetrelServer
 import SMTPServer
 

@@ -4,6 +4,7 @@ import DNSCore
 import MailAuth
 import MailCore
 import NIOCore
+import PetrelConfiguration
 import PetrelServer
 import SMTPCore
 

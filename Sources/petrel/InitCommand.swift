@@ -1,5 +1,6 @@
 import ArgumentParser
 import MailCore
+import PetrelConfiguration
 import PetrelServer
 
 /// `petrel init`: from nothing to a server that only needs its DNS records.

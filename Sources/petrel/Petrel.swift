@@ -6,6 +6,7 @@ import Logging
 import MailCore
 import MailStore
 import NIOCore
+import PetrelConfiguration
 import PetrelServer
 
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import PetrelConfiguration
 import Testing
 
 @testable import PetrelServer

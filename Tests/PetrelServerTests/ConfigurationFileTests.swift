@@ -1,4 +1,5 @@
 import Foundation
+import PetrelConfiguration
 import PetrelServer
 import Testing
 

@@ -1,4 +1,5 @@
 import Accounts
+import PetrelConfiguration
 import PetrelServer
 import Testing
 

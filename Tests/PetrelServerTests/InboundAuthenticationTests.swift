@@ -2,6 +2,7 @@ import Accounts
 import DNSCore
 import Foundation
 import MailCore
+import PetrelConfiguration
 import PetrelServer
 import PetrelTestSupport
 import Testing

@@ -1,5 +1,6 @@
 import Accounts
 import Foundation
+import PetrelConfiguration
 import PetrelServer
 import PetrelTestSupport
 import Testing

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PetrelConfiguration
 import Testing
 
 @testable import PetrelServer

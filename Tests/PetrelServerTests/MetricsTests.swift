@@ -3,6 +3,7 @@ import DNSCore
 import Foundation
 import MailCore
 import MailStore
+import PetrelConfiguration
 import PetrelServer
 import PetrelTestSupport
 import Testing

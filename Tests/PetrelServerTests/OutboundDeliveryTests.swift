@@ -9,6 +9,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
+import PetrelConfiguration
 import PetrelServer
 import PetrelTestSupport
 import SMTPServer

@@ -4,6 +4,7 @@ import CryptoExtras
 import Foundation
 import MailCore
 import MailStore
+import PetrelConfiguration
 import PetrelServer
 import PetrelTestSupport
 import SMTPServer

@@ -1,5 +1,6 @@
 import MailCore
 import NIOConcurrencyHelpers
+import PetrelConfiguration
 
 /// Limits password guessing two ways.
 ///

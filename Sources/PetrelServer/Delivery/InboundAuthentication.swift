@@ -2,6 +2,7 @@ import DNSCore
 import MailAuth
 import MailCore
 import NIOConcurrencyHelpers
+import PetrelConfiguration
 import SMTPCore
 
 /// SPF, DKIM and DMARC for one incoming message, and what the server does with the verdicts

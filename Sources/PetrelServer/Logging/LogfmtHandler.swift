@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import PetrelConfiguration
 
 #if canImport(Glibc)
 import Glibc
@@ -12,10 +13,7 @@ import Darwin
 /// and to grep, and to parse by log collectors. Keys that identify a session or a message come
 /// first; values with spaces or quotes are quoted.
 public struct LogfmtHandler: LogHandler {
-    /// `[log] format`: logfmt text, or one JSON object per line for log collectors.
-    public enum Format: String, Sendable, CaseIterable {
-        case text, json
-    }
+    public typealias Format = LogFormat
 
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level

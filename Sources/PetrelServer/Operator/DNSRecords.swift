@@ -2,6 +2,7 @@ import DNSCore
 import Foundation
 import MailAuth
 import MailCore
+import PetrelConfiguration
 
 /// The DNS records a Petrel installation needs, each with the reason it is there: what
 /// `petrel dns` prints and `petrel doctor` checks. Pure: the caller supplies the keys.

@@ -4,6 +4,7 @@ import MailAuth
 import MailCore
 import NIOCore
 import NIOPosix
+import PetrelConfiguration
 import X509
 
 /// `petrel doctor`: looks up every record `petrel dns` asks for, through Petrel's resolver, and

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MailAuth
 import MailCore
+import PetrelConfiguration
 
 /// `petrel init`: a configuration file for production, the data directory, a DKIM key, the
 /// postmaster's mailbox and a self-signed certificate, refusing to overwrite anything unless

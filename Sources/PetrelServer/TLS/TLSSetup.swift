@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOSSL
+import PetrelConfiguration
 import SMTPServer
 import ServiceLifecycle
 import UnixSignals

@@ -1,0 +1,29 @@
+import Accounts
+import DNSClient
+import NIOCore
+import PetrelConfiguration
+
+// The services a configuration describes, made where the server is composed: the configuration
+// target itself knows nothing of resolvers or account stores.
+extension Configuration {
+    /// The resolver these settings describe: the configured servers, or /etc/resolv.conf's.
+    public func makeDNSClient() -> DNSClient {
+        let addresses: [SocketAddress]
+        if let servers = self.dns.servers {
+            addresses = servers.compactMap { try? SocketAddress(ipAddress: $0.host, port: $0.port) }
+        } else {
+            addresses = ResolvConf.load().addresses
+        }
+        return DNSClient(
+            configuration: .init(servers: addresses, timeout: .seconds(self.dns.timeout), attempts: self.dns.attempts)
+        )
+    }
+
+    public var recipientResolver: RecipientResolver {
+        RecipientResolver(
+            domains: self.domains,
+            postmaster: self.postmaster,
+            recipientDelimiter: self.recipientDelimiter
+        )
+    }
+}
