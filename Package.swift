@@ -147,8 +147,24 @@ let package = Package(
             ]
         ),
         .target(
+            name: "PetrelOperator",
+            dependencies: [
+                "PetrelConfiguration",
+                "MailCore",
+                "MailAuth",
+                "DNSCore",
+                "Accounts",
+                "SMTPServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "X509", package: "swift-certificates"),
+            ]
+        ),
+        .target(
             name: "PetrelServer",
             dependencies: [
+                "PetrelOperator",
                 "PetrelConfiguration",
                 "SMTPCore",
                 "MailCore",
@@ -178,6 +194,8 @@ let package = Package(
             name: "petrel",
             dependencies: [
                 "PetrelServer",
+                "PetrelOperator",
+                "PetrelConfiguration",
                 "SMTPCore",
                 "MailStore",
                 "Accounts",
@@ -193,6 +211,7 @@ let package = Package(
             name: "PetrelTestSupport",
             dependencies: [
                 "PetrelServer",
+                "PetrelConfiguration",
                 "DNSCore",
                 "SMTPServer",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -260,6 +279,8 @@ let package = Package(
             name: "PetrelServerTests",
             dependencies: [
                 "PetrelServer",
+                "PetrelConfiguration",
+                "PetrelOperator",
                 "PetrelTestSupport",
                 "SMTPServer",
                 "MailStore",

@@ -8,6 +8,7 @@ import MailStore
 import NIOCore
 import NIOPosix
 import PetrelConfiguration
+import PetrelOperator
 import SMTPClient
 import SMTPCore
 import SMTPServer
@@ -125,7 +126,7 @@ public final class PetrelServer: Sendable {
                     ]
                 )
             }
-            let tlsFiles = try TLSSetup.files(for: configuration, logger: logger)
+            let tlsFiles = try ServerCertificate.files(for: configuration, logger: logger)
             let tls = TLSContextProvider(try TLSSetup.context(tlsFiles))
             let accounts = try AccountStore(path: configuration.accountsPath)
             // (after the account store, which narrows its own files)
@@ -392,17 +393,6 @@ func describe(_ address: SocketAddress) -> String {
     guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
     if case .v6 = address { return "[\(ip)]:\(port)" }
     return "\(ip):\(port)"
-}
-
-/// `mkdir -p` with mode 0700.
-public func createDirectories(_ path: String) throws {
-    var current = path.hasPrefix("/") ? "" : "."
-    for component in path.split(separator: "/") {
-        current += "/" + component
-        if mkdir(current, 0o700) != 0 && errno != EEXIST {
-            throw StartupError(description: "cannot create \(current): \(String(cString: strerror(errno)))")
-        }
-    }
 }
 
 /// Raises the soft limit on open files to the hard one (as Go's runtime and nginx's

@@ -1,5 +1,6 @@
 import ArgumentParser
 import MailAuth
+import PetrelOperator
 import PetrelServer
 
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import PetrelOperator
 import PetrelServer
 
 /// `petrel dns`: the records to publish, from the configuration and the DKIM keys on disk.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import MailCore
 import PetrelConfiguration
+import PetrelOperator
 import PetrelServer
 
 /// `petrel init`: from nothing to a server that only needs its DNS records.

@@ -7,6 +7,7 @@ import MailCore
 import MailStore
 import NIOCore
 import PetrelConfiguration
+import PetrelOperator
 import PetrelServer
 
 #if canImport(Glibc)

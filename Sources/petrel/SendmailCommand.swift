@@ -1,6 +1,7 @@
 import ArgumentParser
 import MailCore
 import MailStore
+import PetrelOperator
 import PetrelServer
 
 #if canImport(Glibc)

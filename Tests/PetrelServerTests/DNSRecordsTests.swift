@@ -3,6 +3,7 @@ import DNSCore
 import Foundation
 import MailAuth
 import MailCore
+import PetrelOperator
 import PetrelServer
 import PetrelTestSupport
 import Testing

@@ -10,6 +10,7 @@ import NIOPosix
 import NIOSSL
 import NIOTLS
 import PetrelConfiguration
+import PetrelOperator
 import PetrelServer
 import PetrelTestSupport
 import SMTPServer

@@ -5,6 +5,7 @@ import MailAuth
 import MailCore
 import MailStore
 import NIOConcurrencyHelpers
+import PetrelOperator
 import SMTPCore
 
 #if canImport(Glibc)

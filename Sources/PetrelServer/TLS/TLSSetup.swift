@@ -6,8 +6,7 @@ import SMTPServer
 import ServiceLifecycle
 import UnixSignals
 
-/// The server's certificate: the configured PEM files, or a self-signed certificate for the host
-/// name that is made once under `DATA_DIR/tls/` when none is configured.
+/// The server's TLS context, from the certificate files `ServerCertificate` finds or makes.
 enum TLSSetup {
     /// TLS 1.2 suites: ECDHE only (forward secrecy), AEAD only. TLS 1.3's suites all qualify.
     static let cipherSuites = [
@@ -18,31 +17,6 @@ enum TLSSetup {
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
-    }
-
-    /// The files to load: the configured ones, or the self-signed pair (made if missing).
-    static func files(for configuration: Configuration, logger: Logger) throws -> Configuration.TLSFiles {
-        if let files = configuration.tls { return files }
-        let files = Configuration.TLSFiles(
-            certificate: configuration.tlsDirectory + "/self-signed-certificate.pem",
-            key: configuration.tlsDirectory + "/self-signed-key.pem"
-        )
-        if !FileManager.default.fileExists(atPath: files.certificate)
-            || !FileManager.default.fileExists(atPath: files.key)
-        {
-            try createDirectories(configuration.tlsDirectory)
-            try SelfSignedCertificate(hostname: configuration.hostname).write(to: files)
-            logger.warning(
-                "made a self-signed certificate; set [tls] certificate and key for one that clients trust",
-                metadata: ["certificate": "\(files.certificate)", "hostname": "\(configuration.hostname)"]
-            )
-        } else {
-            logger.warning(
-                "using the self-signed certificate; set [tls] certificate and key for one that clients trust",
-                metadata: ["certificate": "\(files.certificate)"]
-            )
-        }
-        return files
     }
 
     /// A TLS context from PEM files: TLS 1.2 and 1.3 only, forward-secret suites only.
@@ -99,13 +73,5 @@ struct TLSReloader: Service {
         } catch {
             self.logger.error("TLS reload failed; keeping the previous certificate", metadata: ["error": "\(error)"])
         }
-    }
-}
-
-extension SelfSignedCertificate {
-    /// Writes the pair, the key readable by its owner only from its first moment.
-    public func write(to files: Configuration.TLSFiles) throws {
-        try SecretFile.write(self.privateKeyPEM, to: files.key)
-        try SecretFile.write(self.certificatePEM, to: files.certificate)
     }
 }

@@ -113,7 +113,7 @@ public struct Setup: Sendable {
         // Until a real certificate is configured.
         var logger = Logger(label: "petrel-init")
         logger.logLevel = .critical
-        let files = try TLSSetup.files(for: configuration, logger: logger)
+        let files = try ServerCertificate.files(for: configuration, logger: logger)
         return Result(
             configuration: configuration,
             postmaster: postmaster.description,

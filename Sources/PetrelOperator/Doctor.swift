@@ -60,7 +60,7 @@ public struct SetupDoctor: Sendable {
     /// mode 0600), but a directory made by hand, or restored from a backup, may not be. A
     /// certificate key the operator configured is often shared with a group on purpose (Debian's
     /// ssl-cert, mode 0640): only a key every local user can read is reported.
-    static func checkPermissions(_ configuration: Configuration) -> [Finding] {
+    public static func checkPermissions(_ configuration: Configuration) -> [Finding] {
         // Each path with the mode bits that must be clear.
         var paths: [(path: String, mask: mode_t)] = [
             (configuration.dataDirectory, 0o077), (configuration.accountsPath, 0o077),
