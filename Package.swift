@@ -162,8 +162,27 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MailIntake",
+            dependencies: [
+                "PetrelConfiguration",
+                "SMTPCore",
+                "SMTPServer",
+                "MailCore",
+                "MailAuth",
+                "MailStore",
+                "Accounts",
+                "DNSCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        .target(
             name: "PetrelServer",
             dependencies: [
+                "MailIntake",
                 "PetrelOperator",
                 "PetrelConfiguration",
                 "SMTPCore",
@@ -193,6 +212,7 @@ let package = Package(
         .executableTarget(
             name: "petrel",
             dependencies: [
+                "MailIntake",
                 "PetrelServer",
                 "PetrelOperator",
                 "PetrelConfiguration",
@@ -278,6 +298,7 @@ let package = Package(
         .testTarget(
             name: "PetrelServerTests",
             dependencies: [
+                "MailIntake",
                 "PetrelServer",
                 "PetrelConfiguration",
                 "PetrelOperator",

@@ -4,6 +4,7 @@ import DNSCore
 import Delivery
 import Logging
 import MailCore
+import MailIntake
 import MailStore
 import NIOCore
 import NIOPosix
@@ -163,7 +164,7 @@ public final class PetrelServer: Sendable {
                     resolver: resolver ?? dns,
                     hostname: configuration.hostname
                 ),
-                metrics: metrics,
+                metrics: metrics.intake,
                 logger: logger
             )
             let limits = SMTPLimits(

@@ -3,6 +3,7 @@ import DNSClient
 import DNSCore
 import MailAuth
 import MailCore
+import MailIntake
 import NIOCore
 import PetrelConfiguration
 import PetrelServer

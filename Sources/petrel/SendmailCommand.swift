@@ -1,5 +1,6 @@
 import ArgumentParser
 import MailCore
+import MailIntake
 import MailStore
 import PetrelOperator
 import PetrelServer

@@ -120,9 +120,11 @@ import Testing
 
         let partly = try TestDNSServer(silentNames: ["MX2.example.test"])
         defer { partly.stop() }
-        let client = Self.client([partly.address], timeout: .milliseconds(500).stretched)
-        #expect(await client.lookup(DNSName("mx2.example.test")!, .a).status == .failure(.timeout))
-        #expect(await client.lookup(DNSName("mx1.example.test")!, .a).status == .answer)
+        // A short wait for the name that is never answered; the usual one (room for a loaded
+        // machine) for the one that is.
+        let impatient = Self.client([partly.address], timeout: .milliseconds(500))
+        #expect(await impatient.lookup(DNSName("mx2.example.test")!, .a).status == .failure(.timeout))
+        #expect(await Self.client([partly.address]).lookup(DNSName("mx1.example.test")!, .a).status == .answer)
     }
 
     @Test func responsesThatDoNotMatchAreDropped() async throws {

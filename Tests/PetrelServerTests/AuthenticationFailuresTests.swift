@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import PetrelConfiguration
 import Testing
 
+@testable import MailIntake
 @testable import PetrelServer
 
 /// The limits on password guessing, on a clock the test moves by hand.

@@ -2,6 +2,8 @@ import Foundation
 import PetrelTestSupport
 import Testing
 
+@testable import MailIntake
+
 /// `petrel check`, as an operator runs it, through Petrel's resolver against the test DNS server
 /// on loopback serving the records of a DKIM test vector's domain, an SPF record and a DMARC policy.
 @Suite(.serialized) struct CheckCommandTests {

@@ -7,6 +7,8 @@ import PetrelServer
 import PetrelTestSupport
 import Testing
 
+@testable import MailIntake
+
 /// SPF, DKIM and DMARC on the live server: what lands in the Maildir, what is refused, what goes
 /// to Junk. The DNS is an in-memory zone with the key of a DKIM test vector (Tests/MailAuthTests/
 /// Fixtures/dkim, RSA-2048, d=football.example.com).

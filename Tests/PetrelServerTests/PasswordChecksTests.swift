@@ -2,6 +2,7 @@ import Dispatch
 import PetrelTestSupport
 import Testing
 
+@testable import MailIntake
 @testable import PetrelServer
 
 /// Password checks run on threads of their own, a bounded number at a time: past the bound a

@@ -3,6 +3,7 @@ import Delivery
 import Logging
 import MailAuth
 import MailCore
+import MailIntake
 import MailStore
 import NIOConcurrencyHelpers
 import PetrelOperator

@@ -1,6 +1,7 @@
 import DNSClient
 import Delivery
 import Logging
+import MailIntake
 import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
@@ -35,40 +36,8 @@ public final class ServerMetrics: Sendable {
         self.factory = factory
     }
 
-    func connection(listener: String) {
-        Counter(label: "petrel_connections_total", dimensions: [("listener", listener)], factory: self.factory)
-            .increment()
-    }
-
-    /// A message's fate at the end of its data: `accepted`, or refused with the reply's code.
-    func message(_ result: String, reason: String) {
-        Counter(
-            label: "petrel_messages_total",
-            dimensions: [("result", result), ("reason", reason)],
-            factory: self.factory
-        ).increment()
-    }
-
-    /// A recipient refused at RCPT TO.
-    func recipientRefused(reason: String) {
-        Counter(label: "petrel_recipients_refused_total", dimensions: [("reason", reason)], factory: self.factory)
-            .increment()
-    }
-
-    func authentication(method: String, result: String) {
-        Counter(
-            label: "petrel_authentication_results_total",
-            dimensions: [("method", method), ("result", result)],
-            factory: self.factory
-        ).increment()
-    }
-
-    /// How long making a message durable took (its fsyncs, file and directories).
-    func storeCommit(_ duration: Duration) {
-        Timer(label: "petrel_store_commit_seconds", factory: self.factory).recordNanoseconds(
-            duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
-        )
-    }
+    /// What the inbound pipeline records, into this server's registry.
+    public var intake: IntakeMetrics { IntakeMetrics(factory: self.factory) }
 
     /// The text format, with the gauges read now.
     func render(queue: QueueRunner, dns: DNSClient, now: Int64) -> [UInt8] {

@@ -10,7 +10,7 @@ import NIOPosix
 /// commit and slowed all mail; here the flood waits for its own few threads, and past `maximum`
 /// checks waiting or running, new ones are refused (454 4.7.0, try again later) instead of
 /// queueing without end.
-final class PasswordChecks: Sendable {
+public final class PasswordChecks: Sendable {
     private let pool: NIOThreadPool
     let maximum: Int
     private let pending = NIOLockedValueBox(0)
@@ -21,7 +21,7 @@ final class PasswordChecks: Sendable {
     ///   - maximum: how many may be running or waiting.
     ///   - check: the check itself (yescrypt and the others, through libxcrypt; tests give one
     ///     they hold up).
-    init(
+    public init(
         threads: Int = 2,
         maximum: Int = 64,
         check: @escaping @Sendable (String, String) -> Bool = { PasswordHasher.verify($0, against: $1) }
@@ -48,7 +48,7 @@ final class PasswordChecks: Sendable {
     /// Checks running or waiting now.
     var inFlight: Int { self.pending.withLockedValue { $0 } }
 
-    func shutdown() async {
+    public func shutdown() async {
         try? await self.pool.shutdownGracefully()
     }
 }

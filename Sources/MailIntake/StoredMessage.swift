@@ -41,7 +41,7 @@ final class StoredMessage: IncomingMessage {
     /// Our host name, for a Message-ID the submission server adds.
     let hostname: String
     let queued: @Sendable (String) -> Void
-    let metrics: ServerMetrics
+    let metrics: IntakeMetrics
     let connection: ConnectionInfo
     let logger: Logger
     private let reading: NIOLockedValueBox<Reading>
@@ -57,7 +57,7 @@ final class StoredMessage: IncomingMessage {
         hostname: String,
         scanner: MessageScanner,
         queued: @escaping @Sendable (String) -> Void,
-        metrics: ServerMetrics,
+        metrics: IntakeMetrics,
         connection: ConnectionInfo,
         logger: Logger
     ) {

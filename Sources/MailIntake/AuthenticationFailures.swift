@@ -23,7 +23,7 @@ import PetrelConfiguration
 /// before (within `trustedFor`) skips the turns; from anywhere else the user waits at most
 /// `accountDelayMax` (or retries after a 454) while the attack lasts, and not at all once its
 /// failures are older than the window.
-final class AuthenticationFailures: Sendable {
+public final class AuthenticationFailures: Sendable {
     private struct ClientRecord {
         var failures: [ContinuousClock.Instant] = []
         var blockedUntil: ContinuousClock.Instant?
@@ -63,8 +63,10 @@ final class AuthenticationFailures: Sendable {
     /// How long a client that logged in to an account skips its turns.
     static let trustedFor = Duration.seconds(30 * 86_400)
 
-    init(policy: Configuration.AuthenticationPolicy, now: @escaping @Sendable () -> ContinuousClock.Instant = { .now })
-    {
+    public init(
+        policy: Configuration.AuthenticationPolicy,
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
+    ) {
         self.policy = policy
         self.now = now
     }

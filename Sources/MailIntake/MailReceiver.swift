@@ -18,7 +18,7 @@ import Darwin
 /// Petrel's side of the SMTP seam: recipients are checked against the account directory at RCPT
 /// TO; authenticated users may relay, as themselves only; messages are written to Maildirs and to
 /// the outbound queue before the 250.
-final class MailReceiver: SMTPMailReceiver {
+public final class MailReceiver: SMTPMailReceiver {
     let accounts: AccountStore
     let resolver: RecipientResolver
     let store: MessageStore
@@ -29,7 +29,7 @@ final class MailReceiver: SMTPMailReceiver {
     let failures: AuthenticationFailures
     let checks: PasswordChecks
     let authentication: InboundAuthentication
-    let metrics: ServerMetrics
+    let metrics: IntakeMetrics
     let logger: Logger
     /// The stored secret SCRAM answers about users that do not exist are derived from: the same
     /// after a restart, or a changed salt would tell that the user is not real.
@@ -37,7 +37,7 @@ final class MailReceiver: SMTPMailReceiver {
     /// A hash of a random password, for PLAIN and LOGIN with an unknown user: same cost.
     private let decoyHash: String
 
-    init(
+    public init(
         accounts: AccountStore,
         resolver: RecipientResolver,
         store: MessageStore,
@@ -47,7 +47,7 @@ final class MailReceiver: SMTPMailReceiver {
         failures: AuthenticationFailures,
         checks: PasswordChecks,
         authentication: InboundAuthentication,
-        metrics: ServerMetrics,
+        metrics: IntakeMetrics,
         logger: Logger
     ) throws {
         self.metrics = metrics
@@ -69,13 +69,13 @@ final class MailReceiver: SMTPMailReceiver {
 
     /// An address blocked for failed logins is turned away from the submission listeners; mail
     /// for our users from the same address over port 25 still gets in.
-    func admit(connection: ConnectionInfo) async -> SMTPReply? {
+    public func admit(connection: ConnectionInfo) async -> SMTPReply? {
         self.metrics.connection(listener: connection.listener.rawValue)
         guard connection.listener != .smtp, self.failures.isBlocked(connection.remoteIP) else { return nil }
         return .tooManyAuthenticationFailures(hostname: self.hostname)
     }
 
-    func beginAuthentication(mechanism: String, connection: ConnectionInfo) -> any AuthenticationExchange {
+    public func beginAuthentication(mechanism: String, connection: ConnectionInfo) -> any AuthenticationExchange {
         var generator = SystemRandomNumberGenerator()
         let nonce = Base64.encode((0..<18).map { _ in UInt8.random(in: 0...255, using: &generator) })
         return AccountAuthentication(
@@ -98,7 +98,7 @@ final class MailReceiver: SMTPMailReceiver {
     /// An authenticated user may send as their own address, a subaddress of it, an alias that
     /// reaches them, or one of their sender addresses (`petrel user sender`); never as `<>`
     /// (bounces are the server's to send) or as anyone else.
-    func verifySender(
+    public func verifySender(
         _ path: ReversePath,
         user: String,
         connection: ConnectionInfo
@@ -117,7 +117,7 @@ final class MailReceiver: SMTPMailReceiver {
         (try? await self.accounts.may(user, sendAs: address, with: self.resolver)) ?? false
     }
 
-    func verifyRecipient(
+    public func verifyRecipient(
         _ path: ForwardPath,
         transaction: ServerSession.Transaction,
         connection: ConnectionInfo
@@ -149,7 +149,7 @@ final class MailReceiver: SMTPMailReceiver {
         }
     }
 
-    func openMessage(
+    public func openMessage(
         _ transaction: ServerSession.Transaction,
         connection: ConnectionInfo
     ) async -> Result<any IncomingMessage, SMTPCommandError> {
@@ -219,7 +219,7 @@ final class MailReceiver: SMTPMailReceiver {
         )
     }
 
-    static func reply(for error: StoreError) -> SMTPReply {
+    public static func reply(for error: StoreError) -> SMTPReply {
         switch error {
         case .insufficientStorage: return .insufficientStorage
         case .io, .invalidMailboxName: return .localError
