@@ -19,6 +19,16 @@ public struct InboundAuthentication: Sendable {
         self.hostname = hostname
     }
 
+    /// The `[auth]` choices, as the pure decision takes them.
+    var enforcement: Enforcement.Policy {
+        Enforcement.Policy(
+            dmarcReject: Enforcement.Policy.Action(rawValue: self.policy.dmarcReject.rawValue)!,
+            dmarcQuarantine: Enforcement.Policy.Action(rawValue: self.policy.dmarcQuarantine.rawValue)!,
+            deferOnDMARCTemperror: self.policy.deferOnDMARCTemperror,
+            rejectSPFFail: self.policy.rejectSPFFail
+        )
+    }
+
     /// The outcome, ready for the header, the log line and the reply.
     public struct Outcome: Sendable {
         public var results: AuthenticationResults
@@ -87,56 +97,31 @@ public struct InboundAuthentication: Sendable {
                 dmarc: dmarc
             )
         )
-        let domain = dmarc.authorDomains.first ?? "the sender's domain"
-        switch dmarc.result {
-        case .fail:
-            let action: Configuration.MailAuthenticationPolicy.Action
-            switch dmarc.disposition {
-            case .reject: action = self.policy.dmarcReject
-            case .quarantine: action = self.policy.dmarcQuarantine
-            case .none: action = .none
-            }
-            switch action {
-            case .reject:
-                outcome.refusal = SMTPReply(
-                    550,
-                    EnhancedStatusCode(5, 7, 1),
-                    "Email rejected per DMARC policy for \(domain)"
-                )
-            case .quarantine:
-                outcome.folder = self.policy.junkFolder
-            case .none:
-                break
-            }
-        case .temperror:
-            // Defer only when the answer could have been "reject": the policy is unknown, or
-            // known to be reject; and no SPF or DKIM pass for the From domain itself (which
-            // passes DMARC whatever the record says).
-            let couldReject = dmarc.policy.map { ($0 == .reject && !dmarc.testing) } ?? true
-            let authorPass =
-                dkim.contains { $0.result == .pass && $0.domain == dmarc.authorDomains.first }
-                || (spf?.result == .pass && spf?.domain.asciiLowercased == dmarc.authorDomains.first)
-            if self.policy.deferOnDMARCTemperror, self.policy.dmarcReject == .reject, couldReject, !authorPass {
-                outcome.refusal = SMTPReply(
-                    451,
-                    EnhancedStatusCode(4, 7, 5),
-                    "Temporary DNS failure evaluating the DMARC policy of \(domain), try again later"
-                )
-            }
-        case .permerror:
-            if dmarc.disposition == .reject, self.policy.dmarcReject == .reject {
-                outcome.refusal = SMTPReply(550, EnhancedStatusCode(5, 7, 1), "Email rejected: \(dmarc.reason)")
-            }
-        case .none:
-            if let spf, spf.result == .fail, self.policy.rejectSPFFail {
-                outcome.refusal = SMTPReply(
-                    550,
-                    EnhancedStatusCode(5, 7, 23),
-                    "SPF validation failed: \(spf.domain) does not allow this host to send its mail"
-                )
-            }
-        case .pass:
+        switch Enforcement.decide(spf: spf, dkim: dkim, dmarc: dmarc, policy: self.enforcement) {
+        case .deliver:
             break
+        case .quarantine:
+            outcome.folder = self.policy.junkFolder
+        case .rejectDMARCFailure(let domain):
+            outcome.refusal = SMTPReply(
+                550,
+                EnhancedStatusCode(5, 7, 1),
+                "Email rejected per DMARC policy for \(domain)"
+            )
+        case .deferDMARCTemporaryError(let domain):
+            outcome.refusal = SMTPReply(
+                451,
+                EnhancedStatusCode(4, 7, 5),
+                "Temporary DNS failure evaluating the DMARC policy of \(domain), try again later"
+            )
+        case .rejectDMARCPermanentError(let reason):
+            outcome.refusal = SMTPReply(550, EnhancedStatusCode(5, 7, 1), "Email rejected: \(reason)")
+        case .rejectSPFFailure(let domain):
+            outcome.refusal = SMTPReply(
+                550,
+                EnhancedStatusCode(5, 7, 23),
+                "SPF validation failed: \(domain) does not allow this host to send its mail"
+            )
         }
         return outcome
     }
