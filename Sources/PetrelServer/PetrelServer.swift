@@ -104,29 +104,7 @@ public final class PetrelServer: Sendable {
         do {
             try createDirectories(configuration.dataDirectory)
             let lock = try DataDirectoryLock(dataDirectory: configuration.dataDirectory)
-            let store = MessageStore(
-                dataDirectory: configuration.dataDirectory,
-                hostname: configuration.hostname,
-                threadPool: threadPool
-            )
-            let preparation = try await store.prepare()
-            if preparation.removedIncoming > 0 || preparation.queue.removedUnfinished > 0 {
-                logger.notice(
-                    "removed unfinished messages of an earlier run",
-                    metadata: [
-                        "incoming": "\(preparation.removedIncoming)", "queue": "\(preparation.queue.removedUnfinished)",
-                    ]
-                )
-            }
-            if preparation.queue.setAsideCorrupt > 0 {
-                logger.error(
-                    "unreadable queue entries set aside",
-                    metadata: [
-                        "count": "\(preparation.queue.setAsideCorrupt)",
-                        "directory": "\(store.queue.directory)/corrupt",
-                    ]
-                )
-            }
+            let store = try await Self.openStore(configuration, threadPool: threadPool, logger: logger)
             let tlsFiles = try ServerCertificate.files(for: configuration, logger: logger)
             let tls = TLSContextProvider(try TLSSetup.context(tlsFiles))
             let accounts = try AccountStore(path: configuration.accountsPath)
@@ -167,50 +145,7 @@ public final class PetrelServer: Sendable {
                 metrics: metrics.intake,
                 logger: logger
             )
-            let limits = SMTPLimits(
-                messageSize: configuration.limits.messageSize,
-                recipients: configuration.limits.recipients,
-                errors: configuration.limits.errors
-            )
-            let limiter = ConnectionLimiter(
-                limits: .init(total: configuration.limits.connections, perIP: configuration.limits.connectionsPerIP)
-            )
-            let listen = configuration.listen
-            for (kind, addresses) in [
-                (ListenerKind.smtp, listen.smtp), (.submission, listen.submission), (.submissions, listen.submissions),
-            ] {
-                let serverConfiguration = SMTPServerConfiguration(
-                    hostname: configuration.hostname,
-                    kind: kind,
-                    limits: limits,
-                    connectionLimits: limiter.limits,
-                    timeouts: .init(
-                        command: .seconds(Int64(configuration.timeouts.command)),
-                        data: .seconds(Int64(configuration.timeouts.data)),
-                        dataTotal: .seconds(Int64(configuration.timeouts.dataTotal)),
-                        tlsHandshake: .seconds(Int64(configuration.timeouts.tlsHandshake))
-                    ),
-                    tls: tls,
-                    authMechanisms: SASLMechanism.allCases.map(\.rawValue)
-                )
-                for address in addresses {
-                    do {
-                        listeners.append(
-                            try await SMTPListener.bind(
-                                host: address.host,
-                                port: address.port,
-                                configuration: serverConfiguration,
-                                receiver: receiver,
-                                limiter: limiter,
-                                logger: logger
-                            )
-                        )
-                    } catch {
-                        let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
-                        throw StartupError(description: "cannot listen on \(address) (\(kind.rawValue)): \(reason)")
-                    }
-                }
-            }
+            try await Self.bindListeners(configuration, receiver: receiver, tls: tls, logger: logger, into: &listeners)
             let reloader = TLSReloader(files: tlsFiles, provider: tls, logger: logger)
             var services = listeners.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
             services.append(.init(service: runner))
@@ -257,6 +192,94 @@ public final class PetrelServer: Sendable {
             try? await threadPool.shutdownGracefully()
             await passwordChecks.shutdown()
             throw error
+        }
+    }
+
+    /// The message store, prepared: what an earlier run left unfinished is removed, and
+    /// unreadable queue entries are set aside (both said in the log).
+    static func openStore(
+        _ configuration: Configuration,
+        threadPool: NIOThreadPool,
+        logger: Logger
+    ) async throws -> MessageStore {
+        let store = MessageStore(
+            dataDirectory: configuration.dataDirectory,
+            hostname: configuration.hostname,
+            threadPool: threadPool
+        )
+        let preparation = try await store.prepare()
+        if preparation.removedIncoming > 0 || preparation.queue.removedUnfinished > 0 {
+            logger.notice(
+                "removed unfinished messages of an earlier run",
+                metadata: [
+                    "incoming": "\(preparation.removedIncoming)", "queue": "\(preparation.queue.removedUnfinished)",
+                ]
+            )
+        }
+        if preparation.queue.setAsideCorrupt > 0 {
+            logger.error(
+                "unreadable queue entries set aside",
+                metadata: [
+                    "count": "\(preparation.queue.setAsideCorrupt)",
+                    "directory": "\(store.queue.directory)/corrupt",
+                ]
+            )
+        }
+        return store
+    }
+
+    /// Binds every configured listener, appending each to `listeners` as it is bound, so that
+    /// the caller can close those already bound when a later one fails.
+    static func bindListeners(
+        _ configuration: Configuration,
+        receiver: MailReceiver,
+        tls: TLSContextProvider,
+        logger: Logger,
+        into listeners: inout [SMTPListener]
+    ) async throws {
+        let limits = SMTPLimits(
+            messageSize: configuration.limits.messageSize,
+            recipients: configuration.limits.recipients,
+            errors: configuration.limits.errors
+        )
+        let limiter = ConnectionLimiter(
+            limits: .init(total: configuration.limits.connections, perIP: configuration.limits.connectionsPerIP)
+        )
+        let listen = configuration.listen
+        for (kind, addresses) in [
+            (ListenerKind.smtp, listen.smtp), (.submission, listen.submission), (.submissions, listen.submissions),
+        ] {
+            let serverConfiguration = SMTPServerConfiguration(
+                hostname: configuration.hostname,
+                kind: kind,
+                limits: limits,
+                connectionLimits: limiter.limits,
+                timeouts: .init(
+                    command: .seconds(Int64(configuration.timeouts.command)),
+                    data: .seconds(Int64(configuration.timeouts.data)),
+                    dataTotal: .seconds(Int64(configuration.timeouts.dataTotal)),
+                    tlsHandshake: .seconds(Int64(configuration.timeouts.tlsHandshake))
+                ),
+                tls: tls,
+                authMechanisms: SASLMechanism.allCases.map(\.rawValue)
+            )
+            for address in addresses {
+                do {
+                    listeners.append(
+                        try await SMTPListener.bind(
+                            host: address.host,
+                            port: address.port,
+                            configuration: serverConfiguration,
+                            receiver: receiver,
+                            limiter: limiter,
+                            logger: logger
+                        )
+                    )
+                } catch {
+                    let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
+                    throw StartupError(description: "cannot listen on \(address) (\(kind.rawValue)): \(reason)")
+                }
+            }
         }
     }
 
