@@ -150,6 +150,9 @@ let package = Package(
             name: "PetrelOperator",
             dependencies: [
                 "PetrelConfiguration",
+                "DNSClient",
+                "MailIntake",
+                "MailStore",
                 "MailCore",
                 "MailAuth",
                 "DNSCore",
@@ -212,19 +215,11 @@ let package = Package(
         .executableTarget(
             name: "petrel",
             dependencies: [
-                "MailIntake",
                 "PetrelServer",
                 "PetrelOperator",
                 "PetrelConfiguration",
-                "SMTPCore",
-                "MailStore",
-                "Accounts",
-                "MailCore",
-                "DNSCore",
-                "DNSClient",
-                "MailAuth",
-                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(

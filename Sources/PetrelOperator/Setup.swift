@@ -30,6 +30,17 @@ public struct Setup: Sendable {
         self.configurationPath = configurationPath
     }
 
+    /// `--ip` and `--ipv6` as addresses; a usage error names the first that is not one.
+    public static func addresses(ipv4: [String], ipv6: [String]) throws -> [IPAddress] {
+        for text in ipv4 where IPAddress(text)?.isIPv4 != true {
+            throw ToolUsageError("--ip '\(text)' is not an IPv4 address")
+        }
+        for text in ipv6 where IPAddress(text).map({ !$0.isIPv4 }) != true {
+            throw ToolUsageError("--ipv6 '\(text)' is not an IPv6 address")
+        }
+        return (ipv4 + ipv6).compactMap { IPAddress($0) }
+    }
+
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
     }

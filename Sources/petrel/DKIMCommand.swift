@@ -1,13 +1,5 @@
 import ArgumentParser
-import MailAuth
 import PetrelOperator
-import PetrelServer
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// `petrel dkim keygen|list|sign`: the keys outbound mail is signed with.
 struct DKIM: ParsableCommand {
@@ -33,23 +25,14 @@ struct DKIM: ParsableCommand {
         var algorithm = "rsa"
 
         func run() throws {
-            let configuration = try self.options.load()
-            guard let kind = DKIMPrivateKey.Kind(rawValue: self.algorithm) else {
-                throw ValidationError("--algorithm is rsa or ed25519, not '\(self.algorithm)'")
+            try syncTool {
+                try DKIMTool.makeKey(
+                    try self.options.load(),
+                    domain: self.domain,
+                    selector: self.selector,
+                    algorithm: self.algorithm
+                )
             }
-            guard DKIMSignature.isDomainName(self.domain.asciiLowercased) else {
-                throw ValidationError("'\(self.domain)' is not a domain name")
-            }
-            let store = DKIMKeyStore(dataDirectory: configuration.dataDirectory)
-            let key = try DKIMPrivateKey.generate(kind)
-            do {
-                try store.add(key, domain: self.domain, selector: self.selector)
-            } catch {
-                printError(error.description)
-                throw ExitCode(1)
-            }
-            print("; wrote \(store.path(domain: self.domain, selector: self.selector)); publish:")
-            print(DKIM.zoneLine(domain: self.domain, selector: self.selector, key: key))
         }
     }
 
@@ -59,11 +42,7 @@ struct DKIM: ParsableCommand {
         @Argument(help: "The domain.") var domain: String
 
         func run() throws {
-            let signers = try DKIM.signers(self.options, domain: self.domain)
-            if signers.isEmpty { print("; no DKIM key for \(self.domain): petrel dkim keygen \(self.domain)") }
-            for signer in signers {
-                print(DKIM.zoneLine(domain: signer.domain, selector: signer.selector, key: signer.key))
-            }
+            try syncTool { try DKIMTool.list(try self.options.load(), domain: self.domain) }
         }
     }
 
@@ -76,40 +55,7 @@ struct DKIM: ParsableCommand {
         @Option(help: "The signing domain (d=).") var domain: String
 
         func run() throws {
-            let signers = try DKIM.signers(self.options, domain: self.domain)
-            guard !signers.isEmpty else {
-                printError("no DKIM key for \(self.domain): make one with petrel dkim keygen \(self.domain)")
-                throw ExitCode(1)
-            }
-            var message: [UInt8] = []
-            readStandardInput { message += $0 }
-            var output = ""
-            let now = Int(time(nil))
-            for signer in signers { output = try signer.signatureField(for: message, timestamp: now) + output }
-            let bytes = Array(output.utf8) + message
-            _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+            try syncTool { try DKIMTool.sign(try self.options.load(), domain: self.domain) }
         }
-    }
-
-    /// The domain's keys; exit status 1 with the reason when one cannot be read.
-    static func signers(_ options: ConfigOption, domain: String) throws -> [DKIMSigner] {
-        let configuration = try options.load()
-        do {
-            return try DKIMKeyStore(dataDirectory: configuration.dataDirectory).signers(for: domain)
-        } catch {
-            printError(error.description)
-            throw ExitCode(1)
-        }
-    }
-
-    /// `sel._domainkey.example.com. IN TXT ( "v=DKIM1; ..." "..." )`, strings of at most 255.
-    static func zoneLine(domain: String, selector: String, key: DKIMPrivateKey) -> String {
-        var record = Array(key.record.utf8)[...]
-        var strings: [String] = []
-        while !record.isEmpty {
-            strings.append("\"" + String(decoding: record.prefix(250), as: UTF8.self) + "\"")
-            record = record.dropFirst(250)
-        }
-        return "\(selector)._domainkey.\(domain.asciiLowercased). IN TXT ( " + strings.joined(separator: " ") + " )"
     }
 }

@@ -61,7 +61,7 @@ struct DoctorCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration = try self.options.load()
         let records = try DNSRecords(configuration: configuration)
-        let resolver = try makeResolver(configuration, server: self.server, option: "--dns")
+        let resolver = try ResolveTool.resolver(configuration, server: self.server, option: "--dns")
         let findings = await SetupDoctor(configuration: configuration, records: records, resolver: resolver).run()
         for finding in findings {
             var line = finding.status.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0) + finding.subject

@@ -1,8 +1,6 @@
 import ArgumentParser
-import MailCore
 import PetrelConfiguration
 import PetrelOperator
-import PetrelServer
 
 /// `petrel init`: from nothing to a server that only needs its DNS records.
 struct Init: ParsableCommand {
@@ -45,19 +43,14 @@ struct Init: ParsableCommand {
         guard !self.ipv4.isEmpty || !self.ipv6.isEmpty else {
             throw ValidationError("give this host's public address: --ip 203.0.113.7 (and --ipv6 if it has one)")
         }
-        for text in self.ipv4 where IPAddress(text)?.isIPv4 != true {
-            throw ValidationError("--ip '\(text)' is not an IPv4 address")
-        }
-        for text in self.ipv6 where IPAddress(text).map({ !$0.isIPv4 }) != true {
-            throw ValidationError("--ipv6 '\(text)' is not an IPv6 address")
-        }
+        try syncTool { _ = try Setup.addresses(ipv4: self.ipv4, ipv6: self.ipv6) }
     }
 
     func run() throws {
         var setup = Setup(
             domains: self.domains.map { $0.lowercased() },
             hostname: self.hostname.lowercased(),
-            addresses: (self.ipv4 + self.ipv6).compactMap { IPAddress($0) },
+            addresses: try Setup.addresses(ipv4: self.ipv4, ipv6: self.ipv6),
             dataDirectory: joinPath(currentDirectory(), self.dataDirectory),
             configurationPath: joinPath(currentDirectory(), self.configurationPath)
         )
@@ -66,7 +59,7 @@ struct Init: ParsableCommand {
         do {
             result = try setup.run()
         } catch {
-            throw CLIError("\(error)")
+            throw ToolError("\(error)")
         }
         print("wrote \(setup.configurationPath)")
         print("data directory: \(setup.dataDirectory)")

@@ -1,11 +1,5 @@
-import Accounts
 import ArgumentParser
-import DNSClient
-import DNSCore
 import Logging
-import MailCore
-import MailStore
-import NIOCore
 import PetrelConfiguration
 import PetrelOperator
 import PetrelServer
@@ -106,11 +100,8 @@ struct User: AsyncParsableCommand {
         var passwordStdin = false
 
         func run() async throws {
-            let configuration = try self.options.load()
-            let address = try servedAddress(self.address, configuration)
-            let password = self.passwordStdin ? try readNewPassword() : nil
-            try openAccounts(configuration).addMailbox(address, password: password)
-            print("added mailbox \(address); mail goes to \(configuration.mailDirectory)/\(address)/")
+            try AccountTool(configuration: try self.options.load())
+                .addMailbox(self.address, passwordFromStandardInput: self.passwordStdin)
         }
     }
 
@@ -125,10 +116,7 @@ struct User: AsyncParsableCommand {
         var address: String
 
         func run() async throws {
-            let configuration = try self.options.load()
-            let address = try AccountAddress(validating: self.address)
-            try openAccounts(configuration).setPassword(try readNewPassword(), for: address)
-            print("password set for \(address)")
+            try AccountTool(configuration: try self.options.load()).setPassword(self.address)
         }
     }
 
@@ -138,10 +126,7 @@ struct User: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
 
         func run() async throws {
-            let configuration = try self.options.load()
-            for mailbox in try openAccounts(configuration).mailboxes() {
-                print("\(mailbox.address)\(mailbox.hasPassword ? "" : "\t(no password)")")
-            }
+            try AccountTool(configuration: try self.options.load()).listMailboxes()
         }
     }
 
@@ -155,13 +140,7 @@ struct User: AsyncParsableCommand {
         var address: String
 
         func run() async throws {
-            let configuration = try self.options.load()
-            let address = try AccountAddress(validating: self.address)
-            let referring = try openAccounts(configuration).removeMailbox(address)
-            print("removed mailbox \(address); its mail stays in \(configuration.mailDirectory)/\(address)/")
-            if !referring.isEmpty {
-                print("note: these aliases still name it: \(referring.map(\.description).joined(separator: ", "))")
-            }
+            try AccountTool(configuration: try self.options.load()).removeMailbox(self.address)
         }
     }
 }
@@ -193,11 +172,7 @@ extension User {
             var address: String
 
             func run() async throws {
-                let configuration = try self.options.load()
-                let user = try AccountAddress(validating: self.user)
-                let address = try SenderAddress(validating: self.address)
-                try openAccounts(configuration).addSenderAddress(address, for: user)
-                print("\(user) may send as \(address)")
+                try AccountTool(configuration: try self.options.load()).addSenderAddress(self.address, for: self.user)
             }
         }
 
@@ -211,11 +186,8 @@ extension User {
             var address: String
 
             func run() async throws {
-                let configuration = try self.options.load()
-                let user = try AccountAddress(validating: self.user)
-                let address = try SenderAddress(validating: self.address)
-                try openAccounts(configuration).removeSenderAddress(address, for: user)
-                print("\(user) may no longer send as \(address)")
+                try AccountTool(configuration: try self.options.load())
+                    .removeSenderAddress(self.address, for: self.user)
             }
         }
 
@@ -227,11 +199,7 @@ extension User {
             var user: String
 
             func run() async throws {
-                let configuration = try self.options.load()
-                let user = try AccountAddress(validating: self.user)
-                for address in try openAccounts(configuration).listSenderAddresses(for: user) {
-                    print(address)
-                }
+                try AccountTool(configuration: try self.options.load()).listSenderAddresses(for: self.user)
             }
         }
     }
@@ -254,30 +222,7 @@ struct Alias: AsyncParsableCommand {
         var targets: [String]
 
         func run() async throws {
-            let configuration = try self.options.load()
-            guard !self.targets.isEmpty else { throw CLIError("name at least one target address") }
-            let alias = try servedAddress(self.alias, configuration)
-            let accounts = try openAccounts(configuration)
-            let resolver = configuration.recipientResolver
-            var targets: [AccountAddress] = []
-            for text in self.targets {
-                let target = try AccountAddress(validating: text)
-                guard configuration.domains.contains(target.domain) else {
-                    throw AccountError.invalidAliasTarget(
-                        text,
-                        "\(target.domain) is not one of this server's domains; forwarding to other servers is not supported yet"
-                    )
-                }
-                guard target != alias else {
-                    throw AccountError.invalidAliasTarget(text, "an alias cannot point at itself")
-                }
-                guard case .mailboxes = try await accounts.resolve(.mailbox(target.mailbox), with: resolver) else {
-                    throw AccountError.invalidAliasTarget(text, "no mailbox or alias of that name; add it first")
-                }
-                if !targets.contains(target) { targets.append(target) }
-            }
-            try accounts.addAlias(alias, targets: targets)
-            print("added alias \(alias) -> \(targets.map(\.description).joined(separator: ", "))")
+            try await AccountTool(configuration: try self.options.load()).addAlias(self.alias, targets: self.targets)
         }
     }
 
@@ -287,10 +232,7 @@ struct Alias: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
 
         func run() async throws {
-            let configuration = try self.options.load()
-            for alias in try openAccounts(configuration).aliases() {
-                print("\(alias.address) -> \(alias.targets.map(\.description).joined(separator: ", "))")
-            }
+            try AccountTool(configuration: try self.options.load()).listAliases()
         }
     }
 
@@ -302,10 +244,7 @@ struct Alias: AsyncParsableCommand {
         var alias: String
 
         func run() async throws {
-            let configuration = try self.options.load()
-            let alias = try AccountAddress(validating: self.alias)
-            try openAccounts(configuration).removeAlias(alias)
-            print("removed alias \(alias)")
+            try AccountTool(configuration: try self.options.load()).removeAlias(self.alias)
         }
     }
 }
@@ -329,133 +268,33 @@ struct Resolve: AsyncParsableCommand {
     var server: String?
 
     func run() async throws {
-        let configuration = try self.options.load()
-        guard let type = DNSRecordType(self.type) else { throw ValidationError("unknown record type '\(self.type)'") }
-        var name = DNSName(self.name)
-        if type == .ptr, let address = try? SocketAddress(ipAddress: self.name, port: 0) {
-            name = DNSName.reverse(address: addressOctets(address))
-        }
-        guard let name else { throw ValidationError("'\(self.name)' is not a domain name") }
-        let client = try makeResolver(configuration, server: self.server, option: "--server")
-        let result = await client.lookup(name, type)
-        for record in result.cnames + result.records { print(record.presentation) }
-        let authenticated = result.authenticated ? "yes" : "no"
-        switch result.status {
-        case .answer:
-            let count = result.records.count
-            print(";; status: NOERROR, \(count) record\(count == 1 ? "" : "s"); AD: \(authenticated)")
-        case .noData:
-            print(";; status: NOERROR, no \(type) records; AD: \(authenticated)")
-            throw ExitCode(1)
-        case .nxDomain:
-            print(";; status: NXDOMAIN; AD: \(authenticated)")
-            throw ExitCode(1)
-        case .failure(let failure):
-            print(";; status: \(failure)")
-            throw ExitCode(2)
+        try await tool {
+            try await ResolveTool.lookUp(try self.options.load(), type: self.type, name: self.name, server: self.server)
         }
     }
 }
 
-/// Petrel's resolver as configured, or asking only `server` (given with `option`); exit status 2
-/// when there is no server to ask at all.
-func makeResolver(_ configuration: Configuration, server: String?, option: String) throws -> DNSClient {
-    var configuration = configuration
-    if let server {
-        guard let address = ListenAddress(parsing: server, defaultPort: 53),
-            (try? SocketAddress(ipAddress: address.host, port: address.port)) != nil
-        else { throw ValidationError("\(option) takes an IP address and port, like 127.0.0.1:53 or [::1]:5353") }
-        configuration.dns.servers = [address]
-    }
-    let client = configuration.makeDNSClient()
-    guard !client.configuration.servers.isEmpty else {
-        printError("no DNS server: give \(option), set [dns] servers, or add a nameserver to /etc/resolv.conf")
-        throw ExitCode(2)
-    }
-    return client
-}
-
-/// Standard input in pieces of up to 64 KiB, a file saved with LF line ends (a Maildir file) read
-/// as CRLF, as the message was or will be on the wire.
-func readStandardInput(_ body: ([UInt8]) -> Void) {
-    var buffer = [UInt8](repeating: 0, count: 65_536)
-    var previous: UInt8 = 0
-    while true {
-        let count = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-        if count < 0, errno == EINTR { continue }
-        guard count > 0 else { break }
-        var chunk: [UInt8] = []
-        chunk.reserveCapacity(count + count / 32)
-        for byte in buffer[0..<count] {
-            if byte == 0x0A, previous != 0x0D { chunk.append(0x0D) }
-            chunk.append(byte)
-            previous = byte
-        }
-        body(chunk)
+/// Runs a tool of PetrelOperator, turning its failures into the command line's: a usage error
+/// with the usage, an exit status as it is.
+func tool(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let exit as ToolExit {
+        throw ExitCode(exit.status)
+    } catch let usage as ToolUsageError {
+        throw ValidationError(usage.description)
     }
 }
 
-func printError(_ message: String) {
-    let line = Array("Error: \(message)\n".utf8)
-    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-}
-
-func addressOctets(_ address: SocketAddress) -> [UInt8] {
-    switch address {
-    case .v4(let v4): return withUnsafeBytes(of: v4.address.sin_addr.s_addr) { Array($0) }
-    case .v6(let v6): return withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
-    default: return []
+/// `tool`, for the commands that are not async.
+func syncTool(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let exit as ToolExit {
+        throw ExitCode(exit.status)
+    } catch let usage as ToolUsageError {
+        throw ValidationError(usage.description)
     }
-}
-
-/// 45s, 12m, 3h, 2d.
-func formatAge(_ seconds: Int64) -> String {
-    switch seconds {
-    case ..<60: return "\(max(seconds, 0))s"
-    case ..<3600: return "\(seconds / 60)m"
-    case ..<86_400: return "\(seconds / 3600)h"
-    default: return "\(seconds / 86_400)d"
-    }
-}
-
-struct CLIError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// Validates an address and checks that its domain is one we serve.
-func servedAddress(_ text: String, _ configuration: Configuration) throws -> AccountAddress {
-    let address = try AccountAddress(validating: text)
-    guard configuration.domains.contains(address.domain) else {
-        throw AccountError.domainNotServed(address.domain, served: configuration.domains)
-    }
-    return address
-}
-
-func openAccounts(_ configuration: Configuration) throws -> AccountStore {
-    try createDirectories(configuration.dataDirectory)
-    return try AccountStore(path: configuration.accountsPath)
-}
-
-/// A password from standard input, hashed for storage (yescrypt and SCRAM-SHA-256).
-func readNewPassword() throws -> PasswordCredentials {
-    let password = readPasswordFromStandardInput()
-    guard !password.isEmpty else { throw CLIError("the password read from standard input is empty") }
-    return try PasswordCredentials.make(password: password)
-}
-
-/// The first line of standard input, without its line break.
-func readPasswordFromStandardInput() -> String {
-    var bytes: [UInt8] = []
-    var byte: UInt8 = 0
-    while true {
-        let count = read(STDIN_FILENO, &byte, 1)
-        if count < 0 && errno == EINTR { continue }
-        if count <= 0 || byte == 0x0A { break }
-        bytes.append(byte)
-    }
-    if bytes.last == 0x0D { bytes.removeLast() }
-    return String(decoding: bytes, as: UTF8.self)
 }
 
 func currentDirectory() -> String {

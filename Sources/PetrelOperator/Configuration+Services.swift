@@ -3,8 +3,8 @@ import DNSClient
 import NIOCore
 import PetrelConfiguration
 
-// The services a configuration describes, made where the server is composed: the configuration
-// target itself knows nothing of resolvers or account stores.
+// The services a configuration describes, for the server and the operator's tools alike: the
+// configuration target itself knows nothing of resolvers or account stores.
 extension Configuration {
     /// The resolver these settings describe: the configured servers, or /etc/resolv.conf's.
     public func makeDNSClient() -> DNSClient {

@@ -1,0 +1,127 @@
+import Accounts
+import PetrelConfiguration
+
+/// `petrel user` and `petrel alias`: mailboxes, passwords, sender addresses and aliases, changed
+/// in the account store, where a running server sees each change at its next lookup.
+public struct AccountTool {
+    public let configuration: Configuration
+    let accounts: AccountStore
+
+    /// Opens the account store of the configuration's data directory, making both if missing.
+    public init(configuration: Configuration) throws {
+        try createDirectories(configuration.dataDirectory)
+        self.accounts = try AccountStore(path: configuration.accountsPath)
+        self.configuration = configuration
+    }
+
+    // MARK: Mailboxes
+
+    /// - Parameter passwordFromStandardInput: read a password (one line), for SMTP AUTH.
+    public func addMailbox(_ text: String, passwordFromStandardInput: Bool) throws {
+        let address = try self.servedAddress(text)
+        let password = passwordFromStandardInput ? try Self.readNewPassword() : nil
+        try self.accounts.addMailbox(address, password: password)
+        print("added mailbox \(address); mail goes to \(self.configuration.mailDirectory)/\(address)/")
+    }
+
+    /// Sets a password read from standard input.
+    public func setPassword(_ text: String) throws {
+        let address = try AccountAddress(validating: text)
+        try self.accounts.setPassword(try Self.readNewPassword(), for: address)
+        print("password set for \(address)")
+    }
+
+    public func listMailboxes() throws {
+        for mailbox in try self.accounts.mailboxes() {
+            print("\(mailbox.address)\(mailbox.hasPassword ? "" : "\t(no password)")")
+        }
+    }
+
+    public func removeMailbox(_ text: String) throws {
+        let address = try AccountAddress(validating: text)
+        let referring = try self.accounts.removeMailbox(address)
+        print("removed mailbox \(address); its mail stays in \(self.configuration.mailDirectory)/\(address)/")
+        if !referring.isEmpty {
+            print("note: these aliases still name it: \(referring.map(\.description).joined(separator: ", "))")
+        }
+    }
+
+    // MARK: Sender addresses
+
+    public func addSenderAddress(_ text: String, for userText: String) throws {
+        let user = try AccountAddress(validating: userText)
+        let address = try SenderAddress(validating: text)
+        try self.accounts.addSenderAddress(address, for: user)
+        print("\(user) may send as \(address)")
+    }
+
+    public func removeSenderAddress(_ text: String, for userText: String) throws {
+        let user = try AccountAddress(validating: userText)
+        let address = try SenderAddress(validating: text)
+        try self.accounts.removeSenderAddress(address, for: user)
+        print("\(user) may no longer send as \(address)")
+    }
+
+    public func listSenderAddresses(for userText: String) throws {
+        let user = try AccountAddress(validating: userText)
+        for address in try self.accounts.listSenderAddresses(for: user) { print(address) }
+    }
+
+    // MARK: Aliases
+
+    /// An alias of one of our domains, to existing mailboxes or aliases of this server.
+    public func addAlias(_ text: String, targets texts: [String]) async throws {
+        guard !texts.isEmpty else { throw ToolError("name at least one target address") }
+        let alias = try self.servedAddress(text)
+        let resolver = self.configuration.recipientResolver
+        var targets: [AccountAddress] = []
+        for text in texts {
+            let target = try AccountAddress(validating: text)
+            guard self.configuration.domains.contains(target.domain) else {
+                throw AccountError.invalidAliasTarget(
+                    text,
+                    "\(target.domain) is not one of this server's domains; forwarding to other servers is not supported yet"
+                )
+            }
+            guard target != alias else {
+                throw AccountError.invalidAliasTarget(text, "an alias cannot point at itself")
+            }
+            guard case .mailboxes = try await self.accounts.resolve(.mailbox(target.mailbox), with: resolver) else {
+                throw AccountError.invalidAliasTarget(text, "no mailbox or alias of that name; add it first")
+            }
+            if !targets.contains(target) { targets.append(target) }
+        }
+        try self.accounts.addAlias(alias, targets: targets)
+        print("added alias \(alias) -> \(targets.map(\.description).joined(separator: ", "))")
+    }
+
+    public func listAliases() throws {
+        for alias in try self.accounts.aliases() {
+            print("\(alias.address) -> \(alias.targets.map(\.description).joined(separator: ", "))")
+        }
+    }
+
+    public func removeAlias(_ text: String) throws {
+        let alias = try AccountAddress(validating: text)
+        try self.accounts.removeAlias(alias)
+        print("removed alias \(alias)")
+    }
+
+    // MARK: -
+
+    /// Validates an address and checks that its domain is one we serve.
+    func servedAddress(_ text: String) throws -> AccountAddress {
+        let address = try AccountAddress(validating: text)
+        guard self.configuration.domains.contains(address.domain) else {
+            throw AccountError.domainNotServed(address.domain, served: self.configuration.domains)
+        }
+        return address
+    }
+
+    /// A password from standard input, hashed for storage (yescrypt and SCRAM-SHA-256).
+    static func readNewPassword() throws -> PasswordCredentials {
+        let password = readLineFromStandardInput()
+        guard !password.isEmpty else { throw ToolError("the password read from standard input is empty") }
+        return try PasswordCredentials.make(password: password)
+    }
+}
