@@ -225,6 +225,7 @@ let package = Package(
         .target(
             name: "PetrelTestSupport",
             dependencies: [
+                "SMTPCore",
                 "PetrelServer",
                 "PetrelConfiguration",
                 "DNSCore",
@@ -293,6 +294,7 @@ let package = Package(
         .testTarget(
             name: "PetrelServerTests",
             dependencies: [
+                "SMTPCore",
                 "MailIntake",
                 "PetrelServer",
                 "PetrelConfiguration",

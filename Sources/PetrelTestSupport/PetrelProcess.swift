@@ -1,5 +1,6 @@
 import Foundation
 import NIOConcurrencyHelpers
+import SMTPCore
 import SMTPServer
 
 /// The `petrel` executable run as a separate process: for CLI tests, and for crash tests that

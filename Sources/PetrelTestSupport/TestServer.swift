@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import PetrelConfiguration
 import PetrelServer
+import SMTPCore
 import SMTPServer
 
 /// A real Petrel server in this process, on an ephemeral loopback port, with its data in a fresh

@@ -4,16 +4,6 @@ import NIOCore
 import NIOSSL
 import SMTPCore
 
-/// What a listener is for.
-public enum ListenerKind: String, Sendable, Hashable {
-    /// Port 25: mail for our domains from anyone, STARTTLS offered, no AUTH, no relaying.
-    case smtp
-    /// Port 587 (RFC 6409): STARTTLS, then AUTH required before MAIL.
-    case submission
-    /// Port 465 (RFC 8314): TLS from the first octet, then AUTH required before MAIL.
-    case submissions
-}
-
 /// Settings shared by every connection of a listener.
 public struct SMTPServerConfiguration: Sendable {
     public var hostname: String
@@ -82,115 +72,51 @@ struct SMTPConnection {
     /// kilobytes: every reply and action the session can produce) exist only while it is handled.
     /// Before, they lived in the loop's own frame: 18 KiB per idle connection.
     struct Dialogue {
-        var session: ServerSession
-        var message: (any IncomingMessage)?
-        var authentication: (any AuthenticationExchange)?
+        var driver: SessionDriver
         var outcome = Outcome.disconnected
-        var lastReply: SMTPReply?
-        var messages = 0
     }
 
     typealias Outbound = NIOAsyncChannelOutboundWriter<SMTPServerOutbound>
 
-    /// Carries out an action and the follow-up actions of its slow steps, until a reply is sent.
-    func perform(_ first: ServerSession.Action, _ dialogue: inout Dialogue, _ outbound: Outbound) async throws {
-        var action = first
-        while true {
-            switch action {
-            case .none:
-                return
-            case .reply(let reply, let continuation):
-                dialogue.lastReply = reply
-                try await outbound.write(
-                    .reply(reply, then: continuation, messageOpen: dialogue.session.isMessageOpen)
-                )
-                return
-            case .verifySender(let path, let user):
-                let verdict = await self.receiver.verifySender(path, user: user, connection: self.info)
-                action = dialogue.session.senderVerified(verdict)
-            case .beginAuthentication(let mechanism, let initialResponse):
-                let exchange = self.receiver.beginAuthentication(mechanism: mechanism, connection: self.info)
-                dialogue.authentication = exchange
-                action = dialogue.session.authenticationStep(await exchange.start(initialResponse: initialResponse))
-            case .continueAuthentication(let response):
-                guard let exchange = dialogue.authentication else {
-                    action = dialogue.session.authenticationStep(.failed(.authenticationFailed))
-                    continue
-                }
-                action = dialogue.session.authenticationStep(await exchange.receive(response))
-            case .cancelAuthentication:
-                let step = await dialogue.authentication?.cancel() ?? .failed(.authenticationCancelled)
-                action = dialogue.session.authenticationStep(step)
-            case .verifyRecipient(let path, let transaction):
-                let verdict = await self.receiver.verifyRecipient(path, transaction: transaction, connection: self.info)
-                action = dialogue.session.recipientVerified(verdict)
-            case .openMessage(let transaction):
-                switch await self.receiver.openMessage(transaction, connection: self.info) {
-                case .success(let opened):
-                    dialogue.message = opened
-                    action = dialogue.session.messageOpened(failure: nil)
-                case .failure(let error):
-                    action = dialogue.session.messageOpened(failure: error.reply)
-                }
-            case .commitMessage:
-                guard let committing = dialogue.message else {
-                    action = dialogue.session.messageCommitted(.failed(.localError))
-                    continue
-                }
-                dialogue.message = nil
-                let result = await committing.commit()
-                if case .stored = result { dialogue.messages += 1 }
-                action = dialogue.session.messageCommitted(result)
-            case .discardMessage(let reply, let continuation):
-                if let discarding = dialogue.message {
-                    dialogue.message = nil
-                    await discarding.discard()
-                }
-                guard let reply else { return }
-                action = .reply(reply, then: continuation)
-            }
-        }
+    func write(_ reply: SessionDriver.Reply?, _ outbound: Outbound) async throws {
+        guard let reply else { return }
+        try await outbound.write(.reply(reply.reply, then: reply.continuation, messageOpen: reply.messageOpen))
     }
 
-    /// One event from the framing handler: content to the message, then the session's answer.
+    /// One event from the framing handler, through the driver; then its reply, if one is due.
     func handle(_ element: SMTPServerInbound, _ dialogue: inout Dialogue, _ outbound: Outbound) async throws {
-        let action: ServerSession.Action
+        let reply: SessionDriver.Reply?
         switch element {
         case .event(let event):
-            switch event {
-            case .messageData(let content), .chunkData(let content):
-                if dialogue.session.isReceivingContent, let message = dialogue.message { await message.append(content) }
-            default:
-                break
-            }
-            action = dialogue.session.receive(event)
+            reply = await dialogue.driver.handle(event)
         case .timedOut:
             dialogue.outcome = .timeout
-            action = dialogue.session.timedOut()
+            reply = await dialogue.driver.timedOut()
         case .shutdownRequested:
-            action = dialogue.session.shutdownRequested()
+            reply = await dialogue.driver.shutdownRequested()
         case .tlsEstablished(let info):
-            action = dialogue.session.tlsEstablished(info)
+            reply = await dialogue.driver.tlsEstablished(info)
         }
-        try await self.perform(action, &dialogue, outbound)
+        try await self.write(reply, outbound)
     }
 
     /// The greeting, or the refusal of a client the receiver turns away. Returns whether to go on.
     func greet(_ dialogue: inout Dialogue, _ outbound: Outbound) async throws -> Bool {
-        if let refusal = await self.receiver.admit(connection: self.info) {
-            dialogue.lastReply = refusal
-            dialogue.outcome = .refused
-            try await outbound.write(.reply(refusal, then: .close, messageOpen: false))
-            return false
-        }
-        let greeting = dialogue.session.greeting()
-        try await self.perform(greeting, &dialogue, outbound)
-        return true
+        let greeting = await dialogue.driver.greet()
+        if dialogue.driver.turnedAway { dialogue.outcome = .refused }
+        try await self.write(greeting, outbound)
+        return !dialogue.driver.turnedAway
     }
 
     func run(_ channel: NIOAsyncChannel<SMTPServerInbound, SMTPServerOutbound>) async {
         let started = ContinuousClock.now
-        var dialogue = Dialogue(session: ServerSession(configuration: self.configuration.session))
+        var dialogue = Dialogue(
+            driver: SessionDriver(
+                configuration: self.configuration.session,
+                receiver: self.receiver,
+                connection: self.info
+            )
+        )
 
         do {
             try await channel.executeThenClose { inbound, outbound in
@@ -200,9 +126,9 @@ struct SMTPConnection {
                 }
                 for try await element in inbound {
                     try await self.handle(element, &dialogue, outbound)
-                    if dialogue.session.isClosed { break }
+                    if dialogue.driver.session.isClosed { break }
                 }
-                if dialogue.session.isClosed {
+                if dialogue.driver.session.isClosed {
                     // The handler closes the channel once the final reply is written.
                     try? await channel.channel.closeFuture.get()
                 }
@@ -226,7 +152,7 @@ struct SMTPConnection {
             dialogue.outcome = .error
             self.logger.debug("connection error", metadata: ["session": "\(self.info.id)", "error": "\(error)"])
         }
-        if let message = dialogue.message { await message.discard() }
+        await dialogue.driver.finish()
 
         self.logSession(&dialogue, started: started)
     }
@@ -234,7 +160,7 @@ struct SMTPConnection {
     /// The one line per session (synchronous, so its temporaries live on the stack, not in the
     /// task's frames).
     private func logSession(_ dialogue: inout Dialogue, started: ContinuousClock.Instant) {
-        if dialogue.session.isClosed, dialogue.outcome != .timeout, let lastReply = dialogue.lastReply {
+        if dialogue.driver.session.isClosed, dialogue.outcome != .timeout, let lastReply = dialogue.driver.lastReply {
             switch (lastReply.code, lastReply.enhancedCode) {
             case (221, _): dialogue.outcome = .quit
             case (421, EnhancedStatusCode(4, 3, 2)?): dialogue.outcome = .shutdown
@@ -244,15 +170,15 @@ struct SMTPConnection {
         var metadata: Logger.Metadata = [
             "session": "\(self.info.id)",
             "client": "\(self.info.remoteAddress.map(describe) ?? "unknown")",
-            "helo": "\(dialogue.session.clientName ?? "-")",
-            "messages": "\(dialogue.messages)",
+            "helo": "\(dialogue.driver.session.clientName ?? "-")",
+            "messages": "\(dialogue.driver.messages)",
             "duration": "\(formatDuration(ContinuousClock.now - started))",
             "outcome": "\(dialogue.outcome.rawValue)",
         ]
         metadata["listener"] = "\(self.configuration.kind.rawValue)"
-        if let tls = dialogue.session.tls { metadata["tls"] = "\(tls)" }
-        if let user = dialogue.session.authenticatedUser { metadata["user"] = "\(user)" }
-        if dialogue.outcome == .refused || dialogue.outcome == .timeout, let lastReply = dialogue.lastReply {
+        if let tls = dialogue.driver.session.tls { metadata["tls"] = "\(tls)" }
+        if let user = dialogue.driver.session.authenticatedUser { metadata["user"] = "\(user)" }
+        if dialogue.outcome == .refused || dialogue.outcome == .timeout, let lastReply = dialogue.driver.lastReply {
             metadata["reply"] = "\(lastReply.code)\(lastReply.enhancedCode.map { " \($0)" } ?? "")"
         }
         self.logger.info("connection", metadata: metadata)

@@ -2,6 +2,7 @@ import Accounts
 import Foundation
 import PetrelServer
 import PetrelTestSupport
+import SMTPCore
 import SMTPServer
 import Testing
 
@@ -93,9 +94,11 @@ import Glibc
         #expect(took < .seconds(5).stretched, "a message from elsewhere meanwhile took \(took)")
         #expect(lifetimes.count == attackers)
         #expect(lifetimes.allSatisfy { $0 != nil }, "\(lifetimes.filter { $0 == nil }.count) never closed")
-        // Those over the per-address limit are closed at once; the admitted ones at the deadline.
-        let open = lifetimes.compactMap { $0 }.filter { $0 >= .seconds(deadline) / 2 }.count
-        #expect(open <= 20, "\(open) connections lived past half the deadline")
+        // Those over the per-address limit are closed at once, the admitted ones at the deadline
+        // (which counts from the accept, after the client's connect): only the admitted ones live
+        // nearly as long as it. ("At once" can take a second or two while the whole suite runs.)
+        let open = lifetimes.compactMap { $0 }.filter { $0 >= .seconds(deadline) - .milliseconds(500) }.count
+        #expect(open <= 20, "\(open) connections lived nearly to the deadline")
         let longest = lifetimes.compactMap { $0 }.max() ?? .zero
         #expect(longest < .seconds(deadline + 3).stretched, "the longest lived \(longest)")
         print("silent TLS: \(attackers) connections, \(open) admitted, the longest closed after \(longest)")

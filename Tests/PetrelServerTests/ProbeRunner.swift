@@ -1,5 +1,6 @@
 import Foundation
 import PetrelTestSupport
+import SMTPCore
 import SMTPServer
 import Yams
 

@@ -3,74 +3,90 @@ import NIOCore
 import SMTPCore
 import Testing
 
-/// Runs `SMTPInboundFramer` and `ServerSession` together in memory, performing the session's
-/// actions with fakes, as the NIO connection task does with real storage. Every reply is
-/// recorded; the harness checks the core invariant that each event expecting a reply gets
-/// exactly one.
+/// Runs `SMTPInboundFramer` and the server's own `SessionDriver` together in memory, with a fake
+/// receiver where the server has accounts and storage. It takes the place of the NIO handler:
+/// it hands the driver every event the buffered input makes and applies each reply's
+/// continuation to the framer. Every reply is recorded, and the harness checks the core
+/// invariant that each event expecting a reply gets exactly one.
 struct SessionHarness {
     var framer: SMTPInboundFramer
-    var session: ServerSession
-    /// Verdicts by recipient path; any other recipient is accepted into a mailbox of its own name.
-    var verdicts: [String: ServerSession.RecipientVerdict] = [:]
-    /// Answers of the fake account side to AUTH, used in order.
-    var authenticationSteps: [ServerSession.AuthenticationStep] = []
-    /// Decoded SASL data the session passed on (initial response first).
-    var authenticationInput: [[UInt8]?] = []
-    var senderVerdict = ServerSession.SenderVerdict.accepted
-    var openFailure: SMTPReply?
-    var commitFailure: SMTPReply?
+    var driver: SessionDriver
+    let receiver = FakeReceiver()
     var replies: [SMTPReply] = []
     var continuations: [SMTPInboundFramer.Continuation] = []
-    var stored: [(envelope: Envelope, content: String)] = []
-    var messageOpen = false
-    var content = ""
     var closed = false
-    private var nextID = 1
 
-    init(limits: SMTPLimits = SMTPLimits()) {
-        self.init(configuration: .init(hostname: "mx.test", limits: limits))
+    var session: ServerSession { self.driver.session }
+
+    /// Verdicts by recipient path; any other recipient is accepted into a mailbox of its own name.
+    var verdicts: [String: ServerSession.RecipientVerdict] {
+        get { self.receiver.verdicts }
+        nonmutating set { self.receiver.verdicts = newValue }
+    }
+    /// Answers of the fake account side to AUTH, used in order.
+    var authenticationSteps: [ServerSession.AuthenticationStep] {
+        get { self.receiver.authenticationSteps }
+        nonmutating set { self.receiver.authenticationSteps = newValue }
+    }
+    /// Decoded SASL data the session passed on (initial response first; "*" for a cancel).
+    var authenticationInput: [[UInt8]?] { self.receiver.authenticationInput }
+    var senderVerdict: ServerSession.SenderVerdict {
+        get { self.receiver.senderVerdict }
+        nonmutating set { self.receiver.senderVerdict = newValue }
+    }
+    var openFailure: SMTPReply? {
+        get { self.receiver.openFailure }
+        nonmutating set { self.receiver.openFailure = newValue }
+    }
+    var commitFailure: SMTPReply? {
+        get { self.receiver.commitFailure }
+        nonmutating set { self.receiver.commitFailure = newValue }
+    }
+    var stored: [(envelope: Envelope, content: String)] { self.receiver.stored }
+    var messageOpen: Bool { self.receiver.open != nil }
+
+    init(limits: SMTPLimits = SMTPLimits()) async {
+        await self.init(configuration: .init(hostname: "mx.test", limits: limits))
     }
 
-    init(configuration: ServerSession.Configuration) {
+    init(configuration: ServerSession.Configuration) async {
         self.framer = SMTPInboundFramer(limits: configuration.limits)
-        self.session = ServerSession(configuration: configuration)
-        self.perform(self.session.greeting())
+        self.driver = SessionDriver(
+            configuration: configuration,
+            receiver: self.receiver,
+            connection: ConnectionInfo(id: "test", remoteAddress: nil, localAddress: nil)
+        )
+        self.record(await self.driver.greet())
     }
 
     /// Sends raw client bytes (each character U+0000...U+00FF is one octet) and returns the codes
     /// of the replies they caused, e.g. ["250", "354"].
     @discardableResult
-    mutating func send(_ text: String) -> [String] {
+    mutating func send(_ text: String) async -> [String] {
         let before = self.replies.count
         guard !self.closed else { return [] }
         self.framer.append(ByteBuffer(bytes: text.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) }))
-        self.drain()
+        await self.drain()
         return self.replies[before...].map { String($0.code) }
     }
 
     /// Like `send`, with the full first line of each reply: "250 2.1.5 Recipient <a@b> OK".
-    mutating func sendForText(_ text: String) -> [String] {
+    mutating func sendForText(_ text: String) async -> [String] {
         let before = self.replies.count
-        self.send(text)
+        await self.send(text)
         return self.replies[before...].map { String($0.description.split(separator: "\r\n").first ?? "") }
     }
 
     /// Like the NIO handler: take every event the buffered input makes, then let the session
     /// answer them one by one; the replies' continuations may let the framer make more.
-    mutating func drain() {
+    mutating func drain() async {
         while !self.closed {
             var events: [SMTPInboundFramer.Event] = []
             while let event = self.framer.next() { events.append(event) }
             if events.isEmpty { return }
             for event in events where !self.closed {
                 let before = self.replies.count
-                switch event {
-                case .messageData(let data), .chunkData(let data):
-                    if self.session.isReceivingContent, self.messageOpen { self.content += String(buffer: data) }
-                default:
-                    break
-                }
-                self.perform(self.session.receive(event))
+                self.record(await self.driver.handle(event))
                 if event.expectsReply && !self.closed {
                     #expect(
                         self.replies.count == before + 1,
@@ -83,72 +99,125 @@ struct SessionHarness {
         }
     }
 
-    mutating func perform(_ first: ServerSession.Action) {
-        var action = first
-        while true {
-            switch action {
-            case .none:
-                return
-            case .reply(let reply, let continuation):
-                self.replies.append(reply)
-                self.continuations.append(continuation)
-                self.framer.replySent(then: continuation)
-                if continuation == .close { self.closed = true }
-                return
-            case .verifySender:
-                action = self.session.senderVerified(self.senderVerdict)
-            case .beginAuthentication(_, let initialResponse):
-                self.authenticationInput.append(initialResponse)
-                action = self.session.authenticationStep(self.nextAuthenticationStep())
-            case .continueAuthentication(let response):
-                self.authenticationInput.append(response)
-                action = self.session.authenticationStep(self.nextAuthenticationStep())
-            case .cancelAuthentication:
-                self.authenticationInput.append(Array("*".utf8))
-                action = self.session.authenticationStep(.failed(.authenticationCancelled))
-            case .verifyRecipient(let path, _):
-                action = self.session.recipientVerified(
-                    self.verdicts[path.description] ?? .accepted([Mailbox("box@mx.test")!])
-                )
-            case .openMessage:
-                if let failure = self.openFailure {
-                    action = self.session.messageOpened(failure: failure)
-                } else {
-                    self.messageOpen = true
-                    self.content = ""
-                    action = self.session.messageOpened(failure: nil)
-                }
-            case .commitMessage(let transaction):
-                #expect(self.messageOpen)
-                self.messageOpen = false
-                if let failure = self.commitFailure {
-                    action = self.session.messageCommitted(.failed(failure))
-                } else {
-                    self.stored.append((transaction.envelope, self.content))
-                    action = self.session.messageCommitted(.stored(id: "ID\(self.nextID)"))
-                    self.nextID += 1
-                }
-            case .discardMessage(let reply, let continuation):
-                self.messageOpen = false
-                guard let reply else { return }
-                action = .reply(reply, then: continuation)
-            }
-        }
+    /// What the NIO handler does with a reply: write it, and read on as its continuation says.
+    mutating func record(_ reply: SessionDriver.Reply?) {
+        guard let reply else { return }
+        self.replies.append(reply.reply)
+        self.continuations.append(reply.continuation)
+        self.framer.replySent(then: reply.continuation)
+        if reply.continuation == .close { self.closed = true }
     }
 
-    private mutating func nextAuthenticationStep() -> ServerSession.AuthenticationStep {
+    /// The handshake after STARTTLS completed.
+    mutating func tlsEstablished(_ info: TLSInfo) async {
+        self.record(await self.driver.tlsEstablished(info))
+    }
+
+    mutating func timeout() async -> [String] {
+        let before = self.replies.count
+        self.record(await self.driver.timedOut())
+        return self.replies[before...].map { String($0.code) }
+    }
+
+    mutating func shutdown() async -> [String] {
+        let before = self.replies.count
+        self.record(await self.driver.shutdownRequested())
+        return self.replies[before...].map { String($0.code) }
+    }
+}
+
+/// The accounts and storage of the session tests: answers set by the test, content kept in
+/// memory. Used by one test at a time, from one task.
+final class FakeReceiver: SMTPMailReceiver, @unchecked Sendable {
+    var verdicts: [String: ServerSession.RecipientVerdict] = [:]
+    var authenticationSteps: [ServerSession.AuthenticationStep] = []
+    var authenticationInput: [[UInt8]?] = []
+    var senderVerdict = ServerSession.SenderVerdict.accepted
+    var openFailure: SMTPReply?
+    var commitFailure: SMTPReply?
+    var stored: [(envelope: Envelope, content: String)] = []
+    /// The message being received.
+    var open: FakeMessage?
+    private var nextID = 1
+
+    func verifySender(
+        _ path: ReversePath,
+        user: String,
+        connection: ConnectionInfo
+    ) async
+        -> ServerSession.SenderVerdict
+    {
+        self.senderVerdict
+    }
+
+    func beginAuthentication(mechanism: String, connection: ConnectionInfo) -> any AuthenticationExchange {
+        FakeExchange(receiver: self)
+    }
+
+    func verifyRecipient(
+        _ path: ForwardPath,
+        transaction: ServerSession.Transaction,
+        connection: ConnectionInfo
+    ) async -> ServerSession.RecipientVerdict {
+        self.verdicts[path.description] ?? .accepted([Mailbox("box@mx.test")!])
+    }
+
+    func openMessage(
+        _ transaction: ServerSession.Transaction,
+        connection: ConnectionInfo
+    ) async -> Result<any IncomingMessage, SMTPCommandError> {
+        if let failure = self.openFailure { return .failure(SMTPCommandError(failure)) }
+        let message = FakeMessage(receiver: self, envelope: transaction.envelope)
+        self.open = message
+        return .success(message)
+    }
+
+    func nextAuthenticationStep() -> ServerSession.AuthenticationStep {
         self.authenticationSteps.isEmpty ? .failed(.authenticationFailed) : self.authenticationSteps.removeFirst()
     }
 
-    mutating func timeout() -> [String] {
-        let before = self.replies.count
-        self.perform(self.session.timedOut())
-        return self.replies[before...].map { String($0.code) }
+    func commit(_ message: FakeMessage) -> ServerSession.CommitOutcome {
+        #expect(self.open === message, "only the open message is committed")
+        self.open = nil
+        if let failure = self.commitFailure { return .failed(failure) }
+        self.stored.append((message.envelope, message.content))
+        defer { self.nextID += 1 }
+        return .stored(id: "ID\(self.nextID)")
+    }
+}
+
+final class FakeMessage: IncomingMessage, @unchecked Sendable {
+    unowned let receiver: FakeReceiver
+    let envelope: Envelope
+    var content = ""
+
+    init(receiver: FakeReceiver, envelope: Envelope) {
+        self.receiver = receiver
+        self.envelope = envelope
     }
 
-    mutating func shutdown() -> [String] {
-        let before = self.replies.count
-        self.perform(self.session.shutdownRequested())
-        return self.replies[before...].map { String($0.code) }
+    func append(_ content: ByteBuffer) async { self.content += String(buffer: content) }
+    func commit() async -> ServerSession.CommitOutcome { self.receiver.commit(self) }
+    func discard() async { if self.receiver.open === self { self.receiver.open = nil } }
+}
+
+final class FakeExchange: AuthenticationExchange, @unchecked Sendable {
+    unowned let receiver: FakeReceiver
+
+    init(receiver: FakeReceiver) { self.receiver = receiver }
+
+    func start(initialResponse: [UInt8]?) async -> ServerSession.AuthenticationStep {
+        self.receiver.authenticationInput.append(initialResponse)
+        return self.receiver.nextAuthenticationStep()
+    }
+
+    func receive(_ response: [UInt8]) async -> ServerSession.AuthenticationStep {
+        self.receiver.authenticationInput.append(response)
+        return self.receiver.nextAuthenticationStep()
+    }
+
+    func cancel() async -> ServerSession.AuthenticationStep {
+        self.receiver.authenticationInput.append(Array("*".utf8))
+        return .failed(.authenticationCancelled)
     }
 }

@@ -14,102 +14,107 @@ import Testing
     )
 
     /// A submission session that has done STARTTLS and said EHLO again.
-    func inTLS() -> SessionHarness {
-        var harness = SessionHarness(configuration: Self.submission)
-        harness.send("EHLO laptop.example\r\n")
+    func inTLS() async -> SessionHarness {
+        var harness = await SessionHarness(configuration: Self.submission)
+        await harness.send("EHLO laptop.example\r\n")
         #expect(harness.session.extensions.contains("STARTTLS"))
         #expect(!harness.session.extensions.contains { $0.hasPrefix("AUTH") })
-        #expect(harness.send("STARTTLS\r\n") == ["220"])
+        #expect(await harness.send("STARTTLS\r\n") == ["220"])
         #expect(harness.continuations.last == .startTLS)
-        _ = harness.session.tlsEstablished(TLSInfo(version: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256"))
-        #expect(harness.send("EHLO laptop.example\r\n") == ["250"])
+        await harness.tlsEstablished(TLSInfo(version: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256"))
+        #expect(await harness.send("EHLO laptop.example\r\n") == ["250"])
         return harness
     }
 
-    @Test func startTLSForgetsTheSessionAndIsOfferedOnce() {
-        var harness = SessionHarness(configuration: Self.submission)
-        harness.send("EHLO laptop.example\r\n")
-        #expect(harness.send("MAIL FROM:<a@b.example>\r\nSTARTTLS\r\n") == ["530", "220"])
-        harness = SessionHarness(configuration: Self.submission)
-        harness.send("EHLO laptop.example\r\n")
-        harness.send("STARTTLS\r\n")
-        #expect(harness.sendForText("AUTH PLAIN\r\n") == ["503 5.5.1 Bad sequence of commands: send EHLO first"])
-        harness.send("EHLO laptop.example\r\n")
+    @Test func startTLSForgetsTheSessionAndIsOfferedOnce() async {
+        var harness = await SessionHarness(configuration: Self.submission)
+        await harness.send("EHLO laptop.example\r\n")
+        #expect(await harness.send("MAIL FROM:<a@b.example>\r\nSTARTTLS\r\n") == ["530", "220"])
+        harness = await SessionHarness(configuration: Self.submission)
+        await harness.send("EHLO laptop.example\r\n")
+        await harness.send("STARTTLS\r\n")
+        #expect(await harness.sendForText("AUTH PLAIN\r\n") == ["503 5.5.1 Bad sequence of commands: send EHLO first"])
+        await harness.send("EHLO laptop.example\r\n")
         #expect(!harness.session.extensions.contains("STARTTLS"))
         #expect(harness.session.extensions.contains("AUTH PLAIN LOGIN SCRAM-SHA-256"))
-        #expect(harness.sendForText("STARTTLS\r\n") == ["503 5.5.1 Bad sequence of commands: TLS is already active"])
+        #expect(
+            await harness.sendForText("STARTTLS\r\n") == ["503 5.5.1 Bad sequence of commands: TLS is already active"]
+        )
     }
 
-    @Test func authBeforeTLSIs538AndNotOfferedOnSMTP() {
-        var harness = SessionHarness(configuration: Self.submission)
-        harness.send("EHLO laptop.example\r\n")
-        #expect(harness.sendForText("AUTH PLAIN AGEAYg==\r\n").first?.hasPrefix("538 5.7.11") == true)
-        var smtp = SessionHarness(configuration: .init(hostname: "mx.test", limits: SMTPLimits(), startTLS: true))
-        smtp.send("EHLO relay.example\r\n")
-        #expect(smtp.send("AUTH PLAIN AGEAYg==\r\n") == ["503"])
-        #expect(smtp.send("MAIL FROM:<a@b.example>\r\n") == ["250"], "no AUTH needed for mail to us")
+    @Test func authBeforeTLSIs538AndNotOfferedOnSMTP() async {
+        var harness = await SessionHarness(configuration: Self.submission)
+        await harness.send("EHLO laptop.example\r\n")
+        #expect(await harness.sendForText("AUTH PLAIN AGEAYg==\r\n").first?.hasPrefix("538 5.7.11") == true)
+        var smtp = await SessionHarness(configuration: .init(hostname: "mx.test", limits: SMTPLimits(), startTLS: true))
+        await smtp.send("EHLO relay.example\r\n")
+        #expect(await smtp.send("AUTH PLAIN AGEAYg==\r\n") == ["503"])
+        #expect(await smtp.send("MAIL FROM:<a@b.example>\r\n") == ["250"], "no AUTH needed for mail to us")
     }
 
-    @Test func plainSuccessThenOwnSenderOnly() {
-        var harness = self.inTLS()
-        #expect(harness.send("MAIL FROM:<alice@mx.test>\r\n") == ["530"])
+    @Test func plainSuccessThenOwnSenderOnly() async {
+        var harness = await self.inTLS()
+        #expect(await harness.send("MAIL FROM:<alice@mx.test>\r\n") == ["530"])
         harness.authenticationSteps = [.succeeded(user: "alice@mx.test")]
         #expect(
-            harness.sendForText("AUTH PLAIN AGFsaWNlQG14LnRlc3QAcHc=\r\n") == ["235 2.7.0 Authentication successful"]
+            await harness.sendForText("AUTH PLAIN AGFsaWNlQG14LnRlc3QAcHc=\r\n") == [
+                "235 2.7.0 Authentication successful"
+            ]
         )
         #expect(harness.authenticationInput == [Array("\0alice@mx.test\0pw".utf8)])
         #expect(harness.session.authenticatedUser == "alice@mx.test")
-        #expect(harness.send("AUTH PLAIN\r\n") == ["503"])
+        #expect(await harness.send("AUTH PLAIN\r\n") == ["503"])
         harness.senderVerdict = .rejected(.senderNotOwned("<bob@mx.test>"))
-        #expect(harness.sendForText("MAIL FROM:<bob@mx.test>\r\n").first?.hasPrefix("553 5.7.1") == true)
+        #expect(await harness.sendForText("MAIL FROM:<bob@mx.test>\r\n").first?.hasPrefix("553 5.7.1") == true)
         harness.senderVerdict = .accepted
         harness.verdicts["<friend@remote.example>"] = .relay
         #expect(
-            harness.send("MAIL FROM:<alice@mx.test>\r\nRCPT TO:<friend@remote.example>\r\nDATA\r\nhi\r\n.\r\n") == [
-                "250", "250", "354", "250",
-            ]
+            await harness.send("MAIL FROM:<alice@mx.test>\r\nRCPT TO:<friend@remote.example>\r\nDATA\r\nhi\r\n.\r\n")
+                == [
+                    "250", "250", "354", "250",
+                ]
         )
         let stored = harness.stored[0]
         #expect(stored.envelope.remoteRecipients == [Mailbox("friend@remote.example")!])
     }
 
-    @Test func multiStepExchangeCancelAndMalformed() {
-        var harness = self.inTLS()
+    @Test func multiStepExchangeCancelAndMalformed() async {
+        var harness = await self.inTLS()
         harness.authenticationSteps = [.challenge(Array("Username:".utf8)), .challenge(Array("Password:".utf8))]
-        #expect(harness.sendForText("AUTH LOGIN\r\n") == ["334 VXNlcm5hbWU6"])
+        #expect(await harness.sendForText("AUTH LOGIN\r\n") == ["334 VXNlcm5hbWU6"])
         #expect(harness.continuations.last == .saslResponse)
         // A response line is data, never a command, even when it looks like one ("QUIT" is base64).
-        #expect(harness.sendForText("QUIT\r\n") == ["334 UGFzc3dvcmQ6"])
+        #expect(await harness.sendForText("QUIT\r\n") == ["334 UGFzc3dvcmQ6"])
         #expect(harness.authenticationInput.last == Base64.decode("QUIT"))
         #expect(
-            harness.sendForText("NOOP!\r\n") == [
+            await harness.sendForText("NOOP!\r\n") == [
                 "501 5.5.2 Malformed authentication exchange: the response is not valid base64"
             ]
         )
         harness.authenticationSteps = [.challenge([]), .challenge([])]
-        #expect(harness.send("AUTH PLAIN\r\n") == ["334"])
-        #expect(harness.sendForText("*\r\n") == ["501 5.7.0 Authentication cancelled"])
+        #expect(await harness.send("AUTH PLAIN\r\n") == ["334"])
+        #expect(await harness.sendForText("*\r\n") == ["501 5.7.0 Authentication cancelled"])
         // The exchange hears of it (and counts it as a failure): "*" in the harness's record.
         #expect(harness.authenticationInput.last == .some(Array("*".utf8)))
-        #expect(harness.send("AUTH PLAIN =\r\n") == ["334"])
+        #expect(await harness.send("AUTH PLAIN =\r\n") == ["334"])
         #expect(harness.authenticationInput.last == .some([]))
-        #expect(harness.send("\(String(repeating: "A", count: 13_000))\r\n") == ["501"])
+        #expect(await harness.send("\(String(repeating: "A", count: 13_000))\r\n") == ["501"])
         harness.authenticationSteps = [.failed(.authenticationFailed)]
-        #expect(harness.sendForText("AUTH PLAIN AGFsaWNlAHdyb25n\r\n").first?.hasPrefix("535 5.7.8") == true)
-        #expect(harness.send("AUTH X-UNKNOWN\r\n") == ["504"])
-        #expect(harness.send("AUTH PLAIN !!!\r\n") == ["501"])
-        #expect(harness.send("NOOP\r\n") == ["250"])
+        #expect(await harness.sendForText("AUTH PLAIN AGFsaWNlAHdyb25n\r\n").first?.hasPrefix("535 5.7.8") == true)
+        #expect(await harness.send("AUTH X-UNKNOWN\r\n") == ["504"])
+        #expect(await harness.send("AUTH PLAIN !!!\r\n") == ["501"])
+        #expect(await harness.send("NOOP\r\n") == ["250"])
     }
 
-    @Test func blockedClientIsClosed() {
-        var harness = self.inTLS()
+    @Test func blockedClientIsClosed() async {
+        var harness = await self.inTLS()
         harness.authenticationSteps = [.failed(.tooManyAuthenticationFailures(hostname: "mx.test"))]
-        #expect(harness.send("AUTH PLAIN AGEAYg==\r\nNOOP\r\n") == ["421"])
+        #expect(await harness.send("AUTH PLAIN AGEAYg==\r\nNOOP\r\n") == ["421"])
         #expect(harness.closed)
     }
 
-    @Test func implicitTLSStartsInTLS() {
-        var harness = SessionHarness(
+    @Test func implicitTLSStartsInTLS() async {
+        var harness = await SessionHarness(
             configuration: .init(
                 hostname: "mx.test",
                 limits: SMTPLimits(),
@@ -119,14 +124,14 @@ import Testing
                 authMechanisms: ["PLAIN"]
             )
         )
-        harness.send("EHLO laptop.example\r\n")
+        await harness.send("EHLO laptop.example\r\n")
         #expect(harness.session.extensions.contains("AUTH PLAIN"))
         #expect(!harness.session.extensions.contains("STARTTLS"))
-        #expect(harness.send("STARTTLS\r\n") == ["503"])
+        #expect(await harness.send("STARTTLS\r\n") == ["503"])
     }
 
     /// The one-reply invariant under random dialogues, STARTTLS and AUTH included.
-    @Test func randomSubmissionDialogues() {
+    @Test func randomSubmissionDialogues() async {
         let lines = [
             "EHLO a\r\n", "STARTTLS\r\n", "AUTH PLAIN\r\n", "AUTH LOGIN dXNlcg==\r\n", "AUTH SCRAM-SHA-256 =\r\n",
             "*\r\n",
@@ -138,17 +143,17 @@ import Testing
         ]
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<500 {
-            var harness = SessionHarness(configuration: Self.submission)
+            var harness = await SessionHarness(configuration: Self.submission)
             harness.authenticationSteps = (0..<20).map { _ in steps.randomElement(using: &generator)! }
             harness.verdicts["<b@remote.example>"] = .relay
             for _ in 0..<30 {
                 if Bool.random(using: &generator) {
-                    _ = harness.session.tlsEstablished(TLSInfo(version: "TLSv1.3", cipher: nil))
+                    await harness.tlsEstablished(TLSInfo(version: "TLSv1.3", cipher: nil))
                 }
                 let chosen = (0..<Int.random(in: 1...4, using: &generator)).map { _ in
                     lines.randomElement(using: &generator)!
                 }
-                harness.send(chosen.joined())
+                await harness.send(chosen.joined())
                 if harness.closed { break }
             }
         }

@@ -1,6 +1,15 @@
 import MailCore
 import NIOCore
-import SMTPCore
+
+/// What a listener is for.
+public enum ListenerKind: String, Sendable, Hashable {
+    /// Port 25: mail for our domains from anyone, STARTTLS offered, no AUTH, no relaying.
+    case smtp
+    /// Port 587 (RFC 6409): STARTTLS, then AUTH required before MAIL.
+    case submission
+    /// Port 465 (RFC 8314): TLS from the first octet, then AUTH required before MAIL.
+    case submissions
+}
 
 /// Facts about one connection that the mail receiver needs (trace headers, logs, policy).
 public struct ConnectionInfo: Sendable {
@@ -31,8 +40,9 @@ public struct ConnectionInfo: Sendable {
 }
 
 /// The seam between the SMTP dialogue and the rest of the server: who may connect, who may
-/// authenticate and send, who may receive mail, and where its content goes. `PetrelServer`
-/// implements it with the account directory, the Maildir store and the queue; tests swap in fakes.
+/// authenticate and send, who may receive mail, and where its content goes. `SessionDriver` calls
+/// it; MailIntake implements it with the account directory, the Maildir store and the queue;
+/// tests swap in fakes.
 public protocol SMTPMailReceiver: Sendable {
     /// Decides whether to talk to a new connection at all: nil to greet it, or the 421 to send
     /// instead (a client address blocked after failed logins).
