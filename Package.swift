@@ -238,6 +238,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The .dialog transcripts of Tests/Dialogs, read for the session and the server tests.
+        .target(name: "SMTPDialogs"),
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
         .testTarget(name: "DNSCoreTests", dependencies: ["DNSCore"], resources: [.copy("Fixtures")]),
         .testTarget(
@@ -253,7 +255,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SMTPCoreTests",
-            dependencies: ["SMTPCore", "MailCore", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["SMTPCore", "MailCore", "SMTPDialogs", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "SMTPServerTests",
@@ -294,6 +296,7 @@ let package = Package(
         .testTarget(
             name: "PetrelServerTests",
             dependencies: [
+                "SMTPDialogs",
                 "SMTPCore",
                 "MailIntake",
                 "PetrelServer",

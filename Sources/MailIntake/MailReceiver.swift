@@ -128,15 +128,13 @@ public final class MailReceiver: SMTPMailReceiver {
                 return .accepted(mailboxes.map(\.mailbox))
             case .unknownUser:
                 self.metrics.recipientRefused(reason: "unknown_user")
-                return .rejected(
-                    SMTPReply(550, EnhancedStatusCode(5, 1, 1), "\(path): Recipient address rejected: user unknown")
-                )
+                return .rejected(.unknownRecipient(path.description))
             case .foreignDomain:
                 // Only an authenticated user may relay; no client is trusted by its address.
                 guard transaction.authenticatedUser != nil, case .mailbox(let mailbox) = path, mailbox.domain != nil
                 else {
                     self.metrics.recipientRefused(reason: "relay_denied")
-                    return .rejected(SMTPReply(554, EnhancedStatusCode(5, 7, 1), "\(path): Relay access denied"))
+                    return .rejected(.relayDenied(path.description))
                 }
                 return .relay
             }
@@ -145,7 +143,7 @@ public final class MailReceiver: SMTPMailReceiver {
                 "recipient lookup failed",
                 metadata: ["session": "\(connection.id)", "to": "\(path)", "error": "\(error)"]
             )
-            return .rejected(SMTPReply(451, EnhancedStatusCode(4, 3, 0), "\(path): Temporary lookup failure"))
+            return .rejected(.recipientLookupFailed(path.description))
         }
     }
 

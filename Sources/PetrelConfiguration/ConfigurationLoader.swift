@@ -62,6 +62,18 @@ public enum ConfigurationLoader {
     )
         throws(ConfigurationError) -> Configuration
     {
+        try self.parse(text, source: source, baseDirectory: baseDirectory, hostname: hostname, keysAsked: nil)
+    }
+
+    static func parse(
+        _ text: String,
+        source: String,
+        baseDirectory: String,
+        hostname: String,
+        keysAsked: TableReader.KeysAsked?
+    )
+        throws(ConfigurationError) -> Configuration
+    {
         let root: TOMLTable
         do {
             if let (line, column, problem) = TOMLPreCheck.firstProblem(in: text) {
@@ -84,7 +96,7 @@ public enum ConfigurationLoader {
             throw ConfigurationError(source: source, key: nil, message: "not valid TOML: \(error)")
         }
         var configuration = Configuration.defaults(hostname: hostname, workingDirectory: baseDirectory)
-        var top = TableReader(table: root, path: "", source: source)
+        var top = TableReader(table: root, path: "", source: source, keysAsked: keysAsked)
 
         try configuration.readTopLevel(&top, baseDirectory: baseDirectory)
         // Each table is read next to the type it fills; `finish` reports the keys nobody asked for.

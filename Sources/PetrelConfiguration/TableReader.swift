@@ -8,11 +8,20 @@ struct TableReader {
     let path: String
     let source: String
     private var known: [String] = []
+    /// Collects every key asked for, with its table (`limits.recipients`), when a test wants the
+    /// list of keys the loader knows.
+    let keysAsked: KeysAsked?
 
-    init(table: TOMLTable, path: String, source: String) {
+    init(table: TOMLTable, path: String, source: String, keysAsked: KeysAsked? = nil) {
         self.table = table
         self.path = path
         self.source = source
+        self.keysAsked = keysAsked
+    }
+
+    /// The keys a reading asked for (tests: docs/configuration.md must name the same).
+    final class KeysAsked {
+        var keys: [String] = []
     }
 
     func error(_ key: String, _ message: String) -> ConfigurationError {
@@ -26,6 +35,7 @@ struct TableReader {
 
     private mutating func value(_ key: String) -> TOMLValueConvertible? {
         self.known.append(key)
+        self.keysAsked?.keys.append(self.path + key)
         return self.table[key]
     }
 
@@ -97,7 +107,7 @@ struct TableReader {
     mutating func table(_ key: String) throws(ConfigurationError) -> TableReader? {
         guard let value = self.value(key) else { return nil }
         guard let table = value.table else { throw self.typeError(key, expected: "a table ([\(key)])", got: value) }
-        return TableReader(table: table, path: self.path + key + ".", source: self.source)
+        return TableReader(table: table, path: self.path + key + ".", source: self.source, keysAsked: self.keysAsked)
     }
 
     /// Fails on the first key that was never asked for, suggesting the closest known one.

@@ -151,8 +151,8 @@ public struct Setup: Sendable {
             list(["0.0.0.0:\(port)"] + (hasIPv6 ? ["[::]:\(port)"] : []))
         }
         return """
-            # Petrel, set up by `petrel init`. Every key is explained in README.md, section
-            # "Configuration"; docs/setup.md walks from here to a working domain.
+            # Petrel, set up by `petrel init`. Every key is explained in docs/configuration.md;
+            # docs/setup.md walks from here to a working domain.
 
             # Our name: in the greeting, EHLO and Received:, and the MX target of every domain.
             hostname = "\(self.hostname)"

@@ -19,7 +19,7 @@ struct Petrel: AsyncParsableCommand {
             Without --config, petrel runs on embedded defaults: data in ./petrel-data, mail for \
             'localhost' (postmaster@localhost), SMTP on 127.0.0.1:2525. For a real domain, start \
             with `petrel init` (docs/setup.md).
-            Configuration reference: README.md, section "Configuration".
+            Configuration reference: docs/configuration.md; every command: docs/commands.md.
             """,
         subcommands: [
             Init.self, Serve.self, User.self, Alias.self, Queue.self, Sendmail.self, DKIM.self, DNSRecordsCommand.self,

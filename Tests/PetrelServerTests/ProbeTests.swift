@@ -20,9 +20,16 @@ import Testing
         "timeout-not-before-5min": "takes 4 minutes"
     ]
 
-    @Test func theCorpusIsComplete() {
-        #expect(Self.file.probes.count == 118)
-        #expect(Self.file.probes.filter { $0.level == "must" }.count == 84)
+    /// Every probe in the file was read, counted from its text rather than from a number written
+    /// here: adding a probe to the corpus is editing the corpus only.
+    @Test func everyProbeIsRead() throws {
+        let url = Bundle.module.url(forResource: "Fixtures/smtp/probes", withExtension: "yml")!
+        let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n")
+        let ids = lines.filter { $0.hasPrefix("- id:") }.count
+        let musts = lines.filter { $0.trimmingCharacters(in: .whitespaces) == "level: must" }.count
+        #expect(ids > 100, "the corpus has over a hundred probes")
+        #expect(Self.file.probes.count == ids)
+        #expect(Self.file.probes.filter { $0.level == "must" }.count == musts)
     }
 
     @Test func protocolProbes() async throws {
@@ -62,7 +69,7 @@ import Testing
         var variables = Self.file.variables
         variables["IDLE_MAX"] = "10"
         let probes = Self.file.probes.filter { $0.slow && Self.notRunHere[$0.id] == nil }
-        #expect(probes.count == 2)
+        #expect(!probes.isEmpty)
         let results = try await Self.run(probes, on: server, variables: variables)
         try await server.stop()
         Self.report(results)

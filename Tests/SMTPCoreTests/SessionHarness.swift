@@ -49,8 +49,12 @@ struct SessionHarness {
         await self.init(configuration: .init(hostname: "mx.test", limits: limits))
     }
 
-    init(configuration: ServerSession.Configuration) async {
+    init(
+        configuration: ServerSession.Configuration,
+        directory: (domains: Set<String>, mailboxes: Set<String>)? = nil
+    ) async {
         self.framer = SMTPInboundFramer(limits: configuration.limits)
+        self.receiver.directory = directory
         self.driver = SessionDriver(
             configuration: configuration,
             receiver: self.receiver,
@@ -154,12 +158,25 @@ final class FakeReceiver: SMTPMailReceiver, @unchecked Sendable {
         FakeExchange(receiver: self)
     }
 
+    /// Our domains and mailboxes, as a server's account directory would answer for them; nil
+    /// accepts every recipient not in `verdicts` into a mailbox of its own.
+    var directory: (domains: Set<String>, mailboxes: Set<String>)?
+
     func verifyRecipient(
         _ path: ForwardPath,
         transaction: ServerSession.Transaction,
         connection: ConnectionInfo
     ) async -> ServerSession.RecipientVerdict {
-        self.verdicts[path.description] ?? .accepted([Mailbox("box@mx.test")!])
+        if let verdict = self.verdicts[path.description] { return verdict }
+        guard let directory = self.directory, case .mailbox(let mailbox) = path else {
+            return .accepted([Mailbox("box@mx.test")!])
+        }
+        let address = mailbox.description.lowercased()
+        if directory.mailboxes.contains(address) { return .accepted([mailbox]) }
+        if let domain = mailbox.domain, directory.domains.contains(domain.canonical) {
+            return .rejected(.unknownRecipient(path.description))
+        }
+        return transaction.authenticatedUser == nil ? .rejected(.relayDenied(path.description)) : .relay
     }
 
     func openMessage(

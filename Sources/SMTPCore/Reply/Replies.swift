@@ -87,6 +87,21 @@ extension SMTPReply {
         SMTPReply(555, EnhancedStatusCode(5, 5, 4), "Unsupported parameter \(keyword)")
     }
 
+    /// RCPT TO a local address that is no mailbox or alias.
+    public static func unknownRecipient(_ path: String) -> SMTPReply {
+        SMTPReply(550, EnhancedStatusCode(5, 1, 1), "\(path): Recipient address rejected: user unknown")
+    }
+
+    /// RCPT TO another domain from a client that has not authenticated: no open relay.
+    public static func relayDenied(_ path: String) -> SMTPReply {
+        SMTPReply(554, EnhancedStatusCode(5, 7, 1), "\(path): Relay access denied")
+    }
+
+    /// The account directory could not be read: try again later.
+    public static func recipientLookupFailed(_ path: String) -> SMTPReply {
+        SMTPReply(451, EnhancedStatusCode(4, 3, 0), "\(path): Temporary lookup failure")
+    }
+
     public static let noValidRecipients = SMTPReply(554, EnhancedStatusCode(5, 5, 1), "No valid recipients")
 
     public static let utf8AddressNeedsSMTPUTF8 = SMTPReply(
