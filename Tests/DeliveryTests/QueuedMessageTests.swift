@@ -123,39 +123,6 @@ struct SettleTests {
         )
     }
 
-    @Test func deferredWaitsThenExpires() throws {
-        let runner = try Self.runner()
-        var entry = Self.entry()
-        let later = SMTPReply(451, EnhancedStatusCode(4, 7, 1), "greylisted")
-        runner.settle(&entry.recipients[0], .deferred(later), remoteMTA: "mx.remote.test", entry: entry, now: 100)
-        #expect(entry.recipients[0].state == .pending)
-        #expect(entry.recipients[0].nextAttempt == 400)
-        #expect(entry.recipients[0].status == "4.7.1")
-        #expect(entry.recipients[0].lastError == "451 4.7.1 greylisted")
-        #expect(QueueRunner.nextDue(entry) == 400)
-        runner.settle(&entry.recipients[0], .deferred(later), remoteMTA: "mx.remote.test", entry: entry, now: 1000)
-        #expect(entry.recipients[0].state == .failed)
-        #expect(entry.recipients[0].status == "4.4.7")
-        #expect(entry.recipients[0].lastError == "gave up after 1000 s: 451 4.7.1 greylisted")
-        #expect(entry.recipients[0].notified == false, "to be reported")
-        #expect(QueueRunner.nextDue(entry) == 0, "the report is due now")
-        #expect(entry.recipients[0].attempts == 2)
-    }
-
-    @Test func failuresOfReportsAreNotReported() throws {
-        let runner = try Self.runner()
-        var entry = Self.entry(sender: "")
-        runner.settle(
-            &entry.recipients[0],
-            .failed(SMTPReply(550, EnhancedStatusCode(5, 1, 1), "no such user")),
-            remoteMTA: nil,
-            entry: entry,
-            now: 5
-        )
-        #expect(entry.recipients[0].state == .failed && entry.recipients[0].notified == true)
-        #expect(QueueRunner.nextDue(entry) == nil, "nothing left: the entry is removed")
-    }
-
     @Test func theFromDomainChoosesTheSigningKeys() throws {
         let key = try DKIMPrivateKey.generate(.ed25519)
         let runner = try Self.runner(signers: { [DKIMSigner(domain: $0, selector: "s", key: key)] })
