@@ -1,11 +1,9 @@
-import DNSCore
 import Logging
 import MailAuth
 import MailCore
 import MailStore
 import Metrics
 import NIOConcurrencyHelpers
-import NIOCore
 import NIOPosix
 import SMTPClient
 import SMTPCore
