@@ -2,13 +2,17 @@
 import PackageDescription
 
 // Module layout and dependency direction: docs/architecture.md.
-// Pure cores (SMTPCore, MailCore) -> NIO glue (SMTPServer) and services (MailStore, Accounts)
+// Pure cores (MailCore, SMTPCore, DNSCore, MailAuth) -> NIO glue (SMTPServer, SMTPClient,
+// DNSClient) and services (MailStore, Accounts, Delivery) -> the configuration
+// (PetrelConfiguration), the inbound pipeline (MailIntake), the operator's tools (PetrelOperator)
 // -> composition root (PetrelServer) -> executable (petrel).
 let package = Package(
     name: "petrel",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "petrel", targets: ["petrel"])
+        .executable(name: "petrel", targets: ["petrel"]),
+        // The pure cores, for the micro-benchmarks' own package (bench/Micro).
+        .library(name: "PetrelCores", targets: ["SMTPCore", "MailCore", "MailAuth", "DNSCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -24,7 +28,6 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
-        .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.1"),
     ],
     targets: [
         .target(
@@ -110,19 +113,6 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
-        ),
-        // Micro-benchmarks (bench/micro runs them with the malloc interposer preloaded).
-        .executableTarget(
-            name: "petrel-microbench",
-            dependencies: [
-                "SMTPCore",
-                "MailCore",
-                "MailAuth",
-                "DNSCore",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
-            ],
-            path: "bench/Micro"
         ),
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
         .target(name: "CPetrelSystem"),
