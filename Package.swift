@@ -282,6 +282,16 @@ let package = Package(
             ]
         ),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "MailCore"]),
+        .testTarget(
+            name: "MailIntakeTests",
+            dependencies: [
+                "MailIntake", "MailStore", "SMTPCore", "Accounts", "PetrelConfiguration", "MailCore", "DNSCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         .testTarget(name: "AccountsTests", dependencies: ["Accounts", "MailCore"]),
         .testTarget(
             name: "PetrelServerTests",

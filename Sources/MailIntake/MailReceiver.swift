@@ -21,7 +21,8 @@ import Darwin
 public final class MailReceiver: SMTPMailReceiver {
     let accounts: AccountStore
     let resolver: RecipientResolver
-    let store: MessageStore
+    /// Where messages go: the Maildirs and the queue, through the storage seam.
+    let store: any MessageStoring
     let hostname: String
     let ids: QueueIDGenerator
     /// Told the id of each message queued for other servers.
@@ -40,7 +41,7 @@ public final class MailReceiver: SMTPMailReceiver {
     public init(
         accounts: AccountStore,
         resolver: RecipientResolver,
-        store: MessageStore,
+        store: any MessageStoring,
         hostname: String,
         ids: QueueIDGenerator,
         queued: @escaping @Sendable (String) -> Void,
@@ -183,7 +184,7 @@ public final class MailReceiver: SMTPMailReceiver {
                 helo: transaction.greeting.name,
                 timestamp: timestamp
             ) : nil
-        let file = self.store.createMessage(id: id, local: !envelope.mailboxes.isEmpty, queued: !remote.isEmpty)
+        let file = self.store.beginMessage(id: id, local: !envelope.mailboxes.isEmpty, queued: !remote.isEmpty)
         let queueEntry =
             remote.isEmpty
             ? nil

@@ -28,7 +28,7 @@ final class StoredMessage: IncomingMessage {
         var headerWritten = false
     }
 
-    let file: IncomingMessageFile
+    let file: any MessageWriting
     let envelope: Envelope
     let queueEntry: QueueEntry?
     /// Return-Path and Received.
@@ -47,7 +47,7 @@ final class StoredMessage: IncomingMessage {
     private let reading: NIOLockedValueBox<Reading>
 
     init(
-        file: IncomingMessageFile,
+        file: any MessageWriting,
         envelope: Envelope,
         queueEntry: QueueEntry?,
         trace: TraceHeaders,
