@@ -212,19 +212,31 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What tests share: the light part (an in-process DNS server, zones, a raw SMTP client, a
+        // scripted receiver) for every test target, and the server part (a live server in the
+        // test process or as a `petrel` process) for the server tests alone.
         .target(
             name: "PetrelTestSupport",
             dependencies: [
-                "SMTPCore",
-                "PetrelServer",
-                "PetrelConfiguration",
                 "DNSCore",
-                "SMTPServer",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .target(
+            name: "ServerTestSupport",
+            dependencies: [
+                "PetrelTestSupport",
+                "PetrelServer",
+                "PetrelConfiguration",
+                "SMTPCore",
+                "SMTPServer",
+                "DNSCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -296,6 +308,7 @@ let package = Package(
         .testTarget(
             name: "PetrelServerTests",
             dependencies: [
+                "ServerTestSupport",
                 "SMTPDialogs",
                 "SMTPCore",
                 "MailIntake",

@@ -35,3 +35,10 @@ public func eventually(
     }
     return try condition()
 }
+
+/// A new directory under /tmp.
+public func makeTemporaryDirectory() throws -> String {
+    var template = Array("/tmp/petrel-test-XXXXXX".utf8CString)
+    guard let created = mkdtemp(&template) else { throw POSIXError(.EIO) }
+    return String(cString: created)
+}

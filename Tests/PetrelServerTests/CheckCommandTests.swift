@@ -1,5 +1,6 @@
 import Foundation
 import PetrelTestSupport
+import ServerTestSupport
 import Testing
 
 @testable import MailIntake

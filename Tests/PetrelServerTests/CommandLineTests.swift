@@ -2,6 +2,7 @@ import Accounts
 import Foundation
 import MailCore
 import PetrelTestSupport
+import ServerTestSupport
 import Testing
 
 #if canImport(Glibc)

@@ -2,6 +2,7 @@ import DNSCore
 import Foundation
 import MailAuth
 import PetrelTestSupport
+import ServerTestSupport
 import Testing
 
 /// `petrel dkim keygen|list|sign`, as an operator runs them.

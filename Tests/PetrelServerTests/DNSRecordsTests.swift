@@ -6,6 +6,7 @@ import MailCore
 import PetrelOperator
 import PetrelServer
 import PetrelTestSupport
+import ServerTestSupport
 import Testing
 
 /// `petrel dns`: every record, and the zone it prints served as it is by the test DNS server, where

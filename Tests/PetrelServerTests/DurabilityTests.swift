@@ -3,6 +3,7 @@ import MailCore
 import MailStore
 import NIOConcurrencyHelpers
 import PetrelTestSupport
+import ServerTestSupport
 import Synchronization
 import Testing
 

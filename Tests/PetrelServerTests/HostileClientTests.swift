@@ -4,6 +4,7 @@ import PetrelServer
 import PetrelTestSupport
 import SMTPCore
 import SMTPServer
+import ServerTestSupport
 import Testing
 
 #if canImport(Glibc)

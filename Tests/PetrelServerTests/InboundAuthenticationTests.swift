@@ -5,6 +5,7 @@ import MailCore
 import PetrelConfiguration
 import PetrelServer
 import PetrelTestSupport
+import ServerTestSupport
 import Testing
 
 @testable import MailIntake

@@ -3,6 +3,7 @@ import Foundation
 import PetrelConfiguration
 import PetrelServer
 import PetrelTestSupport
+import ServerTestSupport
 import Testing
 
 /// `petrel init`: what it writes, that it all loads and works together, and that it overwrites

@@ -1,5 +1,6 @@
 import PetrelTestSupport
 import SMTPDialogs
+import ServerTestSupport
 import Testing
 
 /// Every dialogue of Tests/Dialogs against a live server on a loopback port, with the mailboxes

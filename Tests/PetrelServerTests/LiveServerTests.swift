@@ -3,6 +3,7 @@ import Foundation
 import PetrelConfiguration
 import PetrelServer
 import PetrelTestSupport
+import ServerTestSupport
 import Testing
 
 #if canImport(Glibc)

@@ -6,6 +6,7 @@ import MailStore
 import PetrelConfiguration
 import PetrelServer
 import PetrelTestSupport
+import ServerTestSupport
 import Testing
 
 #if canImport(Glibc)

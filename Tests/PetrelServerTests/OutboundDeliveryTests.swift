@@ -14,6 +14,7 @@ import PetrelOperator
 import PetrelServer
 import PetrelTestSupport
 import SMTPServer
+import ServerTestSupport
 import Testing
 
 /// Outbound delivery end to end: a message submitted to Petrel leaves through the queue runner

@@ -2,6 +2,7 @@ import Foundation
 import PetrelTestSupport
 import SMTPCore
 import SMTPServer
+import ServerTestSupport
 import Yams
 
 /// The probe file format of `Fixtures/smtp/probes.yml` (its header documents it), and a runner

@@ -2,6 +2,7 @@ import Foundation
 import PetrelTestSupport
 import SMTPCore
 import SMTPServer
+import ServerTestSupport
 import Testing
 
 /// Every probe of the conformance corpus that applies (its required EHLO keywords are advertised)

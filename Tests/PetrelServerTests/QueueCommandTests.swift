@@ -1,6 +1,7 @@
 import Foundation
 import MailStore
 import PetrelTestSupport
+import ServerTestSupport
 import Testing
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import Foundation
 import PetrelTestSupport
+import ServerTestSupport
 import Testing
 
 /// `petrel resolve`, as an operator runs it, against the test DNS server serving the fixture zones

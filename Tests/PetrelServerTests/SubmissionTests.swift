@@ -8,6 +8,7 @@ import PetrelConfiguration
 import PetrelServer
 import PetrelTestSupport
 import SMTPServer
+import ServerTestSupport
 import Testing
 
 /// TLS and authenticated submission against the live server: STARTTLS (RFC 3207), implicit TLS

@@ -1,5 +1,6 @@
 import Foundation
 import NIOConcurrencyHelpers
+import PetrelTestSupport
 import SMTPCore
 import SMTPServer
 

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import PetrelConfiguration
 import PetrelServer
+import PetrelTestSupport
 import SMTPCore
 import SMTPServer
 
@@ -102,11 +103,4 @@ public final class TestServer: Sendable {
     public func removeData() {
         try? FileManager.default.removeItem(atPath: (self.dataDirectory as NSString).deletingLastPathComponent)
     }
-}
-
-/// A new directory under /tmp.
-public func makeTemporaryDirectory() throws -> String {
-    var template = Array("/tmp/petrel-test-XXXXXX".utf8CString)
-    guard let created = mkdtemp(&template) else { throw POSIXError(.EIO) }
-    return String(cString: created)
 }
