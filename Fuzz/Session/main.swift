@@ -60,7 +60,7 @@ struct Driver {
         guard case .reply(let reply, let continuation) = greeting, reply.code == 220, continuation == .commands else {
             preconditionFailure("the greeting is a 220")
         }
-        self.framer.replySent(then: continuation)
+        self.framer.greetingSent(then: continuation)
     }
 
     mutating func receive(_ bytes: UnsafeBufferPointer<UInt8>) {

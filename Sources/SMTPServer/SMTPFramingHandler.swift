@@ -263,10 +263,15 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
         switch self.unwrapOutboundIn(data) {
         case .reply(let reply, let continuation, let messageOpen):
             self.messageOpen = messageOpen
-            self.greeted = true
             var buffer = context.channel.allocator.buffer(capacity: 128)
             reply.write(to: &buffer)
-            self.framer.replySent(then: continuation)
+            if self.greeted {
+                self.framer.replySent(then: continuation)
+            } else {
+                // The first reply is the greeting (or a refusal): it answers no command.
+                self.greeted = true
+                self.framer.greetingSent(then: continuation)
+            }
             if case .close = continuation {
                 self.cancelIdleTimer()
                 self.transferTimer?.cancel()

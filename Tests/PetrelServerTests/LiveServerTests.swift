@@ -229,6 +229,7 @@ import Glibc
     @Test func aSessionOutlastingTheShutdownLimitIsCutOff() async throws {
         let server = try await Self.exampleServer { configuration in
             configuration.timeouts.shutdown = 1
+            configuration.timeouts.data = 3600  // so that only the shutdown limit can cut it off
         }
         let stalled = try await server.connectAndGreet()
         try await stalled.startData(from: "bob@example.net", to: ["alice@example.test"])

@@ -106,9 +106,14 @@ struct SessionHarness {
     /// What the NIO handler does with a reply: write it, and read on as its continuation says.
     mutating func record(_ reply: SessionDriver.Reply?) {
         guard let reply else { return }
+        // The first reply is the greeting, which answers no command.
+        if self.replies.isEmpty {
+            self.framer.greetingSent(then: reply.continuation)
+        } else {
+            self.framer.replySent(then: reply.continuation)
+        }
         self.replies.append(reply.reply)
         self.continuations.append(reply.continuation)
-        self.framer.replySent(then: reply.continuation)
         if reply.continuation == .close { self.closed = true }
     }
 

@@ -65,6 +65,12 @@ import Testing
         self.server.flush()
     }
 
+    /// The greeting, as the connection writes it first; drained from the output.
+    func greet() throws {
+        self.reply(220, then: .commands)
+        while try self.server.readOutbound(as: ByteBuffer.self) != nil {}
+    }
+
     /// Moves bytes between the two channels until neither has anything to say.
     func pump() throws {
         // NIOSSL writes what a read produced at read-complete, which writeInbound does not fire.
@@ -91,6 +97,7 @@ import Testing
     }
 
     @Test func bytesPipelinedAfterStartTLSAreNeverExecuted() throws {
+        try self.greet()
         try self.server.writeInbound(
             ByteBuffer(
                 string:
@@ -120,7 +127,39 @@ import Testing
         #expect(try self.events() == ["EHLO"])
     }
 
+    /// The same injection, sent before the greeting: the greeting answers no command, so it
+    /// must not count against the pipelined EHLO and STARTTLS (before, it did, and the reply to
+    /// EHLO resumed the framer that STARTTLS had paused: the plaintext behind it was read as
+    /// commands and answered inside TLS).
+    @Test func bytesSentBeforeTheGreetingCannotSmuggleCommandsThroughStartTLS() throws {
+        try self.server.writeInbound(
+            ByteBuffer(
+                string:
+                    "EHLO c.example\r\nSTARTTLS\r\nEHLO evil.example\r\nMAIL FROM:<attacker@evil.example>\r\n"
+            )
+        )
+        #expect(try self.events() == ["EHLO", "STARTTLS"])
+        self.reply(220, then: .commands)  // the greeting, written after the client's bytes came
+        #expect(try self.events() == [])
+        self.reply(250, then: .commands)
+        #expect(try self.events() == [], "STARTTLS's reply is still due: nothing more is read")
+        self.reply(220, then: .startTLS)
+        while try self.server.readOutbound(as: ByteBuffer.self) != nil {}
+
+        try self.client.pipeline.syncOperations.addHandler(
+            try NIOSSLClientHandler(context: Self.clientContext, serverHostname: nil)
+        )
+        try self.client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 25)).wait()
+        try self.pump()
+        let afterHandshake = try self.events()
+        #expect(afterHandshake.count == 1 && afterHandshake.first?.hasPrefix("tls ") == true, "\(afterHandshake)")
+        self.client.writeAndFlush(ByteBuffer(string: "EHLO c.example\r\n"), promise: nil)
+        try self.pump()
+        #expect(try self.events() == ["EHLO"], "the injected EHLO and MAIL are gone")
+    }
+
     @Test func garbageInsteadOfAHandshakeClosesTheConnection() throws {
+        try self.greet()
         try self.server.writeInbound(ByteBuffer(string: "STARTTLS\r\n"))
         _ = try self.events()
         self.reply(220, then: .startTLS)

@@ -116,8 +116,17 @@ public struct SMTPInboundFramer: Sendable {
         return event
     }
 
-    /// Records that a reply was sent, and applies its continuation when it answers the last
-    /// event due (`.close` applies at once, whatever is due).
+    /// Records that the greeting (or the refusal that replaces it) was sent. It answers no
+    /// command: a client that talked before it (RFC 5321 §3.1 says wait) has commands due that
+    /// the greeting must not be counted against, or the reply to `EHLO` would resume a framer
+    /// that a pipelined `STARTTLS` paused, and plaintext sent behind it would be read as
+    /// commands (CVE-2011-0411 by way of the greeting). Only `.close` applies.
+    public mutating func greetingSent(then continuation: Continuation) {
+        if continuation == .close { self.resume(.close) }
+    }
+
+    /// Records that a reply to an event was sent, and applies its continuation when it answers
+    /// the last event due (`.close` applies at once, whatever is due).
     public mutating func replySent(then continuation: Continuation) {
         if self.repliesDue > 0 { self.repliesDue -= 1 }
         if continuation == .close || self.repliesDue == 0 {
