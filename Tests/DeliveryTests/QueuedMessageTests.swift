@@ -81,19 +81,14 @@ struct QueuedMessageTests {
     }
 }
 
-/// How each result is recorded in the envelope.
-struct SettleTests {
+/// Which keys sign a message, decided by a runner that never runs.
+struct SigningChoiceTests {
     struct NoLocalDelivery: LocalDelivery {
         func deliver(id: String, to recipients: [String]) async -> [ClientSession.RecipientResult] { [] }
     }
 
-    static func runner(
-        maximumAge: Int = 1000,
-        signers: @escaping @Sendable (String) -> [DKIMSigner] = { _ in [] }
-    ) throws -> QueueRunner {
-        var settings = DeliverySettings(hostname: "mx.petrel.test", localDomains: ["petrel.test"])
-        settings.schedule = RetrySchedule(first: 300, ceiling: 3600, maximumAge: maximumAge)
-        return QueueRunner(
+    static func runner(signers: @escaping @Sendable (String) -> [DKIMSigner] = { _ in [] }) throws -> QueueRunner {
+        QueueRunner(
             queue: OutboundQueue(directory: "/nonexistent"),
             pickup: "/nonexistent",
             router: Router(resolver: InMemoryZone(), localNames: []),
@@ -102,24 +97,12 @@ struct SettleTests {
                 group: MultiThreadedEventLoopGroup.singleton
             ),
             local: NoLocalDelivery(),
-            settings: settings,
+            settings: DeliverySettings(hostname: "mx.petrel.test", localDomains: ["petrel.test"]),
             signers: signers,
             threadPool: NIOThreadPool.singleton,
             makeID: { "R1" },
             clock: { 0 },
             logger: Logger(label: "settle-test")
-        )
-    }
-
-    static func entry(sender: String = "alice@petrel.test") -> QueueEntry {
-        QueueEntry(
-            id: "Q1",
-            createdAt: 0,
-            sender: sender,
-            recipients: ["bob@remote.test"],
-            smtpUTF8: false,
-            body: nil,
-            authenticatedUser: nil
         )
     }
 
