@@ -220,7 +220,7 @@ def send(server: Petrel, ident: str, lines: int | None = None) -> tuple[int, str
 
 def scenario_kill(binary: str, kills: int, remote: RemoteMX | None):
     with tempfile.TemporaryDirectory(prefix="petrel-kill-") as directory:
-        config = ("[limits]\nconnections_per_ip = 100\n[auth]\nverify = false\n"
+        config = ("[limits]\nconnections_per_ip = 100\n[inbound]\nverify = false\n"
                   "[delivery]\nhold = true\n")
         server = Petrel(binary, Path(directory), config=config, submissions=True)
         server.add_user()
@@ -261,7 +261,7 @@ def scenario_kill(binary: str, kills: int, remote: RemoteMX | None):
             return
         # The queue recovers: released, every queued message reaches the remote MX once.
         dns = FakeDNS()
-        server.reconfigure(f'[limits]\nconnections_per_ip = 100\n[auth]\nverify = false\n'
+        server.reconfigure(f'[limits]\nconnections_per_ip = 100\n[inbound]\nverify = false\n'
                            f'[dns]\nservers = ["127.0.0.1:{dns.port}"]\n')
         server.start()
         deadline = time.monotonic() + 120
@@ -306,7 +306,7 @@ def server_on_tmpfs(binary: str, size: str):
     with tempfile.TemporaryDirectory(prefix="petrel-faults-") as directory:
         data = Path(directory) / "data"
         tmpfs(data, size)
-        server = Petrel(binary, Path(directory), config="[auth]\nverify = false\n", data_dir=data)
+        server = Petrel(binary, Path(directory), config="[inbound]\nverify = false\n", data_dir=data)
         try:
             server.add_user()
             server.start()
@@ -395,7 +395,7 @@ def scenario_dns(binary: str, remote: RemoteMX | None):
     dns = FakeDNS()
     with tempfile.TemporaryDirectory(prefix="petrel-dns-") as directory:
         config = (f'[dns]\nservers = ["127.0.0.1:{dns.port}"]\ntimeout = 1\nattempts = 2\n'
-                  f"[auth]\ntime_limit = 6\n[delivery]\nretry_first = 2\nretry_max = 4\n")
+                  f"[inbound]\ntime_limit = 6\n[delivery]\nretry_first = 2\nretry_max = 4\n")
         server = Petrel(binary, Path(directory), config=config, submissions=True)
         server.add_user()
         server.start()

@@ -476,7 +476,7 @@ async def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     with tempfile.TemporaryDirectory(prefix="petrel-hostile-") as directory:
-        config = "[auth]\nverify = false\n"
+        config = "[inbound]\nverify = false\n"
         if "authflood" in arguments.only:
             # Guesses from each address are not blocked here: the point is what they cost.
             config += "failures = 1000\n"

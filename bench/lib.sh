@@ -82,6 +82,7 @@ data_dir = "$dir/data"
 domains = ["bench.test"]
 [listen]
 smtp = ["127.0.0.1:$port"]
+# [auth] verify, not [inbound]: the baseline binary of a comparison may predate [inbound].
 [auth]
 verify = false
 [limits]

@@ -55,7 +55,7 @@ func fuzzHeaders(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var whole = MessageScanner(now: 1_800_000_000, maximumHeaderOctets: 2_048, maximumSignatures: 3)
     whole.append(bytes)
     var pieces = MessageScanner(now: 1_800_000_000, maximumHeaderOctets: 2_048, maximumSignatures: 3)
-    // What a caller that streams the message to disk writes (StoredMessage): the header it was
+    // What a caller that streams the message to disk writes (MessageBeingReceived): the header it was
     // given, then what follows it as the scanner says, then the rest: the message again.
     var written: [UInt8] = []
     var headerDone = false

@@ -2,7 +2,7 @@
 /// choice to the receiver (RFC 9989 §5.8, as RFC 7489 §6.7 did), and these are the receiver's
 /// rules, pure, so that each combination of verdicts and settings is one row of a table test.
 public enum Enforcement {
-    /// What the operator chose for each case (`[auth]`).
+    /// What the operator chose for each case (`[inbound]`).
     public struct Policy: Hashable, Sendable {
         public enum Action: String, Hashable, Sendable {
             /// Refuse the message.

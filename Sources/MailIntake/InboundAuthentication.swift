@@ -6,7 +6,7 @@ import PetrelConfiguration
 import SMTPCore
 
 /// SPF, DKIM and DMARC for one incoming message, and what the server does with the verdicts
-/// (`[auth]`). SPF starts as soon as the message does, so its DNS queries overlap the transfer;
+/// (`[inbound]`). SPF starts as soon as the message does, so its DNS queries overlap the transfer;
 /// DKIM hashes the body as it streams by; DMARC runs at the end of data.
 public struct InboundAuthentication: Sendable {
     public let policy: Configuration.MailAuthenticationPolicy
@@ -19,7 +19,7 @@ public struct InboundAuthentication: Sendable {
         self.hostname = hostname
     }
 
-    /// The `[auth]` choices, as the pure decision takes them.
+    /// The `[inbound]` choices, as the pure decision takes them.
     var enforcement: Enforcement.Policy {
         Enforcement.Policy(
             dmarcReject: Enforcement.Policy.Action(rawValue: self.policy.dmarcReject.rawValue)!,

@@ -198,7 +198,7 @@ public final class MailReceiver: SMTPMailReceiver {
                 authenticatedUser: transaction.authenticatedUser
             )
         return .success(
-            StoredMessage(
+            MessageBeingReceived(
                 file: file,
                 envelope: envelope,
                 queueEntry: queueEntry,
@@ -206,7 +206,10 @@ public final class MailReceiver: SMTPMailReceiver {
                 authentication: self.authentication,
                 verification: spf.map { .init(spf: $0, heloIdentity: heloIdentity) },
                 submitter: transaction.authenticatedUser.flatMap { try? AccountAddress(validating: $0) }.map { user in
-                    StoredMessage.Submitter(user: user, maySendAs: { [self] in await self.may(user, sendAs: $0) })
+                    MessageBeingReceived.Submitter(
+                        user: user,
+                        maySendAs: { [self] in await self.may(user, sendAs: $0) }
+                    )
                 },
                 hostname: self.hostname,
                 scanner: MessageScanner(now: timestamp, dkim: verify),

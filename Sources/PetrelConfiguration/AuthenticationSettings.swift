@@ -1,4 +1,5 @@
-// What Petrel does about failed logins and about mail that fails SPF, DKIM or DMARC: [auth].
+// What Petrel does about failed logins ([auth]) and about mail that fails SPF, DKIM or DMARC
+// ([inbound]).
 
 extension Configuration {
     /// Failed logins: after `failures` within `window` seconds from one client (an IPv4 address
@@ -13,7 +14,7 @@ extension Configuration {
         public init() {}
     }
 
-    /// SPF, DKIM and DMARC on mail from other servers (`[auth]`): what is checked, and what a
+    /// SPF, DKIM and DMARC on mail from other servers (`[inbound]`): what is checked, and what a
     /// failure does. Mail from authenticated users is never checked.
     public struct MailAuthenticationPolicy: Sendable, Hashable {
         public enum Action: String, Sendable, Hashable {
@@ -58,7 +59,12 @@ extension Configuration.AuthenticationPolicy {
 }
 
 extension Configuration.MailAuthenticationPolicy {
-    /// The SPF, DKIM and DMARC keys of `[auth]`.
+    /// The keys of `[inbound]` (and, deprecated, of `[auth]`).
+    static let keys = [
+        "verify", "dmarc_reject", "dmarc_quarantine", "dmarc_temperror", "spf_fail", "junk_folder", "time_limit",
+    ]
+
+    /// The SPF, DKIM and DMARC keys: `[inbound]`.
     mutating func read(_ table: inout TableReader) throws(ConfigurationError) {
         if let value = try table.bool("verify") { self.verify = value }
         if let value = try table.choice("dmarc_reject", ["reject", "quarantine", "none"]) {

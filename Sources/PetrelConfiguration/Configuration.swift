@@ -40,6 +40,9 @@ public struct Configuration: Sendable, Hashable {
     public var relay: Relay?
     /// `[metrics] listen`: where Prometheus text is served; off when nil.
     public var metricsListen: ListenAddress?
+    /// Keys given by an old name, each with what to write instead: the server logs them at
+    /// start, the other commands print them.
+    public var deprecations: [String] = []
 
     /// The embedded defaults `petrel serve` runs on without a configuration file.
     public static func defaults(hostname: String, workingDirectory: String) -> Configuration {

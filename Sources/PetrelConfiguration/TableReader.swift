@@ -33,6 +33,9 @@ struct TableReader {
         ConfigurationError(source: self.source, key: String(self.path.dropLast()), message: message)
     }
 
+    /// Whether the table sets `key` (without counting it as asked for).
+    func contains(_ key: String) -> Bool { self.table.contains(key: key) }
+
     private mutating func value(_ key: String) -> TOMLValueConvertible? {
         self.known.append(key)
         self.keysAsked?.keys.append(self.path + key)

@@ -96,6 +96,9 @@ public final class PetrelServer: Sendable {
         handleSignals: Bool = true,
         resolver: (any DNSResolving)? = nil
     ) async throws -> PetrelServer {
+        for deprecation in configuration.deprecations {
+            logger.warning("configuration: \(deprecation)")
+        }
         raiseOpenFileLimit(for: configuration.limits.connections, logger: logger)
         let threadPool = NIOThreadPool(numberOfThreads: 8)
         threadPool.start()

@@ -65,7 +65,7 @@ struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run SPF, DKIM and DMARC on a message read from standard input.",
             discussion: """
-                Prints each result, what the server would do with the message under the [auth] \
+                Prints each result, what the server would do with the message under the [inbound] \
                 settings, and the Authentication-Results field it would add.
                 """
         )

@@ -46,12 +46,17 @@ struct ConfigOption: ParsableArguments {
     )
     var config: String?
 
-    func load() throws -> Configuration {
+    /// - Parameter warn: print the deprecated keys the file uses (the server logs them instead).
+    func load(warn: Bool = true) throws -> Configuration {
         let hostname = Configuration.machineHostname()
         guard let path = self.config else {
             return Configuration.defaults(hostname: hostname, workingDirectory: currentDirectory())
         }
-        return try ConfigurationLoader.load(path: path, hostname: hostname)
+        let configuration = try ConfigurationLoader.load(path: path, hostname: hostname)
+        if warn {
+            for deprecation in configuration.deprecations { printWarning("\(path): \(deprecation)") }
+        }
+        return configuration
     }
 }
 
@@ -67,7 +72,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() async throws {
-        let configuration = try self.options.load()
+        let configuration = try self.options.load(warn: false)
         let level = configuration.logLevel
         let format = configuration.logFormat
         LoggingSystem.bootstrap { label in LogfmtHandler(label: label, level: level, format: format) }

@@ -100,7 +100,7 @@ struct DMARCCaseTests {
             disposition = [difference.disposition]
         }
         #expect(dmarc.contains(verdict.result.rawValue), "\(verdict.result): \(verdict.reason)")
-        // A temporary failure leaves the disposition to the server ([auth] settings): "none" here.
+        // A temporary failure leaves the disposition to the server ([inbound] settings): "none" here.
         let ours = verdict.result == .temperror ? "defer" : verdict.disposition.rawValue
         #expect(disposition.contains(ours), "\(ours): \(verdict.reason)")
         if verdict.result != .temperror {

@@ -34,6 +34,7 @@ import Testing
             [limits]
             [timeouts]
             [auth]
+            [inbound]
             [dns]
             [delivery]
             [relay]

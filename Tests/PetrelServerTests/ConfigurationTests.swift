@@ -61,13 +61,14 @@ import Testing
             timeout = 5
             attempts = 3
             [auth]
+            account_delay_max = 60
+            [inbound]
             dmarc_reject = "quarantine"
             dmarc_quarantine = "none"
             dmarc_temperror = "accept"
             spf_fail = "reject"
             junk_folder = ".Spam"
             time_limit = 15
-            account_delay_max = 60
             [log]
             level = "debug"
             """
@@ -103,7 +104,7 @@ import Testing
         #expect(mail.verify && mail.dmarcReject == .quarantine && mail.dmarcQuarantine == .none)
         #expect(!mail.deferOnDMARCTemperror && mail.rejectSPFFail && mail.junkFolder == ".Spam")
         #expect(mail.timeLimit == 15)
-        #expect(try Self.parse("[auth]\nverify = false").mailAuthentication.verify == false)
+        #expect(try Self.parse("[inbound]\nverify = false").mailAuthentication.verify == false)
         #expect(try Self.parse("recipient_delimiter = \"\"").recipientDelimiter == nil)
     }
 
@@ -137,16 +138,17 @@ import Testing
         ("[tls]\ncertificate = \"cert.pem\"", "tls", "needs both certificate and key"),
         ("[tls]\ncertificate = \"c.pem\"\nkey = \"k.pem\"\nchain = \"x\"", "tls.chain", "unknown key"),
         ("[auth]\nfailures = 0", "auth.failures", "must be between"),
+        ("[inbound]\nverify = \"yes\"", "inbound.verify", "must be true or false"),
         ("[auth]\nverify = \"yes\"", "auth.verify", "must be true or false"),
         (
-            "[auth]\ndmarc_reject = \"bounce\"", "auth.dmarc_reject",
+            "[inbound]\ndmarc_reject = \"bounce\"", "inbound.dmarc_reject",
             "is not one of \"reject\", \"quarantine\", \"none\""
         ),
-        ("[auth]\ndmarc_quarantine = \"reject\"", "auth.dmarc_quarantine", "is not one of"),
-        ("[auth]\njunk_folder = \"Junk\"", "auth.junk_folder", "is not a Maildir++ folder name"),
-        ("[auth]\njunk_folder = \".a/b\"", "auth.junk_folder", "is not a Maildir++ folder name"),
-        ("[auth]\nspf_fail = \"quarantine\"", "auth.spf_fail", "is not one of"),
-        ("[auth]\ntime_limit = 0", "auth.time_limit", "must be between"),
+        ("[inbound]\ndmarc_quarantine = \"reject\"", "inbound.dmarc_quarantine", "is not one of"),
+        ("[inbound]\njunk_folder = \"Junk\"", "inbound.junk_folder", "is not a Maildir++ folder name"),
+        ("[inbound]\njunk_folder = \".a/b\"", "inbound.junk_folder", "is not a Maildir++ folder name"),
+        ("[inbound]\nspf_fail = \"quarantine\"", "inbound.spf_fail", "is not one of"),
+        ("[inbound]\ntime_limit = 0", "inbound.time_limit", "must be between"),
         ("hostname = 42", "hostname", "must be a string, not integer"),
         ("domains = \"example.test\"", "domains", "must be an array of strings"),
         ("domains = []", "domains", "at least one domain"),
@@ -271,4 +273,25 @@ import Testing
     func badListenAddresses(text: String) {
         #expect(ListenAddress(parsing: text) == nil)
     }
+
+    /// The SPF, DKIM and DMARC keys moved from [auth] (which keeps the login limits) to
+    /// [inbound]; the old names still work, each with a warning, and [inbound] has the last word.
+    @Test func theOldNamesOfTheInboundKeysStillWork() throws {
+        let new = try Self.parse("[inbound]\nverify = false\ndmarc_reject = \"quarantine\"")
+        #expect(new.mailAuthentication.verify == false && new.mailAuthentication.dmarcReject == .quarantine)
+        #expect(new.deprecations.isEmpty)
+        let old = try Self.parse("[auth]\nfailures = 3\nverify = false\ndmarc_reject = \"quarantine\"")
+        #expect(old.mailAuthentication == new.mailAuthentication)
+        #expect(old.authentication.failures == 3)
+        #expect(
+            old.deprecations == [
+                "auth.verify is now inbound.verify; the old name will go",
+                "auth.dmarc_reject is now inbound.dmarc_reject; the old name will go",
+            ]
+        )
+        let both = try Self.parse("[auth]\ndmarc_reject = \"none\"\n[inbound]\ndmarc_reject = \"quarantine\"")
+        #expect(both.mailAuthentication.dmarcReject == .quarantine)
+        #expect(try Self.parse("[auth]\nfailures = 3").deprecations.isEmpty, "the login keys stay in [auth]")
+    }
+
 }

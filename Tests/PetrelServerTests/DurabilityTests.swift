@@ -154,7 +154,7 @@ import Testing
         [limits]
         connections_per_ip = 100
         # This test is about the disk: no SPF/DKIM/DMARC lookups (there is no DNS here).
-        [auth]
+        [inbound]
         verify = false
         # The queue copies are checked on disk: nothing is delivered from them.
         [delivery]

@@ -72,7 +72,7 @@ import Glibc
         connections_per_ip = 20
         [timeouts]
         tls_handshake = \(deadline)
-        [auth]
+        [inbound]
         verify = false
         """.write(toFile: config, atomically: true, encoding: .utf8)
         let added = try await PetrelProcess.run(["user", "add", "alice@example.test", "--config", config])

@@ -31,7 +31,7 @@ import Glibc
         smtp = ["127.0.0.1:0"]
         [dns]
         servers = ["127.0.0.1:\(self.dns.port)"]
-        [auth]
+        [inbound]
         verify = false
         [delivery]
         retry_first = 1

@@ -6,7 +6,7 @@ public enum DMARCResult: String, Hashable, Sendable {
     case none, pass, fail, temperror, permerror
 }
 
-/// What to do with the message, before local policy ([auth] settings) has its say.
+/// What to do with the message, before local policy ([inbound] settings) has its say.
 public enum DMARCDisposition: String, Hashable, Sendable {
     /// Deliver as usual.
     case none

@@ -68,7 +68,7 @@ public enum CheckTool {
     }
 
     /// SPF, DKIM and DMARC on a message read from standard input, what the server would do
-    /// with it under `[auth]`, and the Authentication-Results field it would add.
+    /// with it under `[inbound]`, and the Authentication-Results field it would add.
     public static func dmarc(_ configuration: Configuration, dnsServer: String?, envelope: Envelope) async throws {
         let resolver = try ResolveTool.resolver(configuration, server: dnsServer, option: "--dns")
         let ip = try envelope.address()

@@ -25,6 +25,12 @@ public func printError(_ message: String) {
     _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }
 
+/// `Warning: message` on standard error.
+public func printWarning(_ message: String) {
+    let line = Array("Warning: \(message)\n".utf8)
+    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
+
 /// Standard input in pieces of up to 64 KiB, a file saved with LF line ends (a Maildir file) read
 /// as CRLF, as the message was or will be on the wire.
 public func readStandardInput(_ body: ([UInt8]) -> Void) {

@@ -11,7 +11,7 @@ import SMTPServer
 /// A message on its way into the Maildirs and the queue. Its header section is held (by the
 /// scanner, once) until it is complete, so that Authentication-Results fields claiming to be ours
 /// can be dropped; the body streams to disk (and through the DKIM body hashes) as it comes.
-final class StoredMessage: IncomingMessage {
+final class MessageBeingReceived: IncomingMessage {
     struct Verification: Sendable {
         var spf: Task<SPFVerdict?, Never>
         var heloIdentity: Bool
