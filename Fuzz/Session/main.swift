@@ -102,11 +102,13 @@ struct Driver {
                     self.closed = true
                 case .startTLS:
                     precondition(reply.code == 220)
-                    if self.framer.repliesDue == 0 {
-                        precondition(self.framer.bufferedBytes == 0, "plaintext kept across STARTTLS")
-                        let next = self.session.tlsEstablished(TLSInfo(version: "TLSv1.3", cipher: nil))
-                        precondition(next == .none)
-                    }
+                    // The 220 answers the last command due (the framer paused at STARTTLS): a
+                    // reply still due here would be a counting mistake, and plaintext could
+                    // survive into TLS.
+                    precondition(self.framer.repliesDue == 0, "a reply still due at STARTTLS")
+                    precondition(self.framer.bufferedBytes == 0, "plaintext kept across STARTTLS")
+                    let next = self.session.tlsEstablished(TLSInfo(version: "TLSv1.3", cipher: nil))
+                    precondition(next == .none)
                 case .commands, .messageData, .saslResponse:
                     break
                 }

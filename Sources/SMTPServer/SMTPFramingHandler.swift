@@ -292,8 +292,10 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
             }
             if continuation == .startTLS {
                 // The 220 is written in plaintext; from here on the socket speaks TLS. The framer
-                // has already dropped whatever the client sent after STARTTLS (CVE-2011-0411).
-                guard let tls = self.tls,
+                // has already dropped whatever the client sent after STARTTLS (CVE-2011-0411),
+                // as it does when the 220 answers the last reply due: were one still due (a
+                // counting mistake), plaintext could survive into TLS, so the connection ends.
+                guard let tls = self.tls, self.framer.repliesDue == 0,
                     (try? Self.addTLS(
                         to: context.pipeline.syncOperations,
                         context: tls.context,
