@@ -148,6 +148,7 @@ let package = Package(
                 "DNSCore",
                 "Accounts",
                 "SMTPServer",
+                "SMTPCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -159,7 +160,6 @@ let package = Package(
             dependencies: [
                 "PetrelConfiguration",
                 "SMTPCore",
-                "SMTPServer",
                 "MailCore",
                 "MailAuth",
                 "MailStore",
@@ -198,8 +198,6 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "X509", package: "swift-certificates"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(
@@ -298,6 +296,7 @@ let package = Package(
             name: "MailIntakeTests",
             dependencies: [
                 "MailIntake", "MailStore", "SMTPCore", "Accounts", "PetrelConfiguration", "MailCore", "DNSCore",
+                "PetrelTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -4,9 +4,10 @@ import NIOCore
 import SMTPCore
 
 // libFuzzer target for everything a client's bytes go through before storage: SMTPInboundFramer
-// (command lines, DATA with dot-stuffing, BDAT chunks, SASL lines) driving ServerSession, as the
-// NIO connection task drives them, with the slow steps (recipient lookup, storage, AUTH) answered
-// by the input itself. Checked on every input: each event that expects a reply gets exactly one,
+// (command lines, DATA with dot-stuffing, BDAT chunks, SASL lines) driving ServerSession as the
+// server's SessionDriver does, but synchronously (libFuzzer calls a plain function, and the
+// driver's receiver is async), with the slow steps (recipient lookup, storage, AUTH) answered by
+// the input itself. Checked on every input: each event that expects a reply gets exactly one,
 // no other event gets one, every reply renders as clean CRLF lines, nothing is read after a
 // closing reply, plaintext pipelined behind STARTTLS is dropped, and no stored message is larger
 // than the limit. Built and run by Scripts/fuzz.sh session.

@@ -1,7 +1,6 @@
 import Accounts
 import Logging
 import SMTPCore
-import SMTPServer
 
 /// One SASL exchange against the account database: drives `SASLServer`, checks passwords on
 /// their own threads (`PasswordChecks`: yescrypt is slow by design), and counts failures per

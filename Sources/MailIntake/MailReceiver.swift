@@ -7,7 +7,6 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SMTPCore
-import SMTPServer
 
 #if canImport(Glibc)
 import Glibc
@@ -81,7 +80,7 @@ public final class MailReceiver: SMTPMailReceiver {
         let nonce = Base64.encode((0..<18).map { _ in UInt8.random(in: 0...255, using: &generator) })
         return AccountAuthentication(
             sasl: SASLServer(
-                // The session offers and accepts only SASLMechanism's names (PetrelServer.start).
+                // The session offers and accepts only SASLMechanism's names (PetrelServer.bindListeners).
                 mechanism: SASLMechanism(rawValue: mechanism) ?? .plain,
                 serverNonce: nonce,
                 decoySecret: self.decoySecret

@@ -6,7 +6,6 @@ import MailStore
 import NIOConcurrencyHelpers
 import NIOCore
 import SMTPCore
-import SMTPServer
 
 /// A message on its way into the Maildirs and the queue. Its header section is held (by the
 /// scanner, once) until it is complete, so that Authentication-Results fields claiming to be ours

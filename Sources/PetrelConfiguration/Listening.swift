@@ -1,6 +1,3 @@
-import MailCore
-import NIOCore
-
 // Where Petrel listens and how long and how much it takes from a client: [listen], [tls],
 // [limits], [timeouts].
 

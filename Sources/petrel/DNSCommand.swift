@@ -1,6 +1,5 @@
 import ArgumentParser
 import PetrelOperator
-import PetrelServer
 
 /// `petrel dns`: the records to publish, from the configuration and the DKIM keys on disk.
 struct DNSRecordsCommand: ParsableCommand {
@@ -59,22 +58,26 @@ struct DoctorCommand: AsyncParsableCommand {
     var server: String?
 
     func run() async throws {
-        let configuration = try self.options.load()
-        let records = try DNSRecords(configuration: configuration)
-        let resolver = try ResolveTool.resolver(configuration, server: self.server, option: "--dns")
-        let findings = await SetupDoctor(configuration: configuration, records: records, resolver: resolver).run()
-        for finding in findings {
-            var line = finding.status.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0) + finding.subject
-            if !finding.found.isEmpty { line += "\n        found:    \(finding.found)" }
-            if finding.status != .ok, !finding.expected.isEmpty { line += "\n        expected: \(finding.expected)" }
-            print(line)
+        try await tool {
+            let configuration = try self.options.load()
+            let records = try DNSRecords(configuration: configuration)
+            let resolver = try ResolveTool.resolver(configuration, server: self.server, option: "--dns")
+            let findings = await SetupDoctor(configuration: configuration, records: records, resolver: resolver).run()
+            for finding in findings {
+                var line = finding.status.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0) + finding.subject
+                if !finding.found.isEmpty { line += "\n        found:    \(finding.found)" }
+                if finding.status != .ok, !finding.expected.isEmpty {
+                    line += "\n        expected: \(finding.expected)"
+                }
+                print(line)
+            }
+            let missing = findings.filter { $0.status == .missing }.count
+            let wrong = findings.filter { $0.status == .wrong }.count
+            print("\(findings.count - missing - wrong) ok, \(missing) missing, \(wrong) wrong")
+            if configuration.publicAddresses.isEmpty {
+                printError("no `addresses` in the configuration: A, AAAA, SPF and PTR cannot be checked")
+            }
+            if missing + wrong > 0 { throw ExitCode(1) }
         }
-        let missing = findings.filter { $0.status == .missing }.count
-        let wrong = findings.filter { $0.status == .wrong }.count
-        print("\(findings.count - missing - wrong) ok, \(missing) missing, \(wrong) wrong")
-        if configuration.publicAddresses.isEmpty {
-            printError("no `addresses` in the configuration: A, AAAA, SPF and PTR cannot be checked")
-        }
-        if missing + wrong > 0 { throw ExitCode(1) }
     }
 }

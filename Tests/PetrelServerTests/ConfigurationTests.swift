@@ -1,6 +1,6 @@
 import Accounts
 import PetrelConfiguration
-import PetrelServer
+import PetrelOperator
 import Testing
 
 @Suite struct ConfigurationTests {

@@ -5,13 +5,18 @@ import PetrelConfiguration
 /// in the account store, where a running server sees each change at its next lookup.
 public struct AccountTool {
     public let configuration: Configuration
-    let accounts: AccountStore
 
-    /// Opens the account store of the configuration's data directory, making both if missing.
-    public init(configuration: Configuration) throws {
-        try createDirectories(configuration.dataDirectory)
-        self.accounts = try AccountStore(path: configuration.accountsPath)
+    public init(configuration: Configuration) {
         self.configuration = configuration
+    }
+
+    /// The account store of the configuration's data directory, both made if missing: opened
+    /// only once the arguments are known to be good, so that a typo leaves nothing behind.
+    var accounts: AccountStore {
+        get throws {
+            try createDirectories(self.configuration.dataDirectory)
+            return try AccountStore(path: self.configuration.accountsPath)
+        }
     }
 
     // MARK: Mailboxes
@@ -73,6 +78,7 @@ public struct AccountTool {
     public func addAlias(_ text: String, targets texts: [String]) async throws {
         guard !texts.isEmpty else { throw ToolError("name at least one target address") }
         let alias = try self.servedAddress(text)
+        let accounts = try self.accounts
         let resolver = self.configuration.recipientResolver
         var targets: [AccountAddress] = []
         for text in texts {
@@ -86,12 +92,12 @@ public struct AccountTool {
             guard target != alias else {
                 throw AccountError.invalidAliasTarget(text, "an alias cannot point at itself")
             }
-            guard case .mailboxes = try await self.accounts.resolve(.mailbox(target.mailbox), with: resolver) else {
+            guard case .mailboxes = try await accounts.resolve(.mailbox(target.mailbox), with: resolver) else {
                 throw AccountError.invalidAliasTarget(text, "no mailbox or alias of that name; add it first")
             }
             if !targets.contains(target) { targets.append(target) }
         }
-        try self.accounts.addAlias(alias, targets: targets)
+        try accounts.addAlias(alias, targets: targets)
         print("added alias \(alias) -> \(targets.map(\.description).joined(separator: ", "))")
     }
 

@@ -13,18 +13,17 @@ import Darwin
 /// and to grep, and to parse by log collectors. Keys that identify a session or a message come
 /// first; values with spaces or quotes are quoted.
 public struct LogfmtHandler: LogHandler {
-    public typealias Format = LogFormat
 
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
     public let label: String
-    public let format: Format
+    public let format: LogFormat
     private static let output = NIOLock()
 
     /// Keys printed first, in this order.
     static let leadingKeys = ["session", "id", "client", "helo", "from", "to"]
 
-    public init(label: String, level: Logger.Level, format: Format = .text) {
+    public init(label: String, level: Logger.Level, format: LogFormat = .text) {
         self.label = label
         self.logLevel = level
         self.format = format

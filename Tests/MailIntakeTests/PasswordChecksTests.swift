@@ -3,7 +3,6 @@ import PetrelTestSupport
 import Testing
 
 @testable import MailIntake
-@testable import PetrelServer
 
 /// Password checks run on threads of their own, a bounded number at a time: past the bound a
 /// check is refused at once (the caller answers 454) rather than queued without end.

@@ -3,7 +3,6 @@ import PetrelConfiguration
 import Testing
 
 @testable import MailIntake
-@testable import PetrelServer
 
 /// The limits on password guessing, on a clock the test moves by hand.
 @Suite struct AuthenticationFailuresTests {
