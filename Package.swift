@@ -70,6 +70,7 @@ let package = Package(
         .target(
             name: "Delivery",
             dependencies: [
+                "Accounts",
                 "MailCore",
                 "DNSCore",
                 "MailStore",
@@ -109,6 +110,7 @@ let package = Package(
             dependencies: [
                 "CPetrelSystem",
                 "MailCore",
+                "SMTPCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

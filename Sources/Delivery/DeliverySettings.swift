@@ -1,12 +1,5 @@
 import SMTPCore
 
-/// Delivery into our own mailboxes, for queued messages with local recipients (`petrel sendmail`,
-/// reports to our own users).
-public protocol LocalDelivery: Sendable {
-    /// Delivers the queued message `id` to these addresses of our domains; one result each.
-    func deliver(id: String, to recipients: [String]) async -> [ClientSession.RecipientResult]
-}
-
 public struct DeliverySettings: Sendable {
     /// Our name: in EHLO, as the Reporting-MTA, and the MAILER-DAEMON's domain.
     public var hostname: String

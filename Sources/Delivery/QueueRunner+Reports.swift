@@ -23,8 +23,8 @@ extension QueueRunner {
         var header = message?.header
         if header == nil {
             header = try? await QueuedMessage.open(
-                path: self.queue.messagePath(entry.id),
-                threadPool: self.threadPool,
+                entry.id,
+                in: self.queue,
                 timestamp: Int(now),
                 signers: { _ in [] }
             ).header
@@ -61,9 +61,7 @@ extension QueueRunner {
             authenticatedUser: nil
         )
         do {
-            try await self.threadPool.runIfActive {
-                try self.queue.add(message: rendered, entry: reportEntry)
-            }
+            try await self.queue.add(message: rendered, entry: reportEntry)
         } catch {
             self.logger.error("cannot queue a delivery report", metadata: ["id": "\(entry.id)", "error": "\(error)"])
             return  // the recipients stay unreported: tried again next time

@@ -6,16 +6,16 @@ extension QueueRunner {
     /// `petrel sendmail` leaves messages in `pickup/`; `petrel queue` leaves requests in
     /// `queue/control/` (`ID.retry`, `ID.delete`, `ID.bounce`, `all.retry`), removed once done.
     func handleRequests() async {
-        let adopted = (try? await self.threadPool.runIfActive { try self.queue.adopt(from: self.pickup) }) ?? []
+        let adopted = (try? await self.queue.adoptPickedUp()) ?? []
         for id in adopted {
             self.logger.info("picked up", metadata: ["id": "\(id)"])
             self.enqueued(id)
         }
-        let requests = (try? await self.threadPool.runIfActive { try self.queue.pendingRequests() }) ?? []
+        let requests = (try? await self.queue.pendingRequests()) ?? []
         for name in requests {
             let parts = name.split(separator: ".")
             guard parts.count == 2 else {
-                self.queue.finishRequest(name)
+                await self.queue.finishRequest(name)
                 continue
             }
             let id = String(parts[0])
@@ -27,13 +27,13 @@ extension QueueRunner {
                 guard !self.state.withLockedValue({ $0.inFlight.contains(id) }) else { continue }
                 await self.handle(request, id)
             }
-            self.queue.finishRequest(name)
+            await self.queue.finishRequest(name)
         }
     }
 
     func handle(_ request: QueueRequest, _ id: String) async {
         guard !self.state.withLockedValue({ $0.inFlight.contains(id) }),
-            var entry = try? await self.threadPool.runIfActive({ try self.queue.entry(id) })
+            var entry = try? await self.queue.entry(id)
         else { return }
         switch request {
         case .retry:
@@ -42,7 +42,7 @@ extension QueueRunner {
             self.enqueued(id)
         case .delete:
             do {
-                try await self.threadPool.runIfActive { try self.queue.remove(id) }
+                try await self.queue.remove(id)
                 self.forget(id)
                 self.logger.notice("removed", metadata: ["id": "\(id)", "reason": "deleted by the operator"])
             } catch {

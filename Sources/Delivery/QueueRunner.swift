@@ -4,8 +4,6 @@ import MailCore
 import MailStore
 import Metrics
 import NIOConcurrencyHelpers
-import NIOPosix
-import SMTPClient
 import SMTPCore
 import ServiceLifecycle
 
@@ -15,24 +13,33 @@ import Glibc
 import Darwin
 #endif
 
-/// The queue runner: picks due messages, groups their recipients by destination, delivers each
-/// group (locally, to the relay, or to the domain's MX hosts) within the connection limits,
-/// records every recipient's result durably as soon as it is known, retries what was deferred,
-/// and reports failures to the sender.
+/// The queue runner: picks due messages, groups their recipients by destination (`DeliveryPlan`),
+/// hands each group to its courier (`LocalCourier` for our domains, `RemoteCourier` for the
+/// rest), records every recipient's result durably as soon as it is known (`RecipientLedger`),
+/// retries what was deferred, and reports failures to the sender.
 ///
 /// A recipient recorded as delivered is never sent again: the envelope is rewritten (synced)
 /// after each destination's result, so a crash repeats at most the deliveries in flight, and a
 /// remote server that had not said 250 yet has not taken the message either.
 public final class QueueRunner: Service, Sendable {
-    let queue: OutboundQueue
-    let pickup: String
-    let router: Router
-    let client: SMTPClient
-    let local: any LocalDelivery
+    /// The couriers the runner hands transactions to, by destination.
+    public struct Couriers: Sendable {
+        /// Recipients in our own domains.
+        public var local: any Courier
+        /// Everyone else: MX hosts, or the relay.
+        public var remote: any Courier
+
+        public init(local: any Courier, remote: any Courier) {
+            self.local = local
+            self.remote = remote
+        }
+    }
+
+    let queue: any QueueStore
+    let couriers: Couriers
     let settings: DeliverySettings
     /// The keys that sign mail from one of our domains (the domain is given).
     let signers: @Sendable (String) -> [DKIMSigner]
-    let threadPool: NIOThreadPool
     let makeID: @Sendable () -> String
     /// Unix seconds.
     let clock: @Sendable () -> Int64
@@ -42,8 +49,6 @@ public final class QueueRunner: Service, Sendable {
     let state = NIOLockedValueBox(State())
     private let wakeups: AsyncStream<Void>
     private let wakeup: AsyncStream<Void>.Continuation
-    let connections: AsyncSemaphore
-    let destinations: SemaphoreTable
 
     struct State {
         /// When each message is next due (Unix seconds).
@@ -55,34 +60,24 @@ public final class QueueRunner: Service, Sendable {
     }
 
     public init(
-        queue: OutboundQueue,
-        pickup: String,
-        router: Router,
-        client: SMTPClient,
-        local: any LocalDelivery,
+        queue: any QueueStore,
+        couriers: Couriers,
         settings: DeliverySettings,
         signers: @escaping @Sendable (String) -> [DKIMSigner],
-        threadPool: NIOThreadPool,
         makeID: @escaping @Sendable () -> String,
         clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) },
         logger: Logger,
         metrics: any MetricsFactory = NOOPMetricsHandler.instance
     ) {
-        self.metrics = metrics
         self.queue = queue
-        self.pickup = pickup
-        self.router = router
-        self.client = client
-        self.local = local
+        self.couriers = couriers
         self.settings = settings
         self.signers = signers
-        self.threadPool = threadPool
         self.makeID = makeID
         self.clock = clock
         self.logger = logger
+        self.metrics = metrics
         (self.wakeups, self.wakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        self.connections = AsyncSemaphore(settings.connections)
-        self.destinations = SemaphoreTable(permits: settings.connectionsPerDomain)
     }
 
     /// A message was just queued: try it now.
@@ -109,11 +104,7 @@ public final class QueueRunner: Service, Sendable {
                     if self.state.withLockedValue({ $0.stopping }) { break }
                     await self.handleRequests()
                     for id in self.takeDue() {
-                        group.addTask {
-                            await self.process(id)
-                            self.state.withLockedValue { _ = $0.inFlight.remove(id) }
-                            self.wakeup.yield()
-                        }
+                        group.addTask { await self.processTaken(id) }
                     }
                 }
             }
@@ -132,8 +123,21 @@ public final class QueueRunner: Service, Sendable {
         }
     }
 
-    private func load() async {
-        let entries = (try? await self.threadPool.runIfActive { try self.queue.entries() }) ?? []
+    /// One round, awaited: the requests waiting, then every message due now, each to its end.
+    /// `run` does the same without waiting, on every wake-up; tests drive the runner with this
+    /// and a clock of their own.
+    public func deliverDue() async {
+        await self.handleRequests()
+        await withDiscardingTaskGroup { group in
+            for id in self.takeDue() {
+                group.addTask { await self.processTaken(id) }
+            }
+        }
+    }
+
+    /// Reads the queue's entries into the schedule (at start-up).
+    public func load() async {
+        let entries = (try? await self.queue.entries()) ?? []
         self.state.withLockedValue { state in
             for entry in entries {
                 state.due[entry.id] = RecipientLedger.nextDue(entry) ?? 0
@@ -164,13 +168,20 @@ public final class QueueRunner: Service, Sendable {
 
     // MARK: - One message
 
+    /// A message `takeDue` marked in flight.
+    private func processTaken(_ id: String) async {
+        await self.process(id)
+        self.state.withLockedValue { _ = $0.inFlight.remove(id) }
+        self.wakeup.yield()
+    }
+
     /// Everything due for one message: delivery attempts, then reports, then its removal when
     /// nothing is left to do.
     func process(_ id: String) async {
         let now = self.clock()
         var entry: QueueEntry
         do {
-            entry = try await self.threadPool.runIfActive { try self.queue.entry(id) }
+            entry = try await self.queue.entry(id)
         } catch {
             self.forget(id)  // deleted meanwhile
             return
@@ -184,8 +195,8 @@ public final class QueueRunner: Service, Sendable {
             let remote = due.contains { !self.isLocal(entry.recipients[$0].address) }
             do {
                 message = try await QueuedMessage.open(
-                    path: self.queue.messagePath(id),
-                    threadPool: self.threadPool,
+                    id,
+                    in: self.queue,
                     timestamp: Int(now),
                     signers: remote ? self.signers(for:) : { _ in [] }
                 )
@@ -212,7 +223,7 @@ public final class QueueRunner: Service, Sendable {
         let next = RecipientLedger.nextDue(entry)
         if next == nil {
             do {
-                try await self.threadPool.runIfActive { try self.queue.remove(id) }
+                try await self.queue.remove(id)
                 self.logger.info("removed", metadata: ["id": "\(id)", "reason": "done"])
             } catch {
                 self.logger.error("cannot remove from queue", metadata: ["id": "\(id)", "error": "\(error)"])
@@ -277,21 +288,33 @@ public final class QueueRunner: Service, Sendable {
             localDomains: self.settings.localDomains,
             relay: self.settings.relay != nil
         )
-        let snapshot = entry
-        await withTaskGroup(of: GroupResult.self) { group in
+        await withTaskGroup(of: (DeliveryPlan.Transaction, CourierReport).self) { group in
             for transaction in plan.transactions {
-                group.addTask {
-                    await self.deliver(
-                        snapshot,
-                        to: transaction.destination,
+                let parcel = Parcel(
+                    id: entry.id,
+                    sender: entry.sender,
+                    recipients: transaction.indices.map { entry.recipients[$0].address },
+                    destination: transaction.destination,
+                    message: message,
+                    size: message.size,
+                    eightBit: entry.body == "8BITMIME",
+                    smtpUTF8: entry.smtpUTF8
+                )
+                let courier = transaction.destination == .local ? self.couriers.local : self.couriers.remote
+                group.addTask { (transaction, await courier.deliver(parcel)) }
+            }
+            for await (transaction, report) in group {
+                for attempt in report.tries {
+                    self.log(
+                        entry,
                         indices: transaction.indices,
-                        message: message
+                        results: attempt.results,
+                        via: attempt.via,
+                        tls: attempt.tls
                     )
                 }
-            }
-            for await result in group {
-                for (index, outcome) in zip(result.indices, result.results) {
-                    self.settle(&entry.recipients[index], outcome, remoteMTA: result.remoteMTA, entry: entry, now: now)
+                for (index, result) in zip(transaction.indices, report.results) {
+                    self.settle(&entry.recipients[index], result, remoteMTA: report.remoteMTA, entry: entry, now: now)
                 }
                 await self.save(entry)
             }
@@ -300,7 +323,7 @@ public final class QueueRunner: Service, Sendable {
 
     func settle(
         _ recipient: inout QueueEntry.Recipient,
-        _ result: ClientSession.RecipientResult,
+        _ result: DeliveryResult,
         remoteMTA: String?,
         entry: QueueEntry,
         now: Int64
@@ -316,7 +339,7 @@ public final class QueueRunner: Service, Sendable {
 
     func save(_ entry: QueueEntry) async {
         do {
-            try await self.threadPool.runIfActive { try self.queue.update(entry) }
+            try await self.queue.update(entry)
         } catch {
             self.logger.error("cannot record delivery results", metadata: ["id": "\(entry.id)", "error": "\(error)"])
         }

@@ -15,7 +15,7 @@ public struct RecipientLedger: Sendable {
     /// unless the message is too old to keep trying.
     public func settle(
         _ recipient: inout QueueEntry.Recipient,
-        _ result: ClientSession.RecipientResult,
+        _ result: DeliveryResult,
         remoteMTA: String?,
         entry: QueueEntry,
         now: Int64
@@ -32,12 +32,12 @@ public struct RecipientLedger: Sendable {
         case .failed(let reply):
             recipient.state = .failed
             recipient.status = reply.enhancedCode?.description ?? "5.0.0"
-            recipient.lastError = DeliveryLog.text(reply)
+            recipient.lastError = reply.logText
             recipient.nextAttempt = nil
             recipient.notified = entry.sender.isEmpty  // nobody to tell about a report's failure
         case .deferred(let reply):
             recipient.status = reply.enhancedCode?.description ?? "4.0.0"
-            recipient.lastError = DeliveryLog.text(reply)
+            recipient.lastError = reply.logText
             if let next = self.schedule.nextAttempt(
                 now: Int(now),
                 arrival: Int(entry.createdAt),
@@ -47,7 +47,7 @@ public struct RecipientLedger: Sendable {
             } else {
                 recipient.state = .failed
                 recipient.status = "4.4.7"
-                recipient.lastError = "gave up after \(now - entry.createdAt) s: " + DeliveryLog.text(reply)
+                recipient.lastError = "gave up after \(now - entry.createdAt) s: " + reply.logText
                 recipient.nextAttempt = nil
                 recipient.notified = entry.sender.isEmpty
             }

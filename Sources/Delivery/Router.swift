@@ -1,5 +1,6 @@
 import DNSCore
 import MailCore
+import SMTPCore
 
 /// Where mail for a domain goes (RFC 5321 §5.1, RFC 7505): its MX hosts in preference order
 /// (random among equals), each with its addresses, IPv6 first; the domain itself when it has
@@ -25,8 +26,8 @@ public struct Router: Sendable {
     public enum Route: Hashable, Sendable {
         /// Try these hosts in order, each address in order, port 25.
         case hosts([Host])
-        /// No delivery will ever work: bounce with this status (`5.1.10`, `5.1.2`, `5.4.6`).
-        case bounce(status: String, reason: String)
+        /// No delivery will ever work: bounce with this status (5.1.10, 5.1.2, 5.4.6).
+        case bounce(status: EnhancedStatusCode, reason: String)
         /// DNS trouble: try again later.
         case deferred(reason: String)
     }
@@ -38,7 +39,10 @@ public struct Router: Sendable {
         case .failure(let failure):
             return .deferred(reason: "DNS failure looking up the MX records of \(Self.text(domain)): \(failure)")
         case .nxDomain:
-            return .bounce(status: "5.1.2", reason: "\(Self.text(domain)) does not exist (NXDOMAIN)")
+            return .bounce(
+                status: EnhancedStatusCode(5, 1, 2),
+                reason: "\(Self.text(domain)) does not exist (NXDOMAIN)"
+            )
         case .noData:
             // §5.1: no MX, so the domain itself is the host (implicit MX).
             let implicit = await self.addresses(of: domain)
@@ -46,11 +50,17 @@ public struct Router: Sendable {
             case .failure(let reason): return .deferred(reason: reason)
             case .found(let addresses) where !addresses.isEmpty:
                 if self.localNames.contains(domain) {
-                    return .bounce(status: "5.4.6", reason: "mail for \(Self.text(domain)) loops back to myself")
+                    return .bounce(
+                        status: EnhancedStatusCode(5, 4, 6),
+                        reason: "mail for \(Self.text(domain)) loops back to myself"
+                    )
                 }
                 return .hosts([Host(name: domain, preference: nil, addresses: addresses)])
             case .found:
-                return .bounce(status: "5.1.2", reason: "\(Self.text(domain)) has no MX record and no address")
+                return .bounce(
+                    status: EnhancedStatusCode(5, 1, 2),
+                    reason: "\(Self.text(domain)) has no MX record and no address"
+                )
             }
         case .answer:
             break
@@ -63,7 +73,10 @@ public struct Router: Sendable {
         if exchanges.contains(where: { $0.name == .root }) {
             exchanges.removeAll { $0.name == .root }
             if exchanges.isEmpty {
-                return .bounce(status: "5.1.10", reason: "\(Self.text(domain)) accepts no mail (null MX, RFC 7505)")
+                return .bounce(
+                    status: EnhancedStatusCode(5, 1, 10),
+                    reason: "\(Self.text(domain)) accepts no mail (null MX, RFC 7505)"
+                )
             }
         }
         exchanges.shuffle(using: &random)
@@ -72,7 +85,10 @@ public struct Router: Sendable {
         if let ours = exchanges.first(where: { self.localNames.contains($0.name) }) {
             exchanges.removeAll { $0.preference >= ours.preference }
             if exchanges.isEmpty {
-                return .bounce(status: "5.4.6", reason: "mail for \(Self.text(domain)) loops back to myself")
+                return .bounce(
+                    status: EnhancedStatusCode(5, 4, 6),
+                    reason: "mail for \(Self.text(domain)) loops back to myself"
+                )
             }
         }
         var hosts: [Host] = []

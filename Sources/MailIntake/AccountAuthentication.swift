@@ -13,7 +13,7 @@ import SMTPCore
 /// an account has them or not.
 actor AccountAuthentication: AuthenticationExchange {
     private var sasl: SASLServer
-    private let accounts: AccountStore
+    private let accounts: any AccountDirectory
     private let failures: AuthenticationFailures
     private let checks: PasswordChecks
     private let connection: ConnectionInfo
@@ -32,7 +32,7 @@ actor AccountAuthentication: AuthenticationExchange {
 
     init(
         sasl: SASLServer,
-        accounts: AccountStore,
+        accounts: any AccountDirectory,
         failures: AuthenticationFailures,
         checks: PasswordChecks,
         connection: ConnectionInfo,

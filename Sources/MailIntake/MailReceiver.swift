@@ -18,7 +18,7 @@ import Darwin
 /// TO; authenticated users may relay, as themselves only; messages are written to Maildirs and to
 /// the outbound queue before the 250.
 public final class MailReceiver: SMTPMailReceiver {
-    let accounts: AccountStore
+    let accounts: any AccountDirectory
     let resolver: RecipientResolver
     /// Where messages go: the Maildirs and the queue, through the storage seam.
     let store: any MessageStoring
@@ -38,7 +38,7 @@ public final class MailReceiver: SMTPMailReceiver {
     private let decoyHash: String
 
     public init(
-        accounts: AccountStore,
+        accounts: any AccountDirectory,
         resolver: RecipientResolver,
         store: any MessageStoring,
         hostname: String,
@@ -61,7 +61,7 @@ public final class MailReceiver: SMTPMailReceiver {
         self.checks = checks
         self.authentication = authentication
         self.logger = logger
-        self.decoySecret = try accounts.secret(named: "scram-decoy")
+        self.decoySecret = try accounts.secret(named: "scram-decoy", length: 32)
         var generator = SystemRandomNumberGenerator()
         let password = (0..<24).map { _ in UInt8.random(in: 97...122, using: &generator) }
         self.decoyHash = try PasswordHasher.hash(String(decoding: password, as: UTF8.self))
@@ -218,13 +218,6 @@ public final class MailReceiver: SMTPMailReceiver {
                 logger: self.logger
             )
         )
-    }
-
-    public static func reply(for error: StoreError) -> SMTPReply {
-        switch error {
-        case .insufficientStorage: return .insufficientStorage
-        case .io, .invalidMailboxName: return .localError
-        }
     }
 
     /// The current time with the local UTC offset, for the Received header.

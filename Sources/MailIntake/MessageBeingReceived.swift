@@ -186,7 +186,7 @@ final class MessageBeingReceived: IncomingMessage {
                 metadata: ["session": "\(self.connection.id)", "id": "\(self.file.id)", "error": "\(error)"]
             )
             self.metrics.message("refused", reason: "store_error")
-            return .failed(MailReceiver.reply(for: error))
+            return .failed(error.smtpReply)
         }
         self.metrics.storeCommit(ContinuousClock.now - started)
         self.metrics.message("accepted", reason: folder == nil ? "inbox" : "junk")
@@ -217,7 +217,7 @@ final class MessageBeingReceived: IncomingMessage {
             "id": "\(self.file.id)",
             "client": "\(self.connection.remoteIP)",
             "from": "\(self.envelope.reversePath)",
-            "reply": "\(reply.code) \(reply.enhancedCode.map { "\($0) " } ?? "")\(reply.lines.joined(separator: " "))",
+            "reply": "\(reply.logText)",
         ]
         if let auth { metadata["auth"] = "\(auth)" }
         if let user = self.submitter?.user { metadata["user"] = "\(user)" }

@@ -38,13 +38,19 @@ public final class MessageStore: Sendable {
     let groupCommit: GroupCommit
 
     public init(dataDirectory: String, hostname: String, threadPool: NIOThreadPool) {
+        let layout = DataDirectory(dataDirectory)
         self.dataDirectory = dataDirectory
-        self.incomingDirectory = dataDirectory + "/incoming"
-        self.maildirs = MaildirStore(mailRoot: dataDirectory + "/mail", hostname: hostname)
-        self.queue = OutboundQueue(directory: dataDirectory + "/queue")
-        self.pickupDirectory = dataDirectory + "/pickup"
+        self.incomingDirectory = layout.incoming
+        self.maildirs = MaildirStore(mailRoot: layout.mail, hostname: hostname)
+        self.queue = OutboundQueue(directory: layout.queue)
+        self.pickupDirectory = layout.pickup
         self.threadPool = threadPool
         self.groupCommit = GroupCommit(threadPool: threadPool)
+    }
+
+    /// The queue as the runner works it.
+    public var queueStore: EmbeddedQueue {
+        EmbeddedQueue(files: self.queue, pickup: self.pickupDirectory, threadPool: self.threadPool)
     }
 
     /// What `prepare` found.

@@ -1,3 +1,5 @@
+import SMTPCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -27,6 +29,16 @@ public enum StoreError: Error, Hashable, Sendable, CustomStringConvertible {
             return "\(operation) \(path): \(String(cString: strerror(code)))"
         case .invalidMailboxName(let name):
             return "invalid mailbox name \(name)"
+        }
+    }
+}
+
+extension StoreError {
+    /// What an SMTP client is told when its message could not be stored: always temporary.
+    public var smtpReply: SMTPReply {
+        switch self {
+        case .insufficientStorage: return .insufficientStorage
+        case .io, .invalidMailboxName: return .localError
         }
     }
 }

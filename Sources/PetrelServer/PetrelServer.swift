@@ -127,7 +127,6 @@ public final class PetrelServer: Sendable {
                 accounts: accounts,
                 resolver: resolver ?? dns,
                 ids: ids,
-                threadPool: threadPool,
                 metrics: metrics,
                 logger: logger
             )
@@ -289,10 +288,9 @@ public final class PetrelServer: Sendable {
     static func makeRunner(
         configuration: Configuration,
         store: MessageStore,
-        accounts: AccountStore,
+        accounts: any AccountDirectory,
         resolver: any DNSResolving,
         ids: QueueIDGenerator,
-        threadPool: NIOThreadPool,
         metrics: ServerMetrics,
         logger: Logger
     ) throws -> QueueRunner {
@@ -336,15 +334,23 @@ public final class PetrelServer: Sendable {
             group: MultiThreadedEventLoopGroup.singleton
         )
         let signers = SignerCache(keys: DKIMKeyStore(dataDirectory: configuration.dataDirectory), logger: logger)
+        let couriers = QueueRunner.Couriers(
+            local: LocalCourier(accounts: accounts, resolver: configuration.recipientResolver, mailboxes: store),
+            remote: RemoteCourier(
+                router: Router(
+                    resolver: resolver,
+                    localNames: Set([DNSName(configuration.hostname)].compactMap { $0 })
+                ),
+                client: client,
+                settings: settings,
+                logger: logger
+            )
+        )
         return QueueRunner(
-            queue: store.queue,
-            pickup: store.pickupDirectory,
-            router: Router(resolver: resolver, localNames: Set([DNSName(configuration.hostname)].compactMap { $0 })),
-            client: client,
-            local: MaildirDelivery(accounts: accounts, resolver: configuration.recipientResolver, store: store),
+            queue: store.queueStore,
+            couriers: couriers,
             settings: settings,
             signers: { signers.signers(for: $0) },
-            threadPool: threadPool,
             makeID: { ids.next() },
             logger: logger,
             metrics: metrics.factory

@@ -20,15 +20,20 @@ struct QueuedMessageTests {
         + "From: Alice <alice@petrel.test>\r\nTo: bob@remote.test\r\nSubject: hi\r\n\r\n"
         + "line one\r\n.leading dot\r\n\r\n\r\n"
 
-    static func withFile<T>(_ text: String, _ body: (String, NIOThreadPool) async throws -> T) async throws -> T {
-        let path = NSTemporaryDirectory() + "queued-\(UUID().uuidString).eml"
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-        let pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let result = try await body(path, pool)
-        try await pool.shutdownGracefully()
-        return result
+    /// The message queued as Q1 in memory.
+    static func withFile<T>(_ text: String, _ body: (String, any QueueStore) async throws -> T) async throws -> T {
+        let queue = InMemoryQueue()
+        let entry = QueueEntry(
+            id: "Q1",
+            createdAt: 0,
+            sender: "",
+            recipients: ["bob@remote.test"],
+            smtpUTF8: false,
+            body: nil,
+            authenticatedUser: nil
+        )
+        queue.put(entry, message: text)
+        return try await body("Q1", queue)
     }
 
     static func streamed(_ message: QueuedMessage) async throws -> String {
@@ -38,8 +43,8 @@ struct QueuedMessageTests {
     }
 
     @Test func unsignedMessagesLoseOnlyTheirReturnPath() async throws {
-        try await Self.withFile(Self.message) { path, pool in
-            let message = try await QueuedMessage.open(path: path, threadPool: pool, timestamp: 0, signers: { _ in [] })
+        try await Self.withFile(Self.message) { id, queue in
+            let message = try await QueuedMessage.open(id, in: queue, timestamp: 0, signers: { _ in [] })
             let text = try await Self.streamed(message)
             #expect(text == String(Self.message.dropFirst("Return-Path: <alice@petrel.test>\r\n".count)))
             #expect(message.size == text.utf8.count)
@@ -50,10 +55,10 @@ struct QueuedMessageTests {
     @Test func signedMessagesVerify() async throws {
         let key = try DKIMPrivateKey.generate(.ed25519)
         let signer = DKIMSigner(domain: "petrel.test", selector: "ed", key: key)
-        try await Self.withFile(Self.message) { path, pool in
+        try await Self.withFile(Self.message) { id, queue in
             let message = try await QueuedMessage.open(
-                path: path,
-                threadPool: pool,
+                id,
+                in: queue,
                 timestamp: 1_795_000_000,
                 signers: { header in
                     #expect(!header.fields.contains { $0.hasName("Return-Path") })
@@ -74,8 +79,8 @@ struct QueuedMessageTests {
 
     @Test func aHeaderOnlyMessageIsSentWhole() async throws {
         let text = "Return-Path: <>\r\nSubject: no body\r\n"
-        try await Self.withFile(text) { path, pool in
-            let message = try await QueuedMessage.open(path: path, threadPool: pool, timestamp: 0, signers: { _ in [] })
+        try await Self.withFile(text) { id, queue in
+            let message = try await QueuedMessage.open(id, in: queue, timestamp: 0, signers: { _ in [] })
             #expect(try await Self.streamed(message) == "Subject: no body\r\n")
         }
     }
@@ -83,23 +88,12 @@ struct QueuedMessageTests {
 
 /// Which keys sign a message, decided by a runner that never runs.
 struct SigningChoiceTests {
-    struct NoLocalDelivery: LocalDelivery {
-        func deliver(id: String, to recipients: [String]) async -> [ClientSession.RecipientResult] { [] }
-    }
-
-    static func runner(signers: @escaping @Sendable (String) -> [DKIMSigner] = { _ in [] }) throws -> QueueRunner {
+    static func runner(signers: @escaping @Sendable (String) -> [DKIMSigner] = { _ in [] }) -> QueueRunner {
         QueueRunner(
-            queue: OutboundQueue(directory: "/nonexistent"),
-            pickup: "/nonexistent",
-            router: Router(resolver: InMemoryZone(), localNames: []),
-            client: try SMTPClient(
-                settings: .init(heloName: "mx.petrel.test"),
-                group: MultiThreadedEventLoopGroup.singleton
-            ),
-            local: NoLocalDelivery(),
+            queue: InMemoryQueue(),
+            couriers: .init(local: ScriptedCourier(), remote: ScriptedCourier()),
             settings: DeliverySettings(hostname: "mx.petrel.test", localDomains: ["petrel.test"]),
             signers: signers,
-            threadPool: NIOThreadPool.singleton,
             makeID: { "R1" },
             clock: { 0 },
             logger: Logger(label: "settle-test")
@@ -108,7 +102,7 @@ struct SigningChoiceTests {
 
     @Test func theFromDomainChoosesTheSigningKeys() throws {
         let key = try DKIMPrivateKey.generate(.ed25519)
-        let runner = try Self.runner(signers: { [DKIMSigner(domain: $0, selector: "s", key: key)] })
+        let runner = Self.runner(signers: { [DKIMSigner(domain: $0, selector: "s", key: key)] })
         func signer(_ header: String) -> String? {
             runner.signers(for: HeaderSection(parsing: Array(header.utf8))).first?.domain
         }

@@ -2,6 +2,7 @@ import DNSCore
 import Delivery
 import MailCore
 import PetrelTestSupport
+import SMTPCore
 import Testing
 
 /// Routing by MX (RFC 5321 §5.1, RFC 7505) on in-memory zones, the retry schedule and the hop
@@ -62,13 +63,20 @@ struct RouterTests {
         )
         #expect(
             await Self.route("nullmx.test")
-                == .bounce(status: "5.1.10", reason: "nullmx.test accepts no mail (null MX, RFC 7505)")
+                == .bounce(
+                    status: EnhancedStatusCode(5, 1, 10),
+                    reason: "nullmx.test accepts no mail (null MX, RFC 7505)"
+                )
         )
         #expect(
-            await Self.route("nosuch.test") == .bounce(status: "5.1.2", reason: "nosuch.test does not exist (NXDOMAIN)")
+            await Self.route("nosuch.test")
+                == .bounce(status: EnhancedStatusCode(5, 1, 2), reason: "nosuch.test does not exist (NXDOMAIN)")
         )
         let empty = await Self.route("empty.test")
-        #expect(empty == .bounce(status: "5.1.2", reason: "empty.test has no MX record and no address"), "\(empty)")
+        #expect(
+            empty == .bounce(status: EnhancedStatusCode(5, 1, 2), reason: "empty.test has no MX record and no address"),
+            "\(empty)"
+        )
         guard case .deferred(let reason) = await Self.route("slow.test") else {
             Issue.record("a DNS timeout is not deferred")
             return
@@ -83,7 +91,8 @@ struct RouterTests {
         }
         #expect(hosts.map(\.name) == [DNSName("mx.remote.test")!])
         #expect(
-            await Self.route("self.test") == .bounce(status: "5.4.6", reason: "mail for self.test loops back to myself")
+            await Self.route("self.test")
+                == .bounce(status: EnhancedStatusCode(5, 4, 6), reason: "mail for self.test loops back to myself")
         )
         // We are an MX for behind.test: only the hosts preferred to us are used.
         guard case .hosts(let preferred) = await Self.route("behind.test") else {

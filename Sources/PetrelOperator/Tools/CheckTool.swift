@@ -102,20 +102,15 @@ public enum CheckTool {
         )
         if let problem {
             // The server refuses such a message before DMARC has its say.
-            print("action: refuse with \(Self.text(InboundAuthentication.refusal(for: problem)))")
+            print("action: refuse with \(InboundAuthentication.refusal(for: problem).logText)")
         } else if let refusal = outcome.refusal {
-            print("action: refuse with \(Self.text(refusal))")
+            print("action: refuse with \(refusal.logText)")
         } else if let folder = outcome.folder {
             print("action: deliver into \(folder)")
         } else {
             print("action: deliver")
         }
         print(outcome.results.rendered, terminator: "")
-    }
-
-    /// A reply as the client would read it: code, enhanced code, text.
-    static func text(_ reply: SMTPReply) -> String {
-        "\(reply.code) \(reply.enhancedCode.map { "\($0) " } ?? "")\(reply.lines.joined(separator: " "))"
     }
 
     static func line(_ verdict: SPFVerdict, identity: String) -> String {

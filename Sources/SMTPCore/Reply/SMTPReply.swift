@@ -44,6 +44,11 @@ public struct SMTPReply: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The reply on one line, for logs, queue files and reports: `550 5.1.1 user unknown`.
+    public var logText: String {
+        "\(self.code) \(self.enhancedCode.map { "\($0) " } ?? "")\(self.lines.joined(separator: " "))"
+    }
+
     public var description: String {
         var buffer = ByteBuffer()
         self.write(to: &buffer)

@@ -11,7 +11,7 @@ extension QueueRunner {
     func log(
         _ entry: QueueEntry,
         indices: [Int],
-        results: [ClientSession.RecipientResult],
+        results: [DeliveryResult],
         via: String?,
         tls: TLSDetails?
     ) {
@@ -30,16 +30,11 @@ extension QueueRunner {
                 if let problem = tls.problem { metadata["tls_problem"] = "\(problem)" }
             }
             switch result {
-            case .delivered(let reply):
-                metadata["status"] = "sent"
-                metadata["reply"] = "\(DeliveryLog.text(reply))"
-            case .deferred(let reply):
-                metadata["status"] = "deferred"
-                metadata["reply"] = "\(DeliveryLog.text(reply))"
-            case .failed(let reply):
-                metadata["status"] = "bounced"
-                metadata["reply"] = "\(DeliveryLog.text(reply))"
+            case .delivered: metadata["status"] = "sent"
+            case .deferred: metadata["status"] = "deferred"
+            case .failed: metadata["status"] = "bounced"
             }
+            metadata["reply"] = "\(result.reply.logText)"
             self.logger.info("delivery", metadata: metadata)
             Counter(
                 label: "petrel_deliveries_total",
@@ -47,19 +42,5 @@ extension QueueRunner {
                 factory: self.metrics
             ).increment()
         }
-    }
-}
-
-/// How delivery results are written in logs and envelopes.
-enum DeliveryLog {
-    static func text(_ reply: SMTPReply) -> String {
-        let code = reply.enhancedCode.map { " \($0)" } ?? ""
-        return "\(reply.code)\(code) \(reply.lines.joined(separator: " "))"
-    }
-
-    static func enhancedCode(_ text: String) -> EnhancedStatusCode? {
-        let parts = text.split(separator: ".").compactMap { UInt16($0) }
-        guard parts.count == 3, (2...5).contains(parts[0]) else { return nil }
-        return EnhancedStatusCode(UInt8(parts[0]), parts[1], parts[2])
     }
 }
