@@ -232,6 +232,7 @@ let package = Package(
                 "PetrelTestSupport",
                 "PetrelServer",
                 "PetrelConfiguration",
+                "MailStore",
                 "SMTPCore",
                 "SMTPServer",
                 "DNSCore",

@@ -73,11 +73,6 @@ public struct Configuration: Sendable, Hashable {
         let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return Domain(name) == nil ? "localhost" : name
     }
-
-    public var accountsPath: String { self.dataDirectory + "/accounts.sqlite" }
-    public var tlsDirectory: String { self.dataDirectory + "/tls" }
-    public var queueDirectory: String { self.dataDirectory + "/queue" }
-    public var mailDirectory: String { self.dataDirectory + "/mail" }
 }
 
 /// `path` if absolute, else `base/path`.

@@ -1,5 +1,6 @@
 import Accounts
 import DNSClient
+import MailStore
 import NIOCore
 import PetrelConfiguration
 
@@ -26,4 +27,9 @@ extension Configuration {
             recipientDelimiter: self.recipientDelimiter
         )
     }
+}
+
+extension Configuration {
+    /// Where everything lives under `data_directory`.
+    public var files: DataDirectory { DataDirectory(self.dataDirectory) }
 }

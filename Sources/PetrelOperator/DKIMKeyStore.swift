@@ -1,5 +1,6 @@
 import Foundation
 import MailAuth
+import MailStore
 
 /// The DKIM private keys under `DATA_DIR/dkim/<domain>/<selector>.pem` (PKCS#8, mode 0600): one
 /// file per selector, so keys can be rotated by adding a selector and retiring the old one.
@@ -7,7 +8,7 @@ public struct DKIMKeyStore: Sendable {
     public let directory: String
 
     public init(dataDirectory: String) {
-        self.directory = dataDirectory + "/dkim"
+        self.directory = DataDirectory(dataDirectory).dkim
     }
 
     public struct Failure: Error, CustomStringConvertible {

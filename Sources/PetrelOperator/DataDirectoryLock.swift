@@ -1,3 +1,5 @@
+import MailStore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -19,7 +21,7 @@ public final class DataDirectoryLock: Sendable {
     }
 
     public init(dataDirectory: String) throws {
-        self.path = dataDirectory + "/petrel.lock"
+        self.path = DataDirectory(dataDirectory).lock
         let fd = open(self.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw Failure(description: "cannot open \(self.path): \(String(cString: strerror(errno)))")

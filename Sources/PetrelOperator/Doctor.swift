@@ -2,6 +2,7 @@ import DNSCore
 import Foundation
 import MailAuth
 import MailCore
+import MailStore
 import NIOCore
 import NIOPosix
 import PetrelConfiguration
@@ -63,15 +64,15 @@ public struct SetupDoctor: Sendable {
     public static func checkPermissions(_ configuration: Configuration) -> [Finding] {
         // Each path with the mode bits that must be clear.
         var paths: [(path: String, mask: mode_t)] = [
-            (configuration.dataDirectory, 0o077), (configuration.accountsPath, 0o077),
-            (configuration.accountsPath + "-wal", 0o077), (configuration.accountsPath + "-shm", 0o077),
+            (configuration.dataDirectory, 0o077), (configuration.files.accounts, 0o077),
+            (configuration.files.accounts + "-wal", 0o077), (configuration.files.accounts + "-shm", 0o077),
         ]
         if let configured = configuration.tls {
             paths.append((configured.key, 0o007))
         } else {
-            paths.append((configuration.tlsDirectory + "/self-signed-key.pem", 0o077))
+            paths.append((configuration.files.selfSignedKey, 0o077))
         }
-        let dkim = configuration.dataDirectory + "/dkim"
+        let dkim = configuration.files.dkim
         for domain in (try? FileManager.default.contentsOfDirectory(atPath: dkim))?.sorted() ?? [] {
             paths.append((dkim + "/" + domain, 0o077))
             for key in (try? FileManager.default.contentsOfDirectory(atPath: dkim + "/" + domain))?.sorted() ?? [] {
@@ -310,7 +311,7 @@ public struct SetupDoctor: Sendable {
     /// Covers the host name, not expired, and (when port 25 is served) not self-signed.
     func checkCertificate(now: Date) -> Finding {
         let path =
-            self.configuration.tls?.certificate ?? self.configuration.tlsDirectory + "/self-signed-certificate.pem"
+            self.configuration.tls?.certificate ?? self.configuration.files.selfSignedCertificate
         let subject = "certificate \(path)"
         let leaf: Certificate
         do {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MailStore
 import PetrelConfiguration
 import SMTPServer
 
@@ -11,13 +12,13 @@ public enum ServerCertificate {
     public static func files(for configuration: Configuration, logger: Logger) throws -> Configuration.TLSFiles {
         if let files = configuration.tls { return files }
         let files = Configuration.TLSFiles(
-            certificate: configuration.tlsDirectory + "/self-signed-certificate.pem",
-            key: configuration.tlsDirectory + "/self-signed-key.pem"
+            certificate: configuration.files.selfSignedCertificate,
+            key: configuration.files.selfSignedKey
         )
         if !FileManager.default.fileExists(atPath: files.certificate)
             || !FileManager.default.fileExists(atPath: files.key)
         {
-            try createDirectories(configuration.tlsDirectory)
+            try createDirectories(configuration.files.tls)
             try SelfSignedCertificate(hostname: configuration.hostname).write(to: files)
             logger.warning(
                 "made a self-signed certificate; set [tls] certificate and key for one that clients trust",

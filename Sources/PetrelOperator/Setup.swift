@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MailAuth
 import MailCore
+import MailStore
 import PetrelConfiguration
 
 /// `petrel init`: a configuration file for production, the data directory, a DKIM key, the
@@ -67,7 +68,7 @@ public struct Setup: Sendable {
         if fileManager.fileExists(atPath: self.configurationPath), !self.force {
             throw Failure(description: "\(self.configurationPath) exists; use --force to replace it")
         }
-        let accounts = self.dataDirectory + "/accounts.sqlite"
+        let accounts = DataDirectory(self.dataDirectory).accounts
         if fileManager.fileExists(atPath: accounts), !self.force {
             throw Failure(
                 description:
@@ -112,7 +113,7 @@ public struct Setup: Sendable {
 
         // The postmaster's mailbox, with a password to read it with.
         let postmaster = try AccountAddress(validating: "postmaster@\(configuration.domains[0])")
-        let accountStore = try AccountStore(path: configuration.accountsPath)
+        let accountStore = try AccountStore(path: configuration.files.accounts)
         let password = Self.password()
         let credentials = try PasswordCredentials.make(password: password)
         if try accountStore.mailboxes().contains(where: { $0.address == postmaster }) {

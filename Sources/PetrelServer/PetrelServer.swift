@@ -110,7 +110,7 @@ public final class PetrelServer: Sendable {
             let store = try await Self.openStore(configuration, threadPool: threadPool, logger: logger)
             let tlsFiles = try ServerCertificate.files(for: configuration, logger: logger)
             let tls = TLSContextProvider(try TLSSetup.context(tlsFiles))
-            let accounts = try AccountStore(path: configuration.accountsPath)
+            let accounts = try AccountStore(path: configuration.files.accounts)
             // (after the account store, which narrows its own files)
             for finding in SetupDoctor.checkPermissions(configuration) where finding.status != .ok {
                 logger.warning(
@@ -378,7 +378,7 @@ public final class PetrelServer: Sendable {
             "receiving mail",
             metadata: [
                 "domains": "\(self.configuration.domains.joined(separator: ","))",
-                "maildirs": "\(self.configuration.mailDirectory)/<address>/new/",
+                "maildirs": "\(self.configuration.files.mail)/<address>/new/",
             ]
         )
         if let relay = self.configuration.relay {

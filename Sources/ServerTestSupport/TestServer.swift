@@ -1,6 +1,7 @@
 import DNSCore
 import Foundation
 import Logging
+import MailStore
 import NIOCore
 import PetrelConfiguration
 import PetrelServer
@@ -81,14 +82,14 @@ public final class TestServer: Sendable {
 
     /// The messages in a mailbox's `new/`, as file contents, oldest first by name.
     public func messages(in mailbox: String) -> [String] {
-        let directory = self.dataDirectory + "/mail/" + mailbox + "/new"
+        let directory = DataDirectory(self.dataDirectory).mail + "/" + mailbox + "/new"
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
         return names.compactMap { try? String(contentsOfFile: directory + "/" + $0, encoding: .utf8) }
     }
 
     /// Every delivered message file in every mailbox.
     public func allMessages() -> [String] {
-        let root = self.dataDirectory + "/mail"
+        let root = DataDirectory(self.dataDirectory).mail
         let mailboxes = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
         return mailboxes.flatMap { self.messages(in: $0) }
     }

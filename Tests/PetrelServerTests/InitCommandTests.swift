@@ -1,5 +1,6 @@
 import Accounts
 import Foundation
+import MailStore
 import PetrelConfiguration
 import PetrelServer
 import PetrelTestSupport
@@ -39,7 +40,7 @@ import Testing
         let mode = try FileManager.default.attributesOfItem(atPath: config)[.posixPermissions] as? Int
         #expect(mode == 0o600)
         // The postmaster can log in with the printed password; keys and certificate exist.
-        let accounts = try AccountStore(path: configuration.accountsPath)
+        let accounts = try AccountStore(path: configuration.files.accounts)
         let credentials = try await accounts.passwordCredentials(
             for: AccountAddress(validating: "postmaster@example.com")
         )

@@ -1,5 +1,6 @@
 import Accounts
 import Foundation
+import MailStore
 import PetrelConfiguration
 import PetrelServer
 import PetrelTestSupport
@@ -113,7 +114,7 @@ import Glibc
     @Test func accountChangesApplyWithoutRestart() async throws {
         let server = try await Self.exampleServer()
         // A second connection to the database, as the CLI has.
-        let cli = try AccountStore(path: server.server.configuration.accountsPath)
+        let cli = try AccountStore(path: server.server.configuration.files.accounts)
         let client = try await server.connectAndGreet()
         try await client.send("MAIL FROM:<bob@example.net>")
         try await client.expect(250)

@@ -1,4 +1,5 @@
 import Accounts
+import MailStore
 import PetrelConfiguration
 
 /// `petrel user` and `petrel alias`: mailboxes, passwords, sender addresses and aliases, changed
@@ -15,7 +16,7 @@ public struct AccountTool {
     var accounts: AccountStore {
         get throws {
             try createDirectories(self.configuration.dataDirectory)
-            return try AccountStore(path: self.configuration.accountsPath)
+            return try AccountStore(path: self.configuration.files.accounts)
         }
     }
 
@@ -26,7 +27,7 @@ public struct AccountTool {
         let address = try self.servedAddress(text)
         let password = passwordFromStandardInput ? try Self.readNewPassword() : nil
         try self.accounts.addMailbox(address, password: password)
-        print("added mailbox \(address); mail goes to \(self.configuration.mailDirectory)/\(address)/")
+        print("added mailbox \(address); mail goes to \(self.configuration.files.mail)/\(address)/")
     }
 
     /// Sets a password read from standard input.
@@ -45,7 +46,7 @@ public struct AccountTool {
     public func removeMailbox(_ text: String) throws {
         let address = try AccountAddress(validating: text)
         let referring = try self.accounts.removeMailbox(address)
-        print("removed mailbox \(address); its mail stays in \(self.configuration.mailDirectory)/\(address)/")
+        print("removed mailbox \(address); its mail stays in \(self.configuration.files.mail)/\(address)/")
         if !referring.isEmpty {
             print("note: these aliases still name it: \(referring.map(\.description).joined(separator: ", "))")
         }

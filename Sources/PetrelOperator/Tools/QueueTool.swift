@@ -13,7 +13,7 @@ import Darwin
 public enum QueueTool {
     /// One block a message: id, age, size and sender, then each recipient with its state.
     public static func list(_ configuration: Configuration) throws {
-        let entries = try OutboundQueue(directory: configuration.queueDirectory).entries()
+        let entries = try OutboundQueue(directory: configuration.files.queue).entries()
         guard !entries.isEmpty else {
             print("the queue is empty")
             return
@@ -30,7 +30,7 @@ public enum QueueTool {
 
     /// One message's envelope, recipients and header section (its first 64 KiB).
     public static func show(_ configuration: Configuration, id: String) throws {
-        let queue = OutboundQueue(directory: configuration.queueDirectory)
+        let queue = OutboundQueue(directory: configuration.files.queue)
         guard QueueEntry.isValidID(id), let entry = try? queue.entry(id) else {
             throw ToolError("\(id) is not in the queue (see `petrel queue list`)")
         }
@@ -72,7 +72,7 @@ public enum QueueTool {
     /// Acts on the queue: through the running server when there is one (its lock is held), else
     /// directly under the lock.
     public static func act(_ request: QueueRequest, id: String, configuration: Configuration) async throws {
-        let queue = OutboundQueue(directory: configuration.queueDirectory)
+        let queue = OutboundQueue(directory: configuration.files.queue)
         guard id == "all" || QueueEntry.isValidID(id) else {
             throw ToolError("'\(id)' is not a queue id (see `petrel queue list`)")
         }

@@ -87,7 +87,7 @@ public enum SendmailTool {
         )
         do {
             try createDirectories(configuration.dataDirectory)
-            try OutboundQueue.drop(message: content, entry: entry, into: configuration.dataDirectory + "/pickup")
+            try OutboundQueue.drop(message: content, entry: entry, into: configuration.files.pickup)
         } catch {
             printError("cannot queue the message: \(error)")
             throw ToolExit(75)
