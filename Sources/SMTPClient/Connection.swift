@@ -21,7 +21,7 @@ struct Connection {
         let limit = self.limit(timeout)
         let reader = self.reader
         let timer = self.channel.eventLoop.scheduleTask(in: timeAmount(limit)) {
-            reader.fail("timed out after \(limit.components.seconds) s \(what)")
+            reader.fail(.timedOut(what, seconds: limit.components.seconds))
         }
         defer { timer.cancel() }
         return try await body()
@@ -31,16 +31,18 @@ struct Connection {
         let limit = self.limit(timeout)
         let reader = self.reader
         let timer = self.channel.eventLoop.scheduleTask(in: timeAmount(limit)) {
-            reader.fail("timed out after \(limit.components.seconds) s waiting for a reply")
+            reader.fail(.timedOut("waiting for a reply", seconds: limit.components.seconds))
         }
         defer { timer.cancel() }
-        return await iterator.next() ?? .failed("connection closed")
+        return await iterator.next() ?? .failed(.closedByServer)
     }
 
-    /// The next reply is the one to STARTTLS: nothing may follow it in plaintext.
-    func expectTLSReply() async throws {
+    /// Sends STARTTLS, with the reader told first that the reply to it must be the last thing
+    /// in plaintext.
+    func requestTLS(timeout: Duration) async throws {
         let reader = self.reader
         try await self.channel.eventLoop.submit { reader.expectTLSReply() }.get()
+        try await self.send(["STARTTLS"], timeout: timeout)
     }
 
     func send(_ lines: [String], timeout: Duration) async throws {
@@ -78,7 +80,7 @@ struct Connection {
     func startTLS(
         _ iterator: inout AsyncStream<ReplyReader.Event>.Iterator,
         timeout: Duration
-    ) async -> Result<TLSDetails, ClientFailure> {
+    ) async -> Result<TLSDetails, ClientSession.Failure> {
         let verification = VerificationRecord()
         let verifier = self.settings.verifier
         let hostname = self.target.hostname
@@ -91,7 +93,7 @@ struct Connection {
         do {
             try await channel.eventLoop.submit {
                 guard reader.beginTLS() else {
-                    throw ClientFailure(description: "the server sent data after its reply to STARTTLS")
+                    throw ClientSession.Failure.protocolViolation("the server sent data after its reply to STARTTLS")
                 }
                 let callback: NIOSSLCustomVerificationCallback = { certificates, promise in
                     Task {
@@ -109,7 +111,7 @@ struct Connection {
                 try channel.pipeline.syncOperations.addHandler(handler, position: .first)
             }.get()
         } catch {
-            return .failure((error as? ClientFailure) ?? ClientFailure(description: "TLS: \(error)"))
+            return .failure((error as? ClientSession.Failure) ?? .connection("TLS: \(error)"))
         }
         switch await self.next(&iterator, timeout: timeout) {
         case .tlsEstablished(let version):
@@ -117,13 +119,13 @@ struct Connection {
             return .success(TLSDetails(version: version, verified: problem == nil, problem: problem))
         case .tlsFailed(let why):
             if required, let problem = verification.problem.withLockedValue({ $0 }) {
-                return .failure(ClientFailure(description: "TLS: certificate not trusted: \(problem)", handshake: true))
+                return .failure(.untrustedCertificate(problem))
             }
-            return .failure(ClientFailure(description: "TLS handshake failed: \(why)", handshake: true))
-        case .failed(let why):
-            return .failure(ClientFailure(description: "TLS handshake: \(why)", handshake: true))
+            return .failure(.tlsHandshake(why))
+        case .failed(let failure):
+            return .failure(.tlsHandshake("\(failure)"))
         case .reply:
-            return .failure(ClientFailure(description: "the server sent a reply instead of a TLS handshake"))
+            return .failure(.protocolViolation("the server sent a reply instead of a TLS handshake"))
         }
     }
 }

@@ -10,7 +10,7 @@ final class ReplyReader: ChannelInboundHandler, @unchecked Sendable {
 
     enum Event: Sendable {
         case reply(SMTPReply)
-        case failed(String)
+        case failed(ClientSession.Failure)
         case tlsEstablished(version: String)
         case tlsFailed(String)
     }
@@ -68,12 +68,12 @@ final class ReplyReader: ChannelInboundHandler, @unchecked Sendable {
                     self.tlsReply = reply.code == 220 ? .received : .notExpected
                 }
                 if case .dropped = self.continuation.yield(.reply(reply)) {
-                    self.fail("the server sent more than \(Self.maximumQueued) replies unasked")
+                    self.fail(.protocolViolation("the server sent more than \(Self.maximumQueued) replies unasked"))
                     return
                 }
             }
         } catch {
-            self.fail("\(error)")
+            self.fail(.protocolViolation("\(error)"))
         }
     }
 
@@ -107,19 +107,19 @@ final class ReplyReader: ChannelInboundHandler, @unchecked Sendable {
             context.close(promise: nil)
             return
         }
-        self.fail("\(error)")
+        self.fail(.connection("\(error)"))
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.continuation.yield(.failed("the server closed the connection"))
+        self.continuation.yield(.failed(.closedByServer))
         self.finish()
         context.fireChannelInactive()
     }
 
     /// Ends the connection with a reason (a timeout, a malformed reply).
-    func fail(_ why: String) {
+    func fail(_ failure: ClientSession.Failure) {
         guard !self.finished else { return }
-        self.continuation.yield(.failed(why))
+        self.continuation.yield(.failed(failure))
         self.finish()
         self.context?.close(promise: nil)
     }

@@ -65,10 +65,13 @@ public struct SMTPClient: Sendable {
         public var connected: Bool
         /// Set when TLS was used.
         public var tls: TLSDetails?
-        /// The TLS handshake failed (opportunistic TLS may then try once more in plaintext).
-        public var tlsFailed: String?
         /// Why the connection ended early, when it did.
-        public var failure: String?
+        public var failure: ClientSession.Failure?
+        /// The TLS handshake failed (opportunistic TLS may then try once more in plaintext).
+        public var tlsFailed: ClientSession.Failure? {
+            guard let failure = self.failure, failure.isHandshake else { return nil }
+            return failure
+        }
     }
 
     public let settings: Settings
@@ -110,6 +113,7 @@ public struct SMTPClient: Sendable {
             bufferingPolicy: .bufferingOldest(ReplyReader.maximumQueued)
         )
         let reader = ReplyReader(continuation: continuation)
+        let server = "\(target.hostname) [\(describe(target.address))]"
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: self.group)
@@ -123,8 +127,9 @@ public struct SMTPClient: Sendable {
                 .connect(to: target.address)
                 .get()
         } catch {
-            session.connectionLost("cannot connect to \(target.hostname) [\(describe(target.address))]: \(error)")
-            return Attempt(outcome: session.outcome, connected: false, failure: "\(error)")
+            let failure = ClientSession.Failure.cannotConnect("\(error)")
+            session.connectionLost(failure, server: server)
+            return Attempt(outcome: session.outcome, connected: false, failure: failure)
         }
         let connection = Connection(
             channel: channel,
@@ -139,9 +144,8 @@ public struct SMTPClient: Sendable {
             switch await connection.startTLS(&iterator, timeout: session.timeout) {
             case .success(let details): attempt.tls = details
             case .failure(let failure):
-                session.connectionLost(failure.description)
-                if failure.handshake { attempt.tlsFailed = failure.description }
-                attempt.failure = failure.description
+                session.connectionLost(failure, server: server)
+                attempt.failure = failure
                 attempt.outcome = session.outcome
                 channel.close(promise: nil)
                 return attempt
@@ -152,8 +156,9 @@ public struct SMTPClient: Sendable {
             do {
                 switch action {
                 case .send(let lines):
-                    if lines == ["STARTTLS"] { try await connection.expectTLSReply() }
                     try await connection.send(lines, timeout: session.timeout)
+                case .requestTLS:
+                    try await connection.requestTLS(timeout: session.timeout)
                 case .awaitReply:
                     break
                 case .startTLS:
@@ -163,7 +168,6 @@ public struct SMTPClient: Sendable {
                         action = session.tlsEstablished()
                         continue
                     case .failure(let failure):
-                        if failure.handshake { attempt.tlsFailed = failure.description }
                         throw failure
                     }
                 case .sendMessage:
@@ -177,17 +181,17 @@ public struct SMTPClient: Sendable {
                 switch await connection.next(&iterator, timeout: session.timeout) {
                 case .reply(let reply):
                     action = session.receive(reply)
-                case .failed(let why):
-                    throw ClientFailure(description: why)
+                case .failed(let failure):
+                    throw failure
                 case .tlsEstablished, .tlsFailed:
-                    throw ClientFailure(description: "unexpected TLS event")
+                    throw ClientSession.Failure.protocolViolation("an unexpected TLS event")
                 }
             } catch {
-                let why = (error as? ClientFailure)?.description ?? "\(error)"
-                session.connectionLost("\(target.hostname) [\(describe(target.address))]: \(why)")
+                let failure = (error as? ClientSession.Failure) ?? .connection("\(error)")
+                session.connectionLost(failure, server: server)
                 channel.close(promise: nil)
                 attempt.outcome = session.outcome
-                attempt.failure = why
+                attempt.failure = failure
                 return attempt
             }
         }

@@ -108,6 +108,7 @@ struct ClientSessionTests {
             actions.append(action)
             switch action {
             case .send(let lines): sent += lines
+            case .requestTLS: sent.append("STARTTLS")
             case .sendMessage:
                 sent.append("<message>")
                 session.messageSent()
@@ -270,13 +271,52 @@ struct ClientSessionTests {
         _ = session.receive(Self.reply("250 mx\r\n"))
         _ = session.receive(Self.reply("250 ok\r\n"))
         _ = session.receive(Self.reply("250 ok\r\n"))
-        session.connectionLost("connection reset")
+        session.connectionLost(.connection("connection reset"), server: "mx.remote.test [192.0.2.1]")
         #expect(
             session.outcome.recipients.allSatisfy {
-                if case .deferred(let reply) = $0 { reply.code == 451 } else { false }
+                if case .deferred(let reply) = $0 {
+                    reply.logText == "451 4.4.2 mx.remote.test [192.0.2.1]: connection reset"
+                } else {
+                    false
+                }
             }
         )
         #expect(session.timeout == .seconds(300))
+    }
+
+    @Test(
+        arguments: [
+            (
+                ClientSession.Failure.cannotConnect("connection refused"), "4.4.1", false,
+                "cannot connect: connection refused"
+            ),
+            (
+                .timedOut("waiting for a reply", seconds: 300), "4.4.2", false,
+                "timed out after 300 s waiting for a reply"
+            ),
+            (.closedByServer, "4.4.2", false, "the server closed the connection"),
+            (
+                .protocolViolation("the server sent data after its reply to STARTTLS"), "4.4.2", false,
+                "the server sent data after its reply to STARTTLS"
+            ),
+            (.tlsHandshake("no shared cipher"), "4.7.5", true, "TLS handshake failed: no shared cipher"),
+            (.untrustedCertificate("expired"), "4.7.5", true, "TLS: certificate not trusted: expired"),
+            (.connection("reset by peer"), "4.4.2", false, "reset by peer"),
+        ]
+    )
+    func failuresCarryTheirCode(failure: ClientSession.Failure, code: String, handshake: Bool, text: String) {
+        #expect(failure.enhancedCode.description == code)
+        #expect(failure.isHandshake == handshake)
+        #expect(failure.description == text)
+    }
+
+    /// STARTTLS is an action of its own, so the driver can arm the injection check before it
+    /// sends the command, without comparing strings.
+    @Test func startTLSIsRequestedByItsOwnAction() {
+        let (_, _, actions) = Self.run(["220 hi\r\n", "250-mx\r\n250 STARTTLS\r\n"])
+        #expect(actions == [.send(["EHLO mx.example.test"]), .requestTLS])
+        let (_, _, never) = Self.run(["220 hi\r\n", "250-mx\r\n250 STARTTLS\r\n"], tls: .never)
+        #expect(!never.contains(.requestTLS))
     }
 
     // MARK: A relay's login
