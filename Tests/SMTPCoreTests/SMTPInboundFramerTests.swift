@@ -50,4 +50,52 @@ import Testing
         framer.greetingSent(then: .close)
         #expect(framer.isClosed)
     }
+
+    /// The text check of BDAT chunks, done in the framer as DATA's is: what each chunk end
+    /// reports, for a message sent in chunks (one input, every reply already sent).
+    @Test(
+        arguments: [
+            ("BDAT 4 LAST\r\nok\r\n", ["end []"]),
+            ("BDAT 3\r\na\nbBDAT 4 LAST\r\nok\r\n", ["more", "end [bare LF]"]),
+            // CR at the end of one chunk, LF at the start of the next: one CRLF.
+            ("BDAT 2\r\na\rBDAT 3 LAST\r\n\nb\n", ["more", "end [bare LF]"]),
+            ("BDAT 2\r\na\rBDAT 4 LAST\r\n\nb\r\n", ["more", "end []"]),
+            ("BDAT 1 LAST\r\n\r", ["end [bare CR]"]),
+            ("BDAT 3 LAST\r\na\0b", ["end [NUL]"]),
+            // Another command ends the check: RSET starts the next message afresh.
+            ("BDAT 3\r\na\nbRSET\r\nBDAT 4 LAST\r\nok\r\n", ["more", "RSET", "end []"]),
+            ("BDAT 3\r\na\nbNOOP\r\nBDAT 4 LAST\r\nok\r\n", ["more", "NOOP", "end []"]),
+            // A line too long across two chunks.
+            (
+                "BDAT 600\r\n" + String(repeating: "x", count: 600) + "BDAT 402 LAST\r\n"
+                    + String(repeating: "x", count: 400) + "\r\n",
+                ["more", "end [line too long]"]
+            ),
+        ]
+    )
+    func bdatTextIsCheckedAcrossChunks(input: String, expected: [String]) {
+        var framer = SMTPInboundFramer(limits: SMTPLimits())
+        framer.greetingSent(then: .commands)
+        framer.append(ByteBuffer(string: input))
+        var seen: [String] = []
+        while let event = framer.next() {
+            switch event {
+            case .chunkEnd(nil): seen.append("more")
+            case .chunkEnd(let defects?): seen.append("end [\(Self.names(defects).joined(separator: ", "))]")
+            case .command(.success(let command)) where command.verb != "BDAT": seen.append(command.verb)
+            default: break
+            }
+            if event.expectsReply { framer.replySent(then: .commands) }
+        }
+        #expect(seen == expected)
+    }
+
+    static func names(_ defects: MessageDefects) -> [String] {
+        var names: [String] = []
+        if defects.contains(.bareLineFeed) { names.append("bare LF") }
+        if defects.contains(.bareCarriageReturn) { names.append("bare CR") }
+        if defects.contains(.nul) { names.append("NUL") }
+        if defects.contains(.lineTooLong) { names.append("line too long") }
+        return names
+    }
 }

@@ -142,13 +142,10 @@ public struct ServerSession: Sendable {
     /// The negotiated TLS parameters, once the handshake is done.
     public private(set) var tls: TLSInfo?
     public private(set) var authenticatedUser: String?
-    /// Line rules for the BDAT message being received (DATA content is checked by the framer).
-    var chunkValidator: MessageTextValidator
 
     public init(configuration: Configuration) {
         self.configuration = configuration
         self.tlsActive = configuration.implicitTLS
-        self.chunkValidator = MessageTextValidator(maximumLineLength: configuration.limits.textLineLength - 2)
     }
 
     var hostname: String { self.configuration.hostname }
@@ -227,23 +224,26 @@ public struct ServerSession: Sendable {
         case .messageData:
             // Content goes straight to storage; nothing for the dialogue to decide.
             return .none
-        case .chunkData(let content):
-            if case .receivingChunk = self.state { self.chunkValidator.inspect(content) }
+        case .chunkData:
             return .none
         case .messageEnd(let defects):
             guard case .receivingData(let transaction) = self.state else { return self.internalError() }
             return self.finishMessage(transaction, defects: defects)
-        case .chunkEnd:
-            return self.chunkEnded()
+        case .chunkEnd(let defects):
+            return self.chunkEnded(defects: defects)
         case .saslResponse(let line):
             return self.saslResponse(line)
         }
     }
 
-    private mutating func chunkEnded() -> Action {
+    private mutating func chunkEnded(defects: MessageDefects?) -> Action {
         switch self.state {
         case .receivingChunk(let transaction, let last):
-            if last { return self.finishMessage(transaction, defects: self.chunkValidator.finalDefects) }
+            if last {
+                // The framer checks the text of every chunk it frames, and says so after LAST.
+                guard let defects else { return self.internalError() }
+                return self.finishMessage(transaction, defects: defects)
+            }
             self.state = .chunksPending(transaction)
             return self.respond(.chunkAccepted(octets: transaction.chunkedSize))
         case .discardingChunk(let reply, let resume):
