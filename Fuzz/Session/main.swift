@@ -71,12 +71,6 @@ struct Driver {
             while let event = self.framer.next() { events.append(event) }
             if events.isEmpty { return }
             for event in events where !self.closed {
-                switch event {
-                case .messageData(let data), .chunkData(let data):
-                    if self.session.isReceivingContent && self.messageOpen { self.content += data.readableBytes }
-                default:
-                    break
-                }
                 let replies = self.perform(self.session.receive(event))
                 if event.expectsReply {
                     precondition(replies == 1 || self.closed, "\(event) got \(replies) replies")
@@ -93,6 +87,10 @@ struct Driver {
         while true {
             switch action {
             case .none:
+                return 0
+            case .storeContent(let data):
+                precondition(self.messageOpen, "content for a message that is not open")
+                self.content += data.readableBytes
                 return 0
             case .reply(let reply, let continuation):
                 checkRendered(reply)

@@ -103,11 +103,13 @@ public struct ServerSession: Sendable {
         case cancelAuthentication
         /// Prepare storage for the message content, then call `messageOpened`.
         case openMessage(Transaction)
+        /// Add this content to the open message; no reply.
+        case storeContent(ByteBuffer)
         /// Make the stored content durable and deliver it, then call `messageCommitted`.
         case commitMessage(Transaction)
         /// Drop the content stored so far; then send the reply, if any.
         case discardMessage(reply: SMTPReply?, then: SMTPInboundFramer.Continuation)
-        /// Nothing to do: a BDAT chunk is being read.
+        /// Nothing to do (a refused BDAT chunk is being read past).
         case none
     }
 
@@ -152,7 +154,7 @@ public struct ServerSession: Sendable {
     var limits: SMTPLimits { self.configuration.limits }
 
     /// Whether message content arriving now belongs to the open message.
-    public var isReceivingContent: Bool {
+    var isReceivingContent: Bool {
         switch self.state {
         case .receivingData, .receivingChunk: return true
         case .ready, .idle, .authenticating, .verifyingSender, .transaction, .verifyingRecipient, .openingData,
@@ -221,11 +223,9 @@ public struct ServerSession: Sendable {
             let hadMessage = self.hasOpenMessage
             self.state = .closed
             return hadMessage ? .discardMessage(reply: reply, then: .close) : .reply(reply, then: .close)
-        case .messageData:
-            // Content goes straight to storage; nothing for the dialogue to decide.
-            return .none
-        case .chunkData:
-            return .none
+        case .messageData(let content), .chunkData(let content):
+            // Content of the message being received goes to storage; a refused chunk goes nowhere.
+            return self.isReceivingContent ? .storeContent(content) : .none
         case .messageEnd(let defects):
             guard case .receivingData(let transaction) = self.state else { return self.internalError() }
             return self.finishMessage(transaction, defects: defects)

@@ -48,15 +48,9 @@ public struct SessionDriver {
         return await self.perform(self.session.greeting())
     }
 
-    /// One event from the framer; message content goes to the open message first.
+    /// One event from the framer.
     public mutating func handle(_ event: SMTPInboundFramer.Event) async -> Reply? {
-        switch event {
-        case .messageData(let content), .chunkData(let content):
-            if self.session.isReceivingContent, let message = self.message { await message.append(content) }
-        default:
-            break
-        }
-        return await self.perform(self.session.receive(event))
+        await self.perform(self.session.receive(event))
     }
 
     /// A timer ended the session (421).
@@ -122,6 +116,9 @@ public struct SessionDriver {
                 case .failure(let error):
                     action = self.session.messageOpened(failure: error.reply)
                 }
+            case .storeContent(let content):
+                await self.message?.append(content)
+                return nil
             case .commitMessage:
                 guard let committing = self.message else {
                     action = self.session.messageCommitted(.failed(.localError))
