@@ -308,6 +308,29 @@ let package = Package(
         ),
         .testTarget(name: "AccountsTests", dependencies: ["Accounts", "MailCore"]),
         .testTarget(
+            name: "PetrelConfigurationTests",
+            dependencies: ["PetrelConfiguration", "Accounts"]
+        ),
+        // The operator's commands, mostly run as `petrel` processes.
+        .testTarget(
+            name: "PetrelOperatorTests",
+            dependencies: [
+                "ServerTestSupport",
+                "PetrelTestSupport",
+                "PetrelOperator",
+                "PetrelConfiguration",
+                "PetrelServer",
+                "MailIntake",
+                "MailStore",
+                "MailAuth",
+                "MailCore",
+                "DNSCore",
+                "DNSClient",
+                "Accounts",
+                "petrel",
+            ]
+        ),
+        .testTarget(
             name: "PetrelServerTests",
             dependencies: [
                 "ServerTestSupport",
@@ -337,7 +360,7 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
-// libFuzzer entry points, one per parser a stranger's bytes reach (Scripts/fuzz.sh builds and
+// libFuzzer entry points, one per parser a stranger's bytes reach (Scripts/fuzz/fuzz.sh builds and
 // runs them; docs/security.md). Declared only when PETREL_FUZZ is set: they link only with
 // -sanitize=fuzzer, whose libFuzzer they call.
 if Context.environment["PETREL_FUZZ"] != nil {

@@ -4,7 +4,7 @@ import SMTPCore
 // libFuzzer target for the command line a client sends (SMTPCommandParser) and the reply lines a
 // remote server sends us (SMTPReplyParser). Every input either parses or yields an error reply;
 // a crash, a hang (libFuzzer's -timeout), a leak or an AddressSanitizer report is a bug.
-// Built and run by Scripts/fuzz.sh command.
+// Built and run by Scripts/fuzz/fuzz.sh command.
 
 func fuzzCommand(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = UnsafeBufferPointer(start: data, count: size)

@@ -4,7 +4,7 @@ import PetrelConfiguration
 // libFuzzer target for the configuration loader: TOML (TOMLKit, over toml++) and Petrel's checks
 // of every key. An operator's file is not hostile, but a typo must be a clear error naming the
 // place, never a crash. A crash, a hang (libFuzzer's -timeout), a leak or an AddressSanitizer
-// report is a bug. Built and run by Scripts/fuzz.sh config.
+// report is a bug. Built and run by Scripts/fuzz/fuzz.sh config.
 
 func fuzzConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)

@@ -7,7 +7,7 @@ import MailCore
 // the key record its signer's DNS publishes (with the RSA or Ed25519 key decoded from p=), and
 // the canonicalization of header fields and body. A body hashed in two pieces hashes as in one.
 // A crash, a hang (libFuzzer's -timeout), a leak or an AddressSanitizer report is a bug. Built
-// with -enable-testing for the internal key-record type; run by Scripts/fuzz.sh dkim.
+// with -enable-testing for the internal key-record type; run by Scripts/fuzz/fuzz.sh dkim.
 //
 // Input: one octet of switches, then the octets.
 

@@ -3,7 +3,7 @@ import DNSCore
 
 // libFuzzer target for DNSCore's decoder: every packet either decodes into a message whose
 // names respect RFC 1035's limits, or throws DNSDecodingError. A crash, a hang (libFuzzer's
-// -timeout), a leak or an AddressSanitizer report is a bug. Built and run by Scripts/fuzz.sh dns.
+// -timeout), a leak or an AddressSanitizer report is a bug. Built and run by Scripts/fuzz/fuzz.sh dns.
 
 func fuzzDNSDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let packet = Array(UnsafeBufferPointer(start: data, count: size))

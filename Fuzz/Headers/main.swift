@@ -8,7 +8,7 @@ import MailCore
 // address lists (From read strictly, recipients leniently), the author-field rules, display names,
 // IDNA, and the authserv-id of Authentication-Results fields. A message read in two pieces is read
 // as in one. A crash, a hang (libFuzzer's -timeout), a leak or an AddressSanitizer report is a bug.
-// Built and run by Scripts/fuzz.sh headers.
+// Built and run by Scripts/fuzz/fuzz.sh headers.
 //
 // Input: one octet saying where to cut the message in two, then the message.
 

@@ -4,7 +4,7 @@ import MailAuth
 // libFuzzer target for the policy records a stranger's DNS hands us: SPF records and their
 // macro-strings (RFC 7208 §4.6, §7), and DMARC records (RFC 7489 §6.3). Each either parses into
 // consistent values or is refused; a crash, a hang (libFuzzer's -timeout), a leak or an
-// AddressSanitizer report is a bug. Built and run by Scripts/fuzz.sh spf.
+// AddressSanitizer report is a bug. Built and run by Scripts/fuzz/fuzz.sh spf.
 
 func fuzzSPF(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))

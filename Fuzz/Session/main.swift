@@ -10,7 +10,7 @@ import SMTPCore
 // the input itself. Checked on every input: each event that expects a reply gets exactly one,
 // no other event gets one, every reply renders as clean CRLF lines, nothing is read after a
 // closing reply, plaintext pipelined behind STARTTLS is dropped, and no stored message is larger
-// than the limit. Built and run by Scripts/fuzz.sh session.
+// than the limit. Built and run by Scripts/fuzz/fuzz.sh session.
 //
 // Input: one octet of switches (the kind of listener, which verdicts the fakes give, how the rest
 // is cut into reads), then the client's bytes.

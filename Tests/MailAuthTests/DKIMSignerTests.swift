@@ -5,7 +5,7 @@ import MailCore
 import PetrelTestSupport
 import Testing
 
-/// Signing: what Petrel signs verifies with Petrel's verifier (and, in Scripts/interop_auth.py,
+/// Signing: what Petrel signs verifies with Petrel's verifier (and, in Scripts/interop/interop_auth.py,
 /// with dkimpy); what is changed afterwards does not.
 struct DKIMSignerTests {
     static let message = Array(

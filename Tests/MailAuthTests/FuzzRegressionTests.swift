@@ -2,7 +2,7 @@ import MailAuth
 import MailCore
 import Testing
 
-/// Inputs the fuzz targets (Fuzz/, Scripts/fuzz.sh, docs/security.md) once crashed on, kept so
+/// Inputs the fuzz targets (Fuzz/, Scripts/fuzz/fuzz.sh, docs/security.md) once crashed on, kept so
 /// that they never do again.
 struct FuzzRegressionTests {
     /// fuzz-dkim, crash-28ed3a79: a DKIM-Signature field with no colon (here, an empty one) made

@@ -11,7 +11,7 @@ import Yams
 /// The DKIM vectors and the DMARC cases again, through Petrel's own resolver (`DNSClient`) asking
 /// an authoritative server on loopback (`TestDNSServer`), which serves their zone data as a root
 /// zone and leaves the names marked TIMEOUT unanswered. (The SPF suite goes over DNS in
-/// Scripts/interop_auth.py, against serve_zone.py.)
+/// Scripts/interop/interop_auth.py, against serve_zone.py.)
 @Suite(.serialized) struct OverRealDNSTests {
     /// `zonedata` of a fixture as zone-file lines, and the names marked TIMEOUT.
     static func zoneLines(_ file: URL) throws -> (records: String, timeouts: Set<String>) {

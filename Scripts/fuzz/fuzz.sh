@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds and runs a libFuzzer target with AddressSanitizer (docs/security.md).
 #
-#   Scripts/fuzz.sh TARGET [SECONDS] [JOBS]   (SECONDS default 600, 0 runs until stopped; JOBS 1)
-#   Scripts/fuzz.sh all SECONDS               (each target in turn: the CI smoke)
-#   Scripts/fuzz.sh build                     (build every target, run none)
+#   Scripts/fuzz/fuzz.sh TARGET [SECONDS] [JOBS]   (SECONDS default 600, 0 runs until stopped; JOBS 1)
+#   Scripts/fuzz/fuzz.sh all SECONDS               (each target in turn: the CI smoke)
+#   Scripts/fuzz/fuzz.sh build                     (build every target, run none)
 #
 # Targets (Fuzz/<Name>/main.swift, executable fuzz-<target>):
 #   command  SMTP command lines (SMTPCommandParser) and a remote server's replies (SMTPReplyParser)
@@ -20,9 +20,9 @@
 # written as .build/fuzz/crash-<sha1>; replay it with `.build/fuzz/release/fuzz-TARGET FILE`, fix
 # the bug, and make the input a regression test.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 targets=(command session dns spf dkim headers config)
-target=${1:?usage: Scripts/fuzz.sh TARGET|all|build [SECONDS] [JOBS]  (targets: ${targets[*]})}
+target=${1:?usage: Scripts/fuzz/fuzz.sh TARGET|all|build [SECONDS] [JOBS]  (targets: ${targets[*]})}
 seconds=${2:-600}
 jobs=${3:-1}
 scratch=.build/fuzz

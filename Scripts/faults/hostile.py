@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Hostile clients against a real petrel server, while a legitimate client keeps sending mail.
 
-    Scripts/hostile.py PETREL_BINARY [--slowloris N] [--seconds S] [--clients N] [--only NAME ...]
+    Scripts/faults/hostile.py PETREL_BINARY [--slowloris N] [--seconds S] [--clients N] [--only NAME ...]
 
 Each attack runs against one `petrel serve` on loopback; during it, a legitimate client (Python's
 smtplib, from 127.0.0.1, an address no attacker uses) sends a message every half second and times

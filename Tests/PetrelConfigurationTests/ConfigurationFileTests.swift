@@ -1,6 +1,5 @@
 import Foundation
 import PetrelConfiguration
-import PetrelServer
 import Testing
 
 /// Reading the configuration file itself (the text is ConfigurationTests' subject).

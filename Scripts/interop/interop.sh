@@ -5,13 +5,13 @@
 # SCRAM-SHA-256. Delivered Maildir files are checked byte for byte (and read back with Python's
 # mailbox.Maildir, a standard Maildir reader). Outbound mail leaves through the queue to remote
 # MX hosts found by MX lookup: aiosmtpd (127.0.0.2:25) and a private Postfix (127.0.0.3:25,
-# STARTTLS), where dkimpy verifies its RSA and Ed25519 signatures (Scripts/interop_delivery.py).
-# Mail authentication against dkimpy and pyspf (Scripts/interop_auth.py), with petrel's resolver
-# asking a DNS server on loopback (Scripts/dns/serve_zone.py) that publishes fresh DKIM keys.
+# STARTTLS), where dkimpy verifies its RSA and Ed25519 signatures (Scripts/interop/interop_delivery.py).
+# Mail authentication against dkimpy and pyspf (Scripts/interop/interop_auth.py), with petrel's resolver
+# asking a DNS server on loopback (Scripts/interop/dns/serve_zone.py) that publishes fresh DKIM keys.
 #
-# usage: Scripts/interop.sh [path/to/petrel]    (default: .build/debug/petrel, built if missing)
+# usage: Scripts/interop/interop.sh [path/to/petrel]    (default: .build/debug/petrel, built if missing)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 PETREL=${1:-.build/debug/petrel}
 [ -x "$PETREL" ] || swift build --product petrel
@@ -99,7 +99,7 @@ fail() { echo "interop: FAIL: $*" >&2; echo "--- server log" >&2; cat "$WORK/ser
 # The DNS petrel sees: fresh DKIM keys, SPF and DMARC for interop.example; our own DKIM keys
 # (RSA and Ed25519) for example.test; remote.example's MX at 127.0.0.2 (aiosmtpd) and
 # postfix.example's at 127.0.0.3 (Postfix); NXDOMAIN for the rest.
-python3 Scripts/interop_auth.py keys "$WORK"
+python3 Scripts/interop/interop_auth.py keys "$WORK"
 DNS_PORT=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 cat > "$WORK/petrel.toml" <<CONF
@@ -121,13 +121,13 @@ P() { "$PETREL" "$@" --config "$WORK/petrel.toml"; }
 P dkim keygen example.test --selector rsa2026 >/dev/null
 P dkim keygen example.test --selector ed2026 --algorithm ed25519 >/dev/null
 P dkim list example.test >"$WORK/dkim-records.txt"
-python3 Scripts/interop_delivery.py zone "$WORK" "$WORK/dkim-records.txt"
-python3 Scripts/dns/serve_zone.py "$WORK/auth-zone.yml" --port "$DNS_PORT" >"$WORK/dns.log" 2>&1 &
+python3 Scripts/interop/interop_delivery.py zone "$WORK" "$WORK/dkim-records.txt"
+python3 Scripts/interop/dns/serve_zone.py "$WORK/auth-zone.yml" --port "$DNS_PORT" >"$WORK/dns.log" 2>&1 &
 DNS_PID=$!
-python3 Scripts/interop_auth.py wait "$DNS_PORT"
+python3 Scripts/interop/interop_auth.py wait "$DNS_PORT"
 
 # The remote MX hosts: aiosmtpd, and Postfix when installed (CI installs it).
-python3 Scripts/interop_delivery.py receiver "$WORK/received" >"$WORK/aiosmtpd.log" 2>&1 &
+python3 Scripts/interop/interop_delivery.py receiver "$WORK/received" >"$WORK/aiosmtpd.log" 2>&1 &
 RECEIVER_PID=$!
 POSTFIX_DIR=
 if command -v postfix >/dev/null; then
@@ -224,12 +224,12 @@ grep -q '535 5.7.8' "$WORK/swaks-wrong.log" || fail "a wrong password did not ge
 echo "interop: swaks TLS and AUTH ok"
 
 # --- Python smtplib, then byte-for-byte checks of every delivered file.
-python3 Scripts/interop_check.py "$PORT" "$WORK/data/mail" "$WORK/swaks.eml" "$SUBMISSION" "$PASSWORD" \
+python3 Scripts/interop/interop_check.py "$PORT" "$WORK/data/mail" "$WORK/swaks.eml" "$SUBMISSION" "$PASSWORD" \
   || fail "smtplib / Maildir checks"
 
 # --- Outbound: the three messages submitted for remote.example (swaks twice, scramp) leave
 # through the queue to aiosmtpd, found by MX lookup, each signed twice; dkimpy verifies both.
-python3 Scripts/interop_delivery.py check "$WORK/received" 3 "$DNS_PORT" || fail "delivery to aiosmtpd"
+python3 Scripts/interop/interop_delivery.py check "$WORK/received" 3 "$DNS_PORT" || fail "delivery to aiosmtpd"
 for _ in $(seq 1 100); do
   [ "$(P queue list)" = "the queue is empty" ] && break
   sleep 0.1
@@ -242,7 +242,7 @@ echo "interop: delivery to aiosmtpd ok; petrel queue list is empty"
 # --- Postfix as the destination MX: STARTTLS (its self-signed certificate: unverified, used).
 if [ -n "$POSTFIX_DIR" ]; then
   swaks_auth "$SUBMISSION" --tls --auth PLAIN --to someone@postfix.example --header "X-Interop: postfix"
-  python3 Scripts/interop_delivery.py check "$POSTFIX_DIR/Maildir" 1 "$DNS_PORT" || fail "delivery to Postfix: $(tail -n 20 "$POSTFIX_DIR/postfix.log")"
+  python3 Scripts/interop/interop_delivery.py check "$POSTFIX_DIR/Maildir" 1 "$DNS_PORT" || fail "delivery to Postfix: $(tail -n 20 "$POSTFIX_DIR/postfix.log")"
   grep 'to=<someone@postfix.example>' "$WORK/server.log" | grep 'relay=mx.postfix.example\[127.0.0.3\]' \
     | grep 'status=sent' | grep 'verified=no' | grep -q 'tls=TLSv1.[23]' \
     || fail "the delivery to Postfix is not logged as sent over TLS: $(grep 'postfix.example' "$WORK/server.log")"
@@ -253,10 +253,10 @@ fi
 
 # --- Mail authentication: dkimpy-signed mail through `petrel check dkim` and through SMTP, and
 # pyspf against `petrel check spf` on the whole RFC 7208 suite served over DNS.
-python3 Scripts/interop_auth.py dkim "$PETREL" "$WORK/petrel.toml" "$WORK" || fail "dkimpy and petrel check dkim"
-python3 Scripts/interop_auth.py smtp "$PORT" "$WORK/data/mail/carol@example.test" "$WORK" || fail "DKIM/DMARC over SMTP"
-python3 Scripts/interop_auth.py signing "$PETREL" "$WORK/petrel.toml" || fail "petrel dkim sign and dkimpy"
-python3 Scripts/interop_auth.py spf "$PETREL" "$WORK" Tests/MailAuthTests/Fixtures/spf/rfc7208-tests.yml \
+python3 Scripts/interop/interop_auth.py dkim "$PETREL" "$WORK/petrel.toml" "$WORK" || fail "dkimpy and petrel check dkim"
+python3 Scripts/interop/interop_auth.py smtp "$PORT" "$WORK/data/mail/carol@example.test" "$WORK" || fail "DKIM/DMARC over SMTP"
+python3 Scripts/interop/interop_auth.py signing "$PETREL" "$WORK/petrel.toml" || fail "petrel dkim sign and dkimpy"
+python3 Scripts/interop/interop_auth.py spf "$PETREL" "$WORK" Tests/MailAuthTests/Fixtures/spf/rfc7208-tests.yml \
   || fail "pyspf and petrel check spf"
 
 # --- petrel init, petrel dns and petrel doctor, as on a clean machine: the zone petrel dns
@@ -293,10 +293,10 @@ KNOT
     cp "$1" "$RECORDS/root.zone"
     "$(command -v knotd || echo /usr/sbin/knotd)" -c "$RECORDS/knot.conf" 2>"$RECORDS/knot.log" &
     KNOT_PID=$!
-    python3 Scripts/interop_auth.py wait "$KNOT_PORT"
+    python3 Scripts/interop/interop_auth.py wait "$KNOT_PORT"
   }
   knot_serve "$RECORDS/good.zone"
-  python3 Scripts/interop_records.py "$KNOT_PORT" "$PETREL" "$RECORDS/petrel.toml" \
+  python3 Scripts/interop/interop_records.py "$KNOT_PORT" "$PETREL" "$RECORDS/petrel.toml" \
     || fail "petrel dns records with pyspf and dkimpy: $(cat "$RECORDS/knot.log")"
 
   # The server as init configured it, on free ports instead of 25/587/465, with a certificate

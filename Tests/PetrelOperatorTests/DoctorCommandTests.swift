@@ -9,7 +9,7 @@ import Glibc
 
 /// `petrel doctor` against the test DNS server serving the zone `petrel dns` printed: all ok
 /// (exit 0); then with each kind of record missing or wrong, each named (exit 1). (Against Knot
-/// DNS itself: Scripts/interop.sh.)
+/// DNS itself: Scripts/interop/interop.sh.)
 @Suite struct DoctorCommandTests {
     @Test func doctorFindsEveryBrokenRecord() async throws {
         let directory = try makeTemporaryDirectory()

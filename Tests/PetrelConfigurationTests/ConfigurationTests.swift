@@ -1,6 +1,5 @@
 import Accounts
 import PetrelConfiguration
-import PetrelOperator
 import Testing
 
 @Suite struct ConfigurationTests {
@@ -98,7 +97,6 @@ import Testing
             ]
         )
         #expect([configuration.dns.timeout, configuration.dns.attempts] == [5, 3])
-        #expect(configuration.makeDNSClient().configuration.servers.map(\.port) == [5353, 53, 53])
         #expect(configuration.logLevel == .debug)
         let mail = configuration.mailAuthentication
         #expect(mail.verify && mail.dmarcReject == .quarantine && mail.dmarcQuarantine == .none)

@@ -1,4 +1,4 @@
-"""A petrel server under test, for Scripts/faults.py and Scripts/hostile.py: a configuration in a
+"""A petrel server under test, for Scripts/faults/faults.py and Scripts/faults/hostile.py: a configuration in a
 temporary directory, `petrel user add`, `petrel serve` started (and killed, and restarted), its
 log, its memory, and what it stored."""
 import os

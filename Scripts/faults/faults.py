@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Crash and fault tests against a real petrel server (docs/security.md).
 
-    Scripts/faults.py PETREL_BINARY [--kills N] [--only kill diskfull readonly dns]
+    Scripts/faults/faults.py PETREL_BINARY [--kills N] [--only kill diskfull readonly dns]
 
   kill      12 clients (Python's smtplib; 6 to a local mailbox on port 25, 6 submitting to a remote
             address over implicit TLS with AUTH) send without pause while the server is killed

@@ -11,12 +11,18 @@ import Testing
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("MailAuthTests/Fixtures/dkim")
 
+    /// The vector's public key, as its domain publishes it.
+    static let key =
+        try! "v=DKIM1; k=rsa; p="
+        + String(contentsOf: Self.fixtures.appendingPathComponent("keys/rsa2048-dkimpy.pub.b64"), encoding: .utf8)
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+
     static func dnsServer() throws -> TestDNSServer {
         try TestDNSServer(extraZones: [
             "football.example.com": [
                 "@ " + TestDNSServer.txt("v=spf1 ip4:192.0.2.0/24 include:_spf.football.example.com -all"),
                 "_spf " + TestDNSServer.txt("v=spf1 ip6:2001:db8::/32 ~all"),
-                "rsa2048._domainkey " + TestDNSServer.txt(InboundAuthenticationTests.key),
+                "rsa2048._domainkey " + TestDNSServer.txt(Self.key),
                 "_dmarc " + TestDNSServer.txt("v=DMARC1; p=reject; rua=mailto:dmarc@football.example.com"),
             ].joined(separator: "\n")
         ])

@@ -19,7 +19,7 @@
                                          pyspf and `petrel check spf` give the same verdict on every
                                          test of the RFC 7208 suite, each scenario served over DNS
 
-The DNS is Scripts/dns/serve_zone.py on loopback; nothing leaves the machine.
+The DNS is Scripts/interop/dns/serve_zone.py on loopback; nothing leaves the machine.
 """
 
 import base64

@@ -69,7 +69,7 @@ import Testing
 
     /// The zone as printed, served by the test DNS server: SPF passes the configured address (and
     /// fails another), and a message signed with the key on disk verifies. The server's zone
-    /// reader is strict (a line it cannot read fails the test); Scripts/interop.sh loads the same
+    /// reader is strict (a line it cannot read fails the test); Scripts/interop/interop.sh loads the same
     /// output into Knot DNS itself, to show that a real server takes it.
     @Test func thePrintedZoneWorks() async throws {
         let directory = try makeTemporaryDirectory()
