@@ -34,10 +34,22 @@ let package = Package(
             name: "MailCore",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
-        .target(name: "DNSCore"),
+        .target(name: "DNSCore", dependencies: ["PetrelSystem"]),
+        // The platform's C library (Glibc or Darwin), re-exported from one place.
+        .target(name: "PetrelSystem"),
+        // How the NIO glue writes addresses and TLS versions, and Duration as TimeAmount.
+        .target(
+            name: "NIOSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .target(
             name: "DNSClient",
             dependencies: [
+                "PetrelSystem",
+                "NIOSupport",
                 "DNSCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -56,6 +68,7 @@ let package = Package(
         .target(
             name: "SMTPClient",
             dependencies: [
+                "NIOSupport",
                 "SMTPCore",
                 "MailCore",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -70,6 +83,7 @@ let package = Package(
         .target(
             name: "Delivery",
             dependencies: [
+                "PetrelSystem",
                 "Accounts",
                 "MailCore",
                 "DNSCore",
@@ -92,6 +106,7 @@ let package = Package(
         .target(
             name: "SMTPServer",
             dependencies: [
+                "NIOSupport",
                 "SMTPCore",
                 "MailCore",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -108,6 +123,7 @@ let package = Package(
         .target(
             name: "MailStore",
             dependencies: [
+                "PetrelSystem",
                 "CPetrelSystem",
                 "MailCore",
                 "SMTPCore",
@@ -121,6 +137,7 @@ let package = Package(
         .target(
             name: "Accounts",
             dependencies: [
+                "PetrelSystem",
                 "MailCore",
                 "CCrypt",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -131,6 +148,7 @@ let package = Package(
         .target(
             name: "PetrelConfiguration",
             dependencies: [
+                "PetrelSystem",
                 "MailCore",
                 "Accounts",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -141,6 +159,7 @@ let package = Package(
         .target(
             name: "PetrelOperator",
             dependencies: [
+                "PetrelSystem",
                 "PetrelConfiguration",
                 "DNSClient",
                 "MailIntake",
@@ -160,6 +179,7 @@ let package = Package(
         .target(
             name: "MailIntake",
             dependencies: [
+                "PetrelSystem",
                 "PetrelConfiguration",
                 "SMTPCore",
                 "MailCore",
@@ -177,6 +197,8 @@ let package = Package(
         .target(
             name: "PetrelServer",
             dependencies: [
+                "PetrelSystem",
+                "NIOSupport",
                 "MailIntake",
                 "PetrelOperator",
                 "PetrelConfiguration",
@@ -218,6 +240,8 @@ let package = Package(
         .target(
             name: "PetrelTestSupport",
             dependencies: [
+                "PetrelSystem",
+                "NIOSupport",
                 "DNSCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -287,11 +311,12 @@ let package = Package(
         .testTarget(
             name: "DeliveryTests",
             dependencies: [
-                "Delivery", "DNSCore", "MailCore", "MailAuth", "MailStore", "SMTPCore", "SMTPClient",
+                "Delivery", "DNSCore", "MailCore", "MailAuth", "MailStore", "SMTPCore", "SMTPClient", "Accounts",
                 "PetrelTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "MailCore"]),
@@ -315,6 +340,7 @@ let package = Package(
         .testTarget(
             name: "PetrelOperatorTests",
             dependencies: [
+                "PetrelSystem",
                 "ServerTestSupport",
                 "PetrelTestSupport",
                 "PetrelOperator",
@@ -333,6 +359,7 @@ let package = Package(
         .testTarget(
             name: "PetrelServerTests",
             dependencies: [
+                "PetrelSystem",
                 "ServerTestSupport",
                 "SMTPDialogs",
                 "SMTPCore",

@@ -1,10 +1,7 @@
 import Foundation
 import GRDB
 import MailCore
-
-#if canImport(Glibc)
-import Glibc
-#endif
+import PetrelSystem
 
 /// A mailbox (a user who receives mail, and later logs in).
 public struct MailboxAccount: Hashable, Sendable {

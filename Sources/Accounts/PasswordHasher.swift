@@ -1,8 +1,5 @@
 import CCrypt
-
-#if canImport(Glibc)
-import Glibc
-#endif
+import PetrelSystem
 
 /// Password hashes in the crypt(3) formats Debian and Dovecot use, through libxcrypt:
 /// yescrypt (`$y$`) for new hashes; any format libxcrypt knows (bcrypt `$2b$`, sha512crypt `$6$`)

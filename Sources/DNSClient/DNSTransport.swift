@@ -1,12 +1,8 @@
 import DNSCore
 import NIOCore
 import NIOPosix
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import NIOSupport
+import PetrelSystem
 
 /// Sends one query to one server and returns the matching response: over UDP (a fresh socket
 /// each time, so a fresh random source port), or over TCP with the two-octet length prefix of
@@ -47,7 +43,7 @@ struct DNSTransport: Sendable {
         } catch let failure as Failure {
             throw failure
         } catch {
-            throw .unreachable("\(Self.describe(server)): \(Self.describe(error))")
+            throw .unreachable("\(server.logText): \(Self.describe(error))")
         }
     }
 
@@ -87,14 +83,8 @@ struct DNSTransport: Sendable {
         } catch let failure as Failure {
             throw failure
         } catch {
-            throw .unreachable("\(Self.describe(server)): \(Self.describe(error))")
+            throw .unreachable("\(server.logText): \(Self.describe(error))")
         }
-    }
-
-    /// 127.0.0.1:53 or [::1]:53.
-    static func describe(_ server: SocketAddress) -> String {
-        guard let ip = server.ipAddress, let port = server.port else { return "\(server)" }
-        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 
     /// "connection refused" rather than NIO's debug description.

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import PetrelSystem
 
 extension DNSResourceRecord {
     /// The record as a zone file (and `dig +noall +answer`) writes it:

@@ -4,14 +4,9 @@ import MailCore
 import MailStore
 import Metrics
 import NIOConcurrencyHelpers
+import PetrelSystem
 import SMTPCore
 import ServiceLifecycle
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// The queue runner: picks due messages, groups their recipients by destination (`DeliveryPlan`),
 /// hands each group to its courier (`LocalCourier` for our domains, `RemoteCourier` for the

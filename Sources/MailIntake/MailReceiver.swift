@@ -6,13 +6,8 @@ import MailStore
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import PetrelSystem
 import SMTPCore
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Petrel's side of the SMTP seam: recipients are checked against the account directory at RCPT
 /// TO; authenticated users may relay, as themselves only; messages are written to Maildirs and to

@@ -1,12 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOPosix
+import PetrelSystem
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Makes the messages of concurrent sessions durable together (group commit, as databases do with
 /// their logs): each session's `commit` waits while the batch before it is being synced, then

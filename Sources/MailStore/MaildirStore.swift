@@ -1,10 +1,5 @@
 import NIOConcurrencyHelpers
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import PetrelSystem
 
 /// The Maildirs under `DATA_DIR/mail/<address>/`, and delivery into them by hard link.
 ///

@@ -1,12 +1,7 @@
 import CPetrelSystem
 import NIOCore
 import NIOPosix
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import PetrelSystem
 
 /// Where received messages go, durably: local mailboxes (Maildir) and the outbound queue. All
 /// disk work runs on a thread pool, never on an event loop.

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import PetrelSystem
 
 /// Thin, blocking wrappers over the system calls the store needs, each turning errno into a
 /// `StoreError`. They run on the store's thread pool, never on an event loop.

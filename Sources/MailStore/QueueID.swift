@@ -1,10 +1,5 @@
+import PetrelSystem
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Queue ids: 14 characters of Crockford base32, time-ordered (microseconds since 1970) with a
 /// per-process counter, e.g. `01KB7Z3XQ4M2A7`. They name the message in logs, in the `Received:`

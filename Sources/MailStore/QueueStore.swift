@@ -1,10 +1,5 @@
 import NIOPosix
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import PetrelSystem
 
 /// The outbound queue as the queue runner sees it: the seam a storage engine implements.
 /// `EmbeddedQueue` (envelope and message files in `queue/`) is the embedded engine; a
@@ -130,7 +125,7 @@ final class ReadOnlyFile: @unchecked Sendable {
         var status = stat()
         guard fstat(self.fd, &status) == 0 else {
             let code = errno
-            Glibc.close(self.fd)
+            closeDescriptor(self.fd)
             throw StoreError(operation: "stat", path: path, errno: code)
         }
         self.size = Int(status.st_size)
@@ -145,6 +140,11 @@ final class ReadOnlyFile: @unchecked Sendable {
     }
 
     func close() {
-        Glibc.close(self.fd)
+        closeDescriptor(self.fd)
     }
+}
+
+/// `close(2)`, for types whose own `close()` hides it.
+private func closeDescriptor(_ fd: Int32) {
+    _ = close(fd)
 }

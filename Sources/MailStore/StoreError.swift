@@ -1,10 +1,5 @@
+import PetrelSystem
 import SMTPCore
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Why storing a message failed. `insufficientStorage` becomes `452 4.3.1` (RFC 3463: mail system
 /// full), anything else a `451 4.3.0`: both temporary, so the sender keeps the message and retries.

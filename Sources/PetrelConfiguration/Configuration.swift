@@ -1,12 +1,7 @@
 import Accounts
 import Logging
 import MailCore
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import PetrelSystem
 
 /// Everything an operator can set. Read from TOML by `ConfigurationLoader`; without a file the
 /// embedded defaults make a working server for `localhost` on 127.0.0.1:2525.

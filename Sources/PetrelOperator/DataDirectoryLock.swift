@@ -1,10 +1,5 @@
 import MailStore
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import PetrelSystem
 
 /// An exclusive lock on the data directory (`DATA_DIR/petrel.lock`, flock(2)), held while the
 /// server runs. Two servers on one data directory would each clean up the other's unfinished

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import PetrelSystem
 
 /// Writes files that hold secrets (private keys, a configuration that may hold a relay
 /// password): readable by their owner only from their first moment, whatever the umask, and
@@ -11,6 +7,14 @@ import Darwin
 /// nothing may be replaced); writing first and narrowing the mode afterwards would leave a moment
 /// in which others could read it, and writing in place could leave half a key after a crash.
 public enum SecretFile {
+    /// Every file and directory the process makes from now on is its owner's only (accounts with
+    /// password hashes and SCRAM keys, private keys, mail): umask 077, whatever umask it was
+    /// started with. The files holding secrets are also made with mode 0600 explicitly, and an
+    /// existing data directory open to others gets a warning.
+    public static func ownerOnlyFromNowOn() {
+        umask(0o077)
+    }
+
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
         /// `replacing: false`, and the file exists.

@@ -8,18 +8,14 @@ import MailIntake
 import MailStore
 import NIOCore
 import NIOPosix
+import NIOSupport
 import PetrelConfiguration
 import PetrelOperator
+import PetrelSystem
 import SMTPClient
 import SMTPCore
 import SMTPServer
 import ServiceLifecycle
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// The composition root: builds every part from a `Configuration` and runs them as one
 /// ServiceLifecycle `ServiceGroup`.
@@ -362,13 +358,13 @@ public final class PetrelServer: Sendable {
         for listener in self.listeners {
             self.logger.info(
                 "listening",
-                metadata: ["protocol": "\(listener.kind.rawValue)", "address": "\(describe(listener.localAddress))"]
+                metadata: ["protocol": "\(listener.kind.rawValue)", "address": "\(listener.localAddress.logText)"]
             )
         }
         if let address = self.metricsAddress {
-            self.logger.info("metrics", metadata: ["address": "http://\(describe(address))/metrics"])
+            self.logger.info("metrics", metadata: ["address": "http://\(address.logText)/metrics"])
         }
-        let resolvers = self.dns.configuration.servers.map(describe).joined(separator: ",")
+        let resolvers = self.dns.configuration.servers.map(\.logText).joined(separator: ",")
         if resolvers.isEmpty {
             self.logger.warning("no DNS resolvers: set [dns] servers, or nameserver lines in /etc/resolv.conf")
         } else {
@@ -420,12 +416,6 @@ public final class PetrelServer: Sendable {
 
 public struct StartupError: Error, CustomStringConvertible {
     public let description: String
-}
-
-func describe(_ address: SocketAddress) -> String {
-    guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
-    if case .v6 = address { return "[\(ip)]:\(port)" }
-    return "\(ip):\(port)"
 }
 
 /// Raises the soft limit on open files to the hard one (as Go's runtime and nginx's

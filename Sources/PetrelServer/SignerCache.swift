@@ -2,12 +2,7 @@ import Logging
 import MailAuth
 import NIOConcurrencyHelpers
 import PetrelOperator
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import PetrelSystem
 
 /// The DKIM keys of our domains, read from `DATA_DIR/dkim/` and looked at again after a minute
 /// (a key made by `petrel dkim keygen` is used without a restart).

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import PetrelSystem
 
 /// A bare TCP client socket for tests that play a hostile client: it connects (from a chosen
 /// loopback address), sends what the socket takes, and tells when the server has closed the

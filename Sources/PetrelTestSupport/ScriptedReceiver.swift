@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSupport
 
 /// A remote SMTP server for delivery tests, listening on another loopback address (127.0.0.N)
 /// port 25 as a real MX would. It answers by a script: per connection, per recipient, per
@@ -196,10 +197,7 @@ public final class ScriptedReceiver: Sendable {
             }
             let delay = self.script.dataDelay(self.number)
             if delay > .zero {
-                let (seconds, attoseconds) = delay.components
-                context.eventLoop.assumeIsolated().scheduleTask(
-                    in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-                ) { send() }
+                context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { send() }
             } else {
                 send()
             }

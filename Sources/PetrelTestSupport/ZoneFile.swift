@@ -1,10 +1,5 @@
 import DNSCore
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import PetrelSystem
 
 /// A zone in the master-file form of RFC 1035 §5, read strictly, for `TestDNSServer`.
 ///

@@ -1,6 +1,7 @@
 import MailCore
 import NIOCore
 import NIOSSL
+import NIOSupport
 import SMTPCore
 
 /// One connection's I/O, on behalf of `SMTPClient.deliver`.
@@ -20,7 +21,7 @@ struct Connection {
     func within<T>(_ timeout: Duration, _ what: String, _ body: () async throws -> T) async rethrows -> T {
         let limit = self.limit(timeout)
         let reader = self.reader
-        let timer = self.channel.eventLoop.scheduleTask(in: timeAmount(limit)) {
+        let timer = self.channel.eventLoop.scheduleTask(in: TimeAmount(limit)) {
             reader.fail(.timedOut(what, seconds: limit.components.seconds))
         }
         defer { timer.cancel() }
@@ -30,7 +31,7 @@ struct Connection {
     func next(_ iterator: inout AsyncStream<ReplyReader.Event>.Iterator, timeout: Duration) async -> ReplyReader.Event {
         let limit = self.limit(timeout)
         let reader = self.reader
-        let timer = self.channel.eventLoop.scheduleTask(in: timeAmount(limit)) {
+        let timer = self.channel.eventLoop.scheduleTask(in: TimeAmount(limit)) {
             reader.fail(.timedOut("waiting for a reply", seconds: limit.components.seconds))
         }
         defer { timer.cancel() }

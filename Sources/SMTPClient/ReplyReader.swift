@@ -1,5 +1,6 @@
 import NIOCore
 import NIOSSL
+import NIOSupport
 import NIOTLS
 import SMTPCore
 
@@ -95,7 +96,7 @@ final class ReplyReader: ChannelInboundHandler, @unchecked Sendable {
         if let event = event as? TLSUserEvent, case .handshakeCompleted = event {
             self.handshaking = false
             let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self)
-            self.continuation.yield(.tlsEstablished(version: handler?.tlsVersion.map(Self.name) ?? "TLS"))
+            self.continuation.yield(.tlsEstablished(version: handler?.tlsVersion.map(\.name) ?? "TLS"))
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -128,22 +129,4 @@ final class ReplyReader: ChannelInboundHandler, @unchecked Sendable {
         self.finished = true
         self.continuation.finish()
     }
-
-    static func name(_ version: TLSVersion) -> String {
-        switch version {
-        case .tlsv1: return "TLSv1"
-        case .tlsv11: return "TLSv1.1"
-        case .tlsv12: return "TLSv1.2"
-        case .tlsv13: return "TLSv1.3"
-        }
-    }
-}
-
-func timeAmount(_ duration: Duration) -> TimeAmount {
-    let (seconds, attoseconds) = duration.components
-    return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-}
-
-func describe(_ address: SocketAddress) -> String {
-    address.ipAddress ?? "\(address)"
 }

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOSupport
 import SMTPCore
 
 /// Delivers one message to one server over SMTP: connects, drives `ClientSession`, upgrades to
@@ -113,11 +114,11 @@ public struct SMTPClient: Sendable {
             bufferingPolicy: .bufferingOldest(ReplyReader.maximumQueued)
         )
         let reader = ReplyReader(continuation: continuation)
-        let server = "\(target.hostname) [\(describe(target.address))]"
+        let server = "\(target.hostname) [\(target.address.ipText)]"
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: self.group)
-                .connectTimeout(timeAmount(self.settings.connectTimeout))
+                .connectTimeout(TimeAmount(self.settings.connectTimeout))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {

@@ -2,6 +2,7 @@ import Logging
 import MailCore
 import NIOCore
 import NIOSSL
+import NIOSupport
 import SMTPCore
 
 /// Settings shared by every connection of a listener.
@@ -169,7 +170,7 @@ struct SMTPConnection {
         }
         var metadata: Logger.Metadata = [
             "session": "\(self.info.id)",
-            "client": "\(self.info.remoteAddress.map(describe) ?? "unknown")",
+            "client": "\(self.info.remoteAddress?.logText ?? "unknown")",
             "helo": "\(dialogue.driver.session.clientName ?? "-")",
             "messages": "\(dialogue.driver.messages)",
             "duration": "\(formatDuration(ContinuousClock.now - started))",
@@ -183,12 +184,6 @@ struct SMTPConnection {
         }
         self.logger.info("connection", metadata: metadata)
     }
-}
-
-func describe(_ address: SocketAddress) -> String {
-    guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
-    if case .v6 = address { return "[\(ip)]:\(port)" }
-    return "\(ip):\(port)"
 }
 
 func formatDuration(_ duration: Duration) -> String {

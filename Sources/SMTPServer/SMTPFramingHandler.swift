@@ -1,5 +1,6 @@
 import NIOCore
 import NIOSSL
+import NIOSupport
 import NIOTLS
 import SMTPCore
 
@@ -213,22 +214,13 @@ public final class SMTPFramingHandler: ChannelDuplexHandler {
         case let tlsEvent as TLSUserEvent:
             if case .handshakeCompleted = tlsEvent {
                 let version = (try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self))?.tlsVersion
-                let info = TLSInfo(version: version.map(Self.describe) ?? "TLS", cipher: self.negotiatedCipher)
+                let info = TLSInfo(version: version.map(\.name) ?? "TLS", cipher: self.negotiatedCipher)
                 context.fireChannelRead(self.wrapInboundOut(.tlsEstablished(info)))
                 context.fireChannelReadComplete()
             }
             context.fireUserInboundEventTriggered(event)
         default:
             context.fireUserInboundEventTriggered(event)
-        }
-    }
-
-    static func describe(_ version: TLSVersion) -> String {
-        switch version {
-        case .tlsv1: return "TLSv1"
-        case .tlsv11: return "TLSv1.1"
-        case .tlsv12: return "TLSv1.2"
-        case .tlsv13: return "TLSv1.3"
         }
     }
 

@@ -4,12 +4,6 @@ import PetrelConfiguration
 import PetrelOperator
 import PetrelServer
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 @main
 struct Petrel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,12 +22,10 @@ struct Petrel: AsyncParsableCommand {
         ]
     )
 
-    /// Every file and directory Petrel makes is its own (accounts with password hashes and SCRAM
-    /// keys, private keys, mail): umask 077 before any command runs, so none is ever made readable
-    /// by others, whatever umask it was started with. The files holding secrets are also made
-    /// with mode 0600 explicitly, and an existing data directory open to others gets a warning.
+    /// Every file and directory Petrel makes is its own, before any command runs
+    /// (`SecretFile.ownerOnlyFromNowOn`).
     static func main() async {
-        umask(0o077)
+        SecretFile.ownerOnlyFromNowOn()
         await Self.main(nil)
     }
 }
@@ -300,10 +292,4 @@ func syncTool(_ body: () throws -> Void) throws {
     } catch let usage as ToolUsageError {
         throw ValidationError(usage.description)
     }
-}
-
-func currentDirectory() -> String {
-    guard let path = getcwd(nil, 0) else { return "." }
-    defer { free(path) }
-    return String(cString: path)
 }

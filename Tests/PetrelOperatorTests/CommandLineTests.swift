@@ -1,13 +1,10 @@
 import Accounts
 import Foundation
 import MailCore
+import PetrelSystem
 import PetrelTestSupport
 import ServerTestSupport
 import Testing
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The `petrel` executable, as an operator uses it.
 @Suite struct CommandLineTests {

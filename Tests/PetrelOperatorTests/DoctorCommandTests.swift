@@ -1,11 +1,8 @@
 import Foundation
+import PetrelSystem
 import PetrelTestSupport
 import ServerTestSupport
 import Testing
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `petrel doctor` against the test DNS server serving the zone `petrel dns` printed: all ok
 /// (exit 0); then with each kind of record missing or wrong, each named (exit 1). (Against Knot

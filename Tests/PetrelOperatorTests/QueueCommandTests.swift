@@ -1,12 +1,9 @@
 import Foundation
 import MailStore
+import PetrelSystem
 import PetrelTestSupport
 import ServerTestSupport
 import Testing
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The real `petrel` process delivering through the test DNS server (MX records) to scripted receivers:
 /// `petrel sendmail`, `petrel queue ...`, and kill -9 in the middle of a delivery.

@@ -1,15 +1,12 @@
 import Accounts
 import Foundation
 import PetrelServer
+import PetrelSystem
 import PetrelTestSupport
 import SMTPCore
 import SMTPServer
 import ServerTestSupport
 import Testing
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Clients that try to hold the server's connections for ever, against the live server: the
 /// connection-level findings of the security review (1, 2 and 8 in docs/security.md, which lists

@@ -3,13 +3,10 @@ import Foundation
 import MailStore
 import PetrelConfiguration
 import PetrelServer
+import PetrelSystem
 import PetrelTestSupport
 import ServerTestSupport
 import Testing
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The real server on an ephemeral loopback port, driven over real sockets.
 @Suite struct LiveServerTests {

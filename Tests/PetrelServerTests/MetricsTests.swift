@@ -5,13 +5,10 @@ import MailCore
 import MailStore
 import PetrelConfiguration
 import PetrelServer
+import PetrelSystem
 import PetrelTestSupport
 import ServerTestSupport
 import Testing
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `[metrics] listen`: the Prometheus text while mail flows in and out.
 @Suite struct MetricsTests {

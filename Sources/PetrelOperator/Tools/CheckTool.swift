@@ -3,13 +3,8 @@ import MailAuth
 import MailCore
 import MailIntake
 import PetrelConfiguration
+import PetrelSystem
 import SMTPCore
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// `petrel check spf|dkim|dmarc`: the inbound checks run by hand, one line per identity or
 /// signature with its result and the reason, and for DMARC what the server would do.

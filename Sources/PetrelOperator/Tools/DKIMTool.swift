@@ -1,11 +1,6 @@
 import MailAuth
 import PetrelConfiguration
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import PetrelSystem
 
 /// `petrel dkim`: the keys outbound mail is signed with, in `DATA_DIR/dkim/DOMAIN/SELECTOR.pem`.
 public enum DKIMTool {

@@ -1,12 +1,7 @@
 import Foundation
 import MailStore
 import PetrelConfiguration
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import PetrelSystem
 
 /// `petrel queue`: the outbound queue, looked at on disk and acted on through the running server
 /// when there is one (it holds the data directory's lock), else directly under the lock.

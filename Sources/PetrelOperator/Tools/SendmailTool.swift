@@ -3,12 +3,7 @@ import MailCore
 import MailIntake
 import MailStore
 import PetrelConfiguration
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import PetrelSystem
 
 /// `petrel sendmail`: a message from standard input, completed as sendmail(1) does (From, Date,
 /// Message-ID when missing; Bcc removed) and left in `DATA_DIR/pickup/`, where the server takes

@@ -1,10 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 // What the command-line tools share: how they fail, and how they read standard input.
+import PetrelSystem
 
 /// A tool's failure, said to the operator as `Error: <description>` (exit status 1).
 public struct ToolError: Error, CustomStringConvertible {
@@ -79,4 +74,11 @@ func formatAge(_ seconds: Int64) -> String {
 public struct ToolUsageError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// The working directory, which relative paths on the command line start from.
+public func currentDirectory() -> String {
+    guard let path = getcwd(nil, 0) else { return "." }
+    defer { free(path) }
+    return String(cString: path)
 }

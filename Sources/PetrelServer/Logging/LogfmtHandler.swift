@@ -2,12 +2,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import PetrelConfiguration
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import PetrelSystem
 
 /// One line per event on standard error, in logfmt: `time level msg key=value ...`, easy to read
 /// and to grep, and to parse by log collectors. Keys that identify a session or a message come

@@ -7,14 +7,9 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import PetrelSystem
 import Prometheus
 import ServiceLifecycle
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// The server's metrics: swift-metrics counters and timers recorded into this server's own
 /// Prometheus registry (not the process-wide one, so that servers in one process, tests, keep
