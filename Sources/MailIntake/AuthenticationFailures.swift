@@ -52,7 +52,7 @@ public final class AuthenticationFailures: Sendable {
         case busy
     }
 
-    let policy: Configuration.AuthenticationPolicy
+    let policy: Configuration.LoginFailurePolicy
     private let state = NIOLockedValueBox(State())
     private let now: @Sendable () -> ContinuousClock.Instant
     /// The tables are pruned of records that no longer matter once they pass this many entries;
@@ -64,7 +64,7 @@ public final class AuthenticationFailures: Sendable {
     static let trustedFor = Duration.seconds(30 * 86_400)
 
     public init(
-        policy: Configuration.AuthenticationPolicy,
+        policy: Configuration.LoginFailurePolicy,
         now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
     ) {
         self.policy = policy

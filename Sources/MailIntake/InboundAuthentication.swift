@@ -9,11 +9,11 @@ import SMTPCore
 /// (`[inbound]`). SPF starts as soon as the message does, so its DNS queries overlap the transfer;
 /// DKIM hashes the body as it streams by; DMARC runs at the end of data.
 public struct InboundAuthentication: Sendable {
-    public let policy: Configuration.MailAuthenticationPolicy
+    public let policy: Configuration.InboundPolicy
     public let resolver: any DNSResolving
     public let hostname: String
 
-    public init(policy: Configuration.MailAuthenticationPolicy, resolver: any DNSResolving, hostname: String) {
+    public init(policy: Configuration.InboundPolicy, resolver: any DNSResolving, hostname: String) {
         self.policy = policy
         self.resolver = resolver
         self.hostname = hostname

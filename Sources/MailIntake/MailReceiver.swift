@@ -23,7 +23,7 @@ public final class MailReceiver: SMTPMailReceiver {
     let queued: @Sendable (String) -> Void
     let failures: AuthenticationFailures
     let checks: PasswordChecks
-    let authentication: InboundAuthentication
+    let inbound: InboundAuthentication
     let metrics: IntakeMetrics
     let logger: Logger
     /// The stored secret SCRAM answers about users that do not exist are derived from: the same
@@ -41,7 +41,7 @@ public final class MailReceiver: SMTPMailReceiver {
         queued: @escaping @Sendable (String) -> Void,
         failures: AuthenticationFailures,
         checks: PasswordChecks,
-        authentication: InboundAuthentication,
+        inbound: InboundAuthentication,
         metrics: IntakeMetrics,
         logger: Logger
     ) throws {
@@ -54,7 +54,7 @@ public final class MailReceiver: SMTPMailReceiver {
         self.queued = queued
         self.failures = failures
         self.checks = checks
-        self.authentication = authentication
+        self.inbound = inbound
         self.logger = logger
         self.decoySecret = try accounts.secret(named: "scram-decoy", length: 32)
         var generator = SystemRandomNumberGenerator()
@@ -167,12 +167,12 @@ public final class MailReceiver: SMTPMailReceiver {
         let remote = envelope.remoteRecipients
         // Mail from other servers is checked; a logged-in user's is theirs to vouch for.
         let verify =
-            self.authentication.policy.verify && transaction.authenticatedUser == nil && connection.listener == .smtp
+            self.inbound.policy.verify && transaction.authenticatedUser == nil && connection.listener == .smtp
         let heloIdentity = envelope.reversePath.mailbox == nil
         let timestamp = Int(time(nil))
         let spf =
             verify
-            ? self.authentication.startSPF(
+            ? self.inbound.startSPF(
                 client: IPAddress(connection.remoteIP),
                 mailFrom: envelope.reversePath.mailbox?.description ?? "",
                 helo: transaction.greeting.name,
@@ -197,7 +197,7 @@ public final class MailReceiver: SMTPMailReceiver {
                 envelope: envelope,
                 queueEntry: queueEntry,
                 trace: trace,
-                authentication: self.authentication,
+                inbound: self.inbound,
                 verification: spf.map { .init(spf: $0, heloIdentity: heloIdentity) },
                 submitter: transaction.authenticatedUser.flatMap { try? AccountAddress(validating: $0) }.map { user in
                     MessageBeingReceived.Submitter(

@@ -32,7 +32,7 @@ final class MessageBeingReceived: IncomingMessage {
     let queueEntry: QueueEntry?
     /// Return-Path and Received.
     let trace: TraceHeaders
-    let authentication: InboundAuthentication
+    let inbound: InboundAuthentication
     /// nil when the message is not checked (a logged-in user's).
     let verification: Verification?
     /// nil for mail from other servers.
@@ -50,7 +50,7 @@ final class MessageBeingReceived: IncomingMessage {
         envelope: Envelope,
         queueEntry: QueueEntry?,
         trace: TraceHeaders,
-        authentication: InboundAuthentication,
+        inbound: InboundAuthentication,
         verification: Verification?,
         submitter: Submitter?,
         hostname: String,
@@ -66,7 +66,7 @@ final class MessageBeingReceived: IncomingMessage {
         self.envelope = envelope
         self.queueEntry = queueEntry
         self.trace = trace
-        self.authentication = authentication
+        self.inbound = inbound
         self.verification = verification
         self.submitter = submitter
         self.hostname = hostname
@@ -101,7 +101,7 @@ final class MessageBeingReceived: IncomingMessage {
     /// (the empty line and the body).
     private func filtered(_ header: HeaderSection, rest: ByteBuffer?) -> ByteBuffer {
         var output = ByteBuffer()
-        for field in header.fields where !self.authentication.isForgedResults(field) {
+        for field in header.fields where !self.inbound.isForgedResults(field) {
             output.writeBytes(field.raw)
         }
         if var rest { output.writeBuffer(&rest) }
@@ -143,7 +143,7 @@ final class MessageBeingReceived: IncomingMessage {
         var outcome: InboundAuthentication.Outcome?
         if let verification = self.verification {
             let spf = await verification.spf.value
-            outcome = await self.authentication.evaluate(
+            outcome = await self.inbound.evaluate(
                 spf: spf,
                 heloIdentity: verification.heloIdentity,
                 message: scanned

@@ -21,8 +21,10 @@ public struct Configuration: Sendable, Hashable {
     public var tls: TLSFiles?
     public var limits: Limits
     public var timeouts: Timeouts
-    public var authentication: AuthenticationPolicy
-    public var mailAuthentication = MailAuthenticationPolicy()
+    /// What failed logins cost (`[auth]`).
+    public var loginFailures: LoginFailurePolicy
+    /// SPF, DKIM and DMARC on mail from other servers (`[inbound]`).
+    public var inbound = InboundPolicy()
     public var dns: DNSSettings
     public var logLevel: Logger.Level
     public var logFormat = LogFormat.text
@@ -55,7 +57,7 @@ public struct Configuration: Sendable, Hashable {
             tls: nil,
             limits: Limits(),
             timeouts: Timeouts(),
-            authentication: AuthenticationPolicy(),
+            loginFailures: LoginFailurePolicy(),
             dns: DNSSettings(),
             logLevel: .info
         )

@@ -117,17 +117,17 @@ public enum ConfigurationLoader {
             try table.finish()
         }
         if var table = try top.table("auth") {
-            try configuration.authentication.read(&table)
+            try configuration.loginFailures.read(&table)
             // Until 2026-12 the SPF, DKIM and DMARC keys were in [auth] too, with the login
             // limits: still read there, with a warning, before [inbound] has its say.
-            for key in Configuration.MailAuthenticationPolicy.keys where table.contains(key) {
+            for key in Configuration.InboundPolicy.keys where table.contains(key) {
                 configuration.deprecations.append("auth.\(key) is now inbound.\(key); the old name will go")
             }
-            try configuration.mailAuthentication.read(&table)
+            try configuration.inbound.read(&table)
             try table.finish()
         }
         if var table = try top.table("inbound") {
-            try configuration.mailAuthentication.read(&table)
+            try configuration.inbound.read(&table)
             try table.finish()
         }
         if var table = try top.table("dns") {

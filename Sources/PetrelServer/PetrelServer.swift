@@ -133,10 +133,10 @@ public final class PetrelServer: Sendable {
                 hostname: configuration.hostname,
                 ids: ids,
                 queued: { runner.enqueued($0) },
-                failures: AuthenticationFailures(policy: configuration.authentication),
+                failures: AuthenticationFailures(policy: configuration.loginFailures),
                 checks: passwordChecks,
-                authentication: InboundAuthentication(
-                    policy: configuration.mailAuthentication,
+                inbound: InboundAuthentication(
+                    policy: configuration.inbound,
                     resolver: resolver ?? dns,
                     hostname: configuration.hostname
                 ),

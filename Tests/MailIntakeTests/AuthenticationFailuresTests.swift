@@ -13,7 +13,7 @@ import Testing
     }
 
     static func failures(_ clock: Clock, failures: Int = 3, accountDelayMax: Int = 8) -> AuthenticationFailures {
-        var policy = Configuration.AuthenticationPolicy()
+        var policy = Configuration.LoginFailurePolicy()
         policy.failures = failures
         policy.window = 600
         policy.block = 600

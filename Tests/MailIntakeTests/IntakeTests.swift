@@ -92,7 +92,7 @@ import Testing
             try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
             let accounts = try AccountStore(path: self.directory + "/accounts.sqlite")
             try accounts.addMailbox(AccountAddress(validating: "alice@example.test"), password: nil)
-            var policy = Configuration.MailAuthenticationPolicy()
+            var policy = Configuration.InboundPolicy()
             policy.verify = false
             self.receiver = try MailReceiver(
                 accounts: accounts,
@@ -101,9 +101,9 @@ import Testing
                 hostname: "mx.example.test",
                 ids: QueueIDGenerator(),
                 queued: { _ in },
-                failures: AuthenticationFailures(policy: Configuration.AuthenticationPolicy()),
+                failures: AuthenticationFailures(policy: Configuration.LoginFailurePolicy()),
                 checks: self.checks,
-                authentication: InboundAuthentication(policy: policy, resolver: NoDNS(), hostname: "mx.example.test"),
+                inbound: InboundAuthentication(policy: policy, resolver: NoDNS(), hostname: "mx.example.test"),
                 metrics: IntakeMetrics(factory: NOOPMetricsHandler.instance),
                 logger: Logger(label: "intake-test")
             )

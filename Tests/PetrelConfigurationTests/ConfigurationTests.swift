@@ -89,7 +89,7 @@ import Testing
                 600, 120, 900, 10, 10,
             ]
         )
-        #expect(configuration.authentication.accountDelayMax == 60)
+        #expect(configuration.loginFailures.accountDelayMax == 60)
         #expect(
             configuration.dns.servers == [
                 ListenAddress(host: "127.0.0.1", port: 5353), ListenAddress(host: "::1", port: 53),
@@ -98,11 +98,11 @@ import Testing
         )
         #expect([configuration.dns.timeout, configuration.dns.attempts] == [5, 3])
         #expect(configuration.logLevel == .debug)
-        let mail = configuration.mailAuthentication
+        let mail = configuration.inbound
         #expect(mail.verify && mail.dmarcReject == .quarantine && mail.dmarcQuarantine == .none)
         #expect(!mail.deferOnDMARCTemperror && mail.rejectSPFFail && mail.junkFolder == ".Spam")
         #expect(mail.timeLimit == 15)
-        #expect(try Self.parse("[inbound]\nverify = false").mailAuthentication.verify == false)
+        #expect(try Self.parse("[inbound]\nverify = false").inbound.verify == false)
         #expect(try Self.parse("recipient_delimiter = \"\"").recipientDelimiter == nil)
     }
 
@@ -118,13 +118,13 @@ import Testing
         #expect(defaults.tls == nil, "a self-signed certificate is made")
         #expect(defaults.limits.recipients >= 100, "RFC 5321 4.5.3.1.8")
         #expect(defaults.dns.servers == nil, "/etc/resolv.conf")
-        #expect(defaults.mailAuthentication == Configuration.MailAuthenticationPolicy())
-        #expect(defaults.mailAuthentication.verify && defaults.mailAuthentication.dmarcReject == .reject)
+        #expect(defaults.inbound == Configuration.InboundPolicy())
+        #expect(defaults.inbound.verify && defaults.inbound.dmarcReject == .reject)
         #expect(
-            defaults.mailAuthentication.dmarcQuarantine == .quarantine
-                && defaults.mailAuthentication.junkFolder == ".Junk"
+            defaults.inbound.dmarcQuarantine == .quarantine
+                && defaults.inbound.junkFolder == ".Junk"
         )
-        #expect(defaults.mailAuthentication.deferOnDMARCTemperror && !defaults.mailAuthentication.rejectSPFFail)
+        #expect(defaults.inbound.deferOnDMARCTemperror && !defaults.inbound.rejectSPFFail)
     }
 
     @Test(arguments: [
@@ -276,11 +276,11 @@ import Testing
     /// [inbound]; the old names still work, each with a warning, and [inbound] has the last word.
     @Test func theOldNamesOfTheInboundKeysStillWork() throws {
         let new = try Self.parse("[inbound]\nverify = false\ndmarc_reject = \"quarantine\"")
-        #expect(new.mailAuthentication.verify == false && new.mailAuthentication.dmarcReject == .quarantine)
+        #expect(new.inbound.verify == false && new.inbound.dmarcReject == .quarantine)
         #expect(new.deprecations.isEmpty)
         let old = try Self.parse("[auth]\nfailures = 3\nverify = false\ndmarc_reject = \"quarantine\"")
-        #expect(old.mailAuthentication == new.mailAuthentication)
-        #expect(old.authentication.failures == 3)
+        #expect(old.inbound == new.inbound)
+        #expect(old.loginFailures.failures == 3)
         #expect(
             old.deprecations == [
                 "auth.verify is now inbound.verify; the old name will go",
@@ -288,7 +288,7 @@ import Testing
             ]
         )
         let both = try Self.parse("[auth]\ndmarc_reject = \"none\"\n[inbound]\ndmarc_reject = \"quarantine\"")
-        #expect(both.mailAuthentication.dmarcReject == .quarantine)
+        #expect(both.inbound.dmarcReject == .quarantine)
         #expect(try Self.parse("[auth]\nfailures = 3").deprecations.isEmpty, "the login keys stay in [auth]")
     }
 

@@ -124,7 +124,7 @@ import Testing
 
     @Test func operatorsCanSoftenThePolicy() async throws {
         let server = try await Self.server(Self.zone(dmarc: "v=DMARC1; p=reject")) { configuration in
-            configuration.mailAuthentication.dmarcReject = .quarantine
+            configuration.inbound.dmarcReject = .quarantine
         }
         let forged = Self.signed.replacingOccurrences(of: "Joe.", with: "Joe!")
         #expect(try await Self.deliver(server, content: forged).reply?.code == 250)
@@ -288,7 +288,7 @@ extension InboundAuthenticationTests {
             domains: ["example.test"],
             resolver: StallingResolver()
         ) { configuration in
-            configuration.mailAuthentication.timeLimit = 1
+            configuration.inbound.timeLimit = 1
         }
         try server.server.accounts.addMailbox(AccountAddress(validating: "alice@example.test"), password: nil)
         let reply = try await Self.deliver(

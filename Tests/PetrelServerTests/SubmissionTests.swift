@@ -222,7 +222,7 @@ import Testing
     /// with the spelling, and with every restart: an enumeration oracle.
     @Test func scramDoesNotTellWhichUsersExist() async throws {
         let server = try await Self.server { configuration in
-            configuration.authentication.failures = 1000  // many probes from one address
+            configuration.loginFailures.failures = 1000  // many probes from one address
         }
         let port = server.submissionsPort
         let real = try await Self.scramProbe(port: port, user: "alice@example.test")
@@ -272,8 +272,8 @@ import Testing
     /// lock the real user out.
     @Test func guessesSpreadOverManyClientsMeetAPerAccountLimit() async throws {
         let server = try await Self.server { configuration in
-            configuration.authentication.failures = 3
-            configuration.authentication.accountDelayMax = 2
+            configuration.loginFailures.failures = 3
+            configuration.loginFailures.accountDelayMax = 2
         }
         func attempt(from source: String, password: String = "wrong") async throws -> (SMTPTestReply, Duration) {
             let client = try await SMTPTestClient.connect(
@@ -432,7 +432,7 @@ import Testing
 
     @Test func failedLoginsAreMalformedOrWrongAndThenBlocked() async throws {
         let server = try await Self.server { configuration in
-            configuration.authentication.failures = 5
+            configuration.loginFailures.failures = 5
         }
         let client = try await server.connectAndGreet(.submissions)
         try await client.send("AUTH PLAIN !!!not-base64!!!")

@@ -69,7 +69,7 @@ public enum CheckTool {
         let ip = try envelope.address()
         let scanned = Self.readMessage()
         let authentication = InboundAuthentication(
-            policy: configuration.mailAuthentication,
+            policy: configuration.inbound,
             resolver: resolver,
             hostname: configuration.hostname
         )

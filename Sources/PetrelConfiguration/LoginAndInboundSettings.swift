@@ -5,7 +5,7 @@ extension Configuration {
     /// Failed logins: after `failures` within `window` seconds from one client (an IPv4 address
     /// or an IPv6 /64), it gets 421 for `block` seconds; after as many for one account, its
     /// password checks take turns, one per delay that doubles up to `accountDelayMax` seconds.
-    public struct AuthenticationPolicy: Sendable, Hashable {
+    public struct LoginFailurePolicy: Sendable, Hashable {
         public var failures: Int = 5
         public var window: Int = 600
         public var block: Int = 600
@@ -16,7 +16,7 @@ extension Configuration {
 
     /// SPF, DKIM and DMARC on mail from other servers (`[inbound]`): what is checked, and what a
     /// failure does. Mail from authenticated users is never checked.
-    public struct MailAuthenticationPolicy: Sendable, Hashable {
+    public struct InboundPolicy: Sendable, Hashable {
         public enum Action: String, Sendable, Hashable {
             /// 550 5.7.1 at the end of data.
             case reject
@@ -48,7 +48,7 @@ extension Configuration {
     }
 }
 
-extension Configuration.AuthenticationPolicy {
+extension Configuration.LoginFailurePolicy {
     /// The failed-login keys of `[auth]`.
     mutating func read(_ table: inout TableReader) throws(ConfigurationError) {
         if let value = try table.int("failures", in: 1...1000) { self.failures = value }
@@ -58,7 +58,7 @@ extension Configuration.AuthenticationPolicy {
     }
 }
 
-extension Configuration.MailAuthenticationPolicy {
+extension Configuration.InboundPolicy {
     /// The keys of `[inbound]` (and, deprecated, of `[auth]`).
     static let keys = [
         "verify", "dmarc_reject", "dmarc_quarantine", "dmarc_temperror", "spf_fail", "junk_folder", "time_limit",
