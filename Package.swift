@@ -240,6 +240,7 @@ let package = Package(
         .target(
             name: "PetrelTestSupport",
             dependencies: [
+                "MailCore",
                 "PetrelSystem",
                 "NIOSupport",
                 "DNSCore",
@@ -319,7 +320,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "MailCore"]),
+        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "MailCore", "PetrelTestSupport"]),
         .testTarget(
             name: "MailIntakeTests",
             dependencies: [

@@ -1,3 +1,4 @@
+import MailCore
 import SMTPClient
 import SMTPCore
 
@@ -27,9 +28,8 @@ public enum DeliveryResult: Hashable, Sendable {
 public struct Parcel: Sendable {
     /// The queue id, for the logs.
     public var id: String
-    /// The reverse path without brackets; "" for `<>`.
-    public var sender: String
-    public var recipients: [String]
+    public var sender: ReversePath
+    public var recipients: [Mailbox]
     public var destination: Destination
     public var message: any OutgoingMessage
     /// Octets the message will have on the wire (before dot-stuffing), for SIZE.
@@ -41,8 +41,8 @@ public struct Parcel: Sendable {
 
     public init(
         id: String,
-        sender: String,
-        recipients: [String],
+        sender: ReversePath,
+        recipients: [Mailbox],
         destination: Destination,
         message: any OutgoingMessage,
         size: Int,

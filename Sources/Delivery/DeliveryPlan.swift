@@ -11,11 +11,13 @@ public enum Destination: Hashable, Sendable, CustomStringConvertible {
     /// An address literal (`user@[192.0.2.1]`): not delivered to.
     case addressLiteral
 
-    public init(of address: String, localDomains: Set<String>, relay: Bool) {
-        guard let domain = AddressList.domain(of: address) else {
+    public init(of address: Mailbox, localDomains: Set<String>, relay: Bool) {
+        guard case .domain(let name) = address.host else {
             self = relay ? .relay : .addressLiteral
             return
         }
+        // Our domains are known by their A-labels, lower case; so are the others' queues.
+        let domain = IDNA.toASCII(name.name) ?? name.canonical
         if localDomains.contains(domain) {
             self = .local
         } else {
@@ -58,7 +60,7 @@ public struct DeliveryPlan: Sendable {
     public let transactions: [Transaction]
 
     /// - Parameter recipients: each due recipient's index in the envelope, and its address.
-    public init(recipients: [(index: Int, address: String)], localDomains: Set<String>, relay: Bool) {
+    public init(recipients: [(index: Int, address: Mailbox)], localDomains: Set<String>, relay: Bool) {
         var order: [Destination] = []
         var groups: [Destination: [Int]] = [:]
         for (index, address) in recipients {

@@ -20,11 +20,7 @@ public struct LocalCourier: Courier {
     public func deliver(_ parcel: Parcel) async -> CourierReport {
         var results: [DeliveryResult?] = Array(repeating: nil, count: parcel.recipients.count)
         var targets: [String] = []
-        for (index, address) in parcel.recipients.enumerated() {
-            guard let mailbox = Mailbox(address) else {
-                results[index] = .failed(SMTPReply(550, EnhancedStatusCode(5, 1, 3), "bad address syntax"))
-                continue
-            }
+        for (index, mailbox) in parcel.recipients.enumerated() {
             do {
                 switch try await self.accounts.resolve(.mailbox(mailbox), with: self.resolver) {
                 case .mailboxes(let list):

@@ -18,7 +18,7 @@ extension QueueRunner {
         for (index, result) in zip(indices, results) {
             var metadata: Logger.Metadata = [
                 "id": "\(entry.id)",
-                "from": "<\(entry.sender)>",
+                "from": "\(entry.sender)",
                 "to": "<\(entry.recipients[index].address)>",
                 "attempt": "\(entry.recipients[index].attempts + 1)",
                 "delay": "\(self.clock() - entry.createdAt)s",

@@ -11,8 +11,14 @@ extension QueueRunner {
         let failed = entry.recipients.indices.filter {
             entry.recipients[$0].state == .failed && entry.recipients[$0].notified == false
         }
+        guard let sender = entry.sender.mailbox else {
+            // A report's own failure: there is nobody to tell.
+            for index in failed { entry.recipients[index].notified = true }
+            if !failed.isEmpty { await self.save(entry) }
+            return
+        }
         var warn = false
-        if let delay = self.settings.delayNotice, entry.warned != true, !entry.sender.isEmpty,
+        if let delay = self.settings.delayNotice, entry.warned != true,
             now - entry.createdAt >= delay, entry.recipients.contains(where: { $0.state == .pending })
         {
             warn = true
@@ -31,14 +37,14 @@ extension QueueRunner {
         }
         let report = DeliveryStatusNotification(
             reportingMTA: self.settings.hostname,
-            sender: entry.sender,
+            sender: sender.description,
             queueID: entry.id,
             arrivalDate: MessageDate(secondsSince1970: entry.createdAt),
             date: MessageDate(secondsSince1970: now),
             recipients: reported.map { index in
                 let recipient = entry.recipients[index]
                 return DeliveryStatusNotification.Recipient(
-                    address: recipient.address,
+                    address: recipient.address.description,
                     action: recipient.state == .failed ? .failed : .delayed,
                     status: recipient.status ?? (recipient.state == .failed ? "5.0.0" : "4.0.0"),
                     remoteMTA: recipient.remoteMTA,
@@ -54,9 +60,9 @@ extension QueueRunner {
         let reportEntry = QueueEntry(
             id: id,
             createdAt: now,
-            sender: "",
-            recipients: [entry.sender],
-            smtpUTF8: entry.sender.utf8.contains { $0 >= 0x80 },
+            sender: .null,
+            recipients: [sender],
+            smtpUTF8: !sender.isASCII,
             body: rendered.contains { $0 >= 0x80 } ? "8BITMIME" : "7BIT",
             authenticatedUser: nil
         )
@@ -72,8 +78,8 @@ extension QueueRunner {
         self.logger.info(
             failed.isEmpty ? "delay notice" : "bounce",
             metadata: [
-                "id": "\(entry.id)", "report": "\(id)", "to": "\(entry.sender)",
-                "recipients": "\(reported.map { entry.recipients[$0].address }.joined(separator: ","))",
+                "id": "\(entry.id)", "report": "\(id)", "to": "\(sender)",
+                "recipients": "\(reported.map { entry.recipients[$0].address.description }.joined(separator: ","))",
             ]
         )
         self.enqueued(id)

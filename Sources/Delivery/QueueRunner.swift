@@ -258,7 +258,7 @@ public final class QueueRunner: Service, Sendable {
         return signing.map(self.signers) ?? []
     }
 
-    func isLocal(_ address: String) -> Bool {
+    func isLocal(_ address: Mailbox) -> Bool {
         Destination(of: address, localDomains: self.settings.localDomains, relay: false) == .local
     }
 

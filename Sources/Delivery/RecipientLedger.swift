@@ -34,7 +34,7 @@ public struct RecipientLedger: Sendable {
             recipient.status = reply.enhancedCode?.description ?? "5.0.0"
             recipient.lastError = reply.logText
             recipient.nextAttempt = nil
-            recipient.notified = entry.sender.isEmpty  // nobody to tell about a report's failure
+            recipient.notified = entry.sender == .null  // nobody to tell about a report's failure
         case .deferred(let reply):
             recipient.status = reply.enhancedCode?.description ?? "4.0.0"
             recipient.lastError = reply.logText
@@ -49,7 +49,7 @@ public struct RecipientLedger: Sendable {
                 recipient.status = "4.4.7"
                 recipient.lastError = "gave up after \(now - entry.createdAt) s: " + reply.logText
                 recipient.nextAttempt = nil
-                recipient.notified = entry.sender.isEmpty
+                recipient.notified = entry.sender == .null
             }
         }
     }

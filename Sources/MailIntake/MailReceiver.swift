@@ -185,8 +185,8 @@ public final class MailReceiver: SMTPMailReceiver {
             : QueueEntry(
                 id: id,
                 createdAt: Int64(time(nil)),
-                sender: envelope.reversePath.mailbox?.description ?? "",
-                recipients: remote.map(\.description),
+                sender: envelope.reversePath,
+                recipients: remote,
                 smtpUTF8: envelope.smtpUTF8,
                 body: envelope.bodyType?.rawValue,
                 authenticatedUser: transaction.authenticatedUser

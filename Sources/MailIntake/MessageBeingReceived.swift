@@ -201,7 +201,9 @@ final class MessageBeingReceived: IncomingMessage {
         if !mailboxes.isEmpty { metadata["mailboxes"] = "\(mailboxes.joined(separator: ","))" }
         if let folder { metadata["folder"] = "\(folder)" }
         if let outcome { metadata["auth"] = "\(outcome.summary)" }
-        if let queueEntry { metadata["queued"] = "\(queueEntry.recipients.map(\.address).joined(separator: ","))" }
+        if let queueEntry {
+            metadata["queued"] = "\(queueEntry.recipients.map(\.address.description).joined(separator: ","))"
+        }
         self.logger.info("message accepted", metadata: metadata)
         if self.queueEntry != nil { self.queued(self.file.id) }
         return .stored(id: self.file.id)

@@ -1,4 +1,5 @@
 import Foundation
+import MailCore
 
 /// One message waiting in the outbound queue: its envelope and per-recipient state. Stored as JSON
 /// beside the message, versioned so later formats can read it.
@@ -9,8 +10,8 @@ public struct QueueEntry: Codable, Hashable, Sendable {
     public var id: String
     /// Unix seconds.
     public var createdAt: Int64
-    /// The reverse path without brackets; "" for the null path.
-    public var sender: String
+    /// Stored as the address without brackets, "" for the null path.
+    public var sender: ReversePath
     public var recipients: [Recipient]
     /// Octets of the queued message file.
     public var size: Int
@@ -29,7 +30,7 @@ public struct QueueEntry: Codable, Hashable, Sendable {
             case failed
         }
 
-        public var address: String
+        public var address: Mailbox
         public var state: State
         public var attempts: Int
         /// Unix seconds.
@@ -45,7 +46,7 @@ public struct QueueEntry: Codable, Hashable, Sendable {
         /// A failure was reported to the sender (or there was nobody to report it to).
         public var notified: Bool?
 
-        public init(address: String) {
+        public init(address: Mailbox) {
             self.address = address
             self.state = .pending
             self.attempts = 0
@@ -68,7 +69,7 @@ public struct QueueEntry: Codable, Hashable, Sendable {
             self.recipients[index].lastError = "returned to the sender by the postmaster"
             self.recipients[index].lastAttempt = now
             self.recipients[index].nextAttempt = nil
-            self.recipients[index].notified = self.sender.isEmpty
+            self.recipients[index].notified = self.sender == .null
         }
     }
 
@@ -83,8 +84,8 @@ public struct QueueEntry: Codable, Hashable, Sendable {
     public init(
         id: String,
         createdAt: Int64,
-        sender: String,
-        recipients: [String],
+        sender: ReversePath,
+        recipients: [Mailbox],
         smtpUTF8: Bool,
         body: String?,
         authenticatedUser: String?

@@ -1,5 +1,7 @@
 import Delivery
+import MailCore
 import MailStore
+import PetrelTestSupport
 import SMTPCore
 import Testing
 
@@ -10,6 +12,8 @@ import Testing
 
     @Test(arguments: [
         ("bob@petrel.test", false, Destination.local),
+        ("bob@PETREL.test", false, .local),
+        ("bob@bücher.test", false, .domain("xn--bcher-kva.test")),
         ("bob@remote.test", false, .domain("remote.test")),
         ("bob@Remote.TEST", false, .domain("remote.test")),
         ("bob@remote.test", true, .relay),
@@ -18,13 +22,14 @@ import Testing
         ("bob@[192.0.2.1]", true, .relay),
         ("bob@sub.petrel.test", false, .domain("sub.petrel.test")),
     ])
-    func destination(_ address: String, _ relay: Bool, _ expected: Destination) {
-        #expect(Destination(of: address, localDomains: Self.local, relay: relay) == expected)
+    func destination(_ address: String, _ relay: Bool, _ expected: Destination) throws {
+        let mailbox = try #require(Mailbox(address))
+        #expect(Destination(of: mailbox, localDomains: Self.local, relay: relay) == expected)
     }
 
     @Test func recipientsAreGroupedInTheOrderTheyCameAndCutAtFifty() {
-        var recipients: [(index: Int, address: String)] = [(0, "a@remote.test"), (1, "b@petrel.test")]
-        for index in 2..<122 { recipients.append((index, "user\(index)@other.test")) }
+        var recipients: [(index: Int, address: Mailbox)] = [(0, "a@remote.test"), (1, "b@petrel.test")]
+        for index in 2..<122 { recipients.append((index, Mailbox("user\(index)@other.test")!)) }
         recipients.append((122, "c@remote.test"))
         let plan = DeliveryPlan(recipients: recipients, localDomains: Self.local, relay: false)
         #expect(
@@ -51,7 +56,7 @@ import Testing
         )
     }
 
-    static func entry(sender: String = "alice@petrel.test") -> QueueEntry {
+    static func entry(sender: ReversePath = "alice@petrel.test") -> QueueEntry {
         QueueEntry(
             id: "Q1",
             createdAt: 0,

@@ -1,6 +1,8 @@
 import Logging
+import MailCore
 import MailStore
 import NIOConcurrencyHelpers
+import PetrelTestSupport
 import SMTPCore
 import Testing
 
@@ -27,14 +29,33 @@ final class ScriptedCourier: Courier {
     }
 
     var delivered: [Delivered] { self.log.withLockedValue { $0 } }
-    var recipients: [[String]] { self.delivered.map(\.parcel.recipients) }
+    /// Each parcel's recipients, as text.
+    var recipients: [[String]] { self.delivered.map { $0.parcel.recipients.map(\.description) } }
 
     func deliver(_ parcel: Parcel) async -> CourierReport {
         var bytes: [UInt8] = []
         try? await parcel.message.stream { bytes += $0.readableBytesView }
         self.log.withLockedValue { $0.append(Delivered(parcel: parcel, text: String(decoding: bytes, as: UTF8.self))) }
         let answer = self.answer.withLockedValue { $0 }
-        return CourierReport(via: "scripted", results: parcel.recipients.map(answer))
+        return CourierReport(via: "scripted", results: parcel.recipients.map { answer($0.description) })
+    }
+}
+
+/// Keeps every log line, for the tests that read what an operator would.
+struct CapturingLogHandler: LogHandler {
+    let lines: NIOLockedValueBox<[(message: String, metadata: Logger.Metadata)]>
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { self.metadata[key] }
+        set { self.metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        self.lines.withLockedValue {
+            $0.append(("\(event.message)", self.metadata.merging(event.metadata ?? [:]) { $1 }))
+        }
     }
 }
 
@@ -58,6 +79,7 @@ struct QueueRunnerTests {
         let local = ScriptedCourier()
         let remote = ScriptedCourier()
         let clock = ManualClock()
+        let logs = NIOLockedValueBox<[(message: String, metadata: Logger.Metadata)]>([])
         let runner: QueueRunner
 
         init(configure: (inout DeliverySettings) -> Void = { _ in }) {
@@ -66,8 +88,8 @@ struct QueueRunnerTests {
             configure(&settings)
             let clock = self.clock
             let ids = NIOLockedValueBox(0)
-            var logger = Logger(label: "queue-runner-test")
-            logger.logLevel = .error
+            let logs = self.logs
+            let logger = Logger(label: "queue-runner-test") { _ in CapturingLogHandler(lines: logs) }
             self.runner = QueueRunner(
                 queue: self.queue,
                 couriers: .init(local: self.local, remote: self.remote),
@@ -90,8 +112,8 @@ struct QueueRunnerTests {
         /// Queues a message (created now) and tells the runner.
         func queue(
             _ id: String = "Q1",
-            from sender: String = "alice@petrel.test",
-            to recipients: [String],
+            from sender: ReversePath = "alice@petrel.test",
+            to recipients: [Mailbox],
             message: String = QueueRunnerTests.message
         ) {
             let entry = QueueEntry(
@@ -112,18 +134,26 @@ struct QueueRunnerTests {
         }
     }
 
-    @Test func eachRecipientGoesToItsDestinationsCourier() async {
+    @Test func eachRecipientGoesToItsDestinationsCourier() async throws {
         let setup = Setup()
         setup.queue(to: ["bob@petrel.test", "carol@remote.test", "dave@other.test", "erin@remote.test"])
         await setup.runner.deliverDue()
         #expect(setup.local.recipients == [["bob@petrel.test"]])
-        let remote = setup.remote.delivered.sorted { $0.parcel.recipients[0] < $1.parcel.recipients[0] }
+        let remote = setup.remote.delivered.sorted {
+            $0.parcel.recipients[0].description < $1.parcel.recipients[0].description
+        }
         #expect(remote.map(\.parcel.recipients) == [["carol@remote.test", "erin@remote.test"], ["dave@other.test"]])
         #expect(remote.map(\.parcel.destination) == [.domain("remote.test"), .domain("other.test")])
         #expect(remote.allSatisfy { $0.parcel.sender == "alice@petrel.test" && $0.parcel.id == "Q1" })
         // Return-Path is for the final delivery to add (RFC 5321 §4.4).
         #expect(remote[0].text == "From: alice@petrel.test\r\nSubject: hi\r\n\r\nhello\r\n")
         #expect(setup.queue.ids.isEmpty, "everyone delivered: the message leaves the queue")
+        // One line per recipient and attempt, as an operator greps for it.
+        let lines = setup.logs.withLockedValue { $0 }.filter { $0.message == "delivery" }.map(\.metadata)
+        let carol = try #require(lines.first { $0["to"] == "<carol@remote.test>" })
+        #expect(carol["from"] == "<alice@petrel.test>" && carol["id"] == "Q1" && carol["status"] == "sent")
+        #expect(carol["relay"] == "scripted" && carol["reply"] == "250 2.0.0 OK" && carol["attempt"] == "1")
+        #expect(lines.count == 4)
     }
 
     @Test func aRelaySendsAllRemoteRecipientsTogether() async {

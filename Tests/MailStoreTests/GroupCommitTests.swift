@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import PetrelTestSupport
 import Testing
 
 @testable import MailStore

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import PetrelTestSupport
 import Testing
 
 @testable import MailStore

@@ -135,7 +135,7 @@ import Testing
             if let start = text.range(of: "Subject: durability "), text[start.lowerBound...] != expected[...] {
                 problems.append("\(entry.id): content of \(id) incomplete")
             }
-            if entry.recipients.map(\.address) != ["rcpt@remote.example"] || text.utf8.count != entry.size {
+            if entry.recipients.map(\.address.description) != ["rcpt@remote.example"] || text.utf8.count != entry.size {
                 problems.append("\(entry.id): envelope does not match")
             }
         }

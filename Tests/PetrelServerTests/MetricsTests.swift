@@ -68,7 +68,7 @@ import Testing
             entry: QueueEntry(
                 id: "M1",
                 createdAt: Int64(Date().timeIntervalSince1970),
-                sender: "bob@petrel.test",
+                sender: .mailbox("bob@petrel.test"),
                 recipients: ["carol@remote.test"],
                 smtpUTF8: false,
                 body: "7BIT",

@@ -386,8 +386,8 @@ import Testing
         let entry = QueueEntry(
             id: id,
             createdAt: Int64(Date().timeIntervalSince1970),
-            sender: sender,
-            recipients: recipients,
+            sender: sender.isEmpty ? .null : .mailbox(Mailbox(sender)!),
+            recipients: recipients.map { Mailbox($0)! },
             smtpUTF8: false,
             body: "7BIT",
             authenticatedUser: nil

@@ -1,4 +1,5 @@
 import Foundation
+import MailCore
 import SMTPCore
 import Testing
 
@@ -83,8 +84,8 @@ struct ClientSessionTests {
     // MARK: The transaction
 
     static let envelope = ClientSession.Envelope(
-        sender: "alice@example.test",
-        recipients: ["bob@remote.test", "carol@remote.test"],
+        sender: .mailbox(Mailbox("alice@example.test")!),
+        recipients: [Mailbox("bob@remote.test")!, Mailbox("carol@remote.test")!],
         size: 1234
     )
 

@@ -15,7 +15,7 @@ public enum QueueTool {
         }
         let now = Int64(time(nil))
         for entry in entries {
-            let sender = entry.sender.isEmpty ? "<>" : entry.sender
+            let sender = entry.sender.mailbox?.description ?? "<>"
             print("\(entry.id)  \(formatAge(now - entry.createdAt))  \(entry.size) octets  \(sender)")
             for recipient in entry.recipients {
                 print("  " + describe(recipient, now: now))
@@ -32,7 +32,7 @@ public enum QueueTool {
         let now = Int64(time(nil))
         print("id: \(entry.id)")
         print("arrived: \(formatAge(now - entry.createdAt)) ago")
-        print("sender: <\(entry.sender)>")
+        print("sender: \(entry.sender)")
         if let user = entry.authenticatedUser { print("submitted by: \(user)") }
         print(
             "size: \(entry.size) octets\(entry.smtpUTF8 ? ", SMTPUTF8" : "")\(entry.body.map { ", \($0)" } ?? "")"
@@ -54,7 +54,7 @@ public enum QueueTool {
 
     /// `bob@remote.test  pending  3 attempts  next in 12m  last: 451 4.3.0 try later`.
     static func describe(_ recipient: QueueEntry.Recipient, now: Int64) -> String {
-        var parts = [recipient.address, recipient.state.rawValue]
+        var parts = [recipient.address.description, recipient.state.rawValue]
         if recipient.attempts > 0 { parts.append("\(recipient.attempts) attempt\(recipient.attempts == 1 ? "" : "s")") }
         if recipient.state == .pending {
             let next = recipient.nextAttempt ?? now

@@ -38,10 +38,9 @@ public enum SendmailTool {
                 recipients += AddressList.recipients(in: field.value) ?? []
             }
         }
-        var addresses: [String] = []
+        var addresses: [Mailbox] = []
         for recipient in recipients {
-            let address = recipient.contains("@") ? recipient : "\(recipient)@\(firstDomain)"
-            guard Mailbox(address) != nil else {
+            guard let address = Mailbox(recipient.contains("@") ? recipient : "\(recipient)@\(firstDomain)") else {
                 printError("'\(recipient)' is not an email address")
                 throw ToolExit(64)
             }
@@ -57,12 +56,12 @@ public enum SendmailTool {
         var local = tm()
         localtime_r(&seconds, &local)
         let now = MessageDate(secondsSince1970: Int64(seconds), utcOffsetSeconds: Int(local.tm_gmtoff))
-        var top = "Return-Path: <\(sender)>\r\n"
+        var top = "Return-Path: \(sender)\r\n"
         top += "Received: by \(configuration.hostname) (Petrel) with local id \(id)\r\n"
-        top += "\tfor <\(addresses.count == 1 ? addresses[0] : "multiple recipients")>; \(now)\r\n"
+        top += "\tfor <\(addresses.count == 1 ? addresses[0].description : "multiple recipients")>; \(now)\r\n"
         var added = ""
         if header.fields(named: "From").isEmpty {
-            added += "From: " + (phrase.isEmpty ? "" : phrase + " ") + "<\(sender)>\r\n"
+            added += "From: " + (phrase.isEmpty ? "" : phrase + " ") + "\(sender)\r\n"
         }
         if header.fields(named: "Date").isEmpty { added += "Date: \(now)\r\n" }
         if header.fields(named: "Message-ID").isEmpty { added += "Message-ID: <\(id)@\(configuration.hostname)>\r\n" }
@@ -76,7 +75,7 @@ public enum SendmailTool {
             createdAt: now.secondsSince1970,
             sender: sender,
             recipients: addresses,
-            smtpUTF8: (addresses + [sender]).contains { $0.utf8.contains { $0 >= 0x80 } },
+            smtpUTF8: !sender.isASCII || addresses.contains { !$0.isASCII },
             body: content.contains { $0 >= 0x80 } ? "8BITMIME" : "7BIT",
             authenticatedUser: nil
         )
@@ -102,18 +101,22 @@ public enum SendmailTool {
     }
 
     /// The envelope sender: -f, or the login name at the first domain.
-    static func envelopeSender(_ option: String?, firstDomain: String) throws -> String {
+    static func envelopeSender(_ option: String?, firstDomain: String) throws -> ReversePath {
         if let sender = option {
-            if sender.isEmpty || sender == "<>" { return "" }
+            if sender.isEmpty || sender == "<>" { return .null }
             let address = sender.trimmingCharacters(in: ["<", ">"])
-            guard Mailbox(address) != nil else {
+            guard let mailbox = Mailbox(address) else {
                 printError("-f '\(sender)' is not an email address")
                 throw ToolExit(64)
             }
-            return address
+            return .mailbox(mailbox)
         }
         let login = getpwuid(getuid()).flatMap { $0.pointee.pw_name.map { String(cString: $0) } } ?? "postmaster"
-        return "\(login)@\(firstDomain)"
+        guard let mailbox = Mailbox("\(login)@\(firstDomain)") else {
+            printError("the login name '\(login)' is no address's local part: name the sender with -f")
+            throw ToolExit(64)
+        }
+        return .mailbox(mailbox)
     }
 
     /// The header fields, and where what follows them (the empty line and body) starts.

@@ -7,9 +7,8 @@ import MailCore
 public struct ClientSession: Sendable {
     /// What is being delivered.
     public struct Envelope: Hashable, Sendable {
-        /// The reverse path without brackets; "" for `<>`.
-        public var sender: String
-        public var recipients: [String]
+        public var sender: ReversePath
+        public var recipients: [Mailbox]
         /// Octets of the message, for SIZE (RFC 1870).
         public var size: Int
         /// The message has 8-bit content (BODY=8BITMIME, RFC 6152).
@@ -17,7 +16,13 @@ public struct ClientSession: Sendable {
         /// An address or header needs SMTPUTF8 (RFC 6531).
         public var smtpUTF8: Bool
 
-        public init(sender: String, recipients: [String], size: Int, eightBit: Bool = false, smtpUTF8: Bool = false) {
+        public init(
+            sender: ReversePath,
+            recipients: [Mailbox],
+            size: Int,
+            eightBit: Bool = false,
+            smtpUTF8: Bool = false
+        ) {
             self.sender = sender
             self.recipients = recipients
             self.size = size
@@ -377,7 +382,7 @@ public struct ClientSession: Sendable {
                 SMTPReply(550, EnhancedStatusCode(5, 6, 3), "the server does not accept 8-bit content (no 8BITMIME)")
             )
         }
-        var mail = "MAIL FROM:<\(self.envelope.sender)>"
+        var mail = "MAIL FROM:\(self.envelope.sender)"
         if extensions["SIZE"] != nil { mail += " SIZE=\(self.envelope.size)" }
         if self.envelope.eightBit { mail += " BODY=8BITMIME" }
         if self.envelope.smtpUTF8 { mail += " SMTPUTF8" }
