@@ -7,7 +7,10 @@ import Foundation
 /// The format, line by line:
 /// - `# text`: a comment; the first one says what the dialogue shows.
 /// - `C: text`: the client sends `text` and CRLF (`C:` alone: an empty line). Consecutive `C:`
-///   lines go out in one write (pipelined).
+///   and `R:` lines go out in one write (pipelined).
+/// - `R: text`: the client sends `text` as it is, without CRLF, after reading `\r`, `\n`, `\0`,
+///   `\t` and `\\` as the octets they name: message content no text line can carry (a BDAT
+///   chunk with a bare LF).
 /// - `S: text`: the next line the server sends is exactly `text` (`250-PIPELINING`); a `text`
 ///   ending in ` ...` matches any line that starts with what comes before (`250 2.0.0 ...`).
 /// - `S* code`: the next whole reply, however many lines, has this code (an EHLO reply, whose
@@ -16,8 +19,8 @@ import Foundation
 /// Before the first `C:` line come the greeting's lines.
 public struct Dialog: Sendable, CustomStringConvertible {
     public enum Step: Sendable, Equatable {
-        /// Lines the client sends in one write.
-        case send([String])
+        /// Octets the client sends in one write.
+        case send([UInt8])
         /// The next server line, exactly.
         case line(String)
         /// The next server line starts with this.
@@ -46,12 +49,23 @@ public struct Dialog: Sendable, CustomStringConvertible {
             if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
             if line.hasPrefix("#") {
                 if summary == nil { summary = line.dropFirst().trimmingCharacters(in: .whitespaces) }
-            } else if line == "C:" || line.hasPrefix("C: ") {
-                let sent = String(line.dropFirst(3))
-                if case .send(let earlier) = steps.last {
-                    steps[steps.count - 1] = .send(earlier + [sent])
+            } else if line == "C:" || line.hasPrefix("C: ") || line.hasPrefix("R: ") {
+                let text = String(line.dropFirst(3))
+                let sent: [UInt8]
+                if line.hasPrefix("R: ") {
+                    guard let raw = Self.unescape(text) else {
+                        throw ParseError(
+                            description: "\(name):\(number + 1): an escape other than \\r \\n \\0 \\t \\\\"
+                        )
+                    }
+                    sent = raw
                 } else {
-                    steps.append(.send([sent]))
+                    sent = Array(text.utf8) + [0x0D, 0x0A]
+                }
+                if case .send(let earlier) = steps.last {
+                    steps[steps.count - 1] = .send(earlier + sent)
+                } else {
+                    steps.append(.send(sent))
                 }
             } else if line.hasPrefix("S: ") {
                 let expected = String(line.dropFirst(3))
@@ -59,12 +73,36 @@ public struct Dialog: Sendable, CustomStringConvertible {
             } else if line.hasPrefix("S* "), let code = Int(line.dropFirst(3)), (200...599).contains(code) {
                 steps.append(.reply(code))
             } else {
-                throw ParseError(description: "\(name):\(number + 1): expected #, C:, S: or S* code, not '\(line)'")
+                throw ParseError(description: "\(name):\(number + 1): expected #, C:, R:, S: or S* code, not '\(line)'")
             }
         }
         guard let summary else { throw ParseError(description: "\(name): the first line should say what it shows") }
         self.summary = summary
         self.steps = steps
+    }
+
+    /// `\r`, `\n`, `\0`, `\t` and `\\` as the octets they name; nil for any other escape.
+    static func unescape(_ text: String) -> [UInt8]? {
+        var octets: [UInt8] = []
+        var escaped = false
+        for byte in text.utf8 {
+            if escaped {
+                switch byte {
+                case UInt8(ascii: "r"): octets.append(0x0D)
+                case UInt8(ascii: "n"): octets.append(0x0A)
+                case UInt8(ascii: "0"): octets.append(0x00)
+                case UInt8(ascii: "t"): octets.append(0x09)
+                case UInt8(ascii: "\\"): octets.append(byte)
+                default: return nil
+                }
+                escaped = false
+            } else if byte == UInt8(ascii: "\\") {
+                escaped = true
+            } else {
+                octets.append(byte)
+            }
+        }
+        return escaped ? nil : octets
     }
 
     /// The directory of the dialogues, next to the tests.
@@ -85,21 +123,21 @@ public struct Dialog: Sendable, CustomStringConvertible {
         }
     }
 
-    /// Plays the dialogue: `send` writes client lines (each with CRLF), `nextReply` returns the
+    /// Plays the dialogue: `send` writes the client's octets, `nextReply` returns the
     /// server's next reply as the lines it wrote (`250-PIPELINING`, `250 SIZE 1000`), or nil when
     /// there is none (closed, or nothing came). Returns the first mismatch, or nil.
     public func play(
         host: String,
-        send: ([String]) async throws -> Void,
+        send: ([UInt8]) async throws -> Void,
         nextReply: () async throws -> [String]?
     ) async throws -> String? {
         var pending: [String] = []
         for (index, step) in self.steps.enumerated() {
             let at = "\(self.name), step \(index + 1)"
             switch step {
-            case .send(let lines):
+            case .send(let octets):
                 guard pending.isEmpty else { return "\(at): the server said more than the dialogue: \(pending)" }
-                try await send(lines)
+                try await send(octets)
             case .reply(let code):
                 guard pending.isEmpty else { return "\(at): expected a new \(code) reply, not the rest of \(pending)" }
                 guard let reply = try await nextReply() else { return "\(at): expected a \(code) reply, got none" }

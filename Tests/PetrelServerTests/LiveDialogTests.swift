@@ -14,7 +14,7 @@ import Testing
         let client = try await server.connect()
         let mismatch = try await dialog.play(
             host: server.server.configuration.hostname,
-            send: { lines in try await client.sendRaw(Array(lines.map { $0 + "\r\n" }.joined().utf8)) },
+            send: { octets in try await client.sendRaw(octets) },
             nextReply: {
                 guard let reply = await client.read().reply else { return nil }
                 return reply.lines.enumerated().map { index, text in

@@ -27,7 +27,7 @@ import Testing
         var next = 0
         let mismatch = try await dialog.play(
             host: "mx.petrel.test",
-            send: { lines in await harness.send(lines.map { $0 + "\r\n" }.joined()) },
+            send: { octets in await harness.send(octets: octets) },
             nextReply: {
                 guard next < harness.replies.count else { return nil }
                 defer { next += 1 }

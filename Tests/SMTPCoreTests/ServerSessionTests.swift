@@ -351,6 +351,28 @@ import Testing
         #expect(harness.stored.isEmpty)
     }
 
+    /// The text check spans the message's chunks whatever commands the session answers between
+    /// them while the message stays open, and starts afresh only with the next message.
+    @Test(arguments: [
+        ("BDAT 3\r\na\nbNOOP\r\nBDAT 0 LAST\r\n", ["250", "250", "554"]),
+        ("BDAT 3\r\na\nbVRFY bob\r\nHELP\r\nBDAT 2 LAST\r\n\r\n", ["250", "252", "214", "554"]),
+        ("BDAT 3\r\na\0bMAIL FROM:<c@example.net>\r\nBDAT 2 LAST\r\n\r\n", ["250", "503", "554"]),
+        ("BDAT 3\r\na\nbXYZZY\r\nBDAT 2 LAST\r\n\r\n", ["250", "500", "554"]),
+        ("BDAT 2\r\na\rNOOP\r\nBDAT 3 LAST\r\n\nb\n", ["250", "250", "554"]),
+        // A CR at a chunk's end and the LF at the next one's start are one line end.
+        ("BDAT 2\r\na\rNOOP\r\nBDAT 4 LAST\r\n\nb\r\n", ["250", "250", "250"]),
+        // RSET ends the message: what its chunks held does not count against the next one.
+        (
+            "BDAT 3\r\na\nbRSET\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<b@mx.test>\r\nBDAT 4 LAST\r\nok\r\n",
+            ["250", "250", "250", "250", "250"]
+        ),
+    ])
+    func bdatTextIsCheckedAcrossCommands(input: String, replies: [String]) async {
+        var harness = await self.greeted()
+        await harness.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<b@mx.test>\r\n")
+        #expect(await harness.send(input) == replies)
+    }
+
     @Test func shortChunkKeepsWaiting() async {
         var harness = await self.greeted()
         await harness.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<b@mx.test>\r\n")

@@ -67,9 +67,15 @@ struct SessionHarness {
     /// of the replies they caused, e.g. ["250", "354"].
     @discardableResult
     mutating func send(_ text: String) async -> [String] {
+        await self.send(octets: text.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) })
+    }
+
+    /// Like `send`, with the octets as they are.
+    @discardableResult
+    mutating func send(octets: [UInt8]) async -> [String] {
         let before = self.replies.count
         guard !self.closed else { return [] }
-        self.framer.append(ByteBuffer(bytes: text.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) }))
+        self.framer.append(ByteBuffer(bytes: octets))
         await self.drain()
         return self.replies[before...].map { String($0.code) }
     }

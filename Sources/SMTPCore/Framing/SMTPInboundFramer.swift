@@ -21,9 +21,7 @@ public struct SMTPInboundFramer: Sendable {
         case messageData(ByteBuffer)
         case messageEnd(MessageDefects)
         case chunkData(ByteBuffer)
-        /// The end of a chunk; after `BDAT ... LAST`, with what the text check found in the
-        /// message's chunks (as `messageEnd` has for DATA), else nil.
-        case chunkEnd(MessageDefects?)
+        case chunkEnd
         /// The client's line in answer to a 334 challenge (RFC 4954 §4); nil when it was longer
         /// than the limit (and was discarded).
         case saslResponse(ByteBuffer?)
@@ -69,11 +67,6 @@ public struct SMTPInboundFramer: Sendable {
     private var buffer = ByteBuffer()
     private var lineFramer: CommandLineFramer
     private var saslFramer: CommandLineFramer
-    /// The text check of a message's BDAT chunks: started by a BDAT, carried over to the next
-    /// BDAT, ended by `LAST` or by any other command (none of the session's ways from a chunk
-    /// it refused to one it takes goes without a command: MAIL, RCPT or RSET comes between).
-    private var chunkText: MessageTextValidator?
-    private var chunkIsLast = false
 
     /// RFC 4954 §4: a SASL response line may be up to 12288 octets, CRLF excluded.
     public static let saslLineLength = 12_288 + 2
@@ -153,21 +146,15 @@ public struct SMTPInboundFramer: Sendable {
             }
             switch frame {
             case .tooLong:
-                self.chunkText = nil
                 return .commandTooLong
             case .line(let line):
                 let parsed = SMTPCommandParser.parse(line.readableBytesView)
-                if case .success(.bdat) = parsed {} else { self.chunkText = nil }
                 switch parsed {
-                case .success(.bdat(let size, let last)):
+                case .success(.bdat(let size, _)):
                     guard size <= UInt64(self.limits.messageSize) else {
                         self.mode = .paused
                         return .unframeableChunk(.messageTooLarge(limit: self.limits.messageSize))
                     }
-                    if self.chunkText == nil {
-                        self.chunkText = MessageTextValidator(maximumLineLength: self.limits.textLineLength - 2)
-                    }
-                    self.chunkIsLast = last
                     self.enter(.chunk(remaining: size))
                 case .success(.data), .success(.quit), .success(.startTLS), .success(.auth):
                     self.mode = .paused
@@ -211,15 +198,11 @@ public struct SMTPInboundFramer: Sendable {
         case .chunk(let remaining):
             if remaining == 0 {
                 self.enter(.commands)
-                guard self.chunkIsLast else { return .chunkEnd(nil) }
-                let defects = self.chunkText?.finalDefects ?? []
-                self.chunkText = nil
-                return .chunkEnd(defects)
+                return .chunkEnd
             }
             guard self.buffer.readableBytes > 0 else { return nil }
             let length = Int(min(UInt64(self.buffer.readableBytes), remaining))
             let slice = self.buffer.readSlice(length: length)!
-            self.chunkText?.inspect(slice)
             self.mode = .chunk(remaining: remaining - UInt64(length))
             return .chunkData(slice)
         }

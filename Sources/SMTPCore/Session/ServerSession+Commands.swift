@@ -211,6 +211,7 @@ extension ServerSession {
                 return .none
             }
             self.state = .openingChunk(transaction, size: size, last: last)
+            self.chunkValidator = MessageTextValidator(maximumLineLength: self.limits.textLineLength - 2)
             return .openMessage(transaction)
         case .chunksPending(var transaction):
             let (total, overflow) = transaction.chunkedSize.addingReportingOverflow(size)

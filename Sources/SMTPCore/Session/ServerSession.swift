@@ -144,10 +144,13 @@ public struct ServerSession: Sendable {
     /// The negotiated TLS parameters, once the handshake is done.
     public private(set) var tls: TLSInfo?
     public private(set) var authenticatedUser: String?
+    /// Line rules for the BDAT message being received (DATA content is checked by the framer).
+    var chunkValidator: MessageTextValidator
 
     public init(configuration: Configuration) {
         self.configuration = configuration
         self.tlsActive = configuration.implicitTLS
+        self.chunkValidator = MessageTextValidator(maximumLineLength: configuration.limits.textLineLength - 2)
     }
 
     var hostname: String { self.configuration.hostname }
@@ -223,27 +226,29 @@ public struct ServerSession: Sendable {
             let hadMessage = self.hasOpenMessage
             self.state = .closed
             return hadMessage ? .discardMessage(reply: reply, then: .close) : .reply(reply, then: .close)
-        case .messageData(let content), .chunkData(let content):
-            // Content of the message being received goes to storage; a refused chunk goes nowhere.
+        case .messageData(let content):
+            // DATA content was checked by the framer, which reads it only after our 354.
             return self.isReceivingContent ? .storeContent(content) : .none
+        case .chunkData(let content):
+            // A chunk of the message goes to storage and through its text check; a refused
+            // chunk (read all the same, RFC 3030 §2) goes nowhere.
+            guard case .receivingChunk = self.state else { return .none }
+            self.chunkValidator.inspect(content)
+            return .storeContent(content)
         case .messageEnd(let defects):
             guard case .receivingData(let transaction) = self.state else { return self.internalError() }
             return self.finishMessage(transaction, defects: defects)
-        case .chunkEnd(let defects):
-            return self.chunkEnded(defects: defects)
+        case .chunkEnd:
+            return self.chunkEnded()
         case .saslResponse(let line):
             return self.saslResponse(line)
         }
     }
 
-    private mutating func chunkEnded(defects: MessageDefects?) -> Action {
+    private mutating func chunkEnded() -> Action {
         switch self.state {
         case .receivingChunk(let transaction, let last):
-            if last {
-                // The framer checks the text of every chunk it frames, and says so after LAST.
-                guard let defects else { return self.internalError() }
-                return self.finishMessage(transaction, defects: defects)
-            }
+            if last { return self.finishMessage(transaction, defects: self.chunkValidator.finalDefects) }
             self.state = .chunksPending(transaction)
             return self.respond(.chunkAccepted(octets: transaction.chunkedSize))
         case .discardingChunk(let reply, let resume):
