@@ -4,7 +4,7 @@ import SMTPCore
 
 /// One SASL exchange against the account database: drives `SASLServer`, checks passwords on
 /// their own threads (`PasswordChecks`: yescrypt is slow by design), and counts failures per
-/// client and per account (`AuthenticationFailures`).
+/// client and per account (`LoginFailures`).
 ///
 /// Whether the account exists must not show: an unknown user's password is checked against a
 /// decoy hash of the same cost, its SCRAM salt is derived from the server's stored secret and the
@@ -14,7 +14,7 @@ import SMTPCore
 actor AccountAuthentication: AuthenticationExchange {
     private var sasl: SASLServer
     private let accounts: any AccountDirectory
-    private let failures: AuthenticationFailures
+    private let failures: LoginFailures
     private let checks: PasswordChecks
     private let connection: ConnectionInfo
     private let hostname: String
@@ -33,7 +33,7 @@ actor AccountAuthentication: AuthenticationExchange {
     init(
         sasl: SASLServer,
         accounts: any AccountDirectory,
-        failures: AuthenticationFailures,
+        failures: LoginFailures,
         checks: PasswordChecks,
         connection: ConnectionInfo,
         hostname: String,
@@ -134,7 +134,7 @@ actor AccountAuthentication: AuthenticationExchange {
         self.account = (try? AccountAddress(validating: username))?.description
     }
 
-    /// Waits for the named account's turn (`AuthenticationFailures.turn`); false when its checks
+    /// Waits for the named account's turn (`LoginFailures.turn`); false when its checks
     /// are too many to wait for.
     private func waitForTurn() async -> Bool {
         guard let account = self.account else { return true }

@@ -21,7 +21,7 @@ public final class MailReceiver: SMTPMailReceiver {
     let ids: QueueIDGenerator
     /// Told the id of each message queued for other servers.
     let queued: @Sendable (String) -> Void
-    let failures: AuthenticationFailures
+    let failures: LoginFailures
     let checks: PasswordChecks
     let inbound: InboundAuthentication
     let metrics: IntakeMetrics
@@ -39,7 +39,7 @@ public final class MailReceiver: SMTPMailReceiver {
         hostname: String,
         ids: QueueIDGenerator,
         queued: @escaping @Sendable (String) -> Void,
-        failures: AuthenticationFailures,
+        failures: LoginFailures,
         checks: PasswordChecks,
         inbound: InboundAuthentication,
         metrics: IntakeMetrics,

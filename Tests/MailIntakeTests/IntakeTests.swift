@@ -29,7 +29,7 @@ import Testing
         /// Make every commit fail, as a full disk would.
         let failCommits = NIOLockedValueBox(false)
 
-        func beginMessage(id: String, local: Bool, queued: Bool) -> any MessageWriting {
+        func beginMessage(id: String, local: Bool, queued: Bool) -> MemoryMessage {
             MemoryMessage(id: id, store: self)
         }
     }
@@ -101,7 +101,7 @@ import Testing
                 hostname: "mx.example.test",
                 ids: QueueIDGenerator(),
                 queued: { _ in },
-                failures: AuthenticationFailures(policy: Configuration.LoginFailurePolicy()),
+                failures: LoginFailures(policy: Configuration.LoginFailurePolicy()),
                 checks: self.checks,
                 inbound: InboundAuthentication(policy: policy, resolver: NoDNS(), hostname: "mx.example.test"),
                 metrics: IntakeMetrics(factory: NOOPMetricsHandler.instance),

@@ -23,7 +23,7 @@ import PetrelConfiguration
 /// before (within `trustedFor`) skips the turns; from anywhere else the user waits at most
 /// `accountDelayMax` (or retries after a 454) while the attack lasts, and not at all once its
 /// failures are older than the window.
-public final class AuthenticationFailures: Sendable {
+public final class LoginFailures: Sendable {
     private struct ClientRecord {
         var failures: [ContinuousClock.Instant] = []
         var blockedUntil: ContinuousClock.Instant?
@@ -41,7 +41,7 @@ public final class AuthenticationFailures: Sendable {
         /// Clients that logged in to an account, and when they last did.
         var trusted: [String: [String: ContinuousClock.Instant]] = [:]
         /// Past this many records a table is pruned (then this doubles with what remained).
-        var pruneAt = AuthenticationFailures.pruneThreshold
+        var pruneAt = LoginFailures.pruneThreshold
     }
 
     /// What to do about a password check for an account.

@@ -5,20 +5,20 @@ import Testing
 @testable import MailIntake
 
 /// The limits on password guessing, on a clock the test moves by hand.
-@Suite struct AuthenticationFailuresTests {
+@Suite struct LoginFailuresTests {
     final class Clock: Sendable {
         private let current = NIOLockedValueBox(ContinuousClock.now)
         var now: ContinuousClock.Instant { self.current.withLockedValue { $0 } }
         func advance(_ duration: Duration) { self.current.withLockedValue { $0 += duration } }
     }
 
-    static func failures(_ clock: Clock, failures: Int = 3, accountDelayMax: Int = 8) -> AuthenticationFailures {
+    static func failures(_ clock: Clock, failures: Int = 3, accountDelayMax: Int = 8) -> LoginFailures {
         var policy = Configuration.LoginFailurePolicy()
         policy.failures = failures
         policy.window = 600
         policy.block = 600
         policy.accountDelayMax = accountDelayMax
-        return AuthenticationFailures(policy: policy, now: { clock.now })
+        return LoginFailures(policy: policy, now: { clock.now })
     }
 
     /// An IPv6 client is its /64 (as for the connection limits): moving to another address in
@@ -104,7 +104,7 @@ import Testing
             )
             if index % 10_000 == 9_999 { clock.advance(.seconds(601)) }
         }
-        #expect(failures.tableSizes.clients <= 2 * AuthenticationFailures.pruneThreshold + 10_000)
-        #expect(failures.tableSizes.accounts <= 2 * AuthenticationFailures.pruneThreshold + 10_000)
+        #expect(failures.tableSizes.clients <= 2 * LoginFailures.pruneThreshold + 10_000)
+        #expect(failures.tableSizes.accounts <= 2 * LoginFailures.pruneThreshold + 10_000)
     }
 }
