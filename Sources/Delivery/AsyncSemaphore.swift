@@ -24,22 +24,22 @@ actor AsyncSemaphore {
     }
 }
 
-/// One semaphore per destination, made when first needed and dropped when unused.
-actor SemaphoreTable {
+/// One semaphore per key (a destination), made when first needed and dropped when unused.
+actor SemaphoreTable<Key: Hashable & Sendable> {
     private let permits: Int
-    private var table: [String: (semaphore: AsyncSemaphore, users: Int)] = [:]
+    private var table: [Key: (semaphore: AsyncSemaphore, users: Int)] = [:]
 
     init(permits: Int) {
         self.permits = permits
     }
 
-    func acquire(_ key: String) async {
+    func acquire(_ key: Key) async {
         let semaphore = self.table[key]?.semaphore ?? AsyncSemaphore(self.permits)
         self.table[key] = (semaphore, (self.table[key]?.users ?? 0) + 1)
         await semaphore.acquire()
     }
 
-    func release(_ key: String) async {
+    func release(_ key: Key) async {
         guard let entry = self.table[key] else { return }
         self.table[key] = entry.users > 1 ? (entry.semaphore, entry.users - 1) : nil
         await entry.semaphore.release()

@@ -25,18 +25,14 @@ public enum Destination: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// The name connections to this destination are counted under
-    /// (`delivery.connections_per_domain`).
-    var connectionKey: String {
+    public var description: String {
         switch self {
-        case .local: return ""
-        case .relay: return "[relay]"
+        case .local: return "our domains"
+        case .relay: return "the relay"
         case .domain(let domain): return domain
-        case .addressLiteral: return "[literal]"
+        case .addressLiteral: return "an address literal"
         }
     }
-
-    public var description: String { self.connectionKey }
 }
 
 /// Which transactions deliver a message's due recipients: one group per destination, cut into

@@ -13,7 +13,8 @@ public struct RemoteCourier: Courier {
     let settings: DeliverySettings
     let logger: Logger
     let connections: AsyncSemaphore
-    let destinations: SemaphoreTable
+    /// `delivery.connections_per_domain`, counted per destination (each domain, the relay).
+    let destinations: SemaphoreTable<Destination>
 
     public init(router: Router, client: SMTPClient, settings: DeliverySettings, logger: Logger) {
         self.router = router
@@ -83,7 +84,7 @@ public struct RemoteCourier: Courier {
                     credentials: relay?.credentials
                 )
                 await self.connections.acquire()
-                await self.destinations.acquire(parcel.destination.connectionKey)
+                await self.destinations.acquire(parcel.destination)
                 var attempt = await self.client.deliver(envelope, message: parcel.message, to: target)
                 if let failure = attempt.tlsFailed, target.tlsPolicy == .opportunistic {
                     // RFC 7435: a server whose TLS does not work still gets the mail, in plaintext.
@@ -94,7 +95,7 @@ public struct RemoteCourier: Courier {
                     target.tlsPolicy = .never
                     attempt = await self.client.deliver(envelope, message: parcel.message, to: target)
                 }
-                await self.destinations.release(parcel.destination.connectionKey)
+                await self.destinations.release(parcel.destination)
                 await self.connections.release()
                 let outcomes = attempt.outcome.recipients.map { result -> DeliveryResult in
                     switch result {
@@ -112,7 +113,11 @@ public struct RemoteCourier: Courier {
                 }
             }
         }
-        let nobody = SMTPReply(451, EnhancedStatusCode(4, 4, 1), "no MX host of \(parcel.destination) answered")
+        let nobody = SMTPReply(
+            451,
+            EnhancedStatusCode(4, 4, 1),
+            parcel.destination == .relay ? "the relay did not answer" : "no MX host of \(parcel.destination) answered"
+        )
         return CourierReport(
             tries: tries,
             results: results ?? parcel.recipients.map { _ in .deferred(nobody) },

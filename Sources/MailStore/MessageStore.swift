@@ -84,7 +84,7 @@ public final class MessageStore: Sendable {
     /// - Parameters:
     ///   - local: it has local mailboxes (a Maildir copy is written).
     ///   - queued: it has recipients at other servers (a queue copy is written).
-    public func createMessage(id: String, local: Bool, queued: Bool) -> IncomingMessageFile {
+    public func beginMessage(id: String, local: Bool, queued: Bool) -> IncomingMessageFile {
         IncomingMessageFile(store: self, id: id, local: local, queued: queued)
     }
 
@@ -103,41 +103,46 @@ public final class MessageStore: Sendable {
 }
 
 extension MessageStore {
-    /// Delivers a queued message (CRLF line ends) into local mailboxes, with LF line ends like
-    /// every Maildir copy; durable when it returns.
-    public func deliverQueued(id: String, to mailboxes: [String]) async throws(StoreError) {
-        let source = self.queue.messagePath(id)
+    /// Delivers a message (CRLF line ends) into local mailboxes, with LF line ends like every
+    /// Maildir copy; durable when it returns. Written once to `incoming/`, then linked into each.
+    public func deliver(_ content: any MessageContent, id: String, to mailboxes: [String]) async throws(StoreError) {
         let spoolPath = self.incomingDirectory + "/\(id).local"
-        do {
-            try await self.threadPool.runIfActive { [self] in
-                POSIXFile.remove(spoolPath)  // left by a crash
-                let spool = try SpoolFile(path: spoolPath, unixLineEnds: true)
-                let input = open(source, O_RDONLY | O_CLOEXEC)
-                guard input >= 0 else {
-                    spool.abandon()
-                    throw StoreError(operation: "open", path: source, errno: errno)
-                }
-                defer { close(input) }
+        let spool = try await self.onThreadPool {
+            POSIXFile.remove(spoolPath)  // left by a crash
+            return try SpoolFile(path: spoolPath, unixLineEnds: true)
+        }
+        do throws(StoreError) {
+            var offset = 0
+            while true {
+                let block: [UInt8]
                 do {
-                    var block = [UInt8](repeating: 0, count: 65_536)
-                    while true {
-                        let count = read(input, &block, block.count)
-                        guard count >= 0 else { throw StoreError(operation: "read", path: source, errno: errno) }
-                        try spool.write(ByteBuffer(bytes: block[..<count]), final: count == 0)
-                        if count == 0 { break }
-                    }
-                    try spool.finish()
-                    _ = try self.maildirs.deliver(spoolPath, id: id, size: spool.size, to: mailboxes)
+                    block = try await content.read(at: offset, count: 65_536)
                 } catch {
-                    spool.abandon()
-                    throw error
+                    throw (error as? StoreError) ?? StoreError.io(operation: "read", path: "message \(id)", errno: EIO)
                 }
+                offset += block.count
+                try await self.onThreadPool { try spool.write(ByteBuffer(bytes: block), final: block.isEmpty) }
+                if block.isEmpty { break }
+            }
+            try await self.onThreadPool {
+                try spool.finish()
+                _ = try self.maildirs.deliver(spoolPath, id: id, size: spool.size, to: mailboxes)
                 POSIXFile.remove(spoolPath)
             }
+        } catch {
+            spool.abandon()
+            throw error
+        }
+    }
+
+    /// Runs on the thread pool; anything but a `StoreError` (the pool shut down) becomes one.
+    private func onThreadPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws(StoreError) -> T {
+        do {
+            return try await self.threadPool.runIfActive { try body() }
         } catch let error as StoreError {
             throw error
         } catch {
-            throw StoreError.io(operation: "deliver", path: source, errno: EIO)
+            throw StoreError.io(operation: "deliver", path: self.incomingDirectory, errno: ECANCELED)
         }
     }
 }

@@ -9,11 +9,13 @@ import NIOCore
 /// and in the queue, and survives a crash or power loss; when it throws, nothing of it was
 /// promised and nothing of it is left where a reader would find it.
 public protocol MessageStoring: Sendable {
+    /// What the engine writes a message with.
+    associatedtype Writer: MessageWriting
     /// Starts a message. Nothing need touch the disk yet.
     /// - Parameters:
     ///   - local: it has local mailboxes.
     ///   - queued: it has recipients at other servers.
-    func beginMessage(id: String, local: Bool, queued: Bool) -> any MessageWriting
+    func beginMessage(id: String, local: Bool, queued: Bool) -> Writer
 }
 
 /// One message being received, written as it arrives. Used by one connection task at a time.
@@ -39,10 +41,6 @@ public protocol MessageWriting: Actor {
     func discard() async
 }
 
-extension MessageStore: MessageStoring {
-    public func beginMessage(id: String, local: Bool, queued: Bool) -> any MessageWriting {
-        self.createMessage(id: id, local: local, queued: queued)
-    }
-}
+extension MessageStore: MessageStoring {}
 
 extension IncomingMessageFile: MessageWriting {}

@@ -17,21 +17,13 @@ public protocol QueueStore: Sendable {
     func add(message: [UInt8], entry: QueueEntry) async throws(StoreError)
     func remove(_ id: String) async throws(StoreError)
     /// A queued message's content, to read from.
-    func content(of id: String) async throws -> any QueuedContent
+    func content(of id: String) async throws -> any MessageContent
     /// Takes in what `petrel sendmail` left for the queue; returns the ids taken.
     func adoptPickedUp() async throws(StoreError) -> [String]
     /// Requests from `petrel queue` (`<id>.<request>` names, `all.retry`).
     func pendingRequests() async throws(StoreError) -> [String]
     /// Marks a request done.
     func finishRequest(_ name: String) async
-}
-
-/// A queued message's octets, read in blocks. Used by one task at a time; closed when done.
-public protocol QueuedContent: Sendable {
-    var size: Int { get }
-    /// Up to `count` octets from `offset`; fewer at the end, none past it.
-    func read(at offset: Int, count: Int) async throws -> [UInt8]
-    func close()
 }
 
 /// The embedded queue: `OutboundQueue`'s files, worked on the thread pool.
@@ -66,7 +58,7 @@ public struct EmbeddedQueue: QueueStore {
         try await self.run { try self.files.remove(id) }
     }
 
-    public func content(of id: String) async throws -> any QueuedContent {
+    public func content(of id: String) async throws -> any MessageContent {
         let path = self.files.messagePath(id)
         let file = try await self.threadPool.runIfActive { try ReadOnlyFile(path: path) }
         return FileContent(file: file, threadPool: self.threadPool)
@@ -97,7 +89,7 @@ public struct EmbeddedQueue: QueueStore {
 }
 
 /// A queue file read on the thread pool.
-struct FileContent: QueuedContent {
+struct FileContent: MessageContent {
     let file: ReadOnlyFile
     let threadPool: NIOThreadPool
 

@@ -133,7 +133,7 @@ public final class PetrelServer: Sendable {
                 hostname: configuration.hostname,
                 ids: ids,
                 queued: { runner.enqueued($0) },
-                failures: AuthenticationFailures(policy: configuration.loginFailures),
+                failures: LoginFailures(policy: configuration.loginFailures),
                 checks: passwordChecks,
                 inbound: InboundAuthentication(
                     policy: configuration.inbound,
@@ -331,7 +331,12 @@ public final class PetrelServer: Sendable {
         )
         let signers = SignerCache(keys: DKIMKeyStore(dataDirectory: configuration.dataDirectory), logger: logger)
         let couriers = QueueRunner.Couriers(
-            local: LocalCourier(accounts: accounts, resolver: configuration.recipientResolver, mailboxes: store),
+            local: LocalCourier(
+                accounts: accounts,
+                resolver: configuration.recipientResolver,
+                queue: store.queueStore,
+                mailboxes: store
+            ),
             remote: RemoteCourier(
                 router: Router(
                     resolver: resolver,

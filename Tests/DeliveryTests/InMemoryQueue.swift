@@ -55,7 +55,7 @@ final class InMemoryQueue: QueueStore {
         }
     }
 
-    func content(of id: String) async throws -> any QueuedContent {
+    func content(of id: String) async throws -> any MessageContent {
         guard let bytes = self.state.withLockedValue({ $0.messages[id] }) else {
             throw StoreError.io(operation: "open", path: id, errno: 2)
         }
@@ -82,7 +82,7 @@ final class InMemoryQueue: QueueStore {
         self.state.withLockedValue { $0.requests.removeAll { $0 == name } }
     }
 
-    struct Content: QueuedContent {
+    struct Content: MessageContent {
         let bytes: [UInt8]
         var size: Int { self.bytes.count }
 

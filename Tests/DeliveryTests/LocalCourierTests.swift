@@ -40,12 +40,15 @@ struct MemoryAccounts: AccountDirectory, DirectoryLookup {
 
 /// Mailboxes that record what was delivered to them.
 final class MemoryMailboxes: MailboxStore {
-    let deliveries = NIOLockedValueBox<[(id: String, mailboxes: [String])]>([])
+    let deliveries = NIOLockedValueBox<[(id: String, mailboxes: [String], text: String)]>([])
     let failure = NIOLockedValueBox<StoreError?>(nil)
 
-    func deliverQueued(id: String, to mailboxes: [String]) async throws(StoreError) {
+    func deliver(_ content: any MessageContent, id: String, to mailboxes: [String]) async throws(StoreError) {
         if let failure = self.failure.withLockedValue({ $0 }) { throw failure }
-        self.deliveries.withLockedValue { $0.append((id, mailboxes)) }
+        var bytes: [UInt8] = []
+        while let block = try? await content.read(at: bytes.count, count: 7), !block.isEmpty { bytes += block }
+        let text = String(decoding: bytes, as: UTF8.self)
+        self.deliveries.withLockedValue { $0.append((id, mailboxes, text)) }
     }
 }
 
@@ -58,11 +61,27 @@ struct LocalCourierTests {
     )
     let mailboxes = MemoryMailboxes()
     let resolver = RecipientResolver(domains: ["petrel.test"])
+    static let message = "Return-Path: <>\r\nSubject: report\r\n\r\nbody\r\n"
+    let queue: InMemoryQueue = {
+        let queue = InMemoryQueue()
+        let entry = QueueEntry(
+            id: "Q1",
+            createdAt: 0,
+            sender: "",
+            recipients: ["alice@petrel.test"],
+            smtpUTF8: false,
+            body: nil,
+            authenticatedUser: nil
+        )
+        queue.put(entry, message: LocalCourierTests.message)
+        return queue
+    }()
 
     func deliver(_ recipients: [Mailbox], accounts: MemoryAccounts? = nil) async -> [String] {
         let courier = LocalCourier(
             accounts: accounts ?? self.accounts,
             resolver: self.resolver,
+            queue: self.queue,
             mailboxes: self.mailboxes
         )
         let parcel = Parcel(
@@ -106,6 +125,7 @@ struct LocalCourierTests {
         let deliveries = self.mailboxes.deliveries.withLockedValue { $0 }
         #expect(deliveries.map(\.id) == ["Q1"])
         #expect(deliveries.map(\.mailboxes) == [["alice@petrel.test", "bob@petrel.test"]])
+        #expect(deliveries.map(\.text) == [Self.message], "the queued content whole, Return-Path included")
     }
 
     @Test func aFullDiskDefersWhatWouldHaveBeenDelivered() async {
@@ -121,5 +141,11 @@ struct LocalCourierTests {
         let results = await self.deliver(["alice@petrel.test"], accounts: broken)
         #expect(results == ["deferred 451 4.3.0 account lookup failed"])
         #expect(self.mailboxes.deliveries.withLockedValue { $0 }.isEmpty)
+    }
+
+    @Test func aMessageGoneFromTheQueueDefers() async {
+        self.queue.state.withLockedValue { $0.messages["Q1"] = nil }
+        let results = await self.deliver(["alice@petrel.test"])
+        #expect(results == ["deferred 451 4.3.0 Local error in processing; try again later"])
     }
 }

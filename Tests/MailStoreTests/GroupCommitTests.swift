@@ -24,7 +24,7 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<count {
                 group.addTask {
-                    let message = store.createMessage(id: "M\(index)", local: true, queued: index % 10 == 0)
+                    let message = store.beginMessage(id: "M\(index)", local: true, queued: index % 10 == 0)
                     await message.append(ByteBuffer(string: "Subject: \(index)\r\n\r\nbody \(index)\r\n"))
                     try await message.commit(
                         header: "Return-Path: <a@b>\r\n",

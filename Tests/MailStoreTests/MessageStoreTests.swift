@@ -43,7 +43,7 @@ final class TemporaryDirectory {
 
     @Test func commitLinksOneFileIntoEveryMailbox() async throws {
         #expect(try await self.store.prepare() == MessageStore.Preparation())
-        let message = self.store.createMessage(id: "ID1", local: true, queued: false)
+        let message = self.store.beginMessage(id: "ID1", local: true, queued: false)
         await message.append(ByteBuffer(string: "Subject: hi\r\n\r\nbody\r"))
         await message.append(ByteBuffer(string: "\nlast\r\n"))
         try await message.commit(
@@ -75,7 +75,7 @@ final class TemporaryDirectory {
 
     @Test func discardLeavesNothing() async throws {
         _ = try await self.store.prepare()
-        let message = self.store.createMessage(id: "ID2", local: true, queued: true)
+        let message = self.store.beginMessage(id: "ID2", local: true, queued: true)
         await message.append(ByteBuffer(string: String(repeating: "z", count: 200_000)))
         #expect(self.files(self.store.incomingDirectory) == ["ID2", "ID2.eml"])
         await message.discard()
@@ -96,7 +96,7 @@ final class TemporaryDirectory {
     @Test(arguments: ["", "../escape@example.test", "a/b@example.test", ".hidden@example.test"])
     func unsafeMailboxNamesAreRefusedAndNothingStays(_ name: String) async throws {
         _ = try await self.store.prepare()
-        let message = self.store.createMessage(id: "ID3", local: true, queued: false)
+        let message = self.store.beginMessage(id: "ID3", local: true, queued: false)
         await #expect(throws: StoreError.self) {
             try await message.commit(header: "X: y\r\n", to: ["good@example.test", name], queueEntry: nil)
         }
@@ -110,10 +110,10 @@ final class TemporaryDirectory {
 
     @Test func aRemovedMaildirIsMadeAgain() async throws {
         _ = try await self.store.prepare()
-        let first = self.store.createMessage(id: "ID4", local: true, queued: false)
+        let first = self.store.beginMessage(id: "ID4", local: true, queued: false)
         try await first.commit(header: "X: y\r\n", to: ["alice@example.test"], queueEntry: nil)
         try FileManager.default.removeItem(atPath: self.store.maildirs.path(for: "alice@example.test"))
-        let second = self.store.createMessage(id: "ID5", local: true, queued: false)
+        let second = self.store.beginMessage(id: "ID5", local: true, queued: false)
         try await second.commit(header: "X: y\r\n", to: ["alice@example.test"], queueEntry: nil)
         #expect(self.files(self.store.maildirs.path(for: "alice@example.test") + "/new").count == 1)
         try await self.pool.shutdownGracefully()
@@ -124,7 +124,7 @@ final class TemporaryDirectory {
     /// Maildir++ folder.
     @Test func headerIsPrependedToLargeMessagesAndJunkGoesToItsFolder() async throws {
         _ = try await self.store.prepare()
-        let message = self.store.createMessage(id: "LARGE", local: true, queued: true)
+        let message = self.store.beginMessage(id: "LARGE", local: true, queued: true)
         let line = String(repeating: "y", count: 998) + "\r\n"
         await message.append(ByteBuffer(string: "Subject: big\r\n\r\n"))
         for _ in 0..<200 { await message.append(ByteBuffer(string: line)) }
@@ -164,7 +164,7 @@ final class TemporaryDirectory {
         defer { _ = run("/bin/umount", [mountPoint]) }
         let store = MessageStore(dataDirectory: mountPoint + "/data", hostname: "mx.test", threadPool: self.pool)
         _ = try await store.prepare()
-        let message = store.createMessage(id: "BIG", local: true, queued: false)
+        let message = store.beginMessage(id: "BIG", local: true, queued: false)
         for _ in 0..<10 { await message.append(ByteBuffer(string: String(repeating: "x", count: 65_536))) }
         await #expect(throws: StoreError.insufficientStorage(path: store.incomingDirectory + "/BIG")) {
             try await message.commit(header: "X: y\r\n", to: ["alice@example.test"], queueEntry: nil)
@@ -172,7 +172,7 @@ final class TemporaryDirectory {
         #expect(self.files(store.incomingDirectory).isEmpty)
         #expect(self.files(store.maildirs.path(for: "alice@example.test") + "/new").isEmpty)
         // Once there is room again, mail flows.
-        let small = store.createMessage(id: "SMALL", local: true, queued: false)
+        let small = store.beginMessage(id: "SMALL", local: true, queued: false)
         try await small.commit(header: "X: y\r\n", to: ["alice@example.test"], queueEntry: nil)
         #expect(self.files(store.maildirs.path(for: "alice@example.test") + "/new").count == 1)
         try await self.pool.shutdownGracefully()

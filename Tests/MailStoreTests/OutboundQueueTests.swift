@@ -23,7 +23,7 @@ extension MessageStoreTests {
     /// CRLF original in the queue with its envelope.
     @Test func mixedLocalAndRemote() async throws {
         _ = try await self.store.prepare()
-        let message = self.store.createMessage(id: "Q1", local: true, queued: true)
+        let message = self.store.beginMessage(id: "Q1", local: true, queued: true)
         await message.append(ByteBuffer(string: "Subject: hi\r\n\r\nbody\r\n"))
         try await message.commit(header: "Received: x\r\n", to: ["dave@example.test"], queueEntry: self.entry("Q1"))
         let maildir = self.store.maildirs.path(for: "dave@example.test") + "/new"
@@ -45,7 +45,7 @@ extension MessageStoreTests {
     /// an envelope nobody can read. Start-up removes the first two and sets the last aside.
     @Test func recoveryAfterACrash() async throws {
         _ = try await self.store.prepare()
-        let message = self.store.createMessage(id: "KEEP", local: false, queued: true)
+        let message = self.store.beginMessage(id: "KEEP", local: false, queued: true)
         await message.append(ByteBuffer(string: "Subject: keep\r\n\r\n"))
         try await message.commit(header: "X: y\r\n", to: [], queueEntry: self.entry("KEEP"))
         let queue = self.store.queue.directory
