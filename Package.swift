@@ -30,14 +30,11 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
-        .target(
-            name: "MailCore",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
-        ),
+        .target(name: "MailCore"),
         .target(name: "DNSCore", dependencies: ["PetrelSystem"]),
         // The platform's C library (Glibc or Darwin), re-exported from one place.
         .target(name: "PetrelSystem"),
-        // How the NIO glue writes addresses and TLS versions, and Duration as TimeAmount.
+        // How the NIO glue writes socket addresses and TLS versions in logs and replies.
         .target(
             name: "NIOSupport",
             dependencies: [
@@ -93,7 +90,6 @@ let package = Package(
                 "SMTPClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -290,6 +286,7 @@ let package = Package(
             dependencies: [
                 "SMTPServer",
                 "SMTPCore",
+                "MailCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -306,6 +303,7 @@ let package = Package(
                 "PetrelTestSupport",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             resources: [.copy("Fixtures")]
         ),
@@ -320,7 +318,14 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "MailCore", "PetrelTestSupport"]),
+        .testTarget(
+            name: "MailStoreTests",
+            dependencies: [
+                "MailStore", "MailCore", "PetrelTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "MailIntakeTests",
             dependencies: [
@@ -364,6 +369,9 @@ let package = Package(
                 "ServerTestSupport",
                 "SMTPDialogs",
                 "SMTPCore",
+                "MailCore",
+                "MailAuth",
+                "DNSCore",
                 "MailIntake",
                 "PetrelServer",
                 "PetrelConfiguration",
@@ -373,6 +381,7 @@ let package = Package(
                 "MailStore",
                 "Accounts",
                 "petrel",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
