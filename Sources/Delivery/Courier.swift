@@ -3,7 +3,9 @@ import SMTPClient
 import SMTPCore
 
 /// What became of one recipient in one attempt. Delivery's own type: each courier says in it
-/// what its transport answered, so nothing of a transport's types reaches the runner.
+/// what its transport answered, so no connection or session type reaches the runner (of
+/// SMTPClient it sees only `OutgoingMessage`, what a parcel's message is streamed as, and
+/// `TLSDetails`, what a try logs).
 public enum DeliveryResult: Hashable, Sendable {
     case delivered(SMTPReply)
     /// A 4xx, a lost connection, a timeout, DNS trouble: tried again later.
@@ -92,6 +94,16 @@ public struct CourierReport: Sendable {
     /// One try that settles every recipient.
     public init(via: String?, results: [DeliveryResult]) {
         self.init(tries: [Try(via: via, results: results)], results: results)
+    }
+
+    /// One result for each of a parcel's `count` recipients: any a (defective) courier gave
+    /// none is deferred, so it is tried again later rather than left due at once for ever.
+    func results(count: Int) -> [DeliveryResult] {
+        (0..<count).map {
+            $0 < self.results.count
+                ? self.results[$0]
+                : .deferred(SMTPReply(451, EnhancedStatusCode(4, 3, 0), "no result from the courier"))
+        }
     }
 }
 

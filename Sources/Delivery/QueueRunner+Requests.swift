@@ -6,7 +6,12 @@ extension QueueRunner {
     /// `petrel sendmail` leaves messages in `pickup/`; `petrel queue` leaves requests in
     /// `queue/control/` (`ID.retry`, `ID.delete`, `ID.bounce`, `all.retry`), removed once done.
     func handleRequests() async {
-        let adopted = (try? await self.queue.adoptPickedUp()) ?? []
+        var adopted: [String] = []
+        do {
+            adopted = try await self.queue.adoptPickedUp()
+        } catch {
+            self.logger.error("cannot take messages from pickup", metadata: ["error": "\(error)"])
+        }
         for id in adopted {
             self.logger.info("picked up", metadata: ["id": "\(id)"])
             self.enqueued(id)

@@ -178,7 +178,9 @@ public final class QueueRunner: Service, Sendable {
         do {
             entry = try await self.queue.entry(id)
         } catch {
-            self.forget(id)  // deleted meanwhile
+            // Deleted meanwhile, or unreadable: left to `petrel queue` and a human, not retried.
+            self.logger.warning("cannot read queue entry", metadata: ["id": "\(id)", "error": "\(error)"])
+            self.forget(id)
             return
         }
         self.state.withLockedValue { $0.arrivals[id] = entry.createdAt }
@@ -238,26 +240,6 @@ public final class QueueRunner: Service, Sendable {
         }
     }
 
-    /// The keys that sign a message: those of our domain (or the domain its subdomain belongs
-    /// to) when the message speaks only for that domain: one From field, read as `AuthorFields`
-    /// reads it, every address in it there. Submission makes sure a user may use those
-    /// addresses; `petrel sendmail` is trusted as the server's own local user, as Postfix's is.
-    /// A message whose From names several domains, or none of ours, is not signed at all.
-    func signers(for header: HeaderSection) -> [DKIMSigner] {
-        let from = header.fields(named: "From")
-        guard from.count == 1, let addresses = AuthorFields.addresses(in: from[0].value) else { return [] }
-        var signing: String?
-        for address in addresses {
-            guard let domain = AddressList.domain(of: address),
-                let ours = self.settings.localDomains.filter({ domain == $0 || domain.hasSuffix("." + $0) })
-                    .max(by: { $0.count < $1.count }),
-                signing == nil || signing == ours
-            else { return [] }
-            signing = ours
-        }
-        return signing.map(self.signers) ?? []
-    }
-
     func isLocal(_ address: Mailbox) -> Bool {
         Destination(of: address, localDomains: self.settings.localDomains, relay: false) == .local
     }
@@ -308,7 +290,13 @@ public final class QueueRunner: Service, Sendable {
                         tls: attempt.tls
                     )
                 }
-                for (index, result) in zip(transaction.indices, report.results) {
+                if report.results.count != transaction.indices.count {
+                    self.logger.error(
+                        "courier gave \(report.results.count) results for \(transaction.indices.count) recipients",
+                        metadata: ["id": "\(entry.id)"]
+                    )
+                }
+                for (index, result) in zip(transaction.indices, report.results(count: transaction.indices.count)) {
                     self.settle(&entry.recipients[index], result, remoteMTA: report.remoteMTA, entry: entry, now: now)
                 }
                 await self.save(entry)

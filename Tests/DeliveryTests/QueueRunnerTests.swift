@@ -18,6 +18,8 @@ final class ScriptedCourier: Courier {
 
     private let answer: NIOLockedValueBox<@Sendable (String) -> DeliveryResult>
     private let log = NIOLockedValueBox<[Delivered]>([])
+    /// A defective courier: answers for all recipients but the last.
+    let omitsLastResult = NIOLockedValueBox(false)
 
     init(_ answer: @escaping @Sendable (String) -> DeliveryResult = { _ in .delivered(.ok) }) {
         self.answer = NIOLockedValueBox(answer)
@@ -37,7 +39,11 @@ final class ScriptedCourier: Courier {
         try? await parcel.message.stream { bytes += $0.readableBytesView }
         self.log.withLockedValue { $0.append(Delivered(parcel: parcel, text: String(decoding: bytes, as: UTF8.self))) }
         let answer = self.answer.withLockedValue { $0 }
-        return CourierReport(via: "scripted", results: parcel.recipients.map { answer($0.description) })
+        let results = parcel.recipients.map { answer($0.description) }
+        return CourierReport(
+            via: "scripted",
+            results: self.omitsLastResult.withLockedValue { $0 } ? results.dropLast() : results
+        )
     }
 }
 
@@ -185,6 +191,23 @@ struct QueueRunnerTests {
         await setup.runner.deliverDue()
         #expect(setup.remote.recipients == [["carol@remote.test", "dave@remote.test"], ["carol@remote.test"]])
         #expect(setup.queue.ids.isEmpty)
+    }
+
+    /// A courier that gives fewer results than recipients (a defect) loses nobody: those it
+    /// left out are deferred by the schedule, not left due at once, and the error is logged.
+    @Test func recipientsACourierGaveNoResultAreDeferred() async throws {
+        let setup = Setup()
+        setup.local.omitsLastResult.withLockedValue { $0 = true }
+        setup.queue(to: ["bob@petrel.test", "carol@petrel.test"])
+        let start = setup.clock.time
+        await setup.runner.deliverDue()
+        #expect(setup.states() == [.delivered, .pending])
+        let carol = try #require(setup.queue["Q1"]?.recipients[1])
+        #expect(carol.nextAttempt == start + 300 && carol.lastError == "451 4.3.0 no result from the courier")
+        let messages = setup.logs.withLockedValue { $0 }.map(\.message)
+        #expect(messages.contains("courier gave 1 results for 2 recipients"))
+        await setup.runner.deliverDue()
+        #expect(setup.local.delivered.count == 1, "not tried again at once")
     }
 
     @Test func aFailureIsReportedToTheSenderOnce() async throws {
