@@ -37,8 +37,9 @@ public enum Destination: Hashable, Sendable, CustomStringConvertible {
 
 /// Which transactions deliver a message's due recipients: one group per destination, cut into
 /// transactions of at most `recipientsPerTransaction` (servers may take as few as 100 recipients
-/// a transaction, RFC 5321 §4.5.3.1.8), in the order the recipients came. Pure, so that the
-/// grouping is a table test.
+/// a transaction, RFC 5321 §4.5.3.1.8), in the order the recipients came. Our own domains are
+/// one transaction whatever their number: the message is written once and linked into each
+/// mailbox. Pure, so that the grouping is a table test.
 public struct DeliveryPlan: Sendable {
     public struct Transaction: Hashable, Sendable {
         public var destination: Destination
@@ -67,8 +68,9 @@ public struct DeliveryPlan: Sendable {
         var transactions: [Transaction] = []
         for destination in order {
             let members = groups[destination]!
-            for start in stride(from: 0, to: members.count, by: Self.recipientsPerTransaction) {
-                let end = min(start + Self.recipientsPerTransaction, members.count)
+            let size = destination == .local ? members.count : Self.recipientsPerTransaction
+            for start in stride(from: 0, to: members.count, by: size) {
+                let end = min(start + size, members.count)
                 transactions.append(Transaction(destination: destination, indices: Array(members[start..<end])))
             }
         }

@@ -2,6 +2,7 @@ import CPetrelSystem
 import NIOCore
 import NIOPosix
 import PetrelSystem
+import Synchronization
 
 /// Where received messages go, durably: local mailboxes (Maildir) and the outbound queue. All
 /// disk work runs on a thread pool, never on an event loop.
@@ -31,6 +32,8 @@ public final class MessageStore: Sendable {
     public let pickupDirectory: String
     let threadPool: NIOThreadPool
     let groupCommit: GroupCommit
+    /// Numbers each local delivery's spool file, so two deliveries of one message never share one.
+    private let deliveries = Atomic<Int>(0)
 
     public init(dataDirectory: String, hostname: String, threadPool: NIOThreadPool) {
         let layout = DataDirectory(dataDirectory)
@@ -105,12 +108,11 @@ public final class MessageStore: Sendable {
 extension MessageStore {
     /// Delivers a message (CRLF line ends) into local mailboxes, with LF line ends like every
     /// Maildir copy; durable when it returns. Written once to `incoming/`, then linked into each.
+    /// The spool file's name is this call's own (what a crash leaves, `prepare` removes).
     public func deliver(_ content: any MessageContent, id: String, to mailboxes: [String]) async throws(StoreError) {
-        let spoolPath = self.incomingDirectory + "/\(id).local"
-        let spool = try await self.onThreadPool {
-            POSIXFile.remove(spoolPath)  // left by a crash
-            return try SpoolFile(path: spoolPath, unixLineEnds: true)
-        }
+        let number = self.deliveries.wrappingAdd(1, ordering: .relaxed).newValue
+        let spoolPath = self.incomingDirectory + "/\(id).local.\(number)"
+        let spool = try await self.onThreadPool { try SpoolFile(path: spoolPath, unixLineEnds: true) }
         do throws(StoreError) {
             var offset = 0
             while true {
@@ -130,7 +132,8 @@ extension MessageStore {
                 POSIXFile.remove(spoolPath)
             }
         } catch {
-            spool.abandon()
+            // On the pool, unless it has stopped: then here, as nothing else will.
+            do throws(StoreError) { try await self.onThreadPool { spool.abandon() } } catch { spool.abandon() }
             throw error
         }
     }

@@ -43,6 +43,14 @@ import Testing
         #expect(plan.transactions[2...].flatMap(\.indices) == Array(2..<122), "each recipient once, in order")
     }
 
+    /// Our own domains are one transaction however many: one copy written, linked into each
+    /// mailbox (two transactions of one message would also write one spool file side by side).
+    @Test func localRecipientsAreOneTransaction() {
+        let recipients = (0..<120).map { (index: $0, address: Mailbox("user\($0)@petrel.test")!) }
+        let plan = DeliveryPlan(recipients: recipients, localDomains: Self.local, relay: false)
+        #expect(plan.transactions == [DeliveryPlan.Transaction(destination: .local, indices: Array(0..<120))])
+    }
+
     @Test func aRelayTakesEveryoneElse() {
         let plan = DeliveryPlan(
             recipients: [(0, "a@remote.test"), (1, "b@other.test"), (2, "c@petrel.test")],

@@ -73,6 +73,42 @@ final class TemporaryDirectory {
         try await self.pool.shutdownGracefully()
     }
 
+    /// Octets in memory, read in small blocks so that deliveries interleave.
+    struct BytesContent: MessageContent {
+        let bytes: [UInt8]
+        var size: Int { self.bytes.count }
+        func read(at offset: Int, count: Int) async throws -> [UInt8] {
+            await Task.yield()
+            return Array(self.bytes[min(offset, self.bytes.count)..<min(offset + min(count, 7), self.bytes.count)])
+        }
+        func close() {}
+    }
+
+    /// Deliveries of one message side by side (a queue engine may hand it out twice) each
+    /// write a spool file of their own: every mailbox gets the whole message.
+    @Test func deliveriesOfOneMessageAtOnceEachGetTheWholeMessage() async throws {
+        _ = try await self.store.prepare()
+        let text = "Return-Path: <a@b>\r\nSubject: hi\r\n\r\n" + String(repeating: "line of the body\r\n", count: 40)
+        let content = BytesContent(bytes: Array(text.utf8))
+        let mailboxes = (0..<8).map { "user\($0)@example.test" }
+        let store = self.store
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for mailbox in mailboxes {
+                group.addTask { try await store.deliver(content, id: "ID9", to: [mailbox]) }
+            }
+            try await group.waitForAll()
+        }
+        let expected = text.replacingOccurrences(of: "\r\n", with: "\n")
+        for mailbox in mailboxes {
+            let new = self.store.maildirs.path(for: mailbox) + "/new"
+            let names = self.files(new)
+            #expect(names.count == 1, "\(mailbox)")
+            for name in names { #expect(try String(contentsOfFile: new + "/" + name, encoding: .utf8) == expected) }
+        }
+        #expect(self.files(self.store.incomingDirectory).isEmpty)
+        try await self.pool.shutdownGracefully()
+    }
+
     @Test func discardLeavesNothing() async throws {
         _ = try await self.store.prepare()
         let message = self.store.beginMessage(id: "ID2", local: true, queued: true)
