@@ -231,7 +231,7 @@ let package = Package(
             ]
         ),
         // What tests share: the light part (an in-process DNS server, zones, a raw SMTP client, a
-        // scripted receiver) for every test target, and the server part (a live server in the
+        // scripted MX server) for every test target, and the server part (a live server in the
         // test process or as a `petrel` process) for the server tests alone.
         .target(
             name: "PetrelTestSupport",
@@ -372,6 +372,7 @@ let package = Package(
                 "MailCore",
                 "MailAuth",
                 "DNSCore",
+                "Delivery",
                 "MailIntake",
                 "PetrelServer",
                 "PetrelConfiguration",

@@ -19,11 +19,19 @@ public struct InboundAuthentication: Sendable {
         self.hostname = hostname
     }
 
-    /// The `[inbound]` choices, as the pure decision takes them.
+    /// The `[inbound]` choices, as the pure decision takes them. (PetrelConfiguration keeps its
+    /// own `Action` so that the configuration reader does not link MailAuth and swift-crypto.)
     var enforcement: Enforcement.Policy {
-        Enforcement.Policy(
-            dmarcReject: Enforcement.Policy.Action(rawValue: self.policy.dmarcReject.rawValue)!,
-            dmarcQuarantine: Enforcement.Policy.Action(rawValue: self.policy.dmarcQuarantine.rawValue)!,
+        func action(_ action: Configuration.InboundPolicy.Action) -> Enforcement.Policy.Action {
+            switch action {
+            case .reject: return .reject
+            case .quarantine: return .quarantine
+            case .none: return .none
+            }
+        }
+        return Enforcement.Policy(
+            dmarcReject: action(self.policy.dmarcReject),
+            dmarcQuarantine: action(self.policy.dmarcQuarantine),
             deferOnDMARCTemperror: self.policy.deferOnDMARCTemperror,
             rejectSPFFail: self.policy.rejectSPFFail
         )

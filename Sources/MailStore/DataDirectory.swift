@@ -1,5 +1,5 @@
-/// Where everything lives under the data directory (`data_directory`): the one place that knows
-/// the layout, which docs/operations.md describes for operators.
+/// Where everything lives under the data directory (`data_dir`): the one place that knows the
+/// layout, which docs/storage.md describes for operators.
 public struct DataDirectory: Hashable, Sendable {
     public let path: String
 

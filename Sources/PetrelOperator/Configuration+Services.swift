@@ -30,6 +30,6 @@ extension Configuration {
 }
 
 extension Configuration {
-    /// Where everything lives under `data_directory`.
+    /// Where everything lives under `data_dir`.
     public var files: DataDirectory { DataDirectory(self.dataDirectory) }
 }

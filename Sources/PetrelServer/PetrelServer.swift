@@ -82,8 +82,8 @@ public final class PetrelServer: Sendable {
     /// Prepares and binds everything; nothing is served until `run`.
     /// - Parameters:
     ///   - handleSignals: install SIGTERM/SIGINT/SIGHUP handlers (off in tests).
-    ///   - resolver: what SPF, DKIM and DMARC look names up with; Petrel's own resolver
-    ///     (`[dns]`) when nil. Tests give an in-memory zone.
+    ///   - resolver: what SPF, DKIM, DMARC and MX routing look names up with; Petrel's own
+    ///     resolver (`[dns]`) when nil. Tests give an in-memory zone.
     public static func start(
         configuration: Configuration,
         logger: Logger,

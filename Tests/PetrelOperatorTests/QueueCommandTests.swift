@@ -5,7 +5,7 @@ import PetrelTestSupport
 import ServerTestSupport
 import Testing
 
-/// The real `petrel` process delivering through the test DNS server (MX records) to scripted receivers:
+/// The real `petrel` process delivering through the test DNS server (MX records) to scripted MX servers:
 /// `petrel sendmail`, `petrel queue ...`, and kill -9 in the middle of a delivery.
 @Suite struct QueueCommandTests {
     let directory: String
@@ -72,11 +72,11 @@ import Testing
 
     @Test func killedDuringDeliveryEachRecipientGetsItOnce() async throws {
         defer { self.cleanUp() }
-        var script = ScriptedReceiver.Script()
+        var script = ScriptedMXServer.Script()
         // The first connection's 250 is held for good: the server is killed before it can hear it,
         // however slow the machine. Later connections are answered at once.
         script.dataDelay = { $0 == 0 ? .seconds(3600) : .zero }
-        let receiver = try await ScriptedReceiver.start(host: "127.0.0.8", script: script)
+        let receiver = try await ScriptedMXServer.start(host: "127.0.0.8", script: script)
         defer { Task { await receiver.stop() } }
         var result = try await self.petrel("user", "add", "alice@petrel.test")
         #expect(result.status == 0, "\(result.standardError)")
@@ -108,9 +108,9 @@ import Testing
 
     @Test func queueListRetryBounceDelete() async throws {
         defer { self.cleanUp() }
-        var script = ScriptedReceiver.Script()
+        var script = ScriptedMXServer.Script()
         script.recipient = { _, _ in "451 4.7.1 greylisted, try later" }
-        let receiver = try await ScriptedReceiver.start(host: "127.0.0.9", script: script)
+        let receiver = try await ScriptedMXServer.start(host: "127.0.0.9", script: script)
         defer { Task { await receiver.stop() } }
         var result = try await self.petrel("user", "add", "alice@petrel.test")
         #expect(result.status == 0, "\(result.standardError)")

@@ -45,7 +45,7 @@ import Testing
         let server = try await TestServer.start(domains: ["petrel.test"], resolver: zone) { configuration in
             configuration.metricsListen = ListenAddress(host: "127.0.0.1", port: 0)
         }
-        let receiver = try await ScriptedReceiver.start(host: "127.0.0.21")
+        let receiver = try await ScriptedMXServer.start(host: "127.0.0.21")
         try server.server.accounts.addMailbox(AccountAddress(validating: "bob@petrel.test"), password: nil)
         let port = try #require(server.server.metricsAddress?.port)
 

@@ -91,7 +91,7 @@ import Testing
     @Test func submittedMailIsSignedAndDelivered() async throws {
         let zone = InMemoryZone()
         let server = try await Self.server(mx: "127.0.0.2", zone: zone)
-        let receiver = try await ScriptedReceiver.start(host: "127.0.0.2")
+        let receiver = try await ScriptedMXServer.start(host: "127.0.0.2")
         try await Self.submit(server, to: ["bob@remote.test"])
         let messages = await receiver.waitForMessages(1)
         try #require(messages.count == 1)
@@ -116,7 +116,7 @@ import Testing
     /// (Bare CR or LF line ends never get that far: they are refused at receipt, `554 5.6.0`.)
     @Test func endOfDataLookAlikesAreRelayedInsideTheMessage() async throws {
         let server = try await Self.server(mx: "127.0.0.23")
-        let receiver = try await ScriptedReceiver.start(host: "127.0.0.23")
+        let receiver = try await ScriptedMXServer.start(host: "127.0.0.23")
         let smuggled = "MAIL FROM:<mallory@petrel.test>\r\nRCPT TO:<victim@remote.test>\r\nDATA\r\nsmuggled\r\n"
         try await Self.submit(server, to: ["bob@remote.test"], body: "before\r\n.\r\n\(smuggled).\r\nafter\r\n")
         let messages = await receiver.waitForMessages(1)
@@ -131,9 +131,9 @@ import Testing
 
     @Test func temporaryFailuresAreRetried() async throws {
         let server = try await Self.server(mx: "127.0.0.3")
-        var script = ScriptedReceiver.Script()
+        var script = ScriptedMXServer.Script()
         script.endOfData = { connection in connection < 2 ? "451 4.3.0 try again later" : "250 2.0.0 queued" }
-        let receiver = try await ScriptedReceiver.start(host: "127.0.0.3", script: script)
+        let receiver = try await ScriptedMXServer.start(host: "127.0.0.3", script: script)
         try await Self.submit(server, to: ["bob@remote.test"])
         let messages = await receiver.waitForMessages(1, timeout: .seconds(30))
         #expect(messages.count == 1)
@@ -145,11 +145,11 @@ import Testing
 
     @Test func aRefusedRecipientIsBouncedAndTheOtherDelivered() async throws {
         let server = try await Self.server(mx: "127.0.0.4")
-        var script = ScriptedReceiver.Script()
+        var script = ScriptedMXServer.Script()
         script.recipient = { address, _ in
             address.hasPrefix("nobody@") ? "550 5.1.1 <\(address)>: no such user" : "250 2.1.5 OK"
         }
-        let receiver = try await ScriptedReceiver.start(host: "127.0.0.4", script: script)
+        let receiver = try await ScriptedMXServer.start(host: "127.0.0.4", script: script)
         try await Self.submit(server, to: ["bob@remote.test", "nobody@remote.test"])
         let messages = await receiver.waitForMessages(1)
         #expect(messages.map(\.recipients) == [["bob@remote.test"]])
@@ -176,10 +176,10 @@ import Testing
     /// the report could pass RFC 5322's 998 octets.
     @Test func aLongRemoteReplyKeepsEveryReportLineUnder998Octets() async throws {
         let server = try await Self.server(mx: "127.0.0.17")
-        var script = ScriptedReceiver.Script()
+        var script = ScriptedMXServer.Script()
         let long = String(repeating: "é", count: 1800)  // 3,600 octets in one word
         script.recipient = { _, _ in "550 5.1.1 \(long)" }
-        let receiver = try await ScriptedReceiver.start(host: "127.0.0.17", script: script)
+        let receiver = try await ScriptedMXServer.start(host: "127.0.0.17", script: script)
         try await Self.submit(server, to: ["nobody@remote.test"])
         #expect(try await Self.waitForEmptyQueue(server).isEmpty)
         let report = try #require(server.messages(in: "alice@petrel.test").first)
@@ -205,9 +205,9 @@ import Testing
 
     @Test func aDroppedConnectionIsRetried() async throws {
         let server = try await Self.server(mx: "127.0.0.6")
-        var script = ScriptedReceiver.Script()
+        var script = ScriptedMXServer.Script()
         script.endOfData = { connection in connection == 0 ? nil : "250 2.0.0 queued" }
-        let receiver = try await ScriptedReceiver.start(host: "127.0.0.6", script: script)
+        let receiver = try await ScriptedMXServer.start(host: "127.0.0.6", script: script)
         try await Self.submit(server, to: ["bob@remote.test"])
         let messages = await receiver.waitForMessages(1, timeout: .seconds(30))
         #expect(messages.count == 1)
@@ -224,9 +224,9 @@ import Testing
             configuration.delivery.replyTimeout = 600
             configuration.timeouts.shutdown = 1
         }
-        var script = ScriptedReceiver.Script()
+        var script = ScriptedMXServer.Script()
         script.dataDelay = { _ in .seconds(3600) }
-        let receiver = try await ScriptedReceiver.start(host: "127.0.0.24", script: script)
+        let receiver = try await ScriptedMXServer.start(host: "127.0.0.24", script: script)
         try await Self.submit(server, to: ["bob@remote.test"])
         #expect(await eventually { receiver.dataEnds >= 1 })
         try await server.stop(removingData: false)
@@ -239,9 +239,9 @@ import Testing
 
     @Test func aSlowServerTimesOutAndIsRetried() async throws {
         let server = try await Self.server(mx: "127.0.0.7")
-        var script = ScriptedReceiver.Script()
+        var script = ScriptedMXServer.Script()
         script.dataDelay = { _ in .seconds(5).stretched }  // past the reply limit of the test configuration
-        let receiver = try await ScriptedReceiver.start(host: "127.0.0.7", script: script)
+        let receiver = try await ScriptedMXServer.start(host: "127.0.0.7", script: script)
         try await Self.submit(server, to: ["bob@remote.test"])
         #expect(await eventually { (try? server.server.queue.entries().first?.recipients[0].attempts ?? 0) ?? 0 >= 1 })
         let entries = try server.server.queue.entries()
@@ -259,10 +259,10 @@ import Testing
             configuration.delivery.retryFirst = 600
             configuration.delivery.retryMaximum = 600
         }
-        var script = ScriptedReceiver.Script()
+        var script = ScriptedMXServer.Script()
         // An attacker's reply slipped in after the 220: it would be read as the answer to EHLO.
         script.startTLSReply = "220 2.0.0 Ready\r\n250 2.0.0 injected"
-        let receiver = try await ScriptedReceiver.start(host: "127.0.0.12", script: script)
+        let receiver = try await ScriptedMXServer.start(host: "127.0.0.12", script: script)
         try await Self.submit(server, to: ["bob@remote.test"])
         #expect(await eventually { (try? server.server.queue.entries().first?.recipients[0].lastError) != nil })
         let entries = try server.server.queue.entries()
@@ -404,7 +404,7 @@ import Testing
 
     @Test func aMessageThatPassedTooManyHostsIsBouncedAsALoop() async throws {
         let server = try await Self.server(mx: "127.0.0.16")
-        let receiver = try await ScriptedReceiver.start(host: "127.0.0.16")
+        let receiver = try await ScriptedMXServer.start(host: "127.0.0.16")
         let received = (1...51).map {
             "Received: from hop\($0).example by hop\($0 + 1).example; Sun, 29 Nov 2026 12:00:00 +0000\r\n"
         }
@@ -446,9 +446,9 @@ import Testing
         let server = try await Self.server(mx: "127.0.0.18") { configuration in
             configuration.delivery.delayNotice = 1
         }
-        var script = ScriptedReceiver.Script()
+        var script = ScriptedMXServer.Script()
         script.recipient = { _, _ in "451 4.7.1 greylisted" }
-        let receiver = try await ScriptedReceiver.start(host: "127.0.0.18", script: script)
+        let receiver = try await ScriptedMXServer.start(host: "127.0.0.18", script: script)
         try await Self.submit(server, to: ["bob@remote.test"])
         // Retried every second: once the notice is out, two more attempts must not add one.
         let attempts = { (try? server.server.queue.entries().first?.recipients.first?.attempts ?? 0) ?? 0 }
@@ -475,7 +475,7 @@ import Testing
 
     @Test func manyRecipientsAreSplitIntoTransactionsOfFifty() async throws {
         let server = try await Self.server(mx: "127.0.0.19")
-        let receiver = try await ScriptedReceiver.start(host: "127.0.0.19")
+        let receiver = try await ScriptedMXServer.start(host: "127.0.0.19")
         let recipients = (1...60).map { "user\($0)@remote.test" }
         try await Self.submit(server, to: recipients)
         let messages = await receiver.waitForMessages(2)
@@ -488,9 +488,9 @@ import Testing
 
     @Test func aServerThatRefusesSTARTTLSGetsTheMailInPlaintext() async throws {
         let server = try await Self.server(mx: "127.0.0.20")
-        var script = ScriptedReceiver.Script()
+        var script = ScriptedMXServer.Script()
         script.startTLSReply = "454 4.7.0 TLS not available due to temporary reason"
-        let receiver = try await ScriptedReceiver.start(host: "127.0.0.20", script: script)
+        let receiver = try await ScriptedMXServer.start(host: "127.0.0.20", script: script)
         try await Self.submit(server, to: ["bob@remote.test"])
         #expect(await receiver.waitForMessages(1).count == 1)
         #expect(receiver.connections == 1)

@@ -1,6 +1,5 @@
 import MailAuth
 import MailCore
-import MailIntake
 import MailStore
 import PetrelConfiguration
 import PetrelSystem

@@ -6,7 +6,7 @@ import NIOSupport
 /// A remote SMTP server for delivery tests, listening on another loopback address (127.0.0.N)
 /// port 25 as a real MX would. It answers by a script: per connection, per recipient, per
 /// message; it can stall, drop the connection, or answer 4xx/5xx. What it accepted is kept.
-public final class ScriptedReceiver: Sendable {
+public final class ScriptedMXServer: Sendable {
     public struct Script: Sendable {
         /// The greeting, by connection number (0 first).
         public var greeting: @Sendable (Int) -> String = { _ in "220 scripted.test ESMTP" }
@@ -50,7 +50,7 @@ public final class ScriptedReceiver: Sendable {
         self.shared = shared
     }
 
-    public static func start(host: String, port: Int = 25, script: Script = Script()) async throws -> ScriptedReceiver {
+    public static func start(host: String, port: Int = 25, script: Script = Script()) async throws -> ScriptedMXServer {
         let shared = Shared()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -67,7 +67,7 @@ public final class ScriptedReceiver: Sendable {
             }
             .bind(host: host, port: port)
             .get()
-        return ScriptedReceiver(address: host, channel: channel, shared: shared)
+        return ScriptedMXServer(address: host, channel: channel, shared: shared)
     }
 
     public func stop() async {
