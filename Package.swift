@@ -311,7 +311,7 @@ let package = Package(
             name: "DeliveryTests",
             dependencies: [
                 "Delivery", "DNSCore", "MailCore", "MailAuth", "MailStore", "SMTPCore", "SMTPClient", "Accounts",
-                "PetrelTestSupport",
+                "PetrelSystem", "PetrelTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -7,10 +7,18 @@ extension QueueRunner {
     /// `queue/control/` (`ID.retry`, `ID.delete`, `ID.bounce`, `all.retry`), removed once done.
     func handleRequests() async {
         var adopted: [String] = []
+        var failure: String?
         do {
             adopted = try await self.queue.adoptPickedUp()
         } catch {
-            self.logger.error("cannot take messages from pickup", metadata: ["error": "\(error)"])
+            failure = "\(error)"
+        }
+        let previous = self.state.withLockedValue { state in
+            defer { state.pickupError = failure }
+            return state.pickupError
+        }
+        if let failure, failure != previous {
+            self.logger.error("cannot take messages from pickup", metadata: ["error": "\(failure)"])
         }
         for id in adopted {
             self.logger.info("picked up", metadata: ["id": "\(id)"])

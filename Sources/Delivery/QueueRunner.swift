@@ -52,6 +52,8 @@ public final class QueueRunner: Service, Sendable {
         var stopping = false
         /// Arrival times, for the age of the oldest message.
         var arrivals: [String: Int64] = [:]
+        /// The last error taking in pickup/, logged once rather than every second.
+        var pickupError: String?
     }
 
     public init(
@@ -176,11 +178,15 @@ public final class QueueRunner: Service, Sendable {
         let now = self.clock()
         var entry: QueueEntry
         do {
-            entry = try await self.queue.entry(id)
+            guard let found = try await self.queue.entry(id) else {
+                self.forget(id)  // removed meanwhile
+                return
+            }
+            entry = found
         } catch {
-            // Deleted meanwhile, or unreadable: left to `petrel queue` and a human, not retried.
+            // Unreadable now (no descriptor left, an I/O error): looked at again later.
             self.logger.warning("cannot read queue entry", metadata: ["id": "\(id)", "error": "\(error)"])
-            self.forget(id)
+            self.state.withLockedValue { $0.due[id] = now + Int64(self.settings.schedule.first) }
             return
         }
         self.state.withLockedValue { $0.arrivals[id] = entry.createdAt }

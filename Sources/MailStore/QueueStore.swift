@@ -10,7 +10,8 @@ import PetrelSystem
 public protocol QueueStore: Sendable {
     /// Every entry, oldest first (at start-up).
     func entries() async throws -> [QueueEntry]
-    func entry(_ id: String) async throws -> QueueEntry
+    /// The entry, nil when there is none (removed meanwhile); throws when it cannot be read now.
+    func entry(_ id: String) async throws -> QueueEntry?
     /// Records a changed entry (attempts, results, reports sent).
     func update(_ entry: QueueEntry) async throws(StoreError)
     /// Adds a message of our own (a delivery report).
@@ -42,8 +43,11 @@ public struct EmbeddedQueue: QueueStore {
         try await self.threadPool.runIfActive { try self.files.entries() }
     }
 
-    public func entry(_ id: String) async throws -> QueueEntry {
-        try await self.threadPool.runIfActive { try self.files.entry(id) }
+    public func entry(_ id: String) async throws -> QueueEntry? {
+        try await self.threadPool.runIfActive {
+            guard access(self.files.envelopePath(id), F_OK) == 0 else { return nil }
+            return try self.files.entry(id)
+        }
     }
 
     public func update(_ entry: QueueEntry) async throws(StoreError) {

@@ -1,5 +1,6 @@
 import MailStore
 import NIOConcurrencyHelpers
+import PetrelSystem
 
 /// A queue in memory, for the runner's tests: what `EmbeddedQueue` does with files, in a
 /// dictionary.
@@ -11,6 +12,8 @@ final class InMemoryQueue: QueueStore {
         var pickup: [(QueueEntry, [UInt8])] = []
         /// Requests from `petrel queue` not yet handled.
         var requests: [String] = []
+        /// Entries cannot be read (as when the process has no descriptor left).
+        var unreadable = false
     }
 
     let state = NIOLockedValueBox(State())
@@ -32,9 +35,11 @@ final class InMemoryQueue: QueueStore {
         self.state.withLockedValue { $0.entries.values.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) } }
     }
 
-    func entry(_ id: String) async throws -> QueueEntry {
-        guard let entry = self[id] else { throw StoreError.io(operation: "read", path: id, errno: 2) }
-        return entry
+    func entry(_ id: String) async throws -> QueueEntry? {
+        guard !self.state.withLockedValue({ $0.unreadable }) else {
+            throw StoreError.io(operation: "read", path: id, errno: EMFILE)
+        }
+        return self[id]
     }
 
     func update(_ entry: QueueEntry) async throws(StoreError) {

@@ -210,6 +210,24 @@ struct QueueRunnerTests {
         #expect(setup.local.delivered.count == 1, "not tried again at once")
     }
 
+    /// An entry that cannot be read for now is looked at again after the first retry interval,
+    /// not forgotten until the next start.
+    @Test func anEntryUnreadableForNowIsTriedLater() async throws {
+        let setup = Setup()
+        setup.queue(to: ["carol@remote.test"])
+        setup.queue.state.withLockedValue { $0.unreadable = true }
+        await setup.runner.deliverDue()
+        #expect(setup.remote.delivered.isEmpty && setup.queue.ids == ["Q1"])
+        #expect(setup.logs.withLockedValue { $0 }.contains { $0.message == "cannot read queue entry" })
+        setup.queue.state.withLockedValue { $0.unreadable = false }
+        setup.clock.advance(299)
+        await setup.runner.deliverDue()
+        #expect(setup.remote.delivered.isEmpty, "not due yet")
+        setup.clock.advance(1)
+        await setup.runner.deliverDue()
+        #expect(setup.remote.recipients == [["carol@remote.test"]] && setup.queue.ids.isEmpty)
+    }
+
     @Test func aFailureIsReportedToTheSenderOnce() async throws {
         let setup = Setup()
         setup.remote.answer { _ in QueueRunnerTests.unknown }
