@@ -99,6 +99,8 @@ let package = Package(
             name: "SMTPCore",
             dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]
         ),
+        // IMAP's pure core: framing, parsing, responses, the session (docs/imap.md).
+        .target(name: "IMAPCore", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         .target(
             name: "SMTPServer",
             dependencies: [
@@ -265,6 +267,10 @@ let package = Package(
         // The .dialog transcripts of Tests/Dialogs, read for the session and the server tests.
         .target(name: "SMTPDialogs"),
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
+        .testTarget(
+            name: "IMAPCoreTests",
+            dependencies: ["IMAPCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(name: "DNSCoreTests", dependencies: ["DNSCore"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "DNSClientTests",
