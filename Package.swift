@@ -417,6 +417,7 @@ if Context.environment["PETREL_FUZZ"] != nil {
         ("DKIM", ["MailAuth", "MailCore"]),
         ("Headers", ["MailAuth", "MailCore"]),
         ("Config", ["PetrelConfiguration"]),
+        ("IMAP", ["IMAPCore", .product(name: "NIOCore", package: "swift-nio")]),
     ]
     for (name, dependencies) in fuzzTargets {
         package.targets.append(

@@ -13,6 +13,7 @@
 #   dkim     DKIM-Signature fields, key records (RSA and Ed25519 keys), canonicalization
 #   headers  header sections, MessageScanner, From address lists, IDNA, Authentication-Results
 #   config   the TOML configuration loader
+#   imap     what an IMAP client sends: the framer (lines, literals, limits) and the command parser
 #
 # The targets exist in Package.swift only when PETREL_FUZZ is set, and are built in their own
 # scratch directory (.build/fuzz) with `-sanitize=fuzzer,address`. The committed seeds are in
@@ -21,7 +22,7 @@
 # the bug, and make the input a regression test.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-targets=(command session dns spf dkim headers config)
+targets=(command session dns spf dkim headers config imap)
 target=${1:?usage: Scripts/fuzz/fuzz.sh TARGET|all|build [SECONDS] [JOBS]  (targets: ${targets[*]})}
 seconds=${2:-600}
 jobs=${3:-1}

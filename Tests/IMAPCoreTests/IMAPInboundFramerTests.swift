@@ -38,7 +38,7 @@ import Testing
                 case .literalEnd: result.append("end")
                 case .commandTooLong(let start): result.append("!" + String(buffer: start))
                 case .unframeable(let start): result.append("X:" + String(buffer: start))
-                case .saslResponse(let line): result.append("sasl:" + (line.map { String(buffer: $0) } ?? "!"))
+                case .line(let line): result.append("line:" + (line.map { String(buffer: $0) } ?? "!"))
                 }
             }
         }
@@ -182,7 +182,8 @@ import Testing
     }
 
     /// Nothing is read past a command until the session says how: STARTTLS drops what was
-    /// sent before the handshake (a command injected in plaintext is never run).
+    /// sent before the handshake, and whatever more comes until it is done (a command injected
+    /// in plaintext is never run).
     @Test func startTLSDropsWhatCameBeforeTheHandshake() {
         var framer = IMAPInboundFramer()
         framer.append(ByteBuffer(string: "A1 STARTTLS\r\nA2 LOGIN bob secret\r\n"))
@@ -190,20 +191,23 @@ import Testing
         #expect(framer.next() == nil && framer.isPaused)
         framer.resume(.startTLS)
         #expect(framer.next() == nil && framer.bufferedBytes == 0)
+        framer.append(ByteBuffer(string: "A2 LOGIN bob secret\r\n"))
+        #expect(framer.next() == nil && framer.bufferedBytes == 0 && framer.isPaused)
+        framer.tlsEstablished()
         framer.append(ByteBuffer(string: "A3 NOOP\r\n"))
         #expect(framer.next() == .command(IMAPCommandText([.text(ByteBuffer(string: "A3 NOOP"))])))
     }
 
-    /// AUTHENTICATE reads one line per challenge, within the line limit.
-    @Test func saslResponsesAreLinesOfTheirOwn() {
+    /// AUTHENTICATE reads one line per challenge (and IDLE its DONE), within the line limit.
+    @Test func linesOfTheirOwn() {
         var framer = IMAPInboundFramer(limits: Self.smallLimits)
         framer.append(ByteBuffer(string: "A1 AUTHENTICATE PLAIN\r\nAGJvYgBzZWNyZXQ=\r\n"))
         _ = framer.next()
-        framer.resume(.saslResponse)
-        #expect(framer.next() == .saslResponse(ByteBuffer(string: "AGJvYgBzZWNyZXQ=")))
-        framer.resume(.saslResponse)
+        framer.resume(.line)
+        #expect(framer.next() == .line(ByteBuffer(string: "AGJvYgBzZWNyZXQ=")))
+        framer.resume(.line)
         framer.append(ByteBuffer(string: String(repeating: "A", count: 100) + "\r\n"))
-        #expect(framer.next() == .saslResponse(nil))
+        #expect(framer.next() == .line(nil))
         framer.resume(.commands)
         framer.append(ByteBuffer(string: "A2 NOOP\r\n"))
         #expect(framer.next() == .command(IMAPCommandText([.text(ByteBuffer(string: "A2 NOOP"))])))
@@ -237,5 +241,64 @@ import Testing
             #expect(framer.next() == nil)
             #expect(framer.bufferedBytes == 0 && framer.isReadingLiteral)
         }
+    }
+
+    /// A client whose every read ends mid-line (or in the CR of an endless line) cannot make
+    /// the buffer's storage grow with all it sent: what was read is given back.
+    @Test func readOctetsAreGivenBack() {
+        var framer = IMAPInboundFramer()
+        for _ in 0..<60_000 {
+            framer.append(ByteBuffer(string: "NOOP\r\nA"))
+            while let event = framer.next() {
+                if case .command = event { framer.resume(.commands) }
+            }
+        }
+        #expect(framer.bufferCapacity < 200_000, "\(framer.bufferCapacity)")
+        var endless = IMAPInboundFramer()
+        endless.append(ByteBuffer(string: "A1 " + String(repeating: "x", count: 70_000) + "\r"))
+        for _ in 0..<100 {
+            endless.append(ByteBuffer(string: String(repeating: "y", count: 65_535) + "\r"))
+            #expect(endless.next() == nil)
+        }
+        #expect(endless.bufferCapacity < 300_000 && endless.bufferedBytes == 1, "\(endless.bufferCapacity)")
+        endless.append(ByteBuffer(string: "\nA2 NOOP\r\n"))
+        guard case .commandTooLong = endless.next() else {
+            Issue.record("the long line was not reported")
+            return
+        }
+        #expect(endless.next() == .command(IMAPCommandText([.text(ByteBuffer(string: "A2 NOOP"))])))
+    }
+
+    /// What the framer did is what the session is told: a literal too large for memory is
+    /// refused even when the session asked to keep it, so no `+` goes out for it.
+    @Test func aLiteralThatDoesNotFitIsRefusedWhateverWasAsked() {
+        var framer = IMAPInboundFramer(limits: Self.smallLimits)
+        framer.append(ByteBuffer(string: "A1 LOGIN {40}\r\nA2 NOOP\r\n"))
+        guard case .literal(let announcement) = framer.next() else {
+            Issue.record("no literal")
+            return
+        }
+        #expect(!framer.fitsInMemory(announcement))
+        #expect(framer.decide(.inMemory) == .refuse)
+        #expect(framer.next() == .command(IMAPCommandText([.text(ByteBuffer(string: "A2 NOOP"))])))
+    }
+
+    /// A number no literal can have, in the rest of a command being discarded, is reported
+    /// too: the session says BYE rather than wait.
+    @Test func anUnframeableLiteralWhileDiscardingIsReported() {
+        var framer = IMAPInboundFramer(limits: Self.smallLimits)
+        framer.append(
+            ByteBuffer(string: "A1 X {20+}\r\n" + String(repeating: "z", count: 20) + " {99999999999999999999+}\r\n")
+        )
+        guard case .literal = framer.next() else {
+            Issue.record("no literal")
+            return
+        }
+        framer.decide(.refuse)
+        guard case .unframeable = framer.next() else {
+            Issue.record("not reported")
+            return
+        }
+        #expect(framer.isClosed)
     }
 }

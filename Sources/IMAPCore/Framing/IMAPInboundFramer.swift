@@ -27,19 +27,20 @@ public struct IMAPInboundFramer: Sendable {
         /// A literal whose size is no number (over 2^63 - 1): where the command ends cannot be
         /// known, so the stream cannot be followed. The session says BYE; the framer is closed.
         case unframeable(start: ByteBuffer)
-        /// The client's line in answer to a SASL challenge; nil when it was over the line limit.
-        /// The framer pauses until `resume`.
-        case saslResponse(ByteBuffer?)
+        /// A line the session reads on its own (`resume(.line)`): a response to a SASL challenge,
+        /// IDLE's `DONE`; nil when it was over the line limit. The framer pauses until `resume`.
+        case line(ByteBuffer?)
     }
 
     /// How to read on after a command or a SASL line.
     public enum Continuation: Hashable, Sendable {
         case commands
         /// The octets buffered so far were sent in plaintext before the TLS handshake; they are
-        /// dropped (as CVE-2011-0411 taught SMTP servers), and commands are read once TLS is up.
+        /// dropped (as CVE-2011-0411 taught SMTP servers), and so is anything more, until
+        /// `tlsEstablished`.
         case startTLS
-        /// One line answering a SASL challenge.
-        case saslResponse
+        /// One line for the session to read on its own (a SASL response, IDLE's `DONE`).
+        case line
         case close
     }
 
@@ -62,7 +63,9 @@ public struct IMAPInboundFramer: Sendable {
         case skipping(remaining: UInt64)
         /// The rest of a command being discarded, through the line that ends it.
         case discarding
-        case saslLine
+        case line
+        /// Between STARTTLS's reply and the end of the handshake: nothing is read.
+        case awaitingTLS
         case closed
     }
 
@@ -87,12 +90,17 @@ public struct IMAPInboundFramer: Sendable {
     /// Octets received and not yet turned into events.
     public var bufferedBytes: Int { self.buffer.readableBytes }
 
+    /// What the buffer holds in memory, read octets included (for the tests of compaction).
+    var bufferCapacity: Int { self.buffer.capacity }
+
     public var isClosed: Bool { self.mode == .closed }
 
-    /// True while waiting for `resume` or `decide`.
+    /// True while waiting for `resume`, `decide` or `tlsEstablished`. The glue stops reading
+    /// from the socket while the framer is paused and `bufferedBytes` is past a line's length:
+    /// what a paused framer holds is what the client sent ahead, and it is the glue's to bound.
     public var isPaused: Bool {
         switch self.mode {
-        case .paused, .awaitingDecision: return true
+        case .paused, .awaitingDecision, .awaitingTLS: return true
         default: return false
         }
     }
@@ -106,7 +114,7 @@ public struct IMAPInboundFramer: Sendable {
     }
 
     public mutating func append(_ bytes: ByteBuffer) {
-        guard self.mode != .closed else { return }
+        guard self.mode != .closed, self.mode != .awaitingTLS else { return }
         if self.buffer.readableBytes == 0 {
             self.buffer = bytes
         } else {
@@ -121,10 +129,12 @@ public struct IMAPInboundFramer: Sendable {
             && UInt64(self.held) + announcement.size <= UInt64(self.limits.commandSize)
     }
 
-    /// Answers a `.literal` event. The session sends the `+` continuation for a synchronizing
-    /// literal it takes, and the tagged refusal for one it refuses.
-    public mutating func decide(_ decision: LiteralDecision) {
-        guard case .awaitingDecision(let announcement) = self.mode else { return }
+    /// Answers a `.literal` event, and returns what was done: `.inMemory` for a literal that
+    /// does not fit (`fitsInMemory`) is a refusal. The session sends the `+` continuation for a
+    /// synchronizing literal taken, the tagged refusal for one refused.
+    @discardableResult
+    public mutating func decide(_ decision: LiteralDecision) -> LiteralDecision {
+        guard case .awaitingDecision(let announcement) = self.mode else { return .refuse }
         switch decision {
         case .inMemory where self.fitsInMemory(announcement):
             self.literalBytes = ByteBuffer()
@@ -144,10 +154,12 @@ public struct IMAPInboundFramer: Sendable {
         case .inMemory, .refuse:
             self.forgetCommand()
             self.mode = announcement.synchronizing ? .commands : .skipping(remaining: announcement.size)
+            return .refuse
         }
+        return decision
     }
 
-    /// Answers a `.command` or `.saslResponse` event.
+    /// Answers a `.command` or `.line` event.
     public mutating func resume(_ continuation: Continuation) {
         if continuation == .close {
             self.close()
@@ -157,12 +169,18 @@ public struct IMAPInboundFramer: Sendable {
         switch continuation {
         case .commands: self.mode = .commands
         case .startTLS:
-            self.buffer.clear()
+            self.buffer = ByteBuffer()
             self.lines.reset()
-            self.mode = .commands
-        case .saslResponse: self.mode = .saslLine
+            self.mode = .awaitingTLS
+        case .line: self.mode = .line
         case .close: break
         }
+    }
+
+    /// The TLS handshake after STARTTLS is done: commands are read again.
+    public mutating func tlsEstablished() {
+        guard self.mode == .awaitingTLS else { return }
+        self.mode = .commands
     }
 
     public mutating func close() {
@@ -173,15 +191,16 @@ public struct IMAPInboundFramer: Sendable {
 
     /// The next event, or nil when more input (or the session's answer) is needed.
     public mutating func next() -> Event? {
+        defer { self.compact() }
         while true {
             switch self.mode {
-            case .closed, .paused, .awaitingDecision:
+            case .closed, .paused, .awaitingDecision, .awaitingTLS:
                 return nil
-            case .saslLine:
+            case .line:
                 guard let line = self.lines.next(from: &self.buffer) else { return nil }
                 self.mode = .paused
-                if case .line(let bytes) = line { return .saslResponse(bytes) }
-                return .saslResponse(nil)
+                if case .line(let bytes) = line { return .line(bytes) }
+                return .line(nil)
             case .commands:
                 guard let line = self.lines.next(from: &self.buffer) else { return nil }
                 if let event = self.commandLine(line) { return event }
@@ -220,6 +239,7 @@ public struct IMAPInboundFramer: Sendable {
                 case .line(let bytes): self.discard(through: bytes.readableBytesView)
                 case .tooLong(_, let tail): self.discard(through: tail)
                 }
+                if self.mode == .closed { return .unframeable(start: ByteBuffer()) }
             }
         }
     }
@@ -282,6 +302,16 @@ public struct IMAPInboundFramer: Sendable {
         case .some(.size(let size, false, _, _)): self.mode = .skipping(remaining: size)
         case .some(.tooLarge): self.mode = .closed
         case .some(.size(_, true, _, _)), .none: self.mode = .commands
+        }
+    }
+
+    /// Gives memory back: a buffer read to its end is dropped, a long-read one compacted, so
+    /// that a client whose reads always end mid-line cannot make it grow with all it sent.
+    private mutating func compact() {
+        if self.buffer.readableBytes == 0, self.buffer.capacity > 16_384 {
+            self.buffer = ByteBuffer()
+        } else if self.buffer.readerIndex > 65_536 {
+            self.buffer.discardReadBytes()
         }
     }
 

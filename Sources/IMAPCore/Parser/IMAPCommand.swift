@@ -1,0 +1,271 @@
+/// One command from the client, with its tag (RFC 9051 §6 and the extensions Petrel offers).
+public struct TaggedCommand: Hashable, Sendable {
+    public var tag: String
+    public var command: IMAPCommand
+
+    public init(tag: String, command: IMAPCommand) {
+        self.tag = tag
+        self.command = command
+    }
+}
+
+public enum IMAPCommand: Hashable, Sendable {
+    // Any state (§6.1)
+    case capability
+    case noop
+    /// IMAP4rev1's CHECK (RFC 3501 §6.4.1): a NOOP in IMAP4rev2.
+    case check
+    case logout
+    /// RFC 2971.
+    case id([IMAPIDField]?)
+    // Not authenticated (§6.2)
+    case startTLS
+    /// `initialResponse` (SASL-IR, RFC 4959): the base64 text, `=` for an empty response.
+    case authenticate(mechanism: String, initialResponse: String?)
+    case login(username: [UInt8], password: [UInt8])
+    // Authenticated (§6.3)
+    case enable([String])
+    case select(IMAPMailboxName)
+    case examine(IMAPMailboxName)
+    case create(IMAPMailboxName)
+    case delete(IMAPMailboxName)
+    case rename(from: IMAPMailboxName, to: IMAPMailboxName)
+    case subscribe(IMAPMailboxName)
+    case unsubscribe(IMAPMailboxName)
+    case list(IMAPListCommand)
+    /// IMAP4rev1's LSUB (RFC 3501 §6.3.9), which many clients still send.
+    case lsub(reference: IMAPMailboxName, pattern: [UInt8])
+    case namespace
+    case status(IMAPMailboxName, [IMAPStatusItem])
+    case append(IMAPAppend)
+    case idle
+    // Selected (§6.4)
+    case close
+    case unselect
+    case expunge
+    /// UID EXPUNGE (UIDPLUS, RFC 4315).
+    case uidExpunge(IMAPSequenceSet)
+    case search(IMAPSearch, uid: Bool)
+    case fetch(IMAPSequenceSet, [IMAPFetchItem], uid: Bool)
+    case store(IMAPSequenceSet, IMAPStore, uid: Bool)
+    case copy(IMAPSequenceSet, IMAPMailboxName, uid: Bool)
+    case move(IMAPSequenceSet, IMAPMailboxName, uid: Bool)
+}
+
+/// One field of ID (RFC 2971): a name and its value, nil for NIL.
+public struct IMAPIDField: Hashable, Sendable {
+    public var name: String
+    public var value: String?
+
+    public init(_ name: String, _ value: String?) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// A mailbox name as the client wrote it: UTF-8 under IMAP4rev2 and UTF8=ACCEPT, modified UTF-7
+/// (RFC 3501 §5.1.3) before; the session decodes it. `INBOX` in any case is the inbox.
+public struct IMAPMailboxName: Hashable, Sendable {
+    public var bytes: [UInt8]
+
+    public init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    public init(_ text: String) {
+        self.bytes = Array(text.utf8)
+    }
+
+    public var isInbox: Bool { self.bytes.map(IMAPReader.upper) == Array("INBOX".utf8) }
+}
+
+/// `sequence-set`: numbers and ranges, `*` being the largest in use.
+public struct IMAPSequenceSet: Hashable, Sendable {
+    public enum Bound: Hashable, Sendable {
+        case number(UInt32)
+        case last
+    }
+
+    public struct Range: Hashable, Sendable {
+        public var from: Bound
+        public var to: Bound
+
+        public init(_ from: Bound, _ to: Bound) {
+            self.from = from
+            self.to = to
+        }
+    }
+
+    public var ranges: [Range]
+
+    public init(_ ranges: [Range]) {
+        self.ranges = ranges
+    }
+}
+
+/// LIST, with LIST-EXTENDED (RFC 5258), SPECIAL-USE (RFC 6154) and LIST-STATUS (RFC 5819).
+public struct IMAPListCommand: Hashable, Sendable {
+    public enum Selection: String, Hashable, Sendable, CaseIterable {
+        case subscribed = "SUBSCRIBED"
+        case remote = "REMOTE"
+        case recursiveMatch = "RECURSIVEMATCH"
+        case specialUse = "SPECIAL-USE"
+    }
+
+    public enum ReturnOption: Hashable, Sendable {
+        case subscribed
+        case children
+        case specialUse
+        case status([IMAPStatusItem])
+    }
+
+    public var selection: [Selection]
+    public var reference: IMAPMailboxName
+    public var patterns: [[UInt8]]
+    public var returnOptions: [ReturnOption]
+
+    public init(
+        selection: [Selection] = [],
+        reference: IMAPMailboxName,
+        patterns: [[UInt8]],
+        returnOptions: [ReturnOption] = []
+    ) {
+        self.selection = selection
+        self.reference = reference
+        self.patterns = patterns
+        self.returnOptions = returnOptions
+    }
+}
+
+public enum IMAPStatusItem: String, Hashable, Sendable, CaseIterable {
+    case messages = "MESSAGES"
+    case uidNext = "UIDNEXT"
+    case uidValidity = "UIDVALIDITY"
+    case unseen = "UNSEEN"
+    case deleted = "DELETED"
+    /// STATUS=SIZE (RFC 8438).
+    case size = "SIZE"
+    /// IMAP4rev1 only.
+    case recent = "RECENT"
+}
+
+/// A flag: a system flag (`\Seen`), or a keyword (`$Forwarded`, `work`).
+public struct IMAPFlag: Hashable, Sendable {
+    public var name: String
+
+    public init(_ name: String) {
+        self.name = name
+    }
+
+    public static let seen = IMAPFlag("\\Seen")
+    public static let answered = IMAPFlag("\\Answered")
+    public static let flagged = IMAPFlag("\\Flagged")
+    public static let deleted = IMAPFlag("\\Deleted")
+    public static let draft = IMAPFlag("\\Draft")
+
+    /// System flags compare without case; keywords too (RFC 9051 §2.3.2 makes flags
+    /// case-insensitive).
+    public var canonical: String { self.name.uppercased() }
+
+    public static func == (lhs: IMAPFlag, rhs: IMAPFlag) -> Bool { lhs.canonical == rhs.canonical }
+    public func hash(into hasher: inout Hasher) { hasher.combine(self.canonical) }
+}
+
+/// APPEND's message, with its flags and date. The message came as a literal: in memory when
+/// small, else streamed to the session before the command was parsed.
+public struct IMAPAppend: Hashable, Sendable {
+    public var mailbox: IMAPMailboxName
+    public var flags: [IMAPFlag]
+    /// `date-time`, as written (`"07-Dec-2026 14:03:00 +0000"`).
+    public var internalDate: IMAPDateTime?
+    public var size: UInt64
+    public var binary: Bool
+    /// The octets when they came in memory; nil when they were streamed.
+    public var message: [UInt8]?
+
+    public init(
+        mailbox: IMAPMailboxName,
+        flags: [IMAPFlag],
+        internalDate: IMAPDateTime?,
+        size: UInt64,
+        binary: Bool,
+        message: [UInt8]?
+    ) {
+        self.mailbox = mailbox
+        self.flags = flags
+        self.internalDate = internalDate
+        self.size = size
+        self.binary = binary
+        self.message = message
+    }
+}
+
+/// `date-time` (RFC 9051 §9): day, month, year, time and zone.
+public struct IMAPDateTime: Hashable, Sendable {
+    public var year: Int
+    public var month: Int
+    public var day: Int
+    public var hour: Int
+    public var minute: Int
+    public var second: Int
+    /// Minutes east of UTC.
+    public var zone: Int
+
+    public init(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, zone: Int) {
+        self.year = year
+        self.month = month
+        self.day = day
+        self.hour = hour
+        self.minute = minute
+        self.second = second
+        self.zone = zone
+    }
+
+    /// Seconds since 1970 in UTC.
+    public var unixTime: Int64 {
+        let days = IMAPDate(year: self.year, month: self.month, day: self.day).daysSince1970
+        return Int64(days) * 86_400 + Int64(self.hour * 3600 + self.minute * 60 + self.second - self.zone * 60)
+    }
+}
+
+/// `date` (SEARCH's BEFORE, ON, SINCE...): a day.
+public struct IMAPDate: Hashable, Sendable {
+    public var year: Int
+    public var month: Int
+    public var day: Int
+
+    public init(year: Int, month: Int, day: Int) {
+        self.year = year
+        self.month = month
+        self.day = day
+    }
+
+    /// Days since 1970-01-01 (proleptic Gregorian; Howard Hinnant's days_from_civil).
+    public var daysSince1970: Int {
+        let y = self.month <= 2 ? self.year - 1 : self.year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (self.month + (self.month > 2 ? -3 : 9)) + 2) / 5 + self.day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+}
+
+/// STORE's change: replace, add or remove flags; `.SILENT` asks for no untagged FETCH.
+public struct IMAPStore: Hashable, Sendable {
+    public enum Operation: Hashable, Sendable {
+        case replace
+        case add
+        case remove
+    }
+
+    public var operation: Operation
+    public var silent: Bool
+    public var flags: [IMAPFlag]
+
+    public init(operation: Operation, silent: Bool, flags: [IMAPFlag]) {
+        self.operation = operation
+        self.silent = silent
+        self.flags = flags
+    }
+}
