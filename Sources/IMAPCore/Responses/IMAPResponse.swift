@@ -1,0 +1,86 @@
+/// The server's status responses (RFC 9051 §7.1).
+public enum IMAPStatus: String, Hashable, Sendable {
+    case ok = "OK"
+    case no = "NO"
+    case bad = "BAD"
+    case bye = "BYE"
+    case preauth = "PREAUTH"
+}
+
+/// Response codes (RFC 9051 §7.1, RFC 5530, UIDPLUS, RFC 7888's TOOBIG).
+public enum IMAPResponseCode: Hashable, Sendable {
+    case alert
+    case alreadyExists
+    case appendUID(validity: UInt32, uid: UInt32)
+    case authenticationFailed
+    case authorizationFailed
+    case badCharset([String])
+    case cannot
+    case capability([String])
+    case clientBug
+    case closed
+    case contactAdmin
+    case copyUID(validity: UInt32, from: IMAPSequenceSet, to: IMAPSequenceSet)
+    case corruption
+    case expired
+    case expungeIssued
+    case hasChildren
+    case inUse
+    case limit
+    case nonexistent
+    case noPerm
+    case notSaved
+    case overQuota
+    case parse
+    /// The flags a client may set for good; `\*` when it may also make new keywords.
+    case permanentFlags([IMAPFlag], newKeywords: Bool)
+    case privacyRequired
+    case readOnly
+    case readWrite
+    case serverBug
+    case tooBig
+    case tryCreate
+    case uidNext(UInt32)
+    case uidNotSticky
+    case uidValidity(UInt32)
+    case unavailable
+    /// IMAP4rev1 only.
+    case unseen(UInt32)
+}
+
+/// One response, as the session hands it to the encoder.
+public enum IMAPResponse: Hashable, Sendable {
+    /// `+ text`: go on (a literal, a SASL challenge in base64, IDLE).
+    case continuation(String)
+    case tagged(String, IMAPStatus, IMAPResponseCode?, String)
+    case untagged(IMAPStatus, IMAPResponseCode?, String)
+    case capability([String])
+    case enabled([String])
+    /// `* LIST (attributes) "/" name`, or LSUB's same shape; `status` for LIST-STATUS is a
+    /// `.status` response of its own.
+    case list(attributes: [String], delimiter: Character?, name: String, lsub: Bool)
+    case status(name: String, [IMAPStatusValue])
+    case flags([IMAPFlag])
+    case exists(UInt32)
+    case recent(UInt32)
+    case expunge(UInt32)
+    /// IMAP4rev1's `* SEARCH n...`.
+    case search([UInt32])
+    /// ESEARCH (RFC 4731, IMAP4rev2's only SEARCH answer).
+    case esearch(tag: String, uid: Bool, min: UInt32?, max: UInt32?, count: UInt32?, all: IMAPSequenceSet?)
+    /// `* NAMESPACE`: the personal namespace only (prefix and delimiter).
+    case namespace(prefix: String, delimiter: Character)
+    case id([IMAPIDField]?)
+
+}
+
+/// One item of a STATUS response.
+public struct IMAPStatusValue: Hashable, Sendable {
+    public var item: IMAPStatusItem
+    public var value: UInt64
+
+    public init(_ item: IMAPStatusItem, _ value: UInt64) {
+        self.item = item
+        self.value = value
+    }
+}
