@@ -100,7 +100,7 @@ let package = Package(
             dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]
         ),
         // IMAP's pure core: framing, parsing, responses, the session (docs/imap.md).
-        .target(name: "IMAPCore", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "IMAPCore", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
         .target(
             name: "SMTPServer",
             dependencies: [
@@ -269,7 +269,7 @@ let package = Package(
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
         .testTarget(
             name: "IMAPCoreTests",
-            dependencies: ["IMAPCore", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["IMAPCore", "MailCore", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(name: "DNSCoreTests", dependencies: ["DNSCore"], resources: [.copy("Fixtures")]),
         .testTarget(

@@ -186,7 +186,10 @@ public struct IMAPResponseEncoder: Sendable {
     /// A string: quoted when it can be (no CR, LF or NUL; 8-bit only when UTF-8 is on), else a
     /// literal.
     func writeString(_ string: String, into out: inout ByteBuffer) {
-        let bytes = Array(string.utf8)
+        self.writeString(Array(string.utf8), into: &out)
+    }
+
+    func writeString(_ bytes: [UInt8], into out: inout ByteBuffer) {
         let quotable =
             bytes.count <= 1_000
             && !bytes.contains { $0 == 0 || $0 == 0x0D || $0 == 0x0A || (!self.utf8 && $0 >= 0x80) }
