@@ -40,6 +40,19 @@ public struct MIMEContentType: Hashable, Sendable {
         }
         self.type = type.lowercased()
         self.subtype = subtype.lowercased()
+        self.parameters = Self.parameters(&reader)
+    }
+
+    /// A field of the shape `token *(";" parameter)` (Content-Disposition, RFC 2183): the token
+    /// in lower case and the parameters; nil without the token.
+    public static func parameterized(_ value: String) -> (token: String, parameters: [MIMEParameter])? {
+        var reader = Reader(Array(value.utf8))
+        reader.skipSpace()
+        guard let token = reader.token() else { return nil }
+        return (token.lowercased(), Self.parameters(&reader))
+    }
+
+    static func parameters(_ reader: inout Reader) -> [MIMEParameter] {
         var raw: [(name: String, value: String, extended: Bool)] = []
         while raw.count < Self.maximumParameters {
             reader.skipSpace()
@@ -55,7 +68,7 @@ public struct MIMEContentType: Hashable, Sendable {
             if extended { lower.removeLast() }
             raw.append((lower, value, extended))
         }
-        self.parameters = Self.joined(raw)
+        return Self.joined(raw)
     }
 
     /// RFC 2231: `name*0`, `name*1*`... joined in order; `*` values are `charset'lang'%xx`.

@@ -15,7 +15,8 @@ public struct MIMEPart: Hashable, Sendable {
     public var contentType: MIMEContentType
     /// `Content-Transfer-Encoding`, lower case; `7bit` when absent.
     public var transferEncoding: String
-    /// Line feeds in the body (IMAP's body-fld-lines for text and message/rfc822 parts).
+    /// Lines in the body, a last one without its line end included (IMAP's body-fld-lines for
+    /// text and message/rfc822 parts; a part's last line end belongs to the boundary after it).
     public var lines: Int
     /// A multipart's parts, or a message/rfc822 part's message (one part); empty for a leaf.
     public var parts: [MIMEPart]
@@ -90,7 +91,7 @@ public struct MIMEPart: Hashable, Sendable {
             header: header,
             contentType: contentType,
             transferEncoding: encoding.isEmpty ? "7bit" : encoding,
-            lines: message[bodyStart..<end].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) },
+            lines: Self.lines(message, from: bodyStart, to: end),
             parts: []
         )
         guard depth < Self.maximumDepth, budget > 0 else { return part }
@@ -120,6 +121,11 @@ public struct MIMEPart: Hashable, Sendable {
             ]
         }
         return part
+    }
+
+    static func lines(_ message: [UInt8], from start: Int, to end: Int) -> Int {
+        let feeds = message[start..<end].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+        return end > start && message[end - 1] != 0x0A ? feeds + 1 : feeds
     }
 
     /// Where the header fields end (the empty line's start) and the body starts (after it);
