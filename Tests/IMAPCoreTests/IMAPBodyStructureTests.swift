@@ -53,4 +53,14 @@ import Testing
                 == "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 0 0) \"mixed\")"
         )
     }
+
+    /// Found in review: a message/rfc822 part with no message in it still has an envelope, a
+    /// body and a line count, as the grammar needs.
+    @Test func anEmptyAttachedMessage() {
+        #expect(
+            Self.encoded("Content-Type: message/rfc822\r\n\r\n", extensible: false)
+                == "(\"message\" \"rfc822\" NIL NIL NIL \"7BIT\" 0 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) "
+                + "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 0 0) 0)"
+        )
+    }
 }

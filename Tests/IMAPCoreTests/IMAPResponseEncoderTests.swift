@@ -116,4 +116,20 @@ import Testing
         )
         #expect(Self.encoded(.capability(["IMAP4rev2 LOGINDISABLED)"])) == "* CAPABILITY IMAP4rev2LOGINDISABLED\r\n")
     }
+
+    /// Found in review: bytes that are not UTF-8 are never quoted to a UTF-8 client, NUL goes
+    /// nowhere, text cannot pass for a response code, a `+` tag cannot pass for a continuation,
+    /// and names that filter to nothing are left out.
+    @Test func whatStrictClientsWouldRefuse() {
+        var out = ByteBuffer()
+        IMAPResponseEncoder(utf8: true).writeNString([0x63, 0x61, 0x66, 0xE9], into: &out)
+        #expect(Array(out.readableBytesView) == Array("{4}\r\ncaf".utf8) + [0xE9])
+        out.clear()
+        IMAPResponseEncoder(utf8: true).writeNString([0x61, 0x00, 0x62], into: &out)
+        #expect(String(buffer: out) == "\"a b\"")
+        #expect(Self.encoded(.tagged("A1", .no, nil, "[ALERT] fake")) == "A1 NO (ALERT] fake\r\n")
+        #expect(Self.encoded(.tagged("+", .ok, nil, "x")) == "* OK x\r\n")
+        #expect(Self.encoded(.capability(["IMAP4rev2", " ", "\\"])) == "* CAPABILITY IMAP4rev2\r\n")
+        #expect(Self.encoded(.flags([.seen, IMAPFlag("\\"), IMAPFlag("$A(b)")])) == "* FLAGS (\\Seen $Ab)\r\n")
+    }
 }

@@ -64,7 +64,7 @@ import Testing
         ] as [(UInt64, UInt64, String)]
     )
     func partials(offset: UInt64, length: UInt64, expected: String) {
-        let slice = IMAPPartial(offset: offset, length: length).apply(to: Array("0123456789".utf8))
+        let slice = IMAPPartial(offset: offset, length: length).apply(to: Array("xx0123456789".utf8)[2...])
         #expect(String(decoding: slice, as: UTF8.self) == expected)
     }
 }

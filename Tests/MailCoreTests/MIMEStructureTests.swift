@@ -100,6 +100,10 @@ import Testing
                 [MIMEParameter("name", "ä.txt")]
             ),
             ("text/plain; charset=a; charset=b", "text", "plain", [MIMEParameter("charset", "a")]),
+            (
+                "application/pdf; filename*=iso-8859-1''%E9t%E9.pdf", "application", "pdf",
+                [MIMEParameter("filename", "été.pdf")]
+            ),
             ("text/plain; charset", "text", "plain", []),
         ] as [(String, String, String, [MIMEParameter])]
     )
@@ -170,5 +174,29 @@ import Testing
             }
             check(MIMEPart(message: message), within: 0..<message.count)
         }
+    }
+
+    /// Found in review: a part whose header never ends is no header at all past 256 KiB (not
+    /// millions of fields kept), and only the fields the structure needs are kept.
+    @Test func headersAreBoundedAndOnlyUsefulFieldsKept() {
+        let endless =
+            "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n" + String(repeating: "x:\r\n", count: 100_000)
+        let root = MIMEPart(message: Self.bytes(endless))
+        #expect(root.parts.count == 1 && root.parts[0].header.fields.isEmpty)
+        #expect(root.parts[0].bodyStart == root.parts[0].start && root.parts[0].contentType == .textPlain)
+        let many = "Subject: s\r\nX-A: 1\r\nContent-Type: text/html\r\nReceived: r\r\n\r\nbody"
+        #expect(MIMEPart(message: Self.bytes(many)).header.fields.map(\.name) == ["Subject", "Content-Type"])
+    }
+
+    /// Found in review: a message that is itself message/rfc822 numbers its parts as IMAP does:
+    /// BODY[1] is the attached message, BODY[1.1] its first part.
+    @Test func aTopLevelAttachedMessageIsPartOne() throws {
+        let message = Self.bytes(
+            "Content-Type: message/rfc822\r\n\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\nfirst\r\n--q--\r\n"
+        )
+        let root = MIMEPart(message: message)
+        let one = try #require(root.part([1]))
+        #expect(one == root)
+        #expect(Self.body(try #require(root.part([1, 1])), of: message) == "first")
     }
 }

@@ -10,17 +10,7 @@ extension IMAPResponseEncoder {
         if part.contentType.isMultipart {
             if part.parts.isEmpty {
                 // `1*body`: a multipart whose parts could not be found shows one empty text part.
-                let empty = MIMEPart(
-                    start: part.end,
-                    bodyStart: part.end,
-                    end: part.end,
-                    header: HeaderSection(fields: []),
-                    contentType: .textPlain,
-                    transferEncoding: "7bit",
-                    lines: 0,
-                    parts: []
-                )
-                self.writeBodyStructure(empty, extensible: extensible, into: &out)
+                self.writeBodyStructure(Self.emptyPart(at: part.end), extensible: extensible, into: &out)
             }
             for child in part.parts { self.writeBodyStructure(child, extensible: extensible, into: &out) }
             out.writeString(" ")
@@ -43,7 +33,10 @@ extension IMAPResponseEncoder {
             out.writeString(" ")
             self.writeString(part.transferEncoding.uppercased(), into: &out)
             out.writeString(" \(part.bodySize)")
-            if part.contentType.isMessage, let message = part.parts.first {
+            if part.contentType.isMessage {
+                // body-type-msg needs an envelope and a body even when no message could be read
+                // (an empty part, nesting or part limits reached): empty ones stand in.
+                let message = part.parts.first ?? Self.emptyPart(at: part.end)
                 out.writeString(" ")
                 self.writeEnvelope(IMAPEnvelope(header: message.header), into: &out)
                 out.writeString(" ")
@@ -55,6 +48,19 @@ extension IMAPResponseEncoder {
             if extensible { self.writeExtensions(part, md5: true, into: &out) }
         }
         out.writeString(")")
+    }
+
+    static func emptyPart(at offset: Int) -> MIMEPart {
+        MIMEPart(
+            start: offset,
+            bodyStart: offset,
+            end: offset,
+            header: HeaderSection(fields: []),
+            contentType: .textPlain,
+            transferEncoding: "7bit",
+            lines: 0,
+            parts: []
+        )
     }
 
     /// `body-fld-param`: `("name" "value" ...)`, or NIL when there are none.

@@ -29,9 +29,9 @@ public struct IMAPResponseEncoder: Sendable {
             out.writeString("* " + status.rawValue + " ")
             self.writeText(code, text, into: &out)
         case .capability(let names):
-            out.writeString("* CAPABILITY " + names.map(Self.atom).joined(separator: " "))
+            out.writeString("* CAPABILITY " + Self.atoms(names).joined(separator: " "))
         case .enabled(let names):
-            out.writeString("* ENABLED" + names.map { " " + Self.atom($0) }.joined())
+            out.writeString("* ENABLED" + Self.atoms(names).map { " " + $0 }.joined())
         case .list(let attributes, let delimiter, let name, let lsub):
             out.writeString(lsub ? "* LSUB (" : "* LIST (")
             out.writeString(attributes.map(Self.atom).joined(separator: " ") + ") ")
@@ -47,7 +47,7 @@ public struct IMAPResponseEncoder: Sendable {
             self.writeMailbox(name, into: &out)
             out.writeString(" (" + values.map { "\($0.item.rawValue) \($0.value)" }.joined(separator: " ") + ")")
         case .flags(let flags):
-            out.writeString("* FLAGS (" + flags.map { Self.flag($0) }.joined(separator: " ") + ")")
+            out.writeString("* FLAGS (" + Self.atoms(flags.map(\.name)).joined(separator: " ") + ")")
         case .exists(let count):
             out.writeString("* \(count) EXISTS")
         case .recent(let count):
@@ -90,8 +90,10 @@ public struct IMAPResponseEncoder: Sendable {
 
     private func writeText(_ code: IMAPResponseCode?, _ text: String, into out: inout ByteBuffer) {
         if let code { out.writeString("[" + Self.code(code) + "] ") }
-        // resp-text needs at least one character after a code.
-        let text = Self.text(text)
+        // resp-text needs at least one character after a code, and text that starts with `[`
+        // would be read as a code.
+        var text = Self.text(text)
+        if text.hasPrefix("[") { text = "(" + text.dropFirst() }
         out.writeString(text.isEmpty ? "done" : text)
     }
 
@@ -108,18 +110,20 @@ public struct IMAPResponseEncoder: Sendable {
 
     /// A tag as the client sent it (the parser admits only ASTRING-CHARs), or `*` for none.
     static func tag(_ tag: String) -> String {
-        tag.isEmpty || !tag.utf8.allSatisfy(IMAPReader.isAStringChar) ? "*" : tag
+        tag.isEmpty || !tag.utf8.allSatisfy({ IMAPReader.isAStringChar($0) && $0 != UInt8(ascii: "+") }) ? "*" : tag
+    }
+
+    /// The server's own atoms, those that are left non-empty.
+    static func atoms(_ names: [String]) -> [String] {
+        names.map(Self.atom).filter { !$0.isEmpty && $0 != "\\" }
     }
 
     /// An atom of the server's own (capability names, attributes): atom characters only.
     static func atom(_ name: String) -> String {
-        String(decoding: name.utf8.filter { IMAPReader.isAtomChar($0) || $0 == UInt8(ascii: "\\") }, as: UTF8.self)
-    }
-
-    static func flag(_ flag: IMAPFlag) -> String {
-        let name = flag.name
-        if name.hasPrefix("\\") { return "\\" + Self.atom(String(name.dropFirst())) }
-        return Self.atom(name)
+        // `\` only first: a flag or an attribute (`\Seen`, `\HasNoChildren`).
+        let bytes = Array(name.utf8)
+        let body = bytes.drop { $0 == UInt8(ascii: "\\") }.filter(IMAPReader.isAtomChar)
+        return (bytes.first == UInt8(ascii: "\\") && !body.isEmpty ? "\\" : "") + String(decoding: body, as: UTF8.self)
     }
 
     static func code(_ code: IMAPResponseCode) -> String {
@@ -151,7 +155,8 @@ public struct IMAPResponseEncoder: Sendable {
         case .overQuota: return "OVERQUOTA"
         case .parse: return "PARSE"
         case .permanentFlags(let flags, let newKeywords):
-            return "PERMANENTFLAGS (" + (flags.map(Self.flag) + (newKeywords ? ["\\*"] : [])).joined(separator: " ")
+            return "PERMANENTFLAGS ("
+                + (Self.atoms(flags.map(\.name)) + (newKeywords ? ["\\*"] : [])).joined(separator: " ")
                 + ")"
         case .privacyRequired: return "PRIVACYREQUIRED"
         case .readOnly: return "READ-ONLY"
@@ -190,9 +195,12 @@ public struct IMAPResponseEncoder: Sendable {
     }
 
     func writeString(_ bytes: [UInt8], into out: inout ByteBuffer) {
+        // NUL is no CHAR8: a literal cannot carry it either (only a literal8 can).
+        let bytes = bytes.contains(0) ? bytes.map { $0 == 0 ? 0x20 : $0 } : bytes
         let quotable =
             bytes.count <= 1_000
-            && !bytes.contains { $0 == 0 || $0 == 0x0D || $0 == 0x0A || (!self.utf8 && $0 >= 0x80) }
+            && !bytes.contains { $0 == 0x0D || $0 == 0x0A || (!self.utf8 && $0 >= 0x80) }
+            && (!self.utf8 || String(validating: bytes, as: UTF8.self) != nil)
         guard quotable else {
             out.writeString("{\(bytes.count)}\r\n")
             out.writeBytes(bytes)

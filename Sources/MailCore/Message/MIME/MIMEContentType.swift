@@ -71,37 +71,60 @@ public struct MIMEContentType: Hashable, Sendable {
         return Self.joined(raw)
     }
 
-    /// RFC 2231: `name*0`, `name*1*`... joined in order; `*` values are `charset'lang'%xx`.
+    /// RFC 2231: `name*0`, `name*1*`... joined in order; `*` values are `charset'lang'%xx`, and
+    /// their octets are read in that charset (UTF-8, ASCII, ISO-8859-1, Windows-1252; others as
+    /// UTF-8).
     static func joined(_ raw: [(name: String, value: String, extended: Bool)]) -> [MIMEParameter] {
         var result: [MIMEParameter] = []
-        var sections: [String: [(Int, String)]] = [:]
+        var sections: [String: [(Int, [UInt8])]] = [:]
+        var charsets: [String: String] = [:]
         var order: [String] = []
         for (name, value, extended) in raw {
-            let decoded = extended ? Self.percentDecoded(value, first: !name.contains("*")) : value
+            var bytes = Array(value.utf8)
             if let star = name.firstIndex(of: "*"), let number = Int(name[name.index(after: star)...]), number < 1_000 {
                 let base = String(name[..<star])
                 if sections[base] == nil { order.append(base) }
-                let text = extended ? Self.percentDecoded(value, first: number == 0) : value
-                sections[base, default: []].append((number, text))
+                if extended {
+                    if number == 0, let (charset, rest) = Self.splitCharset(bytes) {
+                        charsets[base] = charset
+                        bytes = rest
+                    }
+                    bytes = Self.percentDecoded(bytes)
+                }
+                sections[base, default: []].append((number, bytes))
             } else if !result.contains(where: { $0.name == name }) {
-                result.append(MIMEParameter(name, decoded))
+                var charset: String?
+                if extended {
+                    if let (found, rest) = Self.splitCharset(bytes) {
+                        charset = found
+                        bytes = rest
+                    }
+                    bytes = Self.percentDecoded(bytes)
+                }
+                result.append(MIMEParameter(name, Self.text(bytes, charset: charset)))
             }
         }
         for base in order where !result.contains(where: { $0.name == base }) {
-            let value = sections[base, default: []].sorted { $0.0 < $1.0 }.map(\.1).joined()
-            result.append(MIMEParameter(base, value))
+            let bytes = sections[base, default: []].sorted { $0.0 < $1.0 }.flatMap(\.1)
+            result.append(MIMEParameter(base, Self.text(bytes, charset: charsets[base])))
         }
         return result
     }
 
-    /// `charset'language'%xx...` (the first section) or `%xx...`; octets as UTF-8.
-    static func percentDecoded(_ value: String, first: Bool) -> String {
-        var text = Array(value.utf8)
-        if first, let quote = text.firstIndex(of: UInt8(ascii: "'")),
-            let second = text[(quote + 1)...].firstIndex(of: UInt8(ascii: "'"))
-        {
-            text = Array(text[(second + 1)...])
-        }
+    /// `charset'language'rest`: the charset (lower case) and the rest.
+    static func splitCharset(_ bytes: [UInt8]) -> (String, [UInt8])? {
+        guard let quote = bytes.firstIndex(of: UInt8(ascii: "'")),
+            let second = bytes[(quote + 1)...].firstIndex(of: UInt8(ascii: "'"))
+        else { return nil }
+        return (String(decoding: bytes[..<quote], as: UTF8.self).lowercased(), Array(bytes[(second + 1)...]))
+    }
+
+    static func text(_ bytes: [UInt8], charset: String?) -> String {
+        charset.flatMap { EncodedWords.text(bytes, charset: $0) } ?? String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `%xx` as the octet; anything else as it is.
+    static func percentDecoded(_ text: [UInt8]) -> [UInt8] {
         var bytes: [UInt8] = []
         var index = 0
         while index < text.count {
@@ -115,7 +138,7 @@ public struct MIMEContentType: Hashable, Sendable {
                 index += 1
             }
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 
     static func hex(_ byte: UInt8) -> UInt8? {

@@ -11,6 +11,8 @@ public struct MIMEPart: Hashable, Sendable {
     public var start: Int
     public var bodyStart: Int
     public var end: Int
+    /// The fields the structure and ENVELOPE use (Content-*, and those of an ENVELOPE), at most
+    /// `maximumKeptFields`; the whole header stays in the message, for BODY[HEADER].
     public var header: HeaderSection
     public var contentType: MIMEContentType
     /// `Content-Transfer-Encoding`, lower case; `7bit` when absent.
@@ -25,6 +27,15 @@ public struct MIMEPart: Hashable, Sendable {
 
     public static let maximumDepth = 32
     public static let maximumParts = 1_000
+    /// A part whose header has not ended within this many octets has none: all of it is body
+    /// (as `MessageScanner` caps a message's header for DKIM).
+    public static let maximumHeaderSize = 262_144
+    public static let maximumKeptFields = 100
+
+    /// The fields kept in `header`.
+    static let keptFields: Set<String> = [
+        "date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc", "in-reply-to", "message-id",
+    ]
 
     public init(
         start: Int,
@@ -57,8 +68,10 @@ public struct MIMEPart: Hashable, Sendable {
     /// first part (RFC 9051 §6.4.5).
     public func part(_ path: [Int]) -> MIMEPart? {
         var part = self
-        for number in path {
-            if part.contentType.isMessage, let message = part.parts.first { part = message }
+        for (index, number) in path.enumerated() {
+            // Into an attached message from the second number on: BODY[2] is the attached
+            // message itself, BODY[2.1] its first part.
+            if index > 0, part.contentType.isMessage, let message = part.parts.first { part = message }
             if part.contentType.isMultipart {
                 guard number >= 1, number <= part.parts.count else { return nil }
                 part = part.parts[number - 1]
@@ -79,8 +92,21 @@ public struct MIMEPart: Hashable, Sendable {
         budget: inout Int
     ) -> MIMEPart {
         budget -= 1
-        let (headerEnd, bodyStart) = Self.headerEnd(message, start: start, end: end)
-        let header = HeaderSection(parsing: message[start..<headerEnd])
+        var (headerEnd, bodyStart) = Self.headerEnd(
+            message,
+            start: start,
+            end: min(end, start + Self.maximumHeaderSize)
+        )
+        if headerEnd == bodyStart, bodyStart - start >= Self.maximumHeaderSize {
+            (headerEnd, bodyStart) = (start, start)  // no end within the limit: no header at all
+        } else if headerEnd == bodyStart {
+            (headerEnd, bodyStart) = (end, end)  // a part that is all header
+        }
+        let kept = HeaderSection(parsing: message[start..<headerEnd]).fields.lazy.filter { field in
+            let name = field.name.lowercased()
+            return name.hasPrefix("content-") || Self.keptFields.contains(name)
+        }
+        let header = HeaderSection(fields: Array(kept.prefix(Self.maximumKeptFields)))
         let contentType =
             header.fields(named: "Content-Type").first.flatMap { MIMEContentType(parsing: $0.value) } ?? defaultType
         let encoding = header.fields(named: "Content-Transfer-Encoding").first.map { $0.value.lowercased() } ?? "7bit"
@@ -91,7 +117,8 @@ public struct MIMEPart: Hashable, Sendable {
             header: header,
             contentType: contentType,
             transferEncoding: encoding.isEmpty ? "7bit" : encoding,
-            lines: Self.lines(message, from: bodyStart, to: end),
+            lines: contentType.type == "text" || contentType.isMessage
+                ? Self.lines(message, from: bodyStart, to: end) : 0,
             parts: []
         )
         guard depth < Self.maximumDepth, budget > 0 else { return part }
@@ -101,7 +128,8 @@ public struct MIMEPart: Hashable, Sendable {
                 message,
                 start: bodyStart,
                 end: end,
-                boundary: Array(boundary.utf8)
+                boundary: Array(boundary.utf8),
+                limit: budget
             ) {
                 guard budget > 0 else { break }
                 part.parts.append(
@@ -146,7 +174,7 @@ public struct MIMEPart: Hashable, Sendable {
 
     /// The body parts of a multipart body: between lines `--boundary` and up to `--boundary--`
     /// (RFC 2046 §5.1.1). The line end before a boundary line belongs to the boundary.
-    static func bodyParts(_ message: [UInt8], start: Int, end: Int, boundary: [UInt8]) -> [(Int, Int)] {
+    static func bodyParts(_ message: [UInt8], start: Int, end: Int, boundary: [UInt8], limit: Int) -> [(Int, Int)] {
         var parts: [(Int, Int)] = []
         var partStart: Int?
         var lineStart = start
@@ -161,6 +189,7 @@ public struct MIMEPart: Hashable, Sendable {
                     if close > open, message[close - 1] == 0x0A { close -= 1 }
                     if close > open, message[close - 1] == 0x0D { close -= 1 }
                     parts.append((open, max(open, close)))
+                    if parts.count >= limit { return parts }
                 }
                 let after = lineStart + 2 + boundary.count
                 if after + 1 < lineEnd, message[after] == UInt8(ascii: "-"), message[after + 1] == UInt8(ascii: "-") {
