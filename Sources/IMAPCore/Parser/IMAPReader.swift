@@ -25,18 +25,15 @@ struct IMAPReader {
         self.loadText()
     }
 
-    /// Moves to the next text part when the current one is used up and a text part is next.
+    /// Reads the text part at `partIndex` (the framer puts a text part between any two
+    /// literals and after the last); none past the end.
     private mutating func loadText() {
-        while self.partIndex < self.parts.count {
-            if case .text(let bytes) = self.parts[self.partIndex] {
-                self.text = Array(bytes.readableBytesView)
-                self.position = 0
-                return
-            }
-            return
-        }
-        self.text = []
         self.position = 0
+        if self.partIndex < self.parts.count, case .text(let bytes) = self.parts[self.partIndex] {
+            self.text = Array(bytes.readableBytesView)
+        } else {
+            self.text = []
+        }
     }
 
     /// The next octet of command text; nil at the end of a text part (a literal, or the end).
@@ -46,10 +43,6 @@ struct IMAPReader {
 
     func peek(at offset: Int) -> UInt8? {
         self.position + offset < self.text.count ? self.text[self.position + offset] : nil
-    }
-
-    var isAtEnd: Bool {
-        self.position >= self.text.count && self.partIndex >= self.parts.count - 1
     }
 
     /// Whether a literal is next (the text before it used up).
