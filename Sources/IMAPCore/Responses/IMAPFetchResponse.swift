@@ -1,0 +1,124 @@
+import MailCore
+import NIOCore
+
+/// One item of a `* n FETCH (...)` response (RFC 9051 §7.5.2), with its value.
+public enum IMAPFetchValue: Hashable, Sendable {
+    case flags([IMAPFlag])
+    case uid(UInt32)
+    case rfc822Size(UInt64)
+    case internalDate(IMAPDateTime)
+    case envelope(IMAPEnvelope)
+    /// BODYSTRUCTURE (`extensible`) or BODY of a message's structure.
+    case bodyStructure(MIMEPart, extensible: Bool)
+    /// `BODY[section]<origin>`, `RFC822`, `RFC822.HEADER`, `RFC822.TEXT`: the octets, or nil
+    /// for NIL. `origin` is the partial's offset, when one was asked.
+    case section(IMAPFetchItem, origin: UInt64?, ArraySlice<UInt8>?)
+    /// `BINARY[part]<origin>`: decoded octets, sent as a literal8 when they hold NUL.
+    case binary(part: [UInt32], origin: UInt64?, ArraySlice<UInt8>?)
+    case binarySize(part: [UInt32], UInt64)
+}
+
+extension IMAPResponseEncoder {
+    /// `* n FETCH (item value ...)`. Octets of sections go as literals (quoted when short and
+    /// plain), so that any content stays inside the response.
+    public func writeFetch(_ number: UInt32, _ values: [IMAPFetchValue], into out: inout ByteBuffer) {
+        out.writeString("* \(number) FETCH (")
+        for (index, value) in values.enumerated() {
+            if index > 0 { out.writeString(" ") }
+            self.writeFetchValue(value, into: &out)
+        }
+        out.writeString(")\r\n")
+    }
+
+    func writeFetchValue(_ value: IMAPFetchValue, into out: inout ByteBuffer) {
+        switch value {
+        case .flags(let flags):
+            out.writeString("FLAGS (" + Self.atoms(flags.map(\.name)).joined(separator: " ") + ")")
+        case .uid(let uid):
+            out.writeString("UID \(uid)")
+        case .rfc822Size(let size):
+            out.writeString("RFC822.SIZE \(size)")
+        case .internalDate(let date):
+            out.writeString("INTERNALDATE \"" + Self.dateTime(date) + "\"")
+        case .envelope(let envelope):
+            out.writeString("ENVELOPE ")
+            self.writeEnvelope(envelope, into: &out)
+        case .bodyStructure(let part, let extensible):
+            out.writeString(extensible ? "BODYSTRUCTURE " : "BODY ")
+            self.writeBodyStructure(part, extensible: extensible, into: &out)
+        case .section(let item, let origin, let bytes):
+            out.writeString(Self.sectionName(item, origin: origin) + " ")
+            self.writeOctets(bytes, binary: false, into: &out)
+        case .binary(let part, let origin, let bytes):
+            out.writeString("BINARY[" + part.map(String.init).joined(separator: ".") + "]")
+            if let origin { out.writeString("<\(origin)>") }
+            out.writeString(" ")
+            self.writeOctets(bytes, binary: true, into: &out)
+        case .binarySize(let part, let size):
+            out.writeString("BINARY.SIZE[" + part.map(String.init).joined(separator: ".") + "] \(size)")
+        }
+    }
+
+    /// A section's name as the response gives it: no `.PEEK`, the partial as its origin only.
+    static func sectionName(_ item: IMAPFetchItem, origin: UInt64?) -> String {
+        let name: String
+        switch item {
+        case .rfc822: return "RFC822"
+        case .rfc822Header: return "RFC822.HEADER"
+        case .rfc822Text: return "RFC822.TEXT"
+        case .bodySection(let section, _, _):
+            var spec = section.part.map(String.init).joined(separator: ".")
+            if let text = section.text {
+                if !spec.isEmpty { spec += "." }
+                switch text {
+                case .header: spec += "HEADER"
+                case .text: spec += "TEXT"
+                case .mime: spec += "MIME"
+                case .headerFields(let names): spec += "HEADER.FIELDS (" + Self.headerNames(names) + ")"
+                case .headerFieldsNot(let names): spec += "HEADER.FIELDS.NOT (" + Self.headerNames(names) + ")"
+                }
+            }
+            name = "BODY[" + spec + "]"
+        default:
+            name = "BODY[]"
+        }
+        return origin.map { name + "<\($0)>" } ?? name
+    }
+
+    /// Header names as the client asked for them: atoms, or quoted when they are not.
+    static func headerNames(_ names: [String]) -> String {
+        names.map { name in
+            name.utf8.allSatisfy(IMAPReader.isAStringChar) && !name.isEmpty
+                ? name : "\"" + name.filter { $0 != "\"" && $0 != "\\" && !$0.isNewline } + "\""
+        }.joined(separator: " ")
+    }
+
+    /// nstring for sections; for BINARY, a literal8 (`~{n}`) when the octets hold NUL.
+    func writeOctets(_ bytes: ArraySlice<UInt8>?, binary: Bool, into out: inout ByteBuffer) {
+        guard let bytes else {
+            out.writeString("NIL")
+            return
+        }
+        let literal8 = binary && bytes.contains(0)
+        out.writeString((literal8 ? "~{" : "{") + "\(bytes.count)}\r\n")
+        if literal8 {
+            out.writeBytes(bytes)
+        } else {
+            // A literal carries CHAR8, never NUL: a NUL in a message body goes out as a space.
+            out.writeBytes(bytes.contains(0) ? bytes.map { $0 == 0 ? 0x20 : $0 } : Array(bytes))
+        }
+    }
+
+    /// `date-time`: `"dd-Mon-yyyy hh:mm:ss +zzzz"`, the day space-padded (RFC 9051 §9).
+    static func dateTime(_ date: IMAPDateTime) -> String {
+        func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let day = date.day < 10 ? " \(date.day)" : "\(date.day)"
+        let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][
+            max(0, min(11, date.month - 1))
+        ]
+        let zone = abs(date.zone)
+        let year = String(repeating: "0", count: max(0, 4 - String(date.year).count)) + String(date.year)
+        return "\(day)-\(month)-\(year) \(two(date.hour)):\(two(date.minute)):\(two(date.second)) "
+            + (date.zone < 0 ? "-" : "+") + two(zone / 60) + two(zone % 60)
+    }
+}
