@@ -364,18 +364,24 @@ enum LiteralSyntax: Hashable {
             return nil
         }
         guard bytes[index] == UInt8(ascii: "{") else { return nil }
-        var value: UInt64 = 0
-        for digit in bytes[(index + 1)...digitsEnd] {
-            let (times, overflowed) = value.multipliedReportingOverflow(by: 10)
-            let (sum, carried) = times.addingReportingOverflow(UInt64(digit - UInt8(ascii: "0")))
-            guard !overflowed, !carried, sum <= UInt64(Int64.max) else {
-                self = .tooLarge
-                return
-            }
-            value = sum
+        guard let value = Self.number64(bytes[(index + 1)...digitsEnd]) else {
+            self = .tooLarge
+            return
         }
         let binary = index > 0 && bytes[index - 1] == UInt8(ascii: "~")
         let announcementLength = bytes.count - index + (binary ? 1 : 0)
         self = .size(value, synchronizing: synchronizing, binary: binary, textLength: line.count - announcementLength)
+    }
+
+    /// RFC 9051's `number64` (digits, at most 2^63 - 1); nil when the digits say more.
+    static func number64(_ digits: some Collection<UInt8>) -> UInt64? {
+        var value: UInt64 = 0
+        for digit in digits {
+            let (times, overflowed) = value.multipliedReportingOverflow(by: 10)
+            let (sum, carried) = times.addingReportingOverflow(UInt64(digit - UInt8(ascii: "0")))
+            guard !overflowed, !carried, sum <= UInt64(Int64.max) else { return nil }
+            value = sum
+        }
+        return value
     }
 }

@@ -1,3 +1,5 @@
+import MailCore
+
 /// Reads one command as the framer delivered it (RFC 9051 §9's `command`). Pure: the session
 /// decides whether the command is allowed in its state; the parser only says what was asked.
 public enum IMAPCommandParser {
@@ -345,8 +347,6 @@ public enum IMAPCommandParser {
 
     // MARK: - Dates
 
-    static let months = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
-
     /// `date = date-text / DQUOTE date-text DQUOTE`, `date-text = date-day "-" date-month "-"
     /// date-year`.
     static func date(_ reader: inout IMAPReader) throws(IMAPParseError) -> IMAPDate {
@@ -361,7 +361,7 @@ public enum IMAPCommandParser {
     }
 
     static func month(_ reader: inout IMAPReader) throws(IMAPParseError) -> Int {
-        for (index, name) in Self.months.enumerated() where reader.takeText(name) { return index + 1 }
+        for (index, name) in MessageDate.monthNames.enumerated() where reader.takeText(name) { return index + 1 }
         throw IMAPParseError("expected a month (Jan, Feb, ...)")
     }
 

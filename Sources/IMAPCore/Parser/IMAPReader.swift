@@ -233,13 +233,7 @@ struct IMAPReader {
     mutating func number64() throws(IMAPParseError) -> UInt64 {
         let digits = self.run { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
         guard !digits.isEmpty else { throw IMAPParseError("expected a number") }
-        var value: UInt64 = 0
-        for digit in digits {
-            let (times, overflowed) = value.multipliedReportingOverflow(by: 10)
-            let (sum, carried) = times.addingReportingOverflow(UInt64(digit - UInt8(ascii: "0")))
-            guard !overflowed, !carried, sum <= UInt64(Int64.max) else { throw IMAPParseError("a number too large") }
-            value = sum
-        }
+        guard let value = LiteralSyntax.number64(digits) else { throw IMAPParseError("a number too large") }
         return value
     }
 

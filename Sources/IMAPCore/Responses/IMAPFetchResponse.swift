@@ -113,9 +113,7 @@ extension IMAPResponseEncoder {
     static func dateTime(_ date: IMAPDateTime) -> String {
         func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
         let day = date.day < 10 ? " \(date.day)" : "\(date.day)"
-        let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][
-            max(0, min(11, date.month - 1))
-        ]
+        let month = MessageDate.monthNames[max(0, min(11, date.month - 1))]
         let zone = abs(date.zone)
         let year = String(repeating: "0", count: max(0, 4 - String(date.year).count)) + String(date.year)
         return "\(day)-\(month)-\(year) \(two(date.hour)):\(two(date.minute)):\(two(date.second)) "

@@ -5,6 +5,9 @@ public struct MessageDate: Hashable, Sendable, CustomStringConvertible {
     public var secondsSince1970: Int64
     public var utcOffsetSeconds: Int
 
+    /// The month names of RFC 5322 dates, which IMAP's dates use too.
+    public static let monthNames = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
     public init(secondsSince1970: Int64, utcOffsetSeconds: Int = 0) {
         self.secondsSince1970 = secondsSince1970
         self.utcOffsetSeconds = utcOffsetSeconds
@@ -18,10 +21,9 @@ public struct MessageDate: Hashable, Sendable, CustomStringConvertible {
         // 1970-01-01 was a Thursday.
         let weekday = Int(((days % 7) + 7 + 4) % 7)
         let names = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         let offset = abs(self.utcOffsetSeconds) / 60
         let sign = self.utcOffsetSeconds < 0 ? "-" : "+"
-        return "\(names[weekday]), \(day) \(months[month - 1]) \(year) "
+        return "\(names[weekday]), \(day) \(Self.monthNames[month - 1]) \(year) "
             + "\(twoDigits(secondOfDay / 3600)):\(twoDigits(secondOfDay / 60 % 60)):\(twoDigits(secondOfDay % 60)) "
             + "\(sign)\(twoDigits(offset / 60))\(twoDigits(offset % 60))"
     }

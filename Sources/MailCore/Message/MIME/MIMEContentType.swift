@@ -129,7 +129,7 @@ public struct MIMEContentType: Hashable, Sendable {
         var index = 0
         while index < text.count {
             if text[index] == UInt8(ascii: "%"), index + 2 < text.count,
-                let high = Self.hex(text[index + 1]), let low = Self.hex(text[index + 2])
+                let high = TransferEncoding.hex(text[index + 1]), let low = TransferEncoding.hex(text[index + 2])
             {
                 bytes.append(high << 4 | low)
                 index += 3
@@ -139,15 +139,6 @@ public struct MIMEContentType: Hashable, Sendable {
             }
         }
         return bytes
-    }
-
-    static func hex(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 
     /// RFC 2045's tokens, quoted strings and comments, over the field's value.
