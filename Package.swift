@@ -34,11 +34,15 @@ let package = Package(
         .target(name: "DNSCore", dependencies: ["PetrelSystem"]),
         // The platform's C library (Glibc or Darwin), re-exported from one place.
         .target(name: "PetrelSystem"),
-        // How the NIO glue writes socket addresses and TLS versions in logs and replies.
+        // What every listener's NIO glue shares: connection limits, the TLS context and its
+        // handshake deadline, running a connection's task on its event loop, log formats.
         .target(
             name: "NIOSupport",
             dependencies: [
+                "MailCore",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
@@ -118,6 +122,24 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // IMAP's NIO glue: the listener, one task per connection, the commands carried out
+        // against the mailboxes (docs/imap.md).
+        .target(
+            name: "IMAPServer",
+            dependencies: [
+                "NIOSupport",
+                "IMAPCore",
+                "MailCore",
+                "MailStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(
             name: "MailStore",
             dependencies: [
@@ -128,6 +150,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
@@ -177,6 +200,8 @@ let package = Package(
         .target(
             name: "MailIntake",
             dependencies: [
+                "IMAPCore",
+                "IMAPServer",
                 "PetrelSystem",
                 "PetrelConfiguration",
                 "SMTPCore",
@@ -195,6 +220,8 @@ let package = Package(
         .target(
             name: "PetrelServer",
             dependencies: [
+                "IMAPCore",
+                "IMAPServer",
                 "PetrelSystem",
                 "NIOSupport",
                 "MailIntake",
@@ -291,6 +318,7 @@ let package = Package(
             name: "SMTPServerTests",
             dependencies: [
                 "SMTPServer",
+                "NIOSupport",
                 "SMTPCore",
                 "MailCore",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -142,6 +142,7 @@ public actor IncomingMessageFile {
                 },
                 done: {
                     for file in files where file.unixLineEnds { POSIXFile.remove(file.path) }
+                    for mailbox in mailboxes { store.maildirs.changes.changed(mailbox) }
                 }
             )
         }

@@ -11,6 +11,8 @@ public struct MaildirStore: Sendable {
     public let mailRoot: String
     let hostnameForNames: String
     private let knownMaildirs = KnownMaildirs()
+    /// Wakes the IMAP sessions of a mailbox that received mail.
+    public let changes = MailboxChanges()
 
     final class KnownMaildirs: Sendable {
         let names = NIOLockedValueBox<Set<String>>([])
@@ -47,6 +49,7 @@ public struct MaildirStore: Sendable {
             for destination in links.paths { POSIXFile.remove(destination) }
             throw error
         }
+        for mailbox in mailboxes { self.changes.changed(mailbox) }
         return links.paths
     }
 

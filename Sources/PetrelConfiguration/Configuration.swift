@@ -21,6 +21,8 @@ public struct Configuration: Sendable, Hashable {
     public var tls: TLSFiles?
     public var limits: Limits
     public var timeouts: Timeouts
+    /// IMAP's limits (`[imap]`).
+    public var imap = IMAP()
     /// What failed logins cost (`[auth]`).
     public var loginFailures: LoginFailurePolicy
     /// SPF, DKIM and DMARC on mail from other servers (`[inbound]`).
@@ -52,7 +54,9 @@ public struct Configuration: Sendable, Hashable {
             listen: Listen(
                 smtp: [ListenAddress(host: "127.0.0.1", port: 2525)],
                 submission: [ListenAddress(host: "127.0.0.1", port: 2587)],
-                submissions: [ListenAddress(host: "127.0.0.1", port: 2465)]
+                submissions: [ListenAddress(host: "127.0.0.1", port: 2465)],
+                imap: [ListenAddress(host: "127.0.0.1", port: 2143)],
+                imaps: [ListenAddress(host: "127.0.0.1", port: 2993)]
             ),
             tls: nil,
             limits: Limits(),

@@ -112,6 +112,10 @@ public enum ConfigurationLoader {
             try configuration.limits.read(&table)
             try table.finish()
         }
+        if var table = try top.table("imap") {
+            try configuration.imap.read(&table)
+            try table.finish()
+        }
         if var table = try top.table("timeouts") {
             try configuration.timeouts.read(&table)
             try table.finish()

@@ -9,11 +9,53 @@ extension Configuration {
         public var submission: [ListenAddress]
         /// Port-465 style (RFC 8314): implicit TLS, then AUTH before MAIL.
         public var submissions: [ListenAddress]
+        /// Port-143 style IMAP: STARTTLS, and no login before it.
+        public var imap: [ListenAddress]
+        /// Port-993 style IMAP (RFC 8314): implicit TLS.
+        public var imaps: [ListenAddress]
 
-        public init(smtp: [ListenAddress], submission: [ListenAddress] = [], submissions: [ListenAddress] = []) {
+        public init(
+            smtp: [ListenAddress],
+            submission: [ListenAddress] = [],
+            submissions: [ListenAddress] = [],
+            imap: [ListenAddress] = [],
+            imaps: [ListenAddress] = []
+        ) {
             self.smtp = smtp
             self.submission = submission
             self.submissions = submissions
+            self.imap = imap
+            self.imaps = imaps
+        }
+    }
+
+    /// `[imap]`: IMAP's own limits (docs/imap.md).
+    public struct IMAP: Sendable, Hashable {
+        /// Open IMAP connections from one client (an IPv4 address or an IPv6 /64): separate
+        /// from SMTP's, since a mail client keeps several open all day, and a household behind
+        /// one NAT address has several clients.
+        public var connectionsPerIP: Int = 50
+        /// Logged-in sessions of one user at once.
+        public var sessionsPerUser: Int = 20
+        /// Silence allowed before login, in seconds.
+        public var loginTimeout: Int = 60
+        /// Silence allowed after login, in seconds: at least 30 minutes (RFC 9051 §5.4).
+        public var idleTimeout: Int = 1_800
+        /// The largest message APPEND takes (APPENDLIMIT); `limits.message_size` when nil.
+        public var appendLimit: Int?
+
+        public init() {}
+
+        public static let keys = [
+            "connections_per_ip", "sessions_per_user", "login_timeout", "idle_timeout", "append_limit",
+        ]
+
+        mutating func read(_ table: inout TableReader) throws(ConfigurationError) {
+            if let value = try table.int("connections_per_ip", in: 1...1_000_000) { self.connectionsPerIP = value }
+            if let value = try table.int("sessions_per_user", in: 1...10_000) { self.sessionsPerUser = value }
+            if let value = try table.int("login_timeout", in: 5...3_600) { self.loginTimeout = value }
+            if let value = try table.int("idle_timeout", in: 1_800...86_400) { self.idleTimeout = value }
+            if let value = try table.int("append_limit", in: 1...4_294_967_295) { self.appendLimit = value }
         }
     }
 
@@ -62,10 +104,12 @@ extension Configuration.Listen {
         let listen = Self(
             smtp: try table.listenAddresses("smtp"),
             submission: try table.listenAddresses("submission"),
-            submissions: try table.listenAddresses("submissions")
+            submissions: try table.listenAddresses("submissions"),
+            imap: try table.listenAddresses("imap"),
+            imaps: try table.listenAddresses("imaps")
         )
-        guard !(listen.smtp + listen.submission + listen.submissions).isEmpty else {
-            throw table.error("name at least one of smtp, submission, submissions")
+        guard !(listen.smtp + listen.submission + listen.submissions + listen.imap + listen.imaps).isEmpty else {
+            throw table.error("name at least one of smtp, submission, submissions, imap, imaps")
         }
         return listen
     }

@@ -2,6 +2,7 @@ import Accounts
 import DNSClient
 import DNSCore
 import Delivery
+import IMAPServer
 import Logging
 import MailIntake
 import MailStore
@@ -25,6 +26,7 @@ import ServiceLifecycle
 public final class PetrelServer: Sendable {
     public let configuration: Configuration
     public let listeners: [SMTPListener]
+    public let imapListeners: [IMAPListener]
     public let accounts: AccountStore
     public let queue: OutboundQueue
     /// Delivers what the queue holds.
@@ -44,12 +46,17 @@ public final class PetrelServer: Sendable {
 
     /// The addresses the listeners of a kind are bound to (ports resolved when 0 was asked for).
     public func addresses(_ kind: ListenerKind) -> [SocketAddress] {
-        self.listeners.filter { $0.kind == kind }.map(\.localAddress)
+        switch kind {
+        case .imap: return self.imapListeners.filter { $0.kind == .imap }.map(\.localAddress)
+        case .imaps: return self.imapListeners.filter { $0.kind == .imaps }.map(\.localAddress)
+        case .smtp, .submission, .submissions: return self.listeners.filter { $0.kind == kind }.map(\.localAddress)
+        }
     }
 
     private init(
         configuration: Configuration,
         listeners: [SMTPListener],
+        imapListeners: [IMAPListener],
         accounts: AccountStore,
         queue: OutboundQueue,
         runner: QueueRunner,
@@ -65,6 +72,7 @@ public final class PetrelServer: Sendable {
     ) {
         self.configuration = configuration
         self.listeners = listeners
+        self.imapListeners = imapListeners
         self.accounts = accounts
         self.queue = queue
         self.runner = runner
@@ -98,6 +106,7 @@ public final class PetrelServer: Sendable {
         threadPool.start()
         let passwordChecks = PasswordChecks()
         var listeners: [SMTPListener] = []
+        var imapListeners: [IMAPListener] = []
         do {
             try createDirectories(configuration.dataDirectory)
             let lock = try DataDirectoryLock(dataDirectory: configuration.dataDirectory)
@@ -142,8 +151,21 @@ public final class PetrelServer: Sendable {
                 logger: logger
             )
             try await Self.bindListeners(configuration, receiver: receiver, tls: tls, logger: logger, into: &listeners)
+            try await Self.bindIMAPListeners(
+                configuration,
+                accounts: MailAccounts(
+                    maildirs: store.maildirs,
+                    threadPool: threadPool,
+                    junkFolder: configuration.inbound.junkFolder
+                ),
+                receiver: receiver,
+                tls: tls,
+                logger: logger,
+                into: &imapListeners
+            )
             let reloader = TLSReloader(files: tlsFiles, provider: tls, logger: logger)
             var services = listeners.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+            services += imapListeners.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
             services.append(.init(service: runner))
             var metricsAddress: SocketAddress?
             if let address = configuration.metricsListen {
@@ -170,6 +192,7 @@ public final class PetrelServer: Sendable {
             return PetrelServer(
                 configuration: configuration,
                 listeners: listeners,
+                imapListeners: imapListeners,
                 accounts: accounts,
                 queue: store.queue,
                 runner: runner,
@@ -185,6 +208,7 @@ public final class PetrelServer: Sendable {
             )
         } catch {
             for listener in listeners { try? await listener.close() }
+            for listener in imapListeners { try? await listener.close() }
             try? await threadPool.shutdownGracefully()
             await passwordChecks.shutdown()
             throw error
@@ -282,6 +306,12 @@ public final class PetrelServer: Sendable {
     /// Serves until shut down.
     public func run() async throws {
         for listener in self.listeners {
+            self.logger.info(
+                "listening",
+                metadata: ["protocol": "\(listener.kind.rawValue)", "address": "\(listener.localAddress.logText)"]
+            )
+        }
+        for listener in self.imapListeners {
             self.logger.info(
                 "listening",
                 metadata: ["protocol": "\(listener.kind.rawValue)", "address": "\(listener.localAddress.logText)"]

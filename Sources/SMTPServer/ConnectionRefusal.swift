@@ -1,4 +1,5 @@
 import NIOCore
+import NIOSupport
 import SMTPCore
 
 /// Turns away a connection over the limits on its event loop, without a task: writes the reply

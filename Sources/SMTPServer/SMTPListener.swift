@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSupport
 import SMTPCore
 import ServiceLifecycle
 import Synchronization

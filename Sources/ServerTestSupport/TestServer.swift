@@ -18,6 +18,9 @@ public final class TestServer: Sendable {
     /// The submission (STARTTLS) and submissions (implicit TLS) listeners' ports.
     public let submissionPort: Int
     public let submissionsPort: Int
+    /// The IMAP (STARTTLS) and IMAPS listeners' ports.
+    public let imapPort: Int
+    public let imapsPort: Int
     public let dataDirectory: String
     private let running: Task<Void, any Error>
 
@@ -35,7 +38,13 @@ public final class TestServer: Sendable {
         var configuration = Configuration.defaults(hostname: "mx.petrel.test", workingDirectory: directory)
         configuration.domains = domains
         let ephemeral = [ListenAddress(host: "127.0.0.1", port: 0)]
-        configuration.listen = Configuration.Listen(smtp: ephemeral, submission: ephemeral, submissions: ephemeral)
+        configuration.listen = Configuration.Listen(
+            smtp: ephemeral,
+            submission: ephemeral,
+            submissions: ephemeral,
+            imap: ephemeral,
+            imaps: ephemeral
+        )
         configuration.timeouts.shutdown = 5
         configure(&configuration)
         var logger = Logger(label: "petrel-test")
@@ -54,6 +63,8 @@ public final class TestServer: Sendable {
         self.port = server.addresses(.smtp).first?.port ?? 0
         self.submissionPort = server.addresses(.submission).first?.port ?? 0
         self.submissionsPort = server.addresses(.submissions).first?.port ?? 0
+        self.imapPort = server.addresses(.imap).first?.port ?? 0
+        self.imapsPort = server.addresses(.imaps).first?.port ?? 0
         self.dataDirectory = dataDirectory
         self.running = Task { try await server.run() }
     }
@@ -63,6 +74,7 @@ public final class TestServer: Sendable {
         case .smtp: return try await SMTPTestClient.connect(port: self.port)
         case .submission: return try await SMTPTestClient.connect(port: self.submissionPort)
         case .submissions: return try await SMTPTestClient.connect(port: self.submissionsPort, implicitTLS: true)
+        case .imap, .imaps: preconditionFailure("IMAP listeners speak IMAP: use imapPort")
         }
     }
 

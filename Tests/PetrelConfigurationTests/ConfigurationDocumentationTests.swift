@@ -34,6 +34,7 @@ import Testing
             key = "key.pem"
             [limits]
             [timeouts]
+            [imap]
             [auth]
             [inbound]
             [dns]

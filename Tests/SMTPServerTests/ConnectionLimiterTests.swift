@@ -1,4 +1,5 @@
 import MailCore
+import NIOSupport
 import Testing
 
 @testable import SMTPServer

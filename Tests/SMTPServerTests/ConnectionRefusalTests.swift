@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import NIOSupport
 import SMTPCore
 import Testing
 

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOSSL
+import NIOSupport
 import NIOTLS
 import SMTPCore
 import Testing

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import NIOSupport
 import NIOTLS
 import SMTPCore
 import Testing

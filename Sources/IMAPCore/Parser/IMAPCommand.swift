@@ -221,6 +221,31 @@ public struct IMAPDateTime: Hashable, Sendable {
         self.zone = zone
     }
 
+    /// A time in UTC (a message's internal date as the store keeps it).
+    public init(unixTime: Int64) {
+        let days = unixTime >= 0 ? unixTime / 86_400 : (unixTime - 86_399) / 86_400
+        let seconds = Int(unixTime - days * 86_400)
+        // Civil from days (H. Hinnant's algorithm), for the proleptic Gregorian calendar.
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = Int(dayOfYear - (153 * monthIndex + 2) / 5 + 1)
+        let month = Int(monthIndex < 10 ? monthIndex + 3 : monthIndex - 9)
+        let year = Int(yearOfEra + era * 400) + (month <= 2 ? 1 : 0)
+        self.init(
+            year: year,
+            month: month,
+            day: day,
+            hour: seconds / 3600,
+            minute: seconds / 60 % 60,
+            second: seconds % 60,
+            zone: 0
+        )
+    }
+
     /// Seconds since 1970 in UTC.
     public var unixTime: Int64 {
         let days = IMAPDate(year: self.year, month: self.month, day: self.day).daysSince1970

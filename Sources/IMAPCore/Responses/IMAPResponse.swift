@@ -46,6 +46,8 @@ public enum IMAPResponseCode: Hashable, Sendable {
     case unavailable
     /// IMAP4rev1 only.
     case unseen(UInt32)
+    /// BINARY (RFC 3516): a part's transfer encoding is unknown.
+    case unknownCTE
 }
 
 /// One response, as the session hands it to the encoder.
@@ -71,6 +73,8 @@ public enum IMAPResponse: Hashable, Sendable {
     /// `* NAMESPACE`: the personal namespace only (prefix and delimiter).
     case namespace(prefix: String, delimiter: Character)
     case id([IMAPIDField]?)
+    /// `* n FETCH (...)`.
+    case fetch(UInt32, [IMAPFetchValue])
 
 }
 

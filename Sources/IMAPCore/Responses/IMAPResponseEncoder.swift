@@ -70,6 +70,9 @@ public struct IMAPResponseEncoder: Sendable {
             out.writeString(" ")
             self.writeString(String(delimiter), into: &out)
             out.writeString(")) NIL NIL")
+        case .fetch(let number, let values):
+            self.writeFetch(number, values, into: &out)
+            return
         case .id(let fields):
             out.writeString("* ID ")
             guard let fields, !fields.isEmpty else {
@@ -128,6 +131,7 @@ public struct IMAPResponseEncoder: Sendable {
 
     static func code(_ code: IMAPResponseCode) -> String {
         switch code {
+        case .unknownCTE: return "UNKNOWN-CTE"
         case .alert: return "ALERT"
         case .alreadyExists: return "ALREADYEXISTS"
         case .appendUID(let validity, let uid): return "APPENDUID \(validity) \(uid)"

@@ -67,7 +67,7 @@ public enum EncodedWords {
         0x0153, 0x9D, 0x017E, 0x0178,
     ]
 
-    static func text(_ octets: [UInt8], charset: String) -> String? {
+    public static func text(_ octets: [UInt8], charset: String) -> String? {
         switch charset {
         case "utf-8", "utf8", "us-ascii", "ascii":
             return String(decoding: octets, as: UTF8.self)

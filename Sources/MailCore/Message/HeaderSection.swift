@@ -33,7 +33,7 @@ public struct HeaderField: Hashable, Sendable {
 }
 
 /// The header section of a message: its fields in order, top first.
-public struct HeaderSection: Hashable, Sendable {
+public struct HeaderSection: Hashable, Sendable, Codable {
     public var fields: [HeaderField]
 
     public init(fields: [HeaderField]) {
@@ -92,5 +92,25 @@ extension StringProtocol {
         guard let start = self.firstIndex(where: { !isSpace($0) }), let end = self.lastIndex(where: { !isSpace($0) })
         else { return "" }
         return String(self[start...end])
+    }
+}
+
+/// A field is stored (in the IMAP index's cached structure) as its name and its raw octets in
+/// base64: they need not be UTF-8, and a list of numbers would be four times the size.
+extension HeaderField: Codable {
+    public init(from decoder: any Decoder) throws {
+        var container = try decoder.unkeyedContainer()
+        let name = try container.decode(String.self)
+        let text = try container.decode(String.self)
+        guard let raw = Base64.decode(text) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not base64")
+        }
+        self.init(name: name, raw: raw)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.unkeyedContainer()
+        try container.encode(self.name)
+        try container.encode(Base64.encode(self.raw))
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOSSL
+import NIOSupport
 import PetrelConfiguration
 import SMTPServer
 import ServiceLifecycle

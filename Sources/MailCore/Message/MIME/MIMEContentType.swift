@@ -1,7 +1,7 @@
 /// A `Content-Type` (RFC 2045 §5.1): type and subtype in lower case, and the parameters in the
 /// order written, RFC 2231 continuations (`name*0`, `name*1`) joined and `name*` values
 /// percent-decoded (their charset is taken as UTF-8, as mail readers do in practice).
-public struct MIMEContentType: Hashable, Sendable {
+public struct MIMEContentType: Hashable, Sendable, Codable {
     public var type: String
     public var subtype: String
     /// In the order written; names in lower case, each once.
@@ -205,7 +205,7 @@ public struct MIMEContentType: Hashable, Sendable {
 }
 
 /// One `name=value` of a MIME header field.
-public struct MIMEParameter: Hashable, Sendable {
+public struct MIMEParameter: Hashable, Sendable, Codable {
     public var name: String
     public var value: String
 

@@ -6,7 +6,7 @@
 /// than `maximumParts` parts in all leave the rest as one leaf, a multipart without its boundary
 /// is a leaf, a header without an end takes the whole part; nothing makes the parser slow (each
 /// level scans its own body once).
-public struct MIMEPart: Hashable, Sendable {
+public struct MIMEPart: Hashable, Sendable, Codable {
     /// Offsets in the message: the part's first octet, its body's first octet, and its end.
     public var start: Int
     public var bodyStart: Int

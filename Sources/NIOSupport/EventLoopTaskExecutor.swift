@@ -6,14 +6,14 @@ import NIOCore
 /// of the global executor and every reply the event loop again, which on a busy server costs more
 /// CPU than the SMTP dialogue itself (docs/performance.md). What may block (disk, fsync, SQLite)
 /// still runs on its own threads; the task only awaits it.
-final class EventLoopTaskExecutor: TaskExecutor {
-    let eventLoop: any EventLoop
+public final class EventLoopTaskExecutor: TaskExecutor {
+    public let eventLoop: any EventLoop
 
-    init(_ eventLoop: any EventLoop) {
+    public init(_ eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
 
-    func enqueue(_ job: consuming ExecutorJob) {
+    public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         self.eventLoop.execute {
             job.runSynchronously(on: self.asUnownedTaskExecutor())

@@ -10,35 +10,35 @@ import NIOTLS
 /// then sends nothing would hold its connection (and its slot) indefinitely; this is the bound.
 /// It sits right after `NIOSSLServerHandler`, which announces the end of the handshake as a
 /// user event.
-final class TLSHandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
+public final class TLSHandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
 
     private let timeout: TimeAmount
     private var deadline: Scheduled<Void>?
 
-    init(timeout: TimeAmount) {
+    public init(timeout: TimeAmount) {
         self.timeout = timeout
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    public func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { self.arm(context: context) }
     }
 
-    func channelActive(context: ChannelHandlerContext) {
+    public func channelActive(context: ChannelHandlerContext) {
         self.arm(context: context)
         context.fireChannelActive()
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         self.deadline?.cancel()
         context.fireChannelInactive()
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    public func handlerRemoved(context: ChannelHandlerContext) {
         self.deadline?.cancel()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? TLSUserEvent, case .handshakeCompleted = event {
             self.deadline?.cancel()
             self.deadline = nil

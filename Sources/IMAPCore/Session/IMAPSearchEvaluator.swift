@@ -1,0 +1,204 @@
+import MailCore
+
+/// Decides which messages a SEARCH matches (RFC 9051 §6.4.4). Text keys compare decoded text
+/// without regard to case: header fields with RFC 2047 words decoded, bodies with their transfer
+/// encoding undone and their charset read (UTF-8, US-ASCII, ISO-8859-1/Windows-1252; another
+/// charset is read as UTF-8). Dates are days in UTC for the internal date, and the day written in
+/// the Date field for the SENT keys.
+public struct IMAPSearchEvaluator: Sendable {
+    /// What the evaluator knows of one message without reading it.
+    public struct Message: Sendable {
+        public var sequence: UInt32
+        public var uid: UInt32
+        public var flags: [IMAPFlag]
+        public var size: UInt64
+        /// Seconds since 1970.
+        public var internalDate: Int64
+
+        public init(sequence: UInt32, uid: UInt32, flags: [IMAPFlag], size: UInt64, internalDate: Int64) {
+            self.sequence = sequence
+            self.uid = uid
+            self.flags = flags
+            self.size = size
+            self.internalDate = internalDate
+        }
+    }
+
+    /// A message's octets and structure, read once for every key that needs them.
+    public struct Content: Sendable {
+        let message: [UInt8]
+        let structure: MIMEPart
+        private(set) var header: HeaderSection?
+
+        public init(message: [UInt8], structure: MIMEPart) {
+            self.message = message
+            self.structure = structure
+        }
+
+        /// The top-level header, whole (the structure keeps only some fields).
+        func fullHeader() -> HeaderSection {
+            HeaderSection(parsing: self.message[self.structure.start..<self.structure.bodyStart])
+        }
+    }
+
+    let keys: [IMAPSearchKey]
+    let uids: [IMAPSequenceSet: Set<UInt32>]
+    let sequences: [IMAPSequenceSet: Set<UInt32>]
+
+    /// - Parameter mailbox: resolves the UID and sequence sets among the keys.
+    public init(keys: [IMAPSearchKey], mailbox: IMAPSelectedMailbox) {
+        self.keys = keys
+        var uids: [IMAPSequenceSet: Set<UInt32>] = [:]
+        var sequences: [IMAPSequenceSet: Set<UInt32>] = [:]
+        func collect(_ key: IMAPSearchKey) {
+            switch key {
+            case .uid(let set):
+                uids[set] = Set(((try? mailbox.resolve(set, uid: true)) ?? []).map(\.uid))
+            case .sequence(let set):
+                // A number past the end matches nothing (not an error, as in FETCH).
+                var clamped = set
+                clamped.ranges = set.ranges.map { range in
+                    func clamp(_ bound: IMAPSequenceSet.Bound) -> IMAPSequenceSet.Bound {
+                        if case .number(let n) = bound, n > mailbox.count { return .last }
+                        return bound
+                    }
+                    return IMAPSequenceSet.Range(clamp(range.from), clamp(range.to))
+                }
+                sequences[set] = Set(((try? mailbox.resolve(clamped, uid: false)) ?? []).map(\.sequence))
+            case .not(let inner): collect(inner)
+            case .or(let left, let right):
+                collect(left)
+                collect(right)
+            case .and(let inner): inner.forEach(collect)
+            default: break
+            }
+        }
+        keys.forEach(collect)
+        self.uids = uids
+        self.sequences = sequences
+    }
+
+    /// Whether any key needs the message's octets.
+    public var needsContent: Bool { self.keys.contains(where: Self.needsContent) }
+
+    static func needsContent(_ key: IMAPSearchKey) -> Bool {
+        switch key {
+        case .header, .addressOrSubject, .body, .text, .sentBefore, .sentOn, .sentSince: return true
+        case .not(let inner): return Self.needsContent(inner)
+        case .or(let left, let right): return Self.needsContent(left) || Self.needsContent(right)
+        case .and(let inner): return inner.contains(where: Self.needsContent)
+        default: return false
+        }
+    }
+
+    /// Whether the message matches every key. `content` is nil when no key needs it (or the
+    /// message could not be read, which matches no text key).
+    public func matches(_ message: Message, content: Content?) -> Bool {
+        var cache = TextCache(content: content)
+        return self.keys.allSatisfy { self.matches($0, message, &cache) }
+    }
+
+    /// Decoded texts, made at most once per message.
+    struct TextCache {
+        let content: Content?
+        var header: HeaderSection?
+        var body: String?
+
+        mutating func fields(_ name: String) -> [String] {
+            guard let content else { return [] }
+            if self.header == nil { self.header = content.fullHeader() }
+            return self.header!.fields.filter { $0.hasName(name) }.map { EncodedWords.decode($0.value).lowercased() }
+        }
+
+        mutating func headerText() -> String {
+            guard let content else { return "" }
+            if self.header == nil { self.header = content.fullHeader() }
+            return self.header!.fields.map { EncodedWords.decode($0.value) }.joined(separator: "\n").lowercased()
+        }
+
+        mutating func bodyText() -> String {
+            if let body { return body }
+            guard let content else { return "" }
+            var texts: [String] = []
+            Self.collect(content.structure, content.message, into: &texts, top: true)
+            let body = texts.joined(separator: "\n").lowercased()
+            self.body = body
+            return body
+        }
+
+        static func collect(_ part: MIMEPart, _ message: [UInt8], into texts: inout [String], top: Bool) {
+            if !part.parts.isEmpty {
+                if part.contentType.isMessage, let inner = part.parts.first {
+                    // An attached message: its header is text to search too.
+                    let header = HeaderSection(parsing: message[inner.start..<inner.bodyStart])
+                    texts.append(header.fields.map { EncodedWords.decode($0.value) }.joined(separator: "\n"))
+                    Self.collect(inner, message, into: &texts, top: false)
+                } else {
+                    for child in part.parts { Self.collect(child, message, into: &texts, top: false) }
+                }
+                return
+            }
+            guard part.contentType.type == "text" else { return }
+            let raw = message[part.bodyStart..<min(part.end, message.count)]
+            let decoded = TransferEncoding.decode(raw, encoding: part.transferEncoding) ?? Array(raw)
+            let charset = part.contentType.parameters.first { $0.name == "charset" }?.value.lowercased() ?? "us-ascii"
+            texts.append(EncodedWords.text(decoded, charset: charset) ?? String(decoding: decoded, as: UTF8.self))
+        }
+    }
+
+    private func matches(_ key: IMAPSearchKey, _ message: Message, _ cache: inout TextCache) -> Bool {
+        switch key {
+        case .all, .old: return true
+        case .new, .recent: return false
+        case .flag(let flag): return message.flags.contains(flag)
+        case .notFlag(let flag): return !message.flags.contains(flag)
+        case .header(let name, let value):
+            let fields = cache.fields(name)
+            return value.isEmpty ? !fields.isEmpty : fields.contains { $0.contains(value.lowercased()) }
+        case .addressOrSubject(let field, let value):
+            return cache.fields(field).contains { $0.contains(value.lowercased()) }
+        case .body(let value):
+            return cache.bodyText().contains(value.lowercased())
+        case .text(let value):
+            let needle = value.lowercased()
+            return cache.headerText().contains(needle) || cache.bodyText().contains(needle)
+        case .before(let date): return Self.day(message.internalDate) < date.daysSince1970
+        case .on(let date): return Self.day(message.internalDate) == date.daysSince1970
+        case .since(let date): return Self.day(message.internalDate) >= date.daysSince1970
+        case .sentBefore(let date): return Self.sentDay(&cache).map { $0 < date.daysSince1970 } ?? false
+        case .sentOn(let date): return Self.sentDay(&cache).map { $0 == date.daysSince1970 } ?? false
+        case .sentSince(let date): return Self.sentDay(&cache).map { $0 >= date.daysSince1970 } ?? false
+        case .larger(let size): return message.size > size
+        case .smaller(let size): return message.size < size
+        case .uid(let set): return self.uids[set]?.contains(message.uid) ?? false
+        case .sequence(let set): return self.sequences[set]?.contains(message.sequence) ?? false
+        case .not(let inner): return !self.matches(inner, message, &cache)
+        case .or(let left, let right):
+            return self.matches(left, message, &cache) || self.matches(right, message, &cache)
+        case .and(let inner): return inner.allSatisfy { self.matches($0, message, &cache) }
+        }
+    }
+
+    static func day(_ seconds: Int64) -> Int {
+        Int((seconds >= 0 ? seconds : seconds - 86_399) / 86_400)
+    }
+
+    private static func sentDay(_ cache: inout TextCache) -> Int? {
+        guard let value = cache.fields("date").first else { return nil }
+        return Self.dateDay(value)
+    }
+
+    /// The day of an RFC 5322 date (`[Mon, ]7 Dec 2026 10:00:00 +0100`), in its own zone.
+    static func dateDay(_ text: String) -> Int? {
+        let words = text.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" }).map(String.init)
+        for (index, word) in words.enumerated() where index + 2 < words.count {
+            guard let day = Int(word), (1...31).contains(day),
+                let month = MessageDate.monthNames.firstIndex(where: { $0.lowercased() == words[index + 1].prefix(3) }),
+                var year = Int(words[index + 2])
+            else { continue }
+            if year < 50 { year += 2000 } else if year < 1000 { year += 1900 }
+            return IMAPDate(year: year, month: month + 1, day: day).daysSince1970
+        }
+        return nil
+    }
+}

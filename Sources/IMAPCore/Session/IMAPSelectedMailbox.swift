@@ -1,0 +1,159 @@
+/// A session's view of its selected mailbox (RFC 9051 §7.5): which message each sequence
+/// number means, and what the client has been told. The mailbox itself changes under it (other
+/// sessions, deliveries, other programs); `update` compares and says what to tell the client,
+/// holding back EXPUNGE while a response may not carry one, so that a sequence number the client
+/// uses keeps its meaning until the client may learn it changed.
+public struct IMAPSelectedMailbox: Sendable {
+    /// One message as the store says it is.
+    public struct Message: Hashable, Sendable {
+        public var uid: UInt32
+        public var modSeq: UInt64
+        public var flags: [IMAPFlag]
+
+        public init(uid: UInt32, modSeq: UInt64, flags: [IMAPFlag]) {
+            self.uid = uid
+            self.modSeq = modSeq
+            self.flags = flags
+        }
+    }
+
+    public let name: String
+    public let readOnly: Bool
+    public let uidValidity: UInt32
+    public private(set) var uidNext: UInt32
+    /// UIDs in sequence order: the message with sequence number n is `uids[n - 1]`.
+    public private(set) var uids: [UInt32]
+    /// The MODSEQ of each message when the client last heard of its flags.
+    private var told: [UInt32: UInt64]
+    /// Messages gone from the store that the client has not been told of yet.
+    public private(set) var pendingExpunges: Set<UInt32> = []
+
+    public init(name: String, readOnly: Bool, uidValidity: UInt32, uidNext: UInt32, messages: [Message]) {
+        self.name = name
+        self.readOnly = readOnly
+        self.uidValidity = uidValidity
+        self.uidNext = uidNext
+        self.uids = messages.map(\.uid)
+        self.told = Dictionary(messages.map { ($0.uid, $0.modSeq) }, uniquingKeysWith: { $1 })
+    }
+
+    public var count: UInt32 { UInt32(self.uids.count) }
+
+    /// Takes in the mailbox as it is now (`messages` ascending by UID) and returns the untagged
+    /// responses that tell the client: EXPUNGE (only when `expunges` allows, RFC 9051 §7.5.1:
+    /// never during FETCH, STORE or SEARCH by sequence number), EXISTS for new messages, and
+    /// FETCH FLAGS for flags changed by others.
+    public mutating func update(uidNext: UInt32, messages: [Message], expunges: Bool) -> [IMAPResponse] {
+        var responses: [IMAPResponse] = []
+        var current: [UInt32: Message] = [:]
+        current.reserveCapacity(messages.count)
+        for message in messages { current[message.uid] = message }
+        for uid in self.uids where current[uid] == nil { self.pendingExpunges.insert(uid) }
+        if expunges && !self.pendingExpunges.isEmpty {
+            // From the highest number down, so each number is still right when it is sent.
+            for index in self.uids.indices.reversed() where self.pendingExpunges.contains(self.uids[index]) {
+                responses.append(.expunge(UInt32(index + 1)))
+                self.told[self.uids[index]] = nil
+                self.uids.remove(at: index)
+            }
+            self.pendingExpunges = []
+        }
+        let highest = self.uids.last ?? 0
+        let added = messages.filter { $0.uid > highest && self.told[$0.uid] == nil }
+        if !added.isEmpty {
+            for message in added {
+                self.uids.append(message.uid)
+                self.told[message.uid] = message.modSeq
+            }
+            responses.append(.exists(self.count))
+        }
+        for (index, uid) in self.uids.enumerated() {
+            guard let message = current[uid], let known = self.told[uid], known != message.modSeq else { continue }
+            self.told[uid] = message.modSeq
+            responses.append(.fetch(UInt32(index + 1), [.uid(uid), .flags(message.flags)]))
+        }
+        self.uidNext = max(self.uidNext, uidNext)
+        return responses
+    }
+
+    /// The client has been told of this message's flags (its own STORE answered it).
+    public mutating func told(uid: UInt32, modSeq: UInt64) {
+        if self.told[uid] != nil { self.told[uid] = modSeq }
+    }
+
+    /// Messages this session expunged and has already reported (EXPUNGE, MOVE): gone at once.
+    public mutating func removeReported(_ uids: Set<UInt32>) {
+        self.uids.removeAll { uids.contains($0) }
+        for uid in uids { self.told[uid] = nil }
+        self.pendingExpunges.subtract(uids)
+    }
+
+    public func sequenceNumber(of uid: UInt32) -> UInt32? {
+        // UIDs ascend with sequence numbers: a binary search.
+        var low = 0
+        var high = self.uids.count - 1
+        while low <= high {
+            let middle = (low + high) / 2
+            if self.uids[middle] == uid { return UInt32(middle + 1) }
+            if self.uids[middle] < uid { low = middle + 1 } else { high = middle - 1 }
+        }
+        return nil
+    }
+
+    public enum ResolveError: Error, Hashable, Sendable {
+        /// A sequence number past the last message (RFC 9051 §6.4.5 wants BAD for it).
+        case noSuchMessage(UInt32)
+    }
+
+    /// The messages a set names, as (sequence number, UID), ascending, each once. UIDs that no
+    /// message has are left out (RFC 9051 §6.4.8); sequence numbers past the end are an error.
+    /// `*` is the last message (its UID in a UID set); in an empty mailbox it names none.
+    public func resolve(_ set: IMAPSequenceSet, uid: Bool) throws(ResolveError) -> [(sequence: UInt32, uid: UInt32)] {
+        var selected = Set<Int>()
+        if uid {
+            let last = self.uids.last ?? 0
+            for range in set.ranges {
+                var low = Self.value(range.from, last: last)
+                var high = Self.value(range.to, last: last)
+                if low > high { swap(&low, &high) }
+                // Indices of the UIDs within [low, high], by binary search.
+                let start = self.firstIndex(atLeast: low)
+                var index = start
+                while index < self.uids.count && self.uids[index] <= high {
+                    selected.insert(index)
+                    index += 1
+                }
+            }
+        } else {
+            let last = self.count
+            for range in set.ranges {
+                // `*` in an empty mailbox names no message (`FETCH 1:*` there is no error).
+                if last == 0 && (range.from == .last || range.to == .last) { continue }
+                var low = Self.value(range.from, last: last)
+                var high = Self.value(range.to, last: last)
+                if low > high { swap(&low, &high) }
+                guard low >= 1 else { throw .noSuchMessage(low) }
+                guard high <= last else { throw .noSuchMessage(high) }
+                for number in low...high { selected.insert(Int(number) - 1) }
+            }
+        }
+        return selected.sorted().map { (UInt32($0 + 1), self.uids[$0]) }
+    }
+
+    private static func value(_ bound: IMAPSequenceSet.Bound, last: UInt32) -> UInt32 {
+        switch bound {
+        case .number(let number): return number
+        case .last: return last
+        }
+    }
+
+    private func firstIndex(atLeast uid: UInt32) -> Int {
+        var low = 0
+        var high = self.uids.count
+        while low < high {
+            let middle = (low + high) / 2
+            if self.uids[middle] < uid { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+}

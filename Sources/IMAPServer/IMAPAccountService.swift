@@ -1,0 +1,42 @@
+import IMAPCore
+import MailStore
+import NIOCore
+
+/// Facts about one IMAP connection, for the account service and the logs.
+public struct IMAPClient: Sendable {
+    /// A short id for log lines, unique within this process.
+    public var id: String
+    public var remoteAddress: SocketAddress?
+    public var remoteIP: String { self.remoteAddress?.ipAddress ?? "unknown" }
+
+    public init(id: String, remoteAddress: SocketAddress?) {
+        self.id = id
+        self.remoteAddress = remoteAddress
+    }
+}
+
+/// One step of a SASL exchange, in IMAP's terms.
+public enum IMAPAuthenticationStep: Hashable, Sendable {
+    /// Send this challenge (`+ base64`) and read the client's response.
+    case challenge([UInt8])
+    case succeeded(user: String)
+    /// `NO` with this code and text; `close` when the client is to be disconnected (blocked
+    /// for too many failures).
+    case failed(IMAPResponseCode?, String, close: Bool)
+}
+
+public protocol IMAPAuthenticationExchange: AnyObject, Sendable {
+    func start(initialResponse: [UInt8]?) async -> IMAPAuthenticationStep
+    func receive(_ response: [UInt8]) async -> IMAPAuthenticationStep
+    /// The client gave up (`*`, RFC 9051 §6.2.2).
+    func cancel() async -> IMAPAuthenticationStep
+}
+
+/// What the IMAP server needs from the accounts: logins, checked with the same failure limits
+/// as submission (MailIntake implements it).
+public protocol IMAPAccountService: Sendable {
+    /// Nil admits the connection; a text turns it away with `* BYE` (a client blocked for
+    /// failed logins).
+    func admit(_ client: IMAPClient) async -> String?
+    func beginAuthentication(mechanism: String, client: IMAPClient) -> any IMAPAuthenticationExchange
+}

@@ -1,0 +1,460 @@
+import IMAPCore
+import Logging
+import MailCore
+import MailStore
+import NIOCore
+
+/// The async half of one IMAP connection: a task that reads what the client sends through
+/// `IMAPInboundFramer`, hands each command to the session (`IMAPSessionDriver`), and writes the
+/// responses, in order. It also runs what needs the client's next lines (a SASL exchange,
+/// IDLE until `DONE`) and, in IDLE, tells the client of new mail as it arrives: deliveries and
+/// other sessions wake it (`MailboxChanges`), and it looks for other programs' changes every
+/// few seconds.
+final class IMAPConnection {
+    typealias Channel = NIOAsyncChannel<IMAPInbound, IMAPOutbound>
+    typealias Outbound = NIOAsyncChannelOutboundWriter<IMAPOutbound>
+
+    enum Event: Sendable {
+        case inbound(IMAPInbound)
+        case closed
+        case changed
+        case tick
+    }
+
+    enum Mode {
+        case commands
+        case authenticating(tag: String, exchange: any IMAPAuthenticationExchange)
+        case idling(tag: String)
+        case closing
+    }
+
+    /// What ended the session, for its log line.
+    enum Outcome: String {
+        case logout
+        case disconnected = "client disconnected"
+        case errors = "too many errors"
+        case refused
+        case unframeable = "unframeable input"
+        case shutdown
+    }
+
+    /// How often a session in IDLE looks for changes other programs made to the Maildir.
+    static let pollInterval = Duration.seconds(3)
+
+    let configuration: IMAPServerConfiguration
+    let service: any IMAPAccountService
+    let users: IMAPUserSessions
+    let silence: IMAPSilenceLimit
+    let logger: Logger
+    let driver: IMAPSessionDriver
+    var framer: IMAPInboundFramer
+    var mode = Mode.commands
+    var outcome = Outcome.disconnected
+    /// The message of an APPEND being streamed, and whether it passed APPENDLIMIT.
+    var literal: [UInt8]?
+    /// The user whose session slot this connection holds.
+    var user: String?
+    private var outbound: Outbound?
+    private var listening: (@Sendable () -> Void)?
+    private var events: AsyncStream<Event>.Continuation?
+    var shutdownRequested = false
+
+    init(
+        configuration: IMAPServerConfiguration,
+        accounts: MailAccounts,
+        service: any IMAPAccountService,
+        users: IMAPUserSessions,
+        silence: IMAPSilenceLimit,
+        client: IMAPClient,
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.service = service
+        self.users = users
+        self.silence = silence
+        self.logger = logger
+        self.framer = IMAPInboundFramer(limits: configuration.limits)
+        self.driver = IMAPSessionDriver(
+            session: IMAPSession(configuration: configuration.session),
+            accounts: accounts,
+            client: client,
+            logger: logger
+        )
+    }
+
+    var client: IMAPClient { self.driver.client }
+
+    func run(_ channel: Channel) async {
+        let started = ContinuousClock.now
+        do {
+            try await channel.executeThenClose { inbound, outbound in
+                self.outbound = outbound
+                try await self.serve(inbound)
+            }
+        } catch {
+            // The connection ended under us (reset, TLS failure): the outcome says so.
+        }
+        self.listening?()
+        if let user = self.user { self.users.release(user) }
+        let duration = ContinuousClock.now - started
+        self.logger.info(
+            "imap session",
+            metadata: [
+                "session": "\(self.client.id)", "client": "\(self.client.remoteIP)",
+                "listener": "\(self.configuration.kind.rawValue)", "user": "\(self.user ?? "-")",
+                "tls": "\(self.driver.session.tls)", "commands": "\(self.driver.commands)",
+                "failed": "\(self.driver.failures)", "outcome": "\(self.outcome.rawValue)",
+                "duration": "\(duration.components.seconds)s",
+            ]
+        )
+    }
+
+    private func serve(_ inbound: NIOAsyncChannelInboundStream<IMAPInbound>) async throws {
+        if let refusal = await self.service.admit(self.client) {
+            self.outcome = .refused
+            try await self.write([.untagged(.bye, nil, refusal)])
+            return
+        }
+        try await self.write([self.driver.session.greeting])
+        let (events, continuation) = AsyncStream<Event>.makeStream()
+        let (acks, acknowledge) = AsyncStream<Void>.makeStream()
+        self.events = continuation
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // Reads one element at a time: the next read waits for the last to be handled, so
+            // what a client sends ahead stays in the socket (backpressure), not in memory.
+            group.addTask {
+                var acknowledged = acks.makeAsyncIterator()
+                do {
+                    for try await element in inbound {
+                        continuation.yield(.inbound(element))
+                        guard await acknowledged.next() != nil else { break }
+                    }
+                } catch {}
+                continuation.yield(.closed)
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: Self.pollInterval)
+                    continuation.yield(.tick)
+                }
+            }
+            loop: for await event in events {
+                switch event {
+                case .inbound(let element):
+                    switch element {
+                    case .bytes(let bytes): self.framer.append(bytes)
+                    case .tlsEstablished:
+                        self.framer.tlsEstablished()
+                        self.driver.session.tlsStarted()
+                    }
+                    try await self.drain(group: &group)
+                    acknowledge.yield()
+                case .closed:
+                    break loop
+                case .changed, .tick:
+                    if case .idling = self.mode { try await self.reportChanges() }
+                }
+                if case .closing = self.mode { break loop }
+                if self.shutdownRequested, case .commands = self.mode {
+                    self.outcome = .shutdown
+                    try await self.write([.untagged(.bye, nil, "server shutting down")])
+                    break loop
+                }
+            }
+            acknowledge.finish()
+            continuation.finish()
+            group.cancelAll()
+        }
+    }
+
+    /// Takes every event the framer has.
+    private func drain(group: inout ThrowingTaskGroup<Void, any Error>) async throws {
+        while let event = self.framer.next() {
+            switch event {
+            case .command(let text):
+                try await self.command(text, group: &group)
+            case .literal(let announcement):
+                try await self.literal(announcement, group: &group)
+            case .literalData(let bytes):
+                if self.literal != nil { self.literal!.append(contentsOf: bytes.readableBytesView) }
+            case .literalEnd:
+                break
+            case .commandTooLong(let start):
+                let step = self.driver.session.tooLong(tag: Self.tag(of: start), "command too long")
+                try await self.perform(step, group: &group)
+            case .unframeable:
+                self.outcome = .unframeable
+                try await self.write([.untagged(.bye, nil, "a literal's size is too large to read")])
+                self.mode = .closing
+            case .line(let line):
+                try await self.line(line, group: &group)
+            }
+            if case .closing = self.mode { return }
+        }
+    }
+
+    private func command(_ text: IMAPCommandText, group: inout ThrowingTaskGroup<Void, any Error>) async throws {
+        switch IMAPCommandParser.parse(text) {
+        case .failure(let error):
+            self.literal = nil
+            let step = self.driver.session.unreadable(tag: error.tag, error.text)
+            try await self.perform(step, group: &group)
+        case .success(let command):
+            if case .append = command.command {
+                self.driver.streamedLiteral = self.literal
+            }
+            self.literal = nil
+            let step = self.driver.session.receive(command)
+            try await self.perform(step, group: &group)
+        }
+    }
+
+    /// Carries out what the session decided.
+    private func perform(_ step: IMAPSession.Step, group: inout ThrowingTaskGroup<Void, any Error>) async throws {
+        switch step {
+        case .respond(let responses):
+            try await self.write(responses)
+            self.framer.resume(.commands)
+        case .close(let responses):
+            try await self.write(responses)
+            if self.outcome == .disconnected {
+                self.outcome = self.driver.session.state == .logout && responses.count == 2 ? .logout : .errors
+            }
+            self.framer.resume(.close)
+            self.mode = .closing
+        case .startTLS(let tag):
+            guard let tls = self.configuration.tls else { return }
+            try await self.write([.tagged(tag, .ok, nil, "begin TLS negotiation now")])
+            self.framer.resume(.startTLS)
+            try await self.outbound?.write(.startTLS(tls, handshakeTimeout: self.configuration.timeouts.tlsHandshake))
+        case .authenticate(let tag, let mechanism, let initialResponse):
+            let exchange = self.service.beginAuthentication(mechanism: mechanism, client: self.client)
+            try await self.authenticationStep(
+                tag,
+                exchange,
+                await exchange.start(initialResponse: initialResponse),
+                group: &group
+            )
+        case .login(let tag, let username, let password):
+            // LOGIN is PLAIN with the same checks and limits.
+            let exchange = self.service.beginAuthentication(mechanism: "PLAIN", client: self.client)
+            let response = [0] + Array(username.utf8) + [0] + Array(password.utf8)
+            try await self.authenticationStep(
+                tag,
+                exchange,
+                await exchange.start(initialResponse: response),
+                group: &group
+            )
+        case .mailbox(let command):
+            if case .idle = command.command {
+                try await self.startIdle(command.tag)
+                return
+            }
+            let failed = try await self.driver.perform(command, write: { try await self.outbound?.write(.bytes($0)) })
+            if self.driver.session.finished(failed: failed) {
+                self.outcome = .errors
+                try await self.write([.untagged(.bye, nil, "too many errors")])
+                self.mode = .closing
+                self.framer.resume(.close)
+                return
+            }
+            self.framer.resume(.commands)
+        }
+    }
+
+    // MARK: - Authentication
+
+    private func authenticationStep(
+        _ tag: String,
+        _ exchange: any IMAPAuthenticationExchange,
+        _ step: IMAPAuthenticationStep,
+        group: inout ThrowingTaskGroup<Void, any Error>
+    ) async throws {
+        switch step {
+        case .challenge(let data):
+            self.mode = .authenticating(tag: tag, exchange: exchange)
+            try await self.write([.continuation(Base64.encode(data))])
+            self.framer.resume(.line)
+        case .succeeded(let user):
+            self.mode = .commands
+            guard self.users.acquire(user, limit: self.configuration.sessionsPerUser) else {
+                try await self.write([.tagged(tag, .no, .limit, "too many sessions for this user; log out of another")])
+                self.framer.resume(.commands)
+                return
+            }
+            do {
+                try await self.driver.loggedIn(user)
+            } catch {
+                self.users.release(user)
+                self.logger.error(
+                    "cannot open mailboxes",
+                    metadata: ["session": "\(self.client.id)", "user": "\(user)", "error": "\(error)"]
+                )
+                try await self.write([
+                    .tagged(tag, .no, .unavailable, "the mailboxes cannot be opened; try again later")
+                ])
+                self.framer.resume(.commands)
+                return
+            }
+            self.user = user
+            self.silence.current = self.configuration.timeouts.idle
+            let (changes, cancel) = self.driver.accounts.changes.listen(user)
+            self.listening = cancel
+            let events = self.events
+            group.addTask {
+                for await _ in changes { events?.yield(.changed) }
+            }
+            try await self.write([
+                .tagged(tag, .ok, .capability(self.driver.session.capabilities), "logged in")
+            ])
+            self.framer.resume(.commands)
+        case .failed(let code, let text, let close):
+            self.mode = .commands
+            if close {
+                self.outcome = .refused
+                try await self.write([.tagged(tag, .no, code, text), .untagged(.bye, nil, text)])
+                self.framer.resume(.close)
+                self.mode = .closing
+                return
+            }
+            let next = self.driver.session.loginFailed(.tagged(tag, .no, code, text))
+            try await self.perform(next, group: &group)
+        }
+    }
+
+    private func line(_ line: ByteBuffer?, group: inout ThrowingTaskGroup<Void, any Error>) async throws {
+        switch self.mode {
+        case .authenticating(let tag, let exchange):
+            guard let line else {
+                try await self.authenticationStep(tag, exchange, await exchange.cancel(), group: &group)
+                return
+            }
+            let text = Array(line.readableBytesView)
+            if text == Array("*".utf8) {
+                let step = await exchange.cancel()
+                if case .failed(let code, let text, let close) = step, !close {
+                    self.mode = .commands
+                    try await self.perform(
+                        self.driver.session.loginFailed(.tagged(tag, .bad, code, text)),
+                        group: &group
+                    )
+                    return
+                }
+                try await self.authenticationStep(tag, exchange, step, group: &group)
+                return
+            }
+            guard let decoded = Base64.decode(text) else {
+                self.mode = .commands
+                _ = await exchange.cancel()
+                try await self.perform(
+                    self.driver.session.loginFailed(.tagged(tag, .bad, nil, "the response is not valid base64")),
+                    group: &group
+                )
+                return
+            }
+            try await self.authenticationStep(tag, exchange, await exchange.receive(decoded), group: &group)
+        case .idling(let tag):
+            self.mode = .commands
+            let done = line.map { Array($0.readableBytesView).map(IMAPReader.upper) == Array("DONE".utf8) } ?? false
+            let updates = try await self.updatesNow()
+            if done {
+                try await self.write(updates + [.tagged(tag, .ok, nil, "IDLE done")])
+            } else {
+                try await self.write(updates + [.tagged(tag, .bad, nil, "IDLE ends with DONE")])
+            }
+            self.framer.resume(.commands)
+        case .commands, .closing:
+            self.framer.resume(.commands)
+        }
+    }
+
+    // MARK: - IDLE
+
+    private func startIdle(_ tag: String) async throws {
+        self.mode = .idling(tag: tag)
+        try await self.write(try await self.updatesNow() + [.continuation("idling")])
+        self.framer.resume(.line)
+    }
+
+    private func reportChanges() async throws {
+        let updates = try await self.updatesNow()
+        if !updates.isEmpty { try await self.write(updates) }
+    }
+
+    private func updatesNow() async throws -> [IMAPResponse] {
+        guard let account = self.driver.account, self.driver.selected != nil else { return [] }
+        do {
+            return try await self.driver.refreshed(account, expunges: true)
+        } catch {
+            return []
+        }
+    }
+
+    // MARK: - Literals
+
+    private func literal(
+        _ announcement: IMAPLiteralAnnouncement,
+        group: inout ThrowingTaskGroup<Void, any Error>
+    ) async throws {
+        let tag = Self.tag(of: announcement.command) ?? "*"
+        let isAppend = Self.isAppend(announcement.command)
+        if isAppend && self.driver.session.isAuthenticated {
+            guard announcement.size <= self.configuration.appendLimit else {
+                self.framer.decide(.refuse)
+                try await self.write([
+                    .tagged(
+                        tag,
+                        .no,
+                        .tooBig,
+                        "the message is larger than APPENDLIMIT (\(self.configuration.appendLimit))"
+                    )
+                ])
+                return
+            }
+            // The message streams in and is collected here, APPENDLIMIT bounding it; the other
+            // literals of the command (flags, date) are small and come in memory.
+            if self.framer.fitsInMemory(announcement) {
+                self.framer.decide(.inMemory)
+            } else {
+                self.literal = []
+                self.literal?.reserveCapacity(Int(announcement.size))
+                self.framer.decide(.stream)
+            }
+        } else if self.framer.decide(.inMemory) == .refuse {
+            try await self.perform(
+                self.driver.session.tooLong(
+                    tag: tag,
+                    "literal too large (\(self.configuration.limits.inlineLiteralSize) octets at most)"
+                ),
+                group: &group
+            )
+            return
+        }
+        if announcement.synchronizing { try await self.write([.continuation("ready for the literal")]) }
+    }
+
+    static func tag(of text: IMAPCommandText) -> String? {
+        guard case .text(let first) = text.parts.first else { return nil }
+        return Self.tag(of: first)
+    }
+
+    static func tag(of start: ByteBuffer) -> String? {
+        let bytes = Array(start.readableBytesView.prefix { $0 != 0x20 })
+        guard !bytes.isEmpty, bytes.count < start.readableBytes || bytes.count <= 64,
+            bytes.allSatisfy({ IMAPReader.isAStringChar($0) && $0 != UInt8(ascii: "+") })
+        else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func isAppend(_ text: IMAPCommandText) -> Bool {
+        guard case .text(let first) = text.parts.first else { return false }
+        let words = first.readableBytesView.split(separator: 0x20, maxSplits: 2)
+        guard words.count >= 2 else { return false }
+        return Array(words[1]).map(IMAPReader.upper) == Array("APPEND".utf8)
+    }
+
+    private func write(_ responses: [IMAPResponse]) async throws {
+        guard !responses.isEmpty else { return }
+        try await self.outbound?.write(.bytes(self.driver.encode(responses)))
+    }
+}

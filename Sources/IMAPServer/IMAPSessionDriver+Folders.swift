@@ -1,0 +1,162 @@
+import IMAPCore
+import MailStore
+
+extension IMAPSessionDriver {
+    static let systemFlags: [IMAPFlag] = [.answered, .flagged, .deleted, .seen, .draft]
+
+    func select(
+        _ tag: String,
+        _ name: IMAPMailboxName,
+        readOnly: Bool,
+        account: MailAccount
+    ) async throws(IMAPFailure)
+        -> [IMAPResponse]
+    {
+        var responses: [IMAPResponse] = []
+        if self.selected != nil {
+            // RFC 9051 §6.3.2: the old mailbox is closed (without expunging) whatever happens next.
+            self.selected = nil
+            self.session.selected(nil)
+            responses.append(.untagged(.ok, .closed, "previous mailbox closed"))
+        }
+        let folder = try self.storeName(name)
+        let state: FolderState
+        do throws(IMAPFailure) {
+            state = try await self.folderState(folder, account)
+        } catch {
+            throw IMAPFailure(status: error.status, code: error.code, text: error.text)
+        }
+        let selected = IMAPSelectedMailbox(
+            name: folder,
+            readOnly: readOnly,
+            uidValidity: state.uidValidity,
+            uidNext: state.uidNext,
+            messages: state.messages.map(Self.view)
+        )
+        self.selected = selected
+        self.session.selected(folder, readOnly: readOnly)
+        var keywords: [IMAPFlag] = []
+        for message in state.messages {
+            for keyword in message.flags.keywords where !keywords.contains(IMAPFlag(keyword)) {
+                keywords.append(IMAPFlag(keyword))
+            }
+        }
+        responses.append(.flags(Self.systemFlags + keywords))
+        responses.append(
+            .untagged(
+                .ok,
+                .permanentFlags(readOnly ? [] : Self.systemFlags + keywords, newKeywords: !readOnly),
+                readOnly ? "no flags can be changed" : "flags and keywords can be changed"
+            )
+        )
+        responses.append(.exists(selected.count))
+        if !self.session.rev2 {
+            responses.append(.recent(0))
+            if let index = state.messages.firstIndex(where: { !$0.flags.system.contains(.seen) }) {
+                responses.append(.untagged(.ok, .unseen(UInt32(index + 1)), "first unseen"))
+            }
+        }
+        responses.append(.untagged(.ok, .uidValidity(state.uidValidity), "UIDs valid"))
+        responses.append(.untagged(.ok, .uidNext(state.uidNext), "predicted next UID"))
+        if self.session.rev2 {
+            responses.append(.list(attributes: [], delimiter: ".", name: Self.displayName(folder), lsub: false))
+        }
+        responses.append(
+            .tagged(tag, .ok, readOnly ? .readOnly : .readWrite, readOnly ? "EXAMINE done" : "SELECT done")
+        )
+        return responses
+    }
+
+    func list(_ list: IMAPListCommand, account: MailAccount, lsub: Bool) async throws(IMAPFailure) -> [IMAPResponse] {
+        // `LIST "" ""`: the hierarchy delimiter and root (RFC 9051 §6.3.9).
+        if list.patterns.allSatisfy(\.isEmpty) {
+            return [.list(attributes: ["\\Noselect"], delimiter: ".", name: "", lsub: lsub)]
+        }
+        let folders = try await self.call { () throws(MailboxError) in try account.list() }
+        let reference = self.patternText(list.reference.bytes)
+        let patterns = list.patterns.map { reference + self.patternText($0) }
+        let subscribedOnly = list.selection.contains(.subscribed)
+        let specialOnly = list.selection.contains(.specialUse)
+        let returnSubscribed = subscribedOnly || list.returnOptions.contains(.subscribed)
+        var statusItems: [IMAPStatusItem]?
+        for option in list.returnOptions {
+            if case .status(let items) = option { statusItems = items }
+        }
+        var responses: [IMAPResponse] = []
+        for folder in folders {
+            let name = Self.displayName(folder.name)
+            guard patterns.contains(where: { Self.matches(name, pattern: $0) }) else { continue }
+            if subscribedOnly && !folder.subscribed { continue }
+            if specialOnly && folder.specialUse == nil { continue }
+            var attributes: [String] = []
+            if !folder.exists { attributes += ["\\NonExistent", "\\Noselect"] }
+            if folder.name == "INBOX" {
+                attributes.append("\\Noinferiors")
+            } else {
+                attributes.append(folder.hasChildren ? "\\HasChildren" : "\\HasNoChildren")
+            }
+            if returnSubscribed && folder.subscribed { attributes.append("\\Subscribed") }
+            if let use = folder.specialUse { attributes.append(use) }
+            responses.append(.list(attributes: attributes, delimiter: ".", name: name, lsub: lsub))
+            if let statusItems, folder.exists, let state = try? await self.folderState(folder.name, account) {
+                responses.append(self.status(folder.name, state, statusItems))
+            }
+        }
+        return responses
+    }
+
+    /// A pattern from the client as UTF-8 text (modified UTF-7 decoded for IMAP4rev1 clients).
+    func patternText(_ bytes: [UInt8]) -> String {
+        if !self.session.utf8, let decoded = ModifiedUTF7.decode(bytes) { return decoded }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// LIST's wildcards: `*` matches anything, `%` anything but the delimiter. INBOX matches
+    /// in any case.
+    static func matches(_ name: String, pattern: String) -> Bool {
+        let name = Array(name.unicodeScalars)
+        var pattern = Array(pattern.unicodeScalars)
+        if String(String.UnicodeScalarView(pattern.prefix(5))).uppercased() == "INBOX"
+            && (pattern.count == 5 || pattern[5] == ".") && String(String.UnicodeScalarView(name.prefix(5))) == "INBOX"
+        {
+            pattern.replaceSubrange(0..<5, with: "INBOX".unicodeScalars)
+        }
+        // Matching with a table of what was tried: at most (name × pattern) steps, however many
+        // wildcards a pattern holds. Names are at most 200 octets; longer patterns match nothing.
+        guard name.count <= 255, pattern.count <= 255 else { return false }
+        var memo = [[Bool?]](repeating: [Bool?](repeating: nil, count: pattern.count + 1), count: name.count + 1)
+        func match(_ i: Int, _ j: Int) -> Bool {
+            if let known = memo[i][j] { return known }
+            let result: Bool
+            if j == pattern.count {
+                result = i == name.count
+            } else if pattern[j] == "*" {
+                result = match(i, j + 1) || (i < name.count && match(i + 1, j))
+            } else if pattern[j] == "%" {
+                result = match(i, j + 1) || (i < name.count && name[i] != "." && match(i + 1, j))
+            } else {
+                result = i < name.count && name[i] == pattern[j] && match(i + 1, j + 1)
+            }
+            memo[i][j] = result
+            return result
+        }
+        return match(0, 0)
+    }
+
+    func status(_ folder: String, _ state: FolderState, _ items: [IMAPStatusItem]) -> IMAPResponse {
+        let values = items.map { item -> IMAPStatusValue in
+            switch item {
+            case .messages: return IMAPStatusValue(item, UInt64(state.messages.count))
+            case .uidNext: return IMAPStatusValue(item, UInt64(state.uidNext))
+            case .uidValidity: return IMAPStatusValue(item, UInt64(state.uidValidity))
+            case .unseen:
+                return IMAPStatusValue(item, UInt64(state.messages.count { !$0.flags.system.contains(.seen) }))
+            case .deleted:
+                return IMAPStatusValue(item, UInt64(state.messages.count { $0.flags.system.contains(.deleted) }))
+            case .size: return IMAPStatusValue(item, UInt64(state.messages.reduce(0) { $0 + $1.size }))
+            case .recent: return IMAPStatusValue(item, 0)
+            }
+        }
+        return .status(name: Self.displayName(folder), values)
+    }
+}

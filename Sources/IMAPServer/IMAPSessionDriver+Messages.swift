@@ -1,0 +1,376 @@
+import Foundation
+import IMAPCore
+import MailCore
+import MailStore
+import NIOCore
+
+extension IMAPSessionDriver {
+    /// The selected mailbox's changes since the client last heard, and its state now.
+    func snapshot(_ account: MailAccount, expunges: Bool) async throws(IMAPFailure) -> ([IMAPResponse], FolderState) {
+        guard let selected = self.selected else { throw .bad("no mailbox is selected") }
+        let state = try await self.folderState(selected.name, account)
+        return (self.update(state, expunges: expunges), state)
+    }
+
+    // MARK: FETCH
+
+    func fetch(
+        _ tag: String,
+        _ set: IMAPSequenceSet,
+        _ requested: [IMAPFetchItem],
+        uid: Bool,
+        account: MailAccount,
+        write: Write
+    ) async throws(IMAPFailure) -> [IMAPResponse] {
+        let (updates, state) = try await self.snapshot(account, expunges: uid)
+        let targets = try self.resolve(set, uid: uid)
+        guard let selected = self.selected else { throw .bad("no mailbox is selected") }
+        var items = requested
+        if uid && !items.contains(.uid) { items.insert(.uid, at: 0) }
+        let needsContent = items.contains { item in
+            switch item {
+            case .rfc822, .rfc822Header, .rfc822Text, .bodySection, .binary, .binarySize: return true
+            default: return false
+            }
+        }
+        let needsStructure = needsContent || items.contains { [.envelope, .body, .bodyStructure].contains($0) }
+        let marksSeen =
+            !selected.readOnly
+            && items.contains { item in
+                switch item {
+                case .rfc822, .rfc822Text: return true
+                case .bodySection(_, _, let peek), .binary(_, _, let peek): return !peek
+                default: return false
+                }
+            }
+        var byUID: [UInt32: StoredMessage] = [:]
+        for message in state.messages { byUID[message.uid] = message }
+        let encoder = self.encoder
+        var out = self.encode(updates)
+        for (sequence, messageUID) in targets {
+            // Expunged by another session and not yet reported: nothing to send (RFC 9051 §7.5.1).
+            guard var message = byUID[messageUID] else { continue }
+            var values: [IMAPFetchValue] = []
+            var addFlags = false
+            if marksSeen && !message.flags.system.contains(.seen) {
+                let name = selected.name
+                let changed = try await self.call { () throws(MailboxError) in
+                    try account.setFlags(name, uids: [messageUID], .add, ["\\Seen"])
+                }
+                if let now = changed.first {
+                    message = now
+                    self.selected?.told(uid: messageUID, modSeq: now.modSeq)
+                    addFlags = !items.contains(.flags)
+                }
+            }
+            var content: [UInt8]?
+            var structure: MIMEPart?
+            if needsContent {
+                let name = selected.name
+                let read = { @Sendable () throws(MailboxError) in try account.read(name, uid: messageUID) }
+                guard let bytes = try await self.call(read) else { continue }
+                content = bytes
+            }
+            if needsStructure {
+                structure = try await self.structure(selected.name, uid: messageUID, content: content, account: account)
+                if structure == nil { continue }
+            }
+            for item in items {
+                if let value = try self.value(item, message, content, structure) { values.append(value) }
+            }
+            if addFlags { values.append(.flags(Self.flags(message.flags))) }
+            encoder.writeFetch(sequence, values, into: &out)
+            if out.readableBytes >= 65_536 {
+                try await self.send(out, write)
+                out.clear()
+            }
+        }
+        try await self.send(out, write)
+        return [.tagged(tag, .ok, nil, "FETCH done")]
+    }
+
+    func send(_ buffer: ByteBuffer, _ write: Write) async throws(IMAPFailure) {
+        guard buffer.readableBytes > 0 else { return }
+        do {
+            try await write(buffer)
+        } catch {
+            throw IMAPFailure.disconnected
+        }
+    }
+
+    private func value(
+        _ item: IMAPFetchItem,
+        _ message: StoredMessage,
+        _ content: [UInt8]?,
+        _ structure: MIMEPart?
+    ) throws(IMAPFailure) -> IMAPFetchValue? {
+        switch item {
+        case .uid: return .uid(message.uid)
+        case .flags: return .flags(Self.flags(message.flags))
+        case .rfc822Size: return .rfc822Size(UInt64(message.size))
+        case .internalDate: return .internalDate(IMAPDateTime(unixTime: message.internalDate))
+        case .envelope: return structure.map { .envelope(IMAPEnvelope(header: $0.header)) }
+        case .bodyStructure: return structure.map { .bodyStructure($0, extensible: true) }
+        case .body: return structure.map { .bodyStructure($0, extensible: false) }
+        case .rfc822:
+            return content.map { .section(item, origin: nil, $0[...]) }
+        case .rfc822Header:
+            guard let content, let structure else { return nil }
+            return .section(item, origin: nil, content[structure.start..<structure.bodyStart])
+        case .rfc822Text:
+            guard let content, let structure else { return nil }
+            return .section(item, origin: nil, content[structure.bodyStart..<structure.end])
+        case .bodySection(let section, let partial, _):
+            guard let content, let structure else { return nil }
+            let bytes = section.content(of: content, structure: structure)
+            return .section(item, origin: partial?.offset, bytes.map { partial?.apply(to: $0) ?? $0 })
+        case .binary(let part, let partial, _):
+            guard let content, let structure else { return nil }
+            let decoded = try Self.binary(part, content, structure)
+            return .binary(part: part, origin: partial?.offset, decoded.map { partial?.apply(to: $0[...]) ?? $0[...] })
+        case .binarySize(let part):
+            guard let content, let structure else { return nil }
+            return .binarySize(part: part, UInt64(try Self.binary(part, content, structure)?.count ?? 0))
+        }
+    }
+
+    /// A part with its transfer encoding undone (BINARY, RFC 3516); the whole message for `[]`.
+    static func binary(_ part: [UInt32], _ content: [UInt8], _ structure: MIMEPart) throws(IMAPFailure) -> [UInt8]? {
+        guard !part.isEmpty else { return content }
+        guard let found = structure.part(part.map(Int.init)) else { return nil }
+        guard found.parts.isEmpty || found.contentType.isMessage else {
+            throw .no(.unknownCTE, "BINARY of a multipart is not defined")
+        }
+        let raw = content[found.bodyStart..<found.end]
+        guard let decoded = TransferEncoding.decode(raw, encoding: found.transferEncoding) else {
+            throw .no(.unknownCTE, "unknown Content-Transfer-Encoding \(found.transferEncoding)")
+        }
+        return decoded
+    }
+
+    /// A message's MIME structure: from the index's cache, or parsed once and cached there.
+    func structure(
+        _ folder: String,
+        uid: UInt32,
+        content: [UInt8]?,
+        account: MailAccount
+    ) async throws(IMAPFailure)
+        -> MIMEPart?
+    {
+        if let cached = try await self.call({ () throws(MailboxError) in try account.summary(folder, uid: uid) }),
+            let part = try? JSONDecoder().decode(MIMEPart.self, from: Data(cached))
+        {
+            return part
+        }
+        var bytes = content
+        if bytes == nil {
+            bytes = try await self.call { () throws(MailboxError) in try account.read(folder, uid: uid) }
+        }
+        guard let bytes else { return nil }
+        let part = MIMEPart(message: bytes)
+        if let encoded = try? JSONEncoder().encode(part) {
+            let summary = [UInt8](encoded)
+            _ = try? await self.call { () throws(MailboxError) in try account.setSummary(summary, folder, uid: uid) }
+        }
+        return part
+    }
+
+    // MARK: STORE
+
+    func store(
+        _ tag: String,
+        _ set: IMAPSequenceSet,
+        _ store: IMAPStore,
+        uid: Bool,
+        account: MailAccount
+    )
+        async throws(IMAPFailure) -> [IMAPResponse]
+    {
+        guard let selected = self.selected else { throw .bad("no mailbox is selected") }
+        guard !selected.readOnly else { throw .no(.readOnly, "the mailbox was opened with EXAMINE") }
+        let targets = try self.resolve(set, uid: uid)
+        let change: MailAccount.FlagChange
+        switch store.operation {
+        case .add: change = .add
+        case .remove: change = .remove
+        case .replace: change = .replace
+        }
+        let names = store.flags.filter { $0 != IMAPFlag("\\Recent") }.map(\.name)
+        let uids = targets.map(\.uid)
+        let name = selected.name
+        let changed = try await self.call { () throws(MailboxError) in
+            try account.setFlags(name, uids: uids, change, names)
+        }
+        if store.silent {
+            for message in changed { self.selected?.told(uid: message.uid, modSeq: message.modSeq) }
+        }
+        // The refresh reports each changed message's flags (its MODSEQ moved); unchanged ones
+        // in the set are reported too, as RFC 9051 §6.4.6 asks, unless .SILENT.
+        let (updates, state) = try await self.snapshot(account, expunges: uid)
+        var responses = updates
+        if !store.silent {
+            let changedUIDs = Set(changed.map(\.uid))
+            var byUID: [UInt32: StoredMessage] = [:]
+            for message in state.messages { byUID[message.uid] = message }
+            for messageUID in uids where !changedUIDs.contains(messageUID) {
+                guard let message = byUID[messageUID], let current = self.selected?.sequenceNumber(of: messageUID)
+                else { continue }
+                responses.append(.fetch(current, [.uid(messageUID), .flags(Self.flags(message.flags))]))
+            }
+        }
+        return responses + [.tagged(tag, .ok, nil, "STORE done")]
+    }
+
+    // MARK: SEARCH
+
+    func search(
+        _ tag: String,
+        _ search: IMAPSearch,
+        uid: Bool,
+        account: MailAccount
+    ) async throws(IMAPFailure)
+        -> [IMAPResponse]
+    {
+        if let charset = search.charset, !["UTF-8", "US-ASCII"].contains(charset.uppercased()) {
+            throw .no(.badCharset(["UTF-8", "US-ASCII"]), "search in UTF-8 or US-ASCII")
+        }
+        if search.returnOptions?.contains(.save) == true { throw .bad("SEARCHRES (SAVE) is not supported") }
+        let (updates, state) = try await self.snapshot(account, expunges: uid)
+        guard let selected = self.selected else { throw .bad("no mailbox is selected") }
+        let evaluator = IMAPSearchEvaluator(keys: search.keys, mailbox: selected)
+        var byUID: [UInt32: StoredMessage] = [:]
+        for message in state.messages { byUID[message.uid] = message }
+        var results: [UInt32] = []
+        for (index, messageUID) in selected.uids.enumerated() {
+            guard let message = byUID[messageUID] else { continue }
+            let candidate = IMAPSearchEvaluator.Message(
+                sequence: UInt32(index + 1),
+                uid: messageUID,
+                flags: Self.flags(message.flags),
+                size: UInt64(message.size),
+                internalDate: message.internalDate
+            )
+            var content: IMAPSearchEvaluator.Content?
+            if evaluator.needsContent {
+                let name = selected.name
+                let read = { @Sendable () throws(MailboxError) in try account.read(name, uid: messageUID) }
+                if let bytes = try await self.call(read),
+                    let structure = try await self.structure(name, uid: messageUID, content: bytes, account: account)
+                {
+                    content = IMAPSearchEvaluator.Content(message: bytes, structure: structure)
+                }
+            }
+            if evaluator.matches(candidate, content: content) { results.append(uid ? messageUID : UInt32(index + 1)) }
+        }
+        var responses = updates
+        if search.returnOptions != nil || self.session.rev2 {
+            let options = search.returnOptions.flatMap { $0.isEmpty ? nil : $0 } ?? [.all]
+            responses.append(
+                .esearch(
+                    tag: tag,
+                    uid: uid,
+                    min: options.contains(.min) ? results.first : nil,
+                    max: options.contains(.max) ? results.last : nil,
+                    count: options.contains(.count) ? UInt32(results.count) : nil,
+                    all: options.contains(.all) ? Self.sequenceSet(results) : nil
+                )
+            )
+        } else {
+            responses.append(.search(results))
+        }
+        return responses + [.tagged(tag, .ok, nil, "SEARCH done")]
+    }
+
+    /// Ascending numbers as ranges (`1:3,7`).
+    static func sequenceSet(_ numbers: [UInt32]) -> IMAPSequenceSet {
+        var ranges: [IMAPSequenceSet.Range] = []
+        var start: UInt32?
+        var previous: UInt32 = 0
+        for number in numbers {
+            if start == nil || number != previous + 1 {
+                if let first = start { ranges.append(.init(.number(first), .number(previous))) }
+                start = number
+            }
+            previous = number
+        }
+        if let first = start { ranges.append(.init(.number(first), .number(previous))) }
+        return IMAPSequenceSet(ranges)
+    }
+
+    // MARK: COPY, MOVE
+
+    func copy(
+        _ tag: String,
+        _ set: IMAPSequenceSet,
+        to destination: IMAPMailboxName,
+        uid: Bool,
+        move: Bool,
+        account: MailAccount
+    ) async throws(IMAPFailure) -> [IMAPResponse] {
+        guard let selected = self.selected else { throw .bad("no mailbox is selected") }
+        if move && selected.readOnly { throw .no(.readOnly, "the mailbox was opened with EXAMINE") }
+        let targets = try self.resolve(set, uid: uid)
+        let target = try self.storeName(destination)
+        let uids = targets.map(\.uid)
+        let source = selected.name
+        let result: (uidValidity: UInt32, uids: [(UInt32, UInt32)])
+        do throws(IMAPFailure) {
+            result = try await self.call { () throws(MailboxError) in
+                try account.copy(uids: uids, from: source, to: target)
+            }
+        } catch {
+            if error.code == .nonexistent { throw .no(.tryCreate, "no mailbox \(Self.displayName(target))") }
+            throw error
+        }
+        let code: IMAPResponseCode? =
+            result.uids.isEmpty
+            ? nil
+            : .copyUID(
+                validity: result.uidValidity,
+                from: Self.sequenceSet(result.uids.map(\.0)),
+                to: Self.sequenceSet(result.uids.map(\.1))
+            )
+        guard move else {
+            return try await self.refreshed(account, expunges: true) + [.tagged(tag, .ok, code, "COPY done")]
+        }
+        let moved = result.uids.map(\.0)
+        if !moved.isEmpty {
+            _ = try await self.call { () throws(MailboxError) in
+                try account.expunge(source, uids: moved, onlyDeleted: false)
+            }
+        }
+        var responses: [IMAPResponse] = []
+        if let code { responses.append(.untagged(.ok, code, "moved")) }
+        return responses + (try await self.refreshed(account, expunges: true)) + [.tagged(tag, .ok, nil, "MOVE done")]
+    }
+
+    // MARK: APPEND
+
+    func append(
+        _ tag: String,
+        _ append: IMAPAppend,
+        message: [UInt8]?,
+        account: MailAccount
+    ) async throws(IMAPFailure)
+        -> [IMAPResponse]
+    {
+        let folder = try self.storeName(append.mailbox)
+        guard let message = append.message ?? message else { throw .bad("APPEND without its message") }
+        guard UInt64(message.count) <= self.session.configuration.appendLimit else {
+            throw .no(.tooBig, "the message is larger than APPENDLIMIT")
+        }
+        let flags = append.flags.filter { $0 != IMAPFlag("\\Recent") }.map(\.name)
+        let date = append.internalDate?.unixTime
+        let stored: (uidValidity: UInt32, uid: UInt32)
+        do throws(IMAPFailure) {
+            stored = try await self.call { () throws(MailboxError) in
+                try account.append(folder, message: message, flags: flags, internalDate: date)
+            }
+        } catch {
+            if error.code == .nonexistent { throw .no(.tryCreate, "no mailbox \(Self.displayName(folder))") }
+            throw error
+        }
+        return try await self.refreshed(account, expunges: true)
+            + [.tagged(tag, .ok, .appendUID(validity: stored.uidValidity, uid: stored.uid), "APPEND done")]
+    }
+}

@@ -1,0 +1,281 @@
+import IMAPCore
+import Logging
+import MailCore
+import MailStore
+import NIOCore
+
+/// Carries out one session's commands: the `IMAPSession` state machine says what a command
+/// means in its state, the selected mailbox's view (`IMAPSelectedMailbox`) keeps sequence
+/// numbers straight, and the user's `MailAccount` does the work. No sockets: responses go out
+/// through `write`, so the tests drive a session from command text alone. Authentication and
+/// IDLE need the client's next lines and are run by `IMAPConnection`, which owns the framer.
+final class IMAPSessionDriver {
+    typealias Write = (ByteBuffer) async throws -> Void
+
+    var session: IMAPSession
+    var selected: IMAPSelectedMailbox?
+    var account: MailAccount?
+    let accounts: MailAccounts
+    let client: IMAPClient
+    let logger: Logger
+    /// Commands carried out, and those that failed, for the session's log line.
+    var commands = 0
+    var failures = 0
+    /// The message of an APPEND whose literal came as a stream (`IMAPConnection` collects it).
+    var streamedLiteral: [UInt8]?
+
+    init(session: IMAPSession, accounts: MailAccounts, client: IMAPClient, logger: Logger) {
+        self.session = session
+        self.accounts = accounts
+        self.client = client
+        self.logger = logger
+    }
+
+    var encoder: IMAPResponseEncoder { IMAPResponseEncoder(utf8: self.session.utf8) }
+
+    func encode(_ responses: [IMAPResponse]) -> ByteBuffer {
+        var out = ByteBuffer()
+        let encoder = self.encoder
+        for response in responses { encoder.encode(response, into: &out) }
+        return out
+    }
+
+    /// The user logged in: their mailboxes are opened (special-use folders made on first use).
+    func loggedIn(_ user: String) async throws(MailboxError) {
+        self.account = try await self.accounts.account(user)
+        self.session.authenticated(user: user)
+    }
+
+    /// Carries out a mailbox command; returns whether it failed with BAD (an error in a row).
+    func perform(_ command: TaggedCommand, write: Write) async throws -> Bool {
+        self.commands += 1
+        let tag = command.tag
+        guard let account = self.account else {
+            try await write(self.encode([.tagged(tag, .bad, nil, "log in first")]))
+            return true
+        }
+        do throws(IMAPFailure) {
+            let responses = try await self.run(command, account: account, write: write)
+            try await self.send(self.encode(responses), write)
+            return false
+        } catch {
+            if error.status == .bye { throw CancellationError() }
+            self.failures += 1
+            var responses: [IMAPResponse] = []
+            if let selected = self.selected, let state = try? await self.folderState(selected.name, account) {
+                responses += self.update(state, expunges: Self.mayExpunge(command.command))
+            }
+            responses.append(.tagged(tag, error.status, error.code, error.text))
+            try await write(self.encode(responses))
+            return error.status == .bad
+        }
+    }
+
+    /// What the mailbox commands throw: a tagged NO or BAD.
+    struct IMAPFailure: Error {
+        var status: IMAPStatus
+        var code: IMAPResponseCode?
+        var text: String
+
+        static func no(_ code: IMAPResponseCode?, _ text: String) -> IMAPFailure {
+            IMAPFailure(status: .no, code: code, text: text)
+        }
+
+        static func bad(_ text: String) -> IMAPFailure {
+            IMAPFailure(status: .bad, code: nil, text: text)
+        }
+
+        /// The client went away while a response was being written.
+        static let disconnected = IMAPFailure(status: .bye, code: nil, text: "connection lost")
+
+        init(status: IMAPStatus, code: IMAPResponseCode?, text: String) {
+            self.status = status
+            self.code = code
+            self.text = text
+        }
+
+        init(_ error: MailboxError) {
+            switch error {
+            case .nonexistent: self = .no(.nonexistent, error.description)
+            case .alreadyExists: self = .no(.alreadyExists, error.description)
+            case .invalidName, .cannot: self = .no(.cannot, error.description)
+            case .storage(.insufficientStorage): self = .no(.limit, "the server's disk is full; try again later")
+            case .storage: self = .no(.serverBug, "the mailbox could not be read or written; try again later")
+            }
+        }
+    }
+
+    /// Whether EXPUNGE responses may go out during this command (RFC 9051 §7.5.1).
+    static func mayExpunge(_ command: IMAPCommand) -> Bool {
+        switch command {
+        case .fetch(_, _, let uid), .store(_, _, let uid), .search(_, let uid): return uid
+        default: return true
+        }
+    }
+
+    private func run(
+        _ command: TaggedCommand,
+        account: MailAccount,
+        write: Write
+    ) async throws(IMAPFailure)
+        -> [IMAPResponse]
+    {
+        let tag = command.tag
+        switch command.command {
+        case .noop, .check:
+            return try await self.refreshed(account, expunges: true) + [.tagged(tag, .ok, nil, "NOOP done")]
+        case .select(let name), .examine(let name):
+            let readOnly = if case .examine = command.command { true } else { false }
+            return try await self.select(tag, name, readOnly: readOnly, account: account)
+        case .create(let name):
+            let folder = try self.storeName(name)
+            try await self.call { () throws(MailboxError) in try account.create(folder) }
+            return try await self.done(tag, "CREATE done", account)
+        case .delete(let name):
+            let folder = try self.storeName(name)
+            if self.selected?.name == folder { throw .no(.inUse, "close the mailbox before deleting it") }
+            try await self.call { () throws(MailboxError) in try account.delete(folder) }
+            return try await self.done(tag, "DELETE done", account)
+        case .rename(let from, let to):
+            let source = try self.storeName(from)
+            let target = try self.storeName(to)
+            try await self.call { () throws(MailboxError) in try account.rename(source, to: target) }
+            return try await self.done(tag, "RENAME done", account)
+        case .subscribe(let name), .unsubscribe(let name):
+            let folder = try self.storeName(name)
+            let on = if case .subscribe = command.command { true } else { false }
+            try await self.call { () throws(MailboxError) in try account.setSubscribed(folder, on) }
+            return try await self.done(tag, on ? "SUBSCRIBE done" : "UNSUBSCRIBE done", account)
+        case .list(let list):
+            return try await self.list(list, account: account, lsub: false)
+                + self.refreshed(account, expunges: true) + [.tagged(tag, .ok, nil, "LIST done")]
+        case .lsub(let reference, let pattern):
+            let list = IMAPListCommand(selection: [.subscribed], reference: reference, patterns: [pattern])
+            return try await self.list(list, account: account, lsub: true)
+                + self.refreshed(account, expunges: true) + [.tagged(tag, .ok, nil, "LSUB done")]
+        case .status(let name, let items):
+            let folder = try self.storeName(name)
+            let state = try await self.folderState(folder, account)
+            return [self.status(folder, state, items)] + (try await self.refreshed(account, expunges: true))
+                + [.tagged(tag, .ok, nil, "STATUS done")]
+        case .append(let append):
+            defer { self.streamedLiteral = nil }
+            return try await self.append(tag, append, message: self.streamedLiteral, account: account)
+        case .close, .unselect:
+            guard let selected = self.selected else { throw .bad("no mailbox is selected") }
+            if case .close = command.command, !selected.readOnly {
+                _ = try await self.call { () throws(MailboxError) in try account.expunge(selected.name, uids: nil) }
+            }
+            self.selected = nil
+            self.session.selected(nil)
+            return [.tagged(tag, .ok, nil, "CLOSE done")]
+        case .expunge, .uidExpunge:
+            guard let selected = self.selected else { throw .bad("no mailbox is selected") }
+            guard !selected.readOnly else { throw .no(.readOnly, "the mailbox was opened with EXAMINE") }
+            var uids: [UInt32]?
+            if case .uidExpunge(let set) = command.command { uids = try self.resolve(set, uid: true).map(\.uid) }
+            let restricted = uids
+            _ = try await self.call { () throws(MailboxError) in try account.expunge(selected.name, uids: restricted) }
+            return try await self.refreshed(account, expunges: true) + [.tagged(tag, .ok, nil, "EXPUNGE done")]
+        case .search(let search, let uid):
+            return try await self.search(tag, search, uid: uid, account: account)
+        case .fetch(let set, let items, let uid):
+            return try await self.fetch(tag, set, items, uid: uid, account: account, write: write)
+        case .store(let set, let store, let uid):
+            return try await self.store(tag, set, store, uid: uid, account: account)
+        case .copy(let set, let name, let uid), .move(let set, let name, let uid):
+            let move = if case .move = command.command { true } else { false }
+            return try await self.copy(tag, set, to: name, uid: uid, move: move, account: account)
+        case .capability, .logout, .id, .startTLS, .authenticate, .login, .enable, .namespace, .idle:
+            // The session answers these itself; IDLE is the connection's.
+            throw .bad("unexpected command")
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// Runs a blocking account call on the store's threads.
+    func call<T: Sendable>(_ body: @escaping @Sendable () throws(MailboxError) -> T) async throws(IMAPFailure) -> T {
+        do {
+            return try await self.accounts.run(body)
+        } catch {
+            throw IMAPFailure(error)
+        }
+    }
+
+    func folderState(_ name: String, _ account: MailAccount) async throws(IMAPFailure) -> FolderState {
+        try await self.call { () throws(MailboxError) in try account.state(of: name) }
+    }
+
+    /// The client's mailbox name as the store spells it (modified UTF-7): a UTF-8 name is
+    /// encoded; an IMAP4rev1 client's name must be valid modified UTF-7 already.
+    func storeName(_ name: IMAPMailboxName) throws(IMAPFailure) -> String {
+        if name.isInbox { return "INBOX" }
+        let text: String
+        if self.session.utf8 || name.bytes.contains(where: { $0 >= 0x80 }) {
+            guard let utf8 = String(validating: name.bytes, as: UTF8.self) else {
+                throw .no(.cannot, "a mailbox name must be UTF-8")
+            }
+            text = ModifiedUTF7.encode(utf8)
+        } else {
+            guard ModifiedUTF7.decode(name.bytes) != nil else {
+                throw .no(.cannot, "a mailbox name must be modified UTF-7 (RFC 3501 §5.1.3)")
+            }
+            text = String(decoding: name.bytes, as: UTF8.self)
+        }
+        do {
+            return try MailAccount.canonicalName(text)
+        } catch {
+            throw IMAPFailure(error)
+        }
+    }
+
+    /// A store name as responses carry it (UTF-8; the encoder writes modified UTF-7 for
+    /// IMAP4rev1 clients).
+    static func displayName(_ name: String) -> String {
+        ModifiedUTF7.decode(Array(name.utf8)) ?? name
+    }
+
+    func resolve(_ set: IMAPSequenceSet, uid: Bool) throws(IMAPFailure) -> [(sequence: UInt32, uid: UInt32)] {
+        guard let selected = self.selected else { throw .bad("no mailbox is selected") }
+        do {
+            return try selected.resolve(set, uid: uid)
+        } catch {
+            switch error {
+            case .noSuchMessage(let number):
+                throw .bad("no message has sequence number \(number) (there are \(selected.count))")
+            }
+        }
+    }
+
+    /// Takes in the selected mailbox's changes and says what the client must hear of them.
+    func refreshed(_ account: MailAccount, expunges: Bool) async throws(IMAPFailure) -> [IMAPResponse] {
+        guard let selected = self.selected else { return [] }
+        let state = try await self.folderState(selected.name, account)
+        return self.update(state, expunges: expunges)
+    }
+
+    func update(_ state: FolderState, expunges: Bool) -> [IMAPResponse] {
+        guard var selected = self.selected, state.uidValidity == selected.uidValidity else { return [] }
+        let responses = selected.update(
+            uidNext: state.uidNext,
+            messages: state.messages.map(Self.view),
+            expunges: expunges
+        )
+        self.selected = selected
+        return responses
+    }
+
+    static func view(_ message: StoredMessage) -> IMAPSelectedMailbox.Message {
+        IMAPSelectedMailbox.Message(uid: message.uid, modSeq: message.modSeq, flags: Self.flags(message.flags))
+    }
+
+    static func flags(_ flags: MessageFlags) -> [IMAPFlag] {
+        flags.names.map(IMAPFlag.init)
+    }
+
+    private func done(_ tag: String, _ text: String, _ account: MailAccount) async throws(IMAPFailure) -> [IMAPResponse]
+    {
+        try await self.refreshed(account, expunges: true) + [.tagged(tag, .ok, nil, text)]
+    }
+}

@@ -1,0 +1,447 @@
+import PetrelSystem
+
+extension MailAccount {
+    /// How STORE changes flags.
+    public enum FlagChange: Hashable, Sendable {
+        case add
+        case remove
+        case replace
+    }
+
+    /// A folder's messages and counters, after taking in what other programs changed.
+    public func state(of name: String) throws(MailboxError) -> FolderState {
+        let name = try Self.canonicalName(name)
+        return try self.withLock { () throws(MailboxError) in
+            let folder = try self.syncedFolder(name)
+            return Self.state(of: folder)
+        }
+    }
+
+    static func state(of folder: Folder) -> FolderState {
+        let messages = folder.messages.values.sorted { $0.uid < $1.uid }.map { row in
+            StoredMessage(
+                uid: row.uid,
+                modSeq: row.modSeq,
+                flags: Self.flags(of: row),
+                size: row.size,
+                internalDate: row.internalDate
+            )
+        }
+        return FolderState(
+            uidValidity: folder.row.uidValidity,
+            uidNext: folder.row.uidNext,
+            highestModSeq: folder.row.highestModSeq,
+            messages: messages
+        )
+    }
+
+    static func flags(of row: MailboxIndex.MessageRow) -> MessageFlags {
+        var flags = MessageFlags(names: MaildirFileName(String(row.file.dropFirst(4))).flags)
+        flags.keywords = row.keywords
+        return flags
+    }
+
+    /// The folder, scanned if its directories changed. Must hold the lock.
+    func syncedFolder(_ name: String) throws(MailboxError) -> Folder {
+        if self.folders[name] == nil {
+            do throws(StoreError) { try self.loadFolders() } catch { throw .storage(error) }
+        }
+        guard let folder = self.folders[name] else { throw .nonexistent(name) }
+        do throws(StoreError) { try self.sync(folder) } catch { throw .storage(error) }
+        return folder
+    }
+
+    /// Takes in the folder's directories as they are now.
+    func sync(_ folder: Folder, force: Bool = false) throws(StoreError) {
+        let directory = self.directory(folder.row.name)
+        if folder.stamps.isEmpty {
+            // First use in this process: what the index remembers.
+            for row in try self.index.messages(folder: folder.row.id) {
+                folder.messages[row.uid] = row
+                folder.byBase[row.base] = row.uid
+            }
+        }
+        let stamps = [
+            MaildirFiles.modificationTime(directory + "/new"), MaildirFiles.modificationTime(directory + "/cur"),
+        ]
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let nowNanoseconds = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+        let recent = stamps.contains { ($0 ?? 0) > folder.scannedAt - 1_000_000_000 }
+        if !force, stamps == folder.stamps, !recent { return }
+        folder.stamps = stamps
+        folder.scannedAt = nowNanoseconds
+
+        var listing = try self.listing(directory)
+        var change = MailboxIndex.Change(uidNext: folder.row.uidNext, highestModSeq: folder.row.highestModSeq)
+        var missing = folder.byBase.keys.filter { listing[$0] == nil }
+        if !missing.isEmpty {
+            // A file between two names (another program renaming it) may have been missed:
+            // only a file missing from a second listing too is gone.
+            let again = try self.listing(directory)
+            for (base, file) in again where listing[base] == nil { listing[base] = file }
+            missing = missing.filter { listing[$0] == nil }
+        }
+        if !missing.isEmpty {
+            change.highestModSeq += 1
+            for base in missing {
+                guard let uid = folder.byBase[base] else { continue }
+                change.removed.append(uid)
+            }
+        }
+        var added: [(base: String, file: String, size: Int, date: Int64)] = []
+        for (base, file) in listing {
+            if let uid = folder.byBase[base], var row = folder.messages[uid] {
+                guard row.file != file else { continue }
+                let flagsChanged =
+                    MaildirFileName(String(row.file.dropFirst(4))).flags
+                    != MaildirFileName(String(file.dropFirst(4))).flags
+                row.file = file
+                if flagsChanged {
+                    change.highestModSeq += 1
+                    row.modSeq = change.highestModSeq
+                }
+                change.updated.append(row)
+            } else if let (size, date) = MaildirFiles.sizeAndDate(directory + "/" + file) {
+                added.append((base, file, size, date))
+            }
+        }
+        // Arrival order: by date, then by name (whose leading time and counter order them too).
+        added.sort { ($0.date, $0.base) < ($1.date, $1.base) }
+        if !added.isEmpty { change.highestModSeq += 1 }
+        for message in added {
+            change.inserted.append(
+                MailboxIndex.MessageRow(
+                    uid: change.uidNext,
+                    base: message.base,
+                    file: message.file,
+                    keywords: [],
+                    modSeq: change.highestModSeq,
+                    size: message.size,
+                    internalDate: message.date
+                )
+            )
+            change.uidNext += 1
+        }
+        guard !(change.inserted.isEmpty && change.updated.isEmpty && change.removed.isEmpty) else { return }
+        try self.commit(change, to: folder)
+    }
+
+    /// Base name → `new/NAME` or `cur/NAME`, for every message file of a folder. `new/` is read
+    /// first: a file moved from there to `cur/` meanwhile is then seen in one or the other.
+    func listing(_ directory: String) throws(StoreError) -> [String: String] {
+        var files: [String: String] = [:]
+        for sub in ["new", "cur"] {
+            let entries: [String]
+            do throws(StoreError) {
+                entries = try POSIXFile.listDirectory(directory + "/" + sub)
+            } catch .io(_, _, ENOENT) {
+                continue
+            }
+            for entry in entries where MaildirFileName.isMessage(entry) {
+                // The same message in both (a copy between two steps): cur/ wins.
+                files[MaildirFileName(entry).base] = sub + "/" + entry
+            }
+        }
+        return files
+    }
+
+    /// Records a change in the index, then in memory.
+    func commit(_ change: MailboxIndex.Change, to folder: Folder) throws(StoreError) {
+        try self.index.apply(change, folder: folder.row.id)
+        for uid in change.removed {
+            if let row = folder.messages.removeValue(forKey: uid) { folder.byBase[row.base] = nil }
+        }
+        for row in change.inserted + change.updated {
+            folder.messages[row.uid] = row
+            folder.byBase[row.base] = row.uid
+        }
+        folder.row.uidNext = change.uidNext
+        folder.row.highestModSeq = change.highestModSeq
+    }
+
+    /// A message's octets with CRLF line ends, or nil when it is gone.
+    public func read(_ name: String, uid: UInt32) throws(MailboxError) -> [UInt8]? {
+        let name = try Self.canonicalName(name)
+        return try self.withLock { () throws(MailboxError) -> [UInt8]? in
+            let folder = try self.syncedFolder(name)
+            for attempt in 0..<2 {
+                guard let row = folder.messages[uid] else { return nil }
+                switch MaildirFiles.read(self.directory(name) + "/" + row.file) {
+                case .success(let bytes):
+                    return MaildirFiles.networkLineEnds(bytes)
+                case .failure(.io(_, _, ENOENT)) where attempt == 0:
+                    // Renamed or removed by another program since the last scan.
+                    do throws(StoreError) { try self.sync(folder, force: true) } catch { throw .storage(error) }
+                case .failure(let error):
+                    if case .io(_, _, ENOENT) = error { return nil }
+                    throw .storage(error)
+                }
+            }
+            return nil
+        }
+    }
+
+    /// The summary the IMAP server cached for a message (its structure), if any.
+    public func summary(_ name: String, uid: UInt32) throws(MailboxError) -> [UInt8]? {
+        try self.withLock { () throws(MailboxError) -> [UInt8]? in
+            guard let folder = self.folders[name] else { return nil }
+            do throws(StoreError) { return try self.index.summary(folder: folder.row.id, uid: uid) } catch {
+                throw .storage(error)
+            }
+        }
+    }
+
+    public func setSummary(_ summary: [UInt8], _ name: String, uid: UInt32) throws(MailboxError) {
+        try self.withLock { () throws(MailboxError) in
+            guard let folder = self.folders[name] else { return }
+            do throws(StoreError) { try self.index.setSummary(summary, folder: folder.row.id, uid: uid) } catch {
+                throw .storage(error)
+            }
+        }
+    }
+
+    /// Changes the flags of these messages; returns the messages whose flags changed, as they
+    /// are now. System flags go into the file names (so Dovecot and mutt see them), keywords
+    /// into the index.
+    public func setFlags(
+        _ name: String,
+        uids: [UInt32],
+        _ change: FlagChange,
+        _ names: [String]
+    ) throws(MailboxError) -> [StoredMessage] {
+        let name = try Self.canonicalName(name)
+        return try self.withLock { () throws(MailboxError) -> [StoredMessage] in
+            let folder = try self.syncedFolder(name)
+            let directory = self.directory(name)
+            let given = MessageFlags(names: names)
+            var updates = MailboxIndex.Change(uidNext: folder.row.uidNext, highestModSeq: folder.row.highestModSeq)
+            var changed: [StoredMessage] = []
+            var renamedInCur = false
+            for uid in uids {
+                guard var row = folder.messages[uid] else { continue }
+                let before = Self.flags(of: row)
+                var after = before
+                switch change {
+                case .add: for flag in given.names { after.insert(flag) }
+                case .remove: for flag in given.names { after.remove(flag) }
+                case .replace: after = given
+                }
+                guard
+                    after.system != before.system
+                        || Set(after.keywords.map { $0.uppercased() }) != Set(before.keywords.map { $0.uppercased() })
+                else { continue }
+                if after.system != before.system {
+                    let renamed: String?
+                    do throws(StoreError) {
+                        renamed = try self.renameMessage(directory, folder: folder, uid: uid, flags: after.maildirFlags)
+                    } catch {
+                        throw .storage(error)
+                    }
+                    guard let renamed else { continue }  // expunged by another program meanwhile
+                    row = folder.messages[uid] ?? row
+                    row.file = renamed
+                    renamedInCur = true
+                }
+                row.keywords = after.keywords
+                updates.highestModSeq += 1
+                row.modSeq = updates.highestModSeq
+                updates.updated.append(row)
+                changed.append(
+                    StoredMessage(
+                        uid: uid,
+                        modSeq: row.modSeq,
+                        flags: after,
+                        size: row.size,
+                        internalDate: row.internalDate
+                    )
+                )
+            }
+            if !updates.updated.isEmpty {
+                do throws(StoreError) {
+                    // Flags are no promise like a message is; still, a rename that a crash undid
+                    // is rescanned, so syncing here is for the index's sake only.
+                    if renamedInCur { try POSIXFile.syncDirectory(directory + "/cur") }
+                    try self.commit(updates, to: folder)
+                } catch {
+                    throw .storage(error)
+                }
+            }
+            return changed
+        }
+    }
+
+    /// Gives a message's file the letters of these system flags, other letters kept; rescans
+    /// once when another program renamed it first. Returns the new name, or nil when it is gone.
+    private func renameMessage(
+        _ directory: String,
+        folder: Folder,
+        uid: UInt32,
+        flags: [String]
+    ) throws(StoreError) -> String? {
+        for attempt in 0..<2 {
+            guard let row = folder.messages[uid] else { return nil }
+            let target = "cur/" + MaildirFileName(String(row.file.dropFirst(4))).with(flags: flags).name
+            if target == row.file { return target }
+            do throws(StoreError) {
+                try POSIXFile.rename(directory + "/" + row.file, directory + "/" + target)
+                return target
+            } catch .io(_, _, ENOENT) {
+                if attempt == 1 { return nil }
+                try self.sync(folder, force: true)
+            }
+        }
+        return nil
+    }
+
+    /// Stores a new message (CRLF line ends) in a folder, durably: when this returns, the file
+    /// and its directory entry are synced, and its UID is recorded.
+    /// - Returns: the folder's UIDVALIDITY and the message's UID (for APPENDUID).
+    public func append(
+        _ name: String,
+        message: [UInt8],
+        flags: [String],
+        internalDate: Int64?
+    ) throws(MailboxError) -> (uidValidity: UInt32, uid: UInt32) {
+        let name = try Self.canonicalName(name)
+        return try self.withLock { () throws(MailboxError) -> (uidValidity: UInt32, uid: UInt32) in
+            let folder = try self.syncedFolder(name)
+            let directory = self.directory(name)
+            let content = MaildirFiles.unixLineEnds(message)
+            let flagSet = MessageFlags(names: flags)
+            let file = self.newFileName(size: content.count, flags: flagSet)
+            let temporary = directory + "/tmp/" + file.base
+            do throws(StoreError) {
+                let fd = try POSIXFile.createExclusive(temporary)
+                do throws(StoreError) {
+                    try POSIXFile.writeAll(fd, content, path: temporary)
+                    if let internalDate { MaildirFiles.setModificationTime(fd, seconds: internalDate) }
+                    try POSIXFile.syncData(fd, path: temporary)
+                    try POSIXFile.closeFile(fd, path: temporary)
+                } catch {
+                    _ = try? POSIXFile.closeFile(fd, path: temporary)
+                    POSIXFile.remove(temporary)
+                    throw error
+                }
+                try POSIXFile.rename(temporary, directory + "/cur/" + file.name)
+                try POSIXFile.syncDirectory(directory + "/cur")
+                try POSIXFile.syncDirectory(directory + "/tmp")
+            } catch {
+                throw .storage(error)
+            }
+            var change = MailboxIndex.Change(
+                uidNext: folder.row.uidNext + 1,
+                highestModSeq: folder.row.highestModSeq + 1
+            )
+            let uid = folder.row.uidNext
+            change.inserted.append(
+                MailboxIndex.MessageRow(
+                    uid: uid,
+                    base: file.base,
+                    file: "cur/" + file.name,
+                    keywords: flagSet.keywords,
+                    modSeq: change.highestModSeq,
+                    size: MaildirFiles.networkSize(content),
+                    internalDate: internalDate ?? Int64(time(nil))
+                )
+            )
+            do throws(StoreError) { try self.commit(change, to: folder) } catch { throw .storage(error) }
+            return (folder.row.uidValidity, uid)
+        }
+    }
+
+    /// A new unique file name (maildir(5): time, microseconds, process, a counter, the host).
+    func newFileName(size: Int, flags: MessageFlags) -> MaildirFileName {
+        self.fileCounter += 1
+        let base = self.maildirs.uniqueName(id: "I\(self.fileCounter)", size: size)
+        return MaildirFileName(base: base, letters: []).with(flags: flags.maildirFlags)
+    }
+
+    /// Copies messages to another folder (hard links, so no octet is written twice); their
+    /// flags and keywords go with them. Durable when it returns.
+    /// - Returns: the destination's UIDVALIDITY and each copied UID with its new one, in order.
+    public func copy(
+        uids: [UInt32],
+        from source: String,
+        to destination: String
+    ) throws(MailboxError) -> (uidValidity: UInt32, uids: [(UInt32, UInt32)]) {
+        let source = try Self.canonicalName(source)
+        let destination = try Self.canonicalName(destination)
+        return try self.withLock { () throws(MailboxError) -> (uidValidity: UInt32, uids: [(UInt32, UInt32)]) in
+            let from = try self.syncedFolder(source)
+            guard self.folders[destination] != nil else { throw .nonexistent(destination) }
+            let to = try self.syncedFolder(destination)
+            let sourceDirectory = self.directory(source)
+            let targetDirectory = self.directory(destination)
+            var change = MailboxIndex.Change(uidNext: to.row.uidNext, highestModSeq: to.row.highestModSeq + 1)
+            var pairs: [(UInt32, UInt32)] = []
+            var made: [String] = []
+            do throws(StoreError) {
+                for uid in uids.sorted() {
+                    guard let row = from.messages[uid] else { continue }
+                    let flags = Self.flags(of: row)
+                    let file = self.newFileName(size: row.size, flags: flags)
+                    let target = targetDirectory + "/cur/" + file.name
+                    do throws(StoreError) {
+                        try POSIXFile.link(sourceDirectory + "/" + row.file, target)
+                    } catch .io(_, _, ENOENT) {
+                        continue  // expunged by another program meanwhile
+                    }
+                    made.append(target)
+                    change.inserted.append(
+                        MailboxIndex.MessageRow(
+                            uid: change.uidNext,
+                            base: file.base,
+                            file: "cur/" + file.name,
+                            keywords: row.keywords,
+                            modSeq: change.highestModSeq,
+                            size: row.size,
+                            internalDate: row.internalDate
+                        )
+                    )
+                    pairs.append((uid, change.uidNext))
+                    change.uidNext += 1
+                }
+                guard !pairs.isEmpty else { return (to.row.uidValidity, []) }
+                try POSIXFile.syncDirectory(targetDirectory + "/cur")
+                try self.commit(change, to: to)
+            } catch {
+                for path in made { POSIXFile.remove(path) }
+                throw .storage(error)
+            }
+            return (to.row.uidValidity, pairs)
+        }
+    }
+
+    /// Removes messages: those of `uids` (all when nil) that have `\Deleted`, or all of `uids`
+    /// when `onlyDeleted` is false (MOVE's second half). Returns the UIDs removed, ascending.
+    public func expunge(_ name: String, uids: [UInt32]?, onlyDeleted: Bool = true) throws(MailboxError) -> [UInt32] {
+        let name = try Self.canonicalName(name)
+        return try self.withLock { () throws(MailboxError) -> [UInt32] in
+            let folder = try self.syncedFolder(name)
+            let directory = self.directory(name)
+            let candidates = uids ?? Array(folder.messages.keys)
+            var removed: [UInt32] = []
+            var directories = Set<String>()
+            for uid in candidates.sorted() {
+                guard let row = folder.messages[uid] else { continue }
+                if onlyDeleted && !Self.flags(of: row).system.contains(.deleted) { continue }
+                if unlink(directory + "/" + row.file) != 0 && errno != ENOENT {
+                    throw .storage(StoreError(operation: "unlink", path: directory + "/" + row.file, errno: errno))
+                }
+                directories.insert(directory + "/" + row.file.prefix(3))
+                removed.append(uid)
+            }
+            guard !removed.isEmpty else { return [] }
+            var change = MailboxIndex.Change(uidNext: folder.row.uidNext, highestModSeq: folder.row.highestModSeq + 1)
+            change.removed = removed
+            do throws(StoreError) {
+                for path in directories { try POSIXFile.syncDirectory(path) }
+                try self.commit(change, to: folder)
+            } catch {
+                throw .storage(error)
+            }
+            return removed
+        }
+    }
+}

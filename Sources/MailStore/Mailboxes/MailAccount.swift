@@ -1,0 +1,235 @@
+import NIOConcurrencyHelpers
+import PetrelSystem
+
+/// One account's folders and messages as IMAP sees them: the Maildir under `mail/<address>/`
+/// (Maildir++: `INBOX` is the root, folder `a.b` is the directory `.a.b`) and its index.
+///
+/// Every method blocks (files, SQLite) and they run one at a time (a lock): callers use
+/// `MailAccounts.run`, which runs them on the store's thread pool. The account is shared by all
+/// sessions of the user in this process, so UIDs are given out in one place.
+///
+/// Other programs (Dovecot, mutt, a delivery) may change the Maildir at any time; `sync` finds
+/// what they did from the directories and records it: new files get new UIDs, missing ones are
+/// expunged, renamed ones change flags. A folder is rescanned only when its `new/` or `cur/`
+/// changed (their modification times), or changed within the last second (a time's last change
+/// may hide a second one in the same tick).
+public final class MailAccount: @unchecked Sendable {
+    public let address: String
+    let root: String
+    let maildirs: MaildirStore
+    /// IMAP name → special-use attribute.
+    let specialUse: [String: String]
+    let index: MailboxIndex
+    let lock = NIOLock()
+    /// Folders by IMAP name, `INBOX` included; guarded by `lock`.
+    var folders: [String: Folder] = [:]
+    /// Numbers APPEND's and COPY's file names.
+    var fileCounter = 0
+
+    final class Folder {
+        var row: MailboxIndex.FolderRow
+        var messages: [UInt32: MailboxIndex.MessageRow] = [:]
+        var byBase: [String: UInt32] = [:]
+        /// Modification times of `new/` and `cur/` at the last scan.
+        var stamps: [Int64?] = []
+        var scannedAt: Int64 = 0
+
+        init(row: MailboxIndex.FolderRow) {
+            self.row = row
+        }
+    }
+
+    init(address: String, maildirs: MaildirStore, specialUse: [String: String]) throws(StoreError) {
+        self.address = address
+        self.maildirs = maildirs
+        self.root = try maildirs.ensureMaildir(for: address)
+        self.specialUse = specialUse
+        self.index = try MailboxIndex(path: self.root + "/" + MailboxIndex.fileName)
+        for name in specialUse.keys.sorted() {
+            _ = try maildirs.ensureMaildir(for: address, folder: "." + name)
+        }
+        try self.loadFolders()
+    }
+
+    /// The directory of a folder.
+    func directory(_ name: String) -> String {
+        name == "INBOX" ? self.root : self.root + "/." + name
+    }
+
+    /// A client's name for a folder checked and made canonical (`INBOX` in any case is INBOX).
+    /// Names are modified UTF-7 with `.` between levels; a level may not be empty, and nothing
+    /// may name a file outside the Maildir.
+    public static func canonicalName(_ name: String) throws(MailboxError) -> String {
+        if name.uppercased() == "INBOX" { return "INBOX" }
+        guard !name.isEmpty, name.utf8.count <= 200 else { throw .invalidName("a folder name is 1 to 200 octets") }
+        guard !name.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0x2F || $0 == 0x5C }) else {
+            throw .invalidName("a folder name may not hold control characters, / or \\")
+        }
+        guard !name.split(separator: ".", omittingEmptySubsequences: false).contains(where: \.isEmpty) else {
+            throw .invalidName("a level of a folder name may not be empty (\"a..b\", \".a\", \"a.\")")
+        }
+        guard !name.uppercased().hasPrefix("INBOX.") else {
+            throw .invalidName("folders are made beside INBOX, not under it")
+        }
+        return name
+    }
+
+    func withLock<T>(_ body: () throws(MailboxError) -> T) throws(MailboxError) -> T {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return try body()
+    }
+
+    // MARK: Folders
+
+    /// Reads the folder list from the Maildir, adding index rows for new directories and
+    /// dropping those whose directory is gone.
+    func loadFolders() throws(StoreError) {
+        var rows: [String: MailboxIndex.FolderRow] = [:]
+        for row in try self.index.folders() { rows[row.name] = row }
+        var present = ["INBOX"]
+        for entry in try POSIXFile.listDirectory(self.root)
+        where entry.hasPrefix(".") && entry.count > 1 && MaildirFiles.isDirectory(self.root + "/" + entry) {
+            let name = String(entry.dropFirst())
+            if (try? Self.canonicalName(name)) == name { present.append(name) }
+        }
+        for name in present where rows[name] == nil {
+            rows[name] = try self.index.addFolder(name, subscribed: true)
+        }
+        for (name, row) in rows where !present.contains(name) {
+            try self.index.removeFolder(row.id)
+            rows[name] = nil
+            self.folders[name] = nil
+        }
+        for (name, row) in rows where self.folders[name] == nil {
+            self.folders[name] = Folder(row: row)
+        }
+    }
+
+    public func list() throws(MailboxError) -> [FolderInfo] {
+        try self.withLock { () throws(MailboxError) in
+            do throws(StoreError) { try self.loadFolders() } catch { throw .storage(error) }
+            let names = Set(self.folders.keys)
+            var infos = self.folders.values.map { folder in
+                let name = folder.row.name
+                return FolderInfo(
+                    name: name,
+                    specialUse: self.specialUse[name],
+                    subscribed: folder.row.subscribed,
+                    hasChildren: names.contains { $0.hasPrefix(name + ".") }
+                )
+            }
+            // Levels of names with no folder of their own (`a` of `a.b`).
+            var levels = Set<String>()
+            for name in names {
+                var parts = name.split(separator: ".").dropLast()
+                while !parts.isEmpty {
+                    let level = parts.joined(separator: ".")
+                    if !names.contains(level) { levels.insert(level) }
+                    parts = parts.dropLast()
+                }
+            }
+            for level in levels {
+                infos.append(
+                    FolderInfo(name: level, specialUse: nil, subscribed: false, hasChildren: true, exists: false)
+                )
+            }
+            return infos.sorted { ($0.name == "INBOX" ? "" : $0.name) < ($1.name == "INBOX" ? "" : $1.name) }
+        }
+    }
+
+    public func create(_ name: String) throws(MailboxError) {
+        let name = try Self.canonicalName(name)
+        try self.withLock { () throws(MailboxError) in
+            do throws(StoreError) { try self.loadFolders() } catch { throw .storage(error) }
+            guard self.folders[name] == nil else { throw .alreadyExists(name) }
+            do throws(StoreError) {
+                _ = try self.maildirs.ensureMaildir(for: self.address, folder: "." + name)
+                try self.loadFolders()
+            } catch {
+                throw .storage(error)
+            }
+        }
+    }
+
+    /// Deletes a folder and its messages. INBOX cannot be deleted (RFC 9051 §6.3.4); a folder's
+    /// children stay (a name with children becomes a level only).
+    public func delete(_ name: String) throws(MailboxError) {
+        let name = try Self.canonicalName(name)
+        guard name != "INBOX" else { throw .cannot("INBOX cannot be deleted") }
+        try self.withLock { () throws(MailboxError) in
+            do throws(StoreError) { try self.loadFolders() } catch { throw .storage(error) }
+            guard let folder = self.folders[name] else { throw .nonexistent(name) }
+            do throws(StoreError) {
+                // Out of sight first (one rename), then removed: a crash leaves no half folder.
+                let doomed = self.root + "/.petrel-deleted-\(folder.row.id)-\(time(nil))"
+                try POSIXFile.rename(self.directory(name), doomed)
+                try POSIXFile.syncDirectory(self.root)
+                try self.index.removeFolder(folder.row.id)
+                self.folders[name] = nil
+                try MaildirFiles.removeTree(doomed)
+            } catch {
+                throw .storage(error)
+            }
+        }
+    }
+
+    /// Renames a folder and the folders under it; UIDs and UIDVALIDITY go with them. Renaming
+    /// INBOX moves its messages to a new folder and leaves INBOX empty (RFC 9051 §6.3.6).
+    public func rename(_ from: String, to: String) throws(MailboxError) {
+        let from = try Self.canonicalName(from)
+        let to = try Self.canonicalName(to)
+        guard to != "INBOX" else { throw .alreadyExists("INBOX") }
+        if from == "INBOX" {
+            try self.create(to)
+            let state = try self.state(of: "INBOX")
+            let uids = state.messages.map(\.uid)
+            if !uids.isEmpty {
+                _ = try self.copy(uids: uids, from: "INBOX", to: to)
+                _ = try self.expunge("INBOX", uids: uids, onlyDeleted: false)
+            }
+            return
+        }
+        try self.withLock { () throws(MailboxError) in
+            do throws(StoreError) { try self.loadFolders() } catch { throw .storage(error) }
+            guard self.folders[from] != nil else { throw .nonexistent(from) }
+            guard self.folders[to] == nil else { throw .alreadyExists(to) }
+            guard !to.hasPrefix(from + ".") else { throw .cannot("a folder cannot move under itself") }
+            let moving = self.folders.keys.filter { $0 == from || $0.hasPrefix(from + ".") }.sorted()
+            do {
+                for name in moving {
+                    let newName = to + name.dropFirst(from.count)
+                    guard self.folders[newName] == nil else { throw MailboxError.alreadyExists(newName) }
+                    try POSIXFile.rename(self.directory(name), self.directory(newName))
+                    let folder = self.folders.removeValue(forKey: name)!
+                    try self.index.renameFolder(folder.row.id, to: newName)
+                    folder.row.name = newName
+                    self.folders[newName] = folder
+                }
+                // A level between (`to` = "a.b.c" with no "a.b") is only a level: Maildir++ is flat.
+                try POSIXFile.syncDirectory(self.root)
+            } catch let error as MailboxError {
+                throw error
+            } catch let error as StoreError {
+                throw .storage(error)
+            } catch {
+                throw .cannot("\(error)")
+            }
+        }
+    }
+
+    public func setSubscribed(_ name: String, _ subscribed: Bool) throws(MailboxError) {
+        let name = try Self.canonicalName(name)
+        try self.withLock { () throws(MailboxError) in
+            guard let folder = self.folders[name] else {
+                // RFC 9051 §6.3.7: subscribing to a name that does not exist may fail.
+                if subscribed { throw .nonexistent(name) }
+                return
+            }
+            do throws(StoreError) { try self.index.setSubscribed(folder.row.id, subscribed) } catch {
+                throw .storage(error)
+            }
+            folder.row.subscribed = subscribed
+        }
+    }
+}

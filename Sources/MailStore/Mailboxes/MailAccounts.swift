@@ -1,0 +1,99 @@
+import NIOConcurrencyHelpers
+import NIOPosix
+
+/// Tells the IMAP sessions of an account that its mailboxes changed: a delivery, or another
+/// session's APPEND, STORE, EXPUNGE. A session then rescans (cheaply: only folders whose
+/// directories changed) and tells its client. Changes made by other programs are not signalled;
+/// sessions in IDLE look for them every few seconds.
+public final class MailboxChanges: Sendable {
+    private struct Listeners {
+        var next: UInt64 = 0
+        var byAddress: [String: [UInt64: AsyncStream<Void>.Continuation]] = [:]
+    }
+
+    private let listeners = NIOLockedValueBox(Listeners())
+
+    public init() {}
+
+    /// A stream that yields after each change to the account (changes coalesce while unread);
+    /// `cancel` ends it.
+    public func listen(_ address: String) -> (stream: AsyncStream<Void>, cancel: @Sendable () -> Void) {
+        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let id = self.listeners.withLockedValue { listeners in
+            listeners.next += 1
+            listeners.byAddress[address, default: [:]][listeners.next] = continuation
+            return listeners.next
+        }
+        let cancel: @Sendable () -> Void = { [listeners] in
+            let removed = listeners.withLockedValue { listeners -> AsyncStream<Void>.Continuation? in
+                let removed = listeners.byAddress[address]?.removeValue(forKey: id)
+                if listeners.byAddress[address]?.isEmpty == true { listeners.byAddress[address] = nil }
+                return removed
+            }
+            removed?.finish()
+        }
+        return (stream, cancel)
+    }
+
+    public func changed(_ address: String) {
+        let continuations = self.listeners.withLockedValue { Array(($0.byAddress[address] ?? [:]).values) }
+        for continuation in continuations { continuation.yield() }
+    }
+
+    /// Sessions listening, for the tests and metrics.
+    public var count: Int { self.listeners.withLockedValue { $0.byAddress.values.reduce(0) { $0 + $1.count } } }
+}
+
+/// The accounts' mailboxes as IMAP uses them: opens each account once (`MailAccount`, shared by
+/// all its sessions) and runs its blocking calls on the store's thread pool.
+public final class MailAccounts: Sendable {
+    let maildirs: MaildirStore
+    let threadPool: NIOThreadPool
+    /// IMAP name → special-use attribute, made in every account at its first use.
+    public let specialUse: [String: String]
+    private let open = NIOLockedValueBox<[String: MailAccount]>([:])
+
+    public var changes: MailboxChanges { self.maildirs.changes }
+
+    /// - Parameter junkFolder: the Maildir++ folder quarantined mail goes to (".Junk"), which
+    ///   IMAP shows as `\Junk`.
+    public init(maildirs: MaildirStore, threadPool: NIOThreadPool, junkFolder: String = ".Junk") {
+        self.maildirs = maildirs
+        self.threadPool = threadPool
+        var specialUse = ["Sent": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash", "Archive": "\\Archive"]
+        specialUse[String(junkFolder.dropFirst())] = "\\Junk"
+        self.specialUse = specialUse
+    }
+
+    /// The account's mailboxes, opened (and its special-use folders made) on first use.
+    public func account(_ address: String) async throws(MailboxError) -> MailAccount {
+        if let account = self.open.withLockedValue({ $0[address] }) { return account }
+        let opened = try await self.run { () throws(MailboxError) -> MailAccount in
+            do throws(StoreError) {
+                return try MailAccount(address: address, maildirs: self.maildirs, specialUse: self.specialUse)
+            } catch {
+                throw .storage(error)
+            }
+        }
+        return self.open.withLockedValue { open in
+            if let existing = open[address] { return existing }
+            open[address] = opened
+            return opened
+        }
+    }
+
+    /// Runs a blocking call on the store's thread pool.
+    public func run<T: Sendable>(
+        _ body: @escaping @Sendable () throws(MailboxError) -> T
+    ) async throws(MailboxError) -> T {
+        let result: Result<T, MailboxError>
+        do {
+            result = try await self.threadPool.runIfActive {
+                do throws(MailboxError) { return .success(try body()) } catch { return .failure(error) }
+            }
+        } catch {
+            throw .storage(.io(operation: "run", path: self.maildirs.mailRoot, errno: ECANCELED))
+        }
+        return try result.get()
+    }
+}

@@ -1,0 +1,269 @@
+import Foundation
+import GRDB
+import PetrelSystem
+
+/// One account's IMAP index, in SQLite (`mail/<address>/petrel-index.sqlite`, through GRDB):
+/// each folder's UIDVALIDITY, UIDNEXT and highest MODSEQ, and each message's UID, MODSEQ,
+/// keywords, size and cached structure, keyed by its Maildir base name.
+///
+/// The Maildir stays the truth: this file only remembers what IMAP must keep stable (UIDs) and
+/// what is costly to compute again. It lives inside the Maildir so that it goes with it; Dovecot
+/// and mutt ignore files there that are not folders. When it is lost, unreadable or of an
+/// unknown schema, it is set aside and rebuilt from the Maildir with new UIDVALIDITY values, as
+/// RFC 9051 §2.3.1.1 requires when UIDs cannot be kept.
+final class MailboxIndex {
+    static let fileName = "petrel-index.sqlite"
+
+    struct FolderRow {
+        var id: Int64
+        var name: String
+        var uidValidity: UInt32
+        var uidNext: UInt32
+        var highestModSeq: UInt64
+        var subscribed: Bool
+    }
+
+    struct MessageRow {
+        var uid: UInt32
+        var base: String
+        /// `new/NAME` or `cur/NAME`, relative to the folder.
+        var file: String
+        var keywords: [String]
+        var modSeq: UInt64
+        var size: Int
+        var internalDate: Int64
+    }
+
+    private let database: DatabaseQueue
+    let path: String
+
+    /// Opens (or makes) the index; one that cannot be read is renamed `*.damaged-<time>` and a
+    /// new one made. `rebuilt` says which.
+    init(path: String) throws(StoreError) {
+        self.path = path
+        do {
+            self.database = try Self.openDatabase(path)
+        } catch {
+            let aside = path + ".damaged-\(time(nil))"
+            _ = rename(path, aside)
+            for suffix in ["-wal", "-shm"] { _ = unlink(path + suffix) }
+            do {
+                self.database = try Self.openDatabase(path)
+            } catch {
+                throw StoreError.io(operation: "open index", path: path, errno: EIO)
+            }
+        }
+    }
+
+    private static func openDatabase(_ path: String) throws -> DatabaseQueue {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        if fd >= 0 { close(fd) }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.label = "mailbox index"
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        try queue.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+            // The Maildir holds the messages; the index can be rebuilt: a lost last transaction
+            // costs a rescan, never a message.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        // A file that is not SQLite fails here, and so does one with a schema from the future.
+        try Self.migrator.migrate(queue)
+        guard try queue.read({ try Self.migrator.hasCompletedMigrations($0) }) else {
+            throw StoreError.io(operation: "open index (unknown schema)", path: path, errno: EINVAL)
+        }
+        return queue
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE folders (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        name TEXT NOT NULL UNIQUE,
+                        uid_validity INTEGER NOT NULL,
+                        uid_next INTEGER NOT NULL,
+                        highest_modseq INTEGER NOT NULL,
+                        subscribed INTEGER NOT NULL
+                    );
+                    CREATE TABLE messages (
+                        folder INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+                        uid INTEGER NOT NULL,
+                        base TEXT NOT NULL,
+                        file TEXT NOT NULL,
+                        keywords TEXT NOT NULL,
+                        modseq INTEGER NOT NULL,
+                        size INTEGER NOT NULL,
+                        internal_date INTEGER NOT NULL,
+                        summary BLOB,
+                        PRIMARY KEY (folder, uid)
+                    ) WITHOUT ROWID;
+                    CREATE UNIQUE INDEX messages_base ON messages(folder, base);
+                    CREATE TABLE settings (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                    """
+            )
+        }
+        return migrator
+    }
+
+    private func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        do {
+            return try self.database.write(body)
+        } catch {
+            throw StoreError.io(operation: "write index (\(error))", path: self.path, errno: EIO)
+        }
+    }
+
+    private func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        do {
+            return try self.database.read(body)
+        } catch {
+            throw StoreError.io(operation: "read index (\(error))", path: self.path, errno: EIO)
+        }
+    }
+
+    func folders() throws(StoreError) -> [FolderRow] {
+        try self.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM folders").map { row in
+                FolderRow(
+                    id: row["id"],
+                    name: row["name"],
+                    uidValidity: UInt32(truncatingIfNeeded: row["uid_validity"] as Int64),
+                    uidNext: UInt32(truncatingIfNeeded: row["uid_next"] as Int64),
+                    highestModSeq: UInt64(row["highest_modseq"] as Int64),
+                    subscribed: row["subscribed"]
+                )
+            }
+        }
+    }
+
+    /// A new folder row, with a UIDVALIDITY above every one this index gave before (the time,
+    /// or one more than the last, so that a folder made again never reuses one).
+    func addFolder(_ name: String, subscribed: Bool) throws(StoreError) -> FolderRow {
+        try self.write { db in
+            let last = try Int64.fetchOne(db, sql: "SELECT value FROM settings WHERE name = 'last_uid_validity'") ?? 0
+            let validity = max(Int64(time(nil)) & 0xFFFF_FFFF, last + 1)
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO settings (name, value) VALUES ('last_uid_validity', ?)",
+                arguments: [validity]
+            )
+            try db.execute(
+                sql: """
+                    INSERT INTO folders (name, uid_validity, uid_next, highest_modseq, subscribed)
+                    VALUES (?, ?, 1, 1, ?)
+                    """,
+                arguments: [name, validity, subscribed]
+            )
+            return FolderRow(
+                id: db.lastInsertedRowID,
+                name: name,
+                uidValidity: UInt32(truncatingIfNeeded: validity),
+                uidNext: 1,
+                highestModSeq: 1,
+                subscribed: subscribed
+            )
+        }
+    }
+
+    func removeFolder(_ id: Int64) throws(StoreError) {
+        try self.write { db in
+            try db.execute(sql: "DELETE FROM messages WHERE folder = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM folders WHERE id = ?", arguments: [id])
+        }
+    }
+
+    func renameFolder(_ id: Int64, to name: String) throws(StoreError) {
+        try self.write { db in
+            try db.execute(sql: "UPDATE folders SET name = ? WHERE id = ?", arguments: [name, id])
+        }
+    }
+
+    func setSubscribed(_ id: Int64, _ subscribed: Bool) throws(StoreError) {
+        try self.write { db in
+            try db.execute(sql: "UPDATE folders SET subscribed = ? WHERE id = ?", arguments: [subscribed, id])
+        }
+    }
+
+    func messages(folder: Int64) throws(StoreError) -> [MessageRow] {
+        try self.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT uid, base, file, keywords, modseq, size, internal_date FROM messages WHERE folder = ?",
+                arguments: [folder]
+            ).map { row in
+                let keywords: String = row["keywords"]
+                return MessageRow(
+                    uid: UInt32(truncatingIfNeeded: row["uid"] as Int64),
+                    base: row["base"],
+                    file: row["file"],
+                    keywords: keywords.isEmpty ? [] : keywords.split(separator: " ").map(String.init),
+                    modSeq: UInt64(row["modseq"] as Int64),
+                    size: row["size"],
+                    internalDate: row["internal_date"]
+                )
+            }
+        }
+    }
+
+    /// One change to a folder's messages, written in one transaction with its counters.
+    struct Change {
+        var inserted: [MessageRow] = []
+        var updated: [MessageRow] = []
+        var removed: [UInt32] = []
+        var uidNext: UInt32
+        var highestModSeq: UInt64
+    }
+
+    func apply(_ change: Change, folder: Int64) throws(StoreError) {
+        try self.write { db in
+            for uid in change.removed {
+                try db.execute(sql: "DELETE FROM messages WHERE folder = ? AND uid = ?", arguments: [folder, uid])
+            }
+            for row in change.inserted {
+                try db.execute(
+                    sql: """
+                        INSERT INTO messages (folder, uid, base, file, keywords, modseq, size, internal_date)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        folder, row.uid, row.base, row.file, row.keywords.joined(separator: " "),
+                        Int64(row.modSeq), row.size, row.internalDate,
+                    ]
+                )
+            }
+            for row in change.updated {
+                try db.execute(
+                    sql: "UPDATE messages SET file = ?, keywords = ?, modseq = ? WHERE folder = ? AND uid = ?",
+                    arguments: [row.file, row.keywords.joined(separator: " "), Int64(row.modSeq), folder, row.uid]
+                )
+            }
+            try db.execute(
+                sql: "UPDATE folders SET uid_next = ?, highest_modseq = ? WHERE id = ?",
+                arguments: [change.uidNext, Int64(change.highestModSeq), folder]
+            )
+        }
+    }
+
+    func summary(folder: Int64, uid: UInt32) throws(StoreError) -> [UInt8]? {
+        try self.read { db in
+            let row = try Row.fetchOne(
+                db,
+                sql: "SELECT summary FROM messages WHERE folder = ? AND uid = ?",
+                arguments: [folder, uid]
+            )
+            return (row?["summary"] as Data?).map { [UInt8]($0) }
+        }
+    }
+
+    func setSummary(_ summary: [UInt8], folder: Int64, uid: UInt32) throws(StoreError) {
+        try self.write { db in
+            try db.execute(
+                sql: "UPDATE messages SET summary = ? WHERE folder = ? AND uid = ?",
+                arguments: [Data(summary), folder, uid]
+            )
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import PetrelSystem
+
+/// The few file operations the mailbox side needs beyond `POSIXFile`.
+enum MaildirFiles {
+    /// A directory's modification time, in nanoseconds; nil when it cannot be read.
+    static func modificationTime(_ path: String) -> Int64? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        #if canImport(Glibc)
+        return Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+        #else
+        return Int64(info.st_mtimespec.tv_sec) * 1_000_000_000 + Int64(info.st_mtimespec.tv_nsec)
+        #endif
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// A file's contents, or the errno that stopped the read.
+    static func read(_ path: String) -> Result<[UInt8], StoreError> {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return .failure(StoreError(operation: "open", path: path, errno: errno)) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return .failure(StoreError(operation: "stat", path: path, errno: errno)) }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        var filled = 0
+        while filled < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { raw in
+                PetrelSystem.read(fd, raw.baseAddress! + filled, raw.count - filled)
+            }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return .failure(StoreError(operation: "read", path: path, errno: errno))
+            }
+            if count == 0 { break }
+            filled += count
+        }
+        bytes.removeLast(bytes.count - filled)
+        return .success(bytes)
+    }
+
+    /// A file's size with CRLF line ends (RFC822.SIZE of a Maildir file written with LF) and its
+    /// modification time in seconds.
+    static func sizeAndDate(_ path: String) -> (size: Int, date: Int64)? {
+        guard case .success(let bytes) = Self.read(path) else { return nil }
+        let size = Self.networkSize(bytes)
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        #if canImport(Glibc)
+        return (size, Int64(info.st_mtim.tv_sec))
+        #else
+        return (size, Int64(info.st_mtimespec.tv_sec))
+        #endif
+    }
+
+    /// The size of these octets with CRLF line ends.
+    static func networkSize(_ bytes: [UInt8]) -> Int {
+        var size = bytes.count
+        var previous: UInt8 = 0
+        for byte in bytes {
+            if byte == 0x0A && previous != 0x0D { size += 1 }
+            previous = byte
+        }
+        return size
+    }
+
+    /// Sets a file's modification time (APPEND's internal date, which Dovecot reads there too).
+    static func setModificationTime(_ fd: Int32, seconds: Int64) {
+        var times = [timespec(tv_sec: Int(seconds), tv_nsec: 0), timespec(tv_sec: Int(seconds), tv_nsec: 0)]
+        _ = futimens(fd, &times)
+    }
+
+    /// Removes a directory and what it holds (a deleted folder: its files and its tmp, new, cur).
+    static func removeTree(_ path: String) throws(StoreError) {
+        for name in try POSIXFile.listDirectory(path) {
+            let child = path + "/" + name
+            if Self.isDirectory(child) {
+                try Self.removeTree(child)
+            } else if unlink(child) != 0 && errno != ENOENT {
+                throw StoreError(operation: "unlink", path: child, errno: errno)
+            }
+        }
+        if rmdir(path) != 0 && errno != ENOENT { throw StoreError(operation: "rmdir", path: path, errno: errno) }
+    }
+
+    /// CRLF as LF (a Maildir holds LF line ends, as mutt and Dovecot expect).
+    static func unixLineEnds(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == 0x0D, index + 1 < bytes.count, bytes[index + 1] == 0x0A {
+                index += 1
+                continue
+            }
+            out.append(byte)
+            index += 1
+        }
+        return out
+    }
+
+    /// LF as CRLF (what IMAP serves); a CRLF already there stays one.
+    static func networkLineEnds(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + bytes.count / 40)
+        var previous: UInt8 = 0
+        for byte in bytes {
+            if byte == 0x0A && previous != 0x0D { out.append(0x0D) }
+            out.append(byte)
+            previous = byte
+        }
+        return out
+    }
+}
