@@ -353,6 +353,16 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "IMAPServerTests",
+            dependencies: [
+                "IMAPServer", "IMAPCore", "MailStore", "SMTPDialogs",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "MailStoreTests",
             dependencies: [
                 "MailStore", "MailCore", "PetrelTestSupport",

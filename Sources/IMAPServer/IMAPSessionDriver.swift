@@ -56,6 +56,9 @@ final class IMAPSessionDriver {
         }
         do throws(IMAPFailure) {
             let responses = try await self.run(command, account: account, write: write)
+            // The user's other sessions (in IDLE, most of all) hear of it now, not at their
+            // next poll.
+            if Self.changesMailboxes(command.command) { self.accounts.changes.changed(account.address) }
             try await self.send(self.encode(responses), write)
             return false
         } catch {
@@ -102,6 +105,22 @@ final class IMAPSessionDriver {
             case .storage(.insufficientStorage): self = .no(.limit, "the server's disk is full; try again later")
             case .storage: self = .no(.serverBug, "the mailbox could not be read or written; try again later")
             }
+        }
+    }
+
+    static func changesMailboxes(_ command: IMAPCommand) -> Bool {
+        switch command {
+        case .append, .store, .copy, .move, .expunge, .uidExpunge, .close, .create, .delete, .rename: return true
+        case .fetch(_, let items, _):
+            // A FETCH of a body without PEEK sets \Seen.
+            return items.contains { item in
+                switch item {
+                case .rfc822, .rfc822Text: return true
+                case .bodySection(_, _, let peek), .binary(_, _, let peek): return !peek
+                default: return false
+                }
+            }
+        default: return false
         }
     }
 

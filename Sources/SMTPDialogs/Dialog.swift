@@ -105,20 +105,21 @@ public struct Dialog: Sendable, CustomStringConvertible {
         return escaped ? nil : octets
     }
 
-    /// The directory of the dialogues, next to the tests.
-    public static var directory: URL {
+    /// A directory of dialogues, next to the tests: `Tests/Dialogs` (SMTP) or `Tests/IMAPDialogs`.
+    public static func directory(_ name: String = "Dialogs") -> URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Tests/Dialogs")
+            .deletingLastPathComponent().appendingPathComponent("Tests/" + name)
     }
 
-    /// Every `.dialog` file, by name.
-    public static func all() throws -> [Dialog] {
-        let names = try FileManager.default.contentsOfDirectory(atPath: self.directory.path)
+    /// Every `.dialog` file of a directory, by name.
+    public static func all(in name: String = "Dialogs") throws -> [Dialog] {
+        let directory = self.directory(name)
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
             .filter { $0.hasSuffix(".dialog") }.sorted()
-        return try names.map { name in
+        return try names.map { file in
             try Dialog(
-                name: String(name.dropLast(".dialog".count)),
-                text: String(contentsOf: self.directory.appendingPathComponent(name), encoding: .utf8)
+                name: String(file.dropLast(".dialog".count)),
+                text: String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
             )
         }
     }

@@ -56,15 +56,18 @@ public struct IMAPSearchEvaluator: Sendable {
                 uids[set] = Set(((try? mailbox.resolve(set, uid: true)) ?? []).map(\.uid))
             case .sequence(let set):
                 // A number past the end matches nothing (not an error, as in FETCH).
-                var clamped = set
-                clamped.ranges = set.ranges.map { range in
-                    func clamp(_ bound: IMAPSequenceSet.Bound) -> IMAPSequenceSet.Bound {
-                        if case .number(let n) = bound, n > mailbox.count { return .last }
-                        return bound
+                var numbers = Set<UInt32>()
+                let last = mailbox.count
+                for range in set.ranges {
+                    func value(_ bound: IMAPSequenceSet.Bound) -> UInt32 {
+                        if case .number(let number) = bound { return number }
+                        return last
                     }
-                    return IMAPSequenceSet.Range(clamp(range.from), clamp(range.to))
+                    let low = max(1, min(value(range.from), value(range.to)))
+                    let high = min(last, max(value(range.from), value(range.to)))
+                    if low <= high { numbers.formUnion(low...high) }
                 }
-                sequences[set] = Set(((try? mailbox.resolve(clamped, uid: false)) ?? []).map(\.sequence))
+                sequences[set] = numbers
             case .not(let inner): collect(inner)
             case .or(let left, let right):
                 collect(left)

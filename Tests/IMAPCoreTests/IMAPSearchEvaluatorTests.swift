@@ -1,0 +1,99 @@
+import MailCore
+import Testing
+
+@testable import IMAPCore
+
+/// SEARCH keys over one message, text decoded and compared without regard to case.
+@Suite struct IMAPSearchEvaluatorTests {
+    static let text = """
+        From: =?utf-8?q?J=C3=B6rg?= <jorg@example.test>\r
+        To: alice@example.test\r
+        Subject: =?iso-8859-1?q?Caf=E9?= meeting\r
+        Date: Tue, 1 Dec 2026 09:00:00 -0800\r
+        X-Tag: Project Petrel\r
+        Content-Type: multipart/mixed; boundary=b\r
+        \r
+        --b\r
+        Content-Type: text/plain; charset=utf-8\r
+        Content-Transfer-Encoding: quoted-printable\r
+        \r
+        Gr=C3=BC=C3=9Fe aus K=C3=B6ln\r
+        --b\r
+        Content-Type: application/octet-stream\r
+        Content-Transfer-Encoding: base64\r
+        \r
+        bmVlZGxlIGluIGEgYmluYXJ5\r
+        --b--\r
+
+        """
+
+    static let mailbox = IMAPSelectedMailbox(
+        name: "INBOX",
+        readOnly: false,
+        uidValidity: 1,
+        uidNext: 8,
+        messages: [.init(uid: 3, modSeq: 1, flags: []), .init(uid: 7, modSeq: 1, flags: [.seen])]
+    )
+
+    static func matches(_ keys: [IMAPSearchKey]) -> Bool {
+        let evaluator = IMAPSearchEvaluator(keys: keys, mailbox: Self.mailbox)
+        let bytes = Array(Self.text.utf8)
+        let message = IMAPSearchEvaluator.Message(
+            sequence: 2,
+            uid: 7,
+            flags: [.seen, IMAPFlag("$Work")],
+            size: UInt64(bytes.count),
+            // 2026-12-07 12:00 UTC
+            internalDate: 1_796_644_800
+        )
+        return evaluator.matches(message, content: .init(message: bytes, structure: MIMEPart(message: bytes)))
+    }
+
+    static let table: [(IMAPSearchKey, Bool)] = [
+        (.all, true),
+        (.flag(.seen), true), (.notFlag(.seen), false), (.flag(IMAPFlag("$work")), true), (.flag(.flagged), false),
+        (.new, false), (.old, true), (.recent, false),
+        (.addressOrSubject(field: "FROM", "jörg"), true), (.addressOrSubject(field: "FROM", "JÖRG"), true),
+        (.addressOrSubject(field: "SUBJECT", "café"), true), (.addressOrSubject(field: "TO", "bob"), false),
+        (.header("X-Tag", "petrel"), true), (.header("x-tag", ""), true), (.header("X-Other", ""), false),
+        (.body("grüße"), true), (.body("KÖLN"), true), (.body("needle"), false),
+        (.text("meeting"), true), (.text("köln"), true),
+        (.on(IMAPDate(year: 2026, month: 12, day: 7)), true), (.before(IMAPDate(year: 2026, month: 12, day: 7)), false),
+        (.since(IMAPDate(year: 2026, month: 12, day: 7)), true),
+        (.sentOn(IMAPDate(year: 2026, month: 12, day: 1)), true),
+        (.sentBefore(IMAPDate(year: 2026, month: 12, day: 1)), false),
+        (.sentSince(IMAPDate(year: 2026, month: 11, day: 30)), true),
+        (.larger(10), true), (.smaller(10), false),
+        (.uid(IMAPSequenceSet([.init(.number(7), .number(7))])), true),
+        (.uid(IMAPSequenceSet([.init(.number(1), .number(3))])), false),
+        (.sequence(IMAPSequenceSet([.init(.number(2), .last)])), true),
+        (.sequence(IMAPSequenceSet([.init(.number(9), .number(9))])), false),
+        (.not(.flag(.seen)), false), (.or(.flag(.flagged), .flag(.seen)), true),
+        (.and([.flag(.seen), .larger(1_000_000)]), false),
+    ]
+
+    @Test func everyKey() {
+        for (key, expected) in Self.table {
+            #expect(Self.matches([key]) == expected, "\(key)")
+        }
+    }
+
+    @Test func whichKeysNeedTheMessage() {
+        #expect(!IMAPSearchEvaluator(keys: [.flag(.seen), .larger(3)], mailbox: Self.mailbox).needsContent)
+        #expect(IMAPSearchEvaluator(keys: [.not(.body("x"))], mailbox: Self.mailbox).needsContent)
+    }
+
+    @Test(arguments: [
+        ("Tue, 1 Dec 2026 09:00:00 -0800", 2026, 12, 1), ("1 Dec 26 09:00 GMT", 2026, 12, 1),
+        ("Sat, 31 Jan 1998 00:00:00 +0000", 1998, 1, 31),
+    ])
+    func datesOfDateFields(text: String, year: Int, month: Int, day: Int) {
+        #expect(
+            IMAPSearchEvaluator.dateDay(text.lowercased()) == IMAPDate(year: year, month: month, day: day).daysSince1970
+        )
+    }
+
+    @Test func aDateFieldThatIsNoDate() {
+        #expect(IMAPSearchEvaluator.dateDay("yesterday, around noon") == nil)
+    }
+}

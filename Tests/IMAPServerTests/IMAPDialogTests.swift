@@ -1,0 +1,36 @@
+import SMTPDialogs
+import Testing
+
+/// Plays every `.dialog` file of `Tests/IMAPDialogs` through an in-memory connection
+/// (`IMAPHarness`). A protocol regression is one new file there.
+@Suite struct IMAPDialogTests {
+    static let dialogs: [Dialog] = (try? Dialog.all(in: "IMAPDialogs")) ?? []
+
+    @Test func theDialogsAreThere() throws {
+        #expect(try Dialog.all(in: "IMAPDialogs").count == Self.dialogs.count)
+        #expect(Self.dialogs.count >= 5)
+    }
+
+    @Test(arguments: Self.dialogs)
+    func play(_ dialog: Dialog) async throws {
+        let harness = try await IMAPHarness()
+        defer { Task { await harness.close() } }
+        for (index, step) in dialog.steps.enumerated() {
+            let at = "\(dialog.name), step \(index + 1)"
+            switch step {
+            case .send(let octets):
+                try await harness.send(octets)
+            case .line(let expected):
+                let line = await harness.line()
+                #expect(line == expected, "\(at)")
+                if line != expected { return }
+            case .linePrefix(let prefix):
+                let line = await harness.line()
+                #expect(line?.hasPrefix(prefix) == true, "\(at): \(line ?? "nothing") does not start with \(prefix)")
+                if line?.hasPrefix(prefix) != true { return }
+            case .reply:
+                Issue.record("\(at): S* is SMTP's; IMAP dialogues match lines")
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+import Foundation
+import NIOPosix
+import Testing
+
+@testable import MailStore
+
+/// The mailbox side of the store: UIDs, flags in file names, folders, and what happens when
+/// another program (Dovecot, mutt, a delivery) changes the Maildir behind the index's back.
+@Suite struct MailAccountTests {
+    let directory: TemporaryDirectory
+    let maildirs: MaildirStore
+    let address = "alice@example.test"
+
+    init() throws {
+        self.directory = try TemporaryDirectory()
+        self.maildirs = MaildirStore(mailRoot: self.directory.path, hostname: "mx.test")
+    }
+
+    func open() throws -> MailAccount {
+        try MailAccount(
+            address: self.address,
+            maildirs: self.maildirs,
+            specialUse: ["Sent": "\\Sent", "Junk": "\\Junk"]
+        )
+    }
+
+    var root: String { self.directory.path + "/" + self.address }
+
+    func message(_ subject: String) -> [UInt8] {
+        Array("From: a@example.test\r\nSubject: \(subject)\r\n\r\nbody\r\n".utf8)
+    }
+
+    /// A file as another program drops it into `new/`.
+    func deliverBehindTheIndex(_ name: String, folder: String = "", content: String = "Subject: x\n\nx\n") throws {
+        let path = self.root + folder + "/new/" + name
+        try content.write(toFile: path, atomically: false, encoding: .utf8)
+    }
+
+    func files(_ sub: String, folder: String = "") -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: self.root + folder + "/" + sub)) ?? []).sorted()
+    }
+
+    @Test func specialUseFoldersExistFromTheFirstOpen() throws {
+        let account = try self.open()
+        let names = try account.list().map(\.name)
+        #expect(names == ["INBOX", "Junk", "Sent"])
+        #expect(try account.list().first { $0.name == "Sent" }?.specialUse == "\\Sent")
+        #expect(FileManager.default.fileExists(atPath: self.root + "/.Sent/maildirfolder"))
+    }
+
+    @Test func appendGivesAscendingUIDsAndKeepsTheOctets() throws {
+        let account = try self.open()
+        let first = try account.append(
+            "INBOX",
+            message: self.message("one"),
+            flags: ["\\Seen"],
+            internalDate: 1_000_000
+        )
+        let second = try account.append("INBOX", message: self.message("two"), flags: [], internalDate: nil)
+        #expect(first.uid == 1 && second.uid == 2 && first.uidValidity == second.uidValidity)
+        let state = try account.state(of: "INBOX")
+        #expect(state.messages.map(\.uid) == [1, 2])
+        #expect(state.uidNext == 3)
+        #expect(state.messages[0].flags.system == .seen)
+        #expect(state.messages[0].internalDate == 1_000_000)
+        #expect(state.messages[0].size == self.message("one").count)
+        #expect(try account.read("INBOX", uid: 1) == self.message("one"))
+        // On disk: LF line ends (as mutt and Dovecot expect), the flag in the name.
+        let stored = try #require(self.files("cur").first { $0.hasSuffix(":2,S") })
+        #expect(try String(contentsOfFile: self.root + "/cur/" + stored, encoding: .utf8).contains("\r") == false)
+    }
+
+    @Test func filesOtherProgramsAddGetNewUIDsOnce() throws {
+        let account = try self.open()
+        _ = try account.append("INBOX", message: self.message("ours"), flags: [], internalDate: nil)
+        try self.deliverBehindTheIndex("1700000000.M1P1.other,S=15")
+        let state = try account.state(of: "INBOX")
+        #expect(state.messages.map(\.uid) == [1, 2])
+        // Moved from new/ to cur/ by another program: the same message, the same UID.
+        try FileManager.default.moveItem(
+            atPath: self.root + "/new/1700000000.M1P1.other,S=15",
+            toPath: self.root + "/cur/1700000000.M1P1.other,S=15:2,S"
+        )
+        let again = try account.state(of: "INBOX")
+        #expect(again.messages.map(\.uid) == [1, 2])
+        #expect(again.messages[1].flags.system == .seen)
+        #expect(again.highestModSeq > state.highestModSeq)
+        #expect(again.messages[1].modSeq == again.highestModSeq)
+    }
+
+    @Test func filesOtherProgramsRemoveAreExpunged() throws {
+        let account = try self.open()
+        _ = try account.append("INBOX", message: self.message("one"), flags: [], internalDate: nil)
+        _ = try account.append("INBOX", message: self.message("two"), flags: [], internalDate: nil)
+        let doomed = try #require(self.files("cur").first)
+        try FileManager.default.removeItem(atPath: self.root + "/cur/" + doomed)
+        let state = try account.state(of: "INBOX")
+        #expect(state.messages.count == 1)
+        // UIDs are never given again.
+        _ = try account.append("INBOX", message: self.message("three"), flags: [], internalDate: nil)
+        #expect(try account.state(of: "INBOX").messages.map(\.uid).last == 3)
+    }
+
+    @Test func flagsGoIntoFileNamesAndOtherLettersSurvive() throws {
+        let account = try self.open()
+        _ = try account.append("INBOX", message: self.message("one"), flags: [], internalDate: nil)
+        // Dovecot's keyword letter `a` and maildir's `P` (passed), set by other programs.
+        let name = try #require(self.files("cur").first)
+        let base = String(name.prefix { $0 != ":" })
+        try FileManager.default.moveItem(
+            atPath: self.root + "/cur/" + name,
+            toPath: self.root + "/cur/" + base + ":2,Pa"
+        )
+        let changed = try account.setFlags("INBOX", uids: [1], .add, ["\\Flagged", "\\Seen", "$Work"])
+        #expect(changed.count == 1)
+        #expect(self.files("cur") == [base + ":2,FPSa"])
+        #expect(changed[0].flags.keywords == ["$Work"])
+        _ = try account.setFlags("INBOX", uids: [1], .remove, ["\\seen"])
+        #expect(self.files("cur") == [base + ":2,FPa"])
+        _ = try account.setFlags("INBOX", uids: [1], .replace, ["\\Deleted"])
+        #expect(self.files("cur") == [base + ":2,PTa"])
+        let state = try account.state(of: "INBOX")
+        #expect(state.messages[0].flags == MessageFlags(system: .deleted, keywords: []))
+        // Setting what is already set changes nothing, MODSEQ included.
+        #expect(try account.setFlags("INBOX", uids: [1], .add, ["\\Deleted"]).isEmpty)
+    }
+
+    @Test func aFlagChangeFindsAFileAnotherProgramRenamed() throws {
+        let account = try self.open()
+        _ = try account.append("INBOX", message: self.message("one"), flags: [], internalDate: nil)
+        let name = try #require(self.files("cur").first)
+        let base = String(name.prefix { $0 != ":" })
+        try FileManager.default.moveItem(
+            atPath: self.root + "/cur/" + name,
+            toPath: self.root + "/cur/" + base + ":2,R"
+        )
+        // The index still knows the old name; the rename must rescan rather than fail.
+        let changed = try account.setFlags("INBOX", uids: [1], .add, ["\\Seen"])
+        #expect(changed.first?.flags.system == [.seen, .answered])
+        #expect(self.files("cur") == [base + ":2,RS"])
+    }
+
+    @Test func expungeRemovesOnlyDeletedMessages() throws {
+        let account = try self.open()
+        for subject in ["a", "b", "c"] {
+            _ = try account.append("INBOX", message: self.message(subject), flags: [], internalDate: nil)
+        }
+        _ = try account.setFlags("INBOX", uids: [1, 3], .add, ["\\Deleted"])
+        #expect(try account.expunge("INBOX", uids: [2, 3]) == [3])
+        #expect(try account.expunge("INBOX", uids: nil) == [1])
+        #expect(try account.state(of: "INBOX").messages.map(\.uid) == [2])
+        #expect(self.files("cur").count == 1)
+    }
+
+    @Test func copyLinksAndKeepsFlagsAndKeywords() throws {
+        let account = try self.open()
+        _ = try account.append("INBOX", message: self.message("a"), flags: ["\\Flagged", "work"], internalDate: 5)
+        let copied = try account.copy(uids: [1], from: "INBOX", to: "Sent")
+        #expect(copied.uids.map(\.1) == [1])
+        let state = try account.state(of: "Sent")
+        #expect(state.messages[0].flags == MessageFlags(system: .flagged, keywords: ["work"]))
+        #expect(state.messages[0].internalDate == 5)
+        #expect(try account.read("Sent", uid: 1) == self.message("a"))
+        #expect(throws: MailboxError.nonexistent("Nowhere")) {
+            try account.copy(uids: [1], from: "INBOX", to: "Nowhere")
+        }
+    }
+
+    @Test func foldersAreMadeRenamedAndDeleted() throws {
+        let account = try self.open()
+        try account.create("Work")
+        try account.create("Work.2026")
+        #expect(throws: MailboxError.alreadyExists("Work")) { try account.create("Work") }
+        _ = try account.append("Work.2026", message: self.message("a"), flags: [], internalDate: nil)
+        let validity = try account.state(of: "Work.2026").uidValidity
+        try account.rename("Work", to: "Jobs")
+        #expect(try account.list().map(\.name) == ["INBOX", "Jobs", "Jobs.2026", "Junk", "Sent"])
+        // A renamed folder keeps its UIDs and UIDVALIDITY.
+        #expect(try account.state(of: "Jobs.2026").uidValidity == validity)
+        #expect(try account.state(of: "Jobs.2026").messages.count == 1)
+        try account.delete("Jobs")
+        let after = try account.list()
+        #expect(after.map(\.name) == ["INBOX", "Jobs", "Jobs.2026", "Junk", "Sent"])
+        #expect(after.first { $0.name == "Jobs" }?.exists == false, "a level only, for its child")
+        #expect(throws: MailboxError.cannot("INBOX cannot be deleted")) { try account.delete("inbox") }
+        // Made again, a folder never reuses a UIDVALIDITY.
+        try account.create("Jobs")
+        #expect(try account.state(of: "Jobs").uidValidity > validity)
+    }
+
+    @Test func renamingInboxMovesItsMessages() throws {
+        let account = try self.open()
+        _ = try account.append("INBOX", message: self.message("a"), flags: [], internalDate: nil)
+        try account.rename("INBOX", to: "Old")
+        #expect(try account.state(of: "INBOX").messages.isEmpty)
+        #expect(try account.state(of: "Old").messages.count == 1)
+    }
+
+    @Test(arguments: [
+        ("", "empty"), ("a..b", "empty level"), (".a", "leading dot"), ("a.", "trailing dot"), ("a/b", "slash"),
+        ("../x", "escape"), ("a\u{1}b", "control"), ("INBOX.x", "under INBOX"),
+        (String(repeating: "x", count: 201), "long"),
+    ])
+    func namesThatCannotBeFolders(name: String, why: String) {
+        #expect(throws: MailboxError.self, "\(why)") { try MailAccount.canonicalName(name) }
+    }
+
+    @Test func theIndexIsRebuiltWhenLostOrDamaged() throws {
+        var account: MailAccount? = try self.open()
+        _ = try account!.append("INBOX", message: self.message("a"), flags: ["\\Seen"], internalDate: nil)
+        let validity = try account!.state(of: "INBOX").uidValidity
+        account = nil
+        for suffix in ["", "-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: self.root + "/petrel-index.sqlite" + suffix)
+        }
+        try "not a database, not at all, nothing like one".write(
+            toFile: self.root + "/petrel-index.sqlite",
+            atomically: false,
+            encoding: .utf8
+        )
+        sleep(1)  // UIDVALIDITY is a time in seconds
+        let rebuilt = try self.open()
+        let state = try rebuilt.state(of: "INBOX")
+        #expect(state.messages.count == 1)
+        #expect(state.messages[0].flags.system == .seen, "flags come back from the file name")
+        #expect(state.uidValidity > validity, "new UIDs, so a new UIDVALIDITY")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: self.root).contains { $0.contains(".damaged-") })
+    }
+
+    @Test func concurrentAppendsGetDistinctAscendingUIDs() async throws {
+        let account = try self.open()
+        let pool = NIOThreadPool(numberOfThreads: 4)
+        pool.start()
+        let accounts = MailAccounts(maildirs: self.maildirs, threadPool: pool)
+        let message = self.message("x")
+        let uids = try await withThrowingTaskGroup(of: UInt32.self) { group in
+            for _ in 0..<40 {
+                group.addTask {
+                    try await accounts.run { () throws(MailboxError) in
+                        try account.append("INBOX", message: message, flags: [], internalDate: nil).uid
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        try await pool.shutdownGracefully()
+        #expect(Set(uids).count == 40)
+        #expect(try account.state(of: "INBOX").messages.map(\.uid) == Array(1...40))
+    }
+}
