@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Crash and fault tests against a real petrel server (docs/security.md).
 
-    Scripts/faults/faults.py PETREL_BINARY [--kills N] [--only kill diskfull readonly dns]
+    Scripts/faults/faults.py PETREL_BINARY [--kills N] [--only kill imapkill diskfull readonly dns]
 
   kill      12 clients (Python's smtplib; 6 to a local mailbox on port 25, 6 submitting to a remote
             address over implicit TLS with AUTH) send without pause while the server is killed
@@ -10,6 +10,9 @@
             Maildir or the queue exactly once and complete, none is anywhere twice, nothing is
             left in incoming/. Finally the queue is released: every queued message reaches the
             remote MX (aiosmtpd on 127.0.0.2:25, found by MX lookup) exactly once.
+  imapkill  6 IMAP clients (Python's imaplib over IMAPS) APPEND without pause while the server is
+            killed N times: every message answered `OK [APPENDUID v uid]` is in the Maildir once,
+            complete, and still has that UID; UIDs ascend, none given twice.
   diskfull  the data directory on a 32 MiB tmpfs, filled up to 1.5 MiB: messages are refused with
             452 4.3.1 and nothing is lost; space comes back and messages are accepted again.
   readonly  the data directory made read-only under a running server: messages get a 4xx,
@@ -23,7 +26,9 @@ diskfull, readonly and the remote MX need root (mount, port 25). Exit status 1 i
 """
 import argparse
 import contextlib
+import imaplib
 import random
+import re
 import shutil
 import smtplib
 import ssl
@@ -277,6 +282,93 @@ def scenario_kill(binary: str, kills: int, remote: RemoteMX | None):
               f"kill: delivered other than once: {[i for i in queued if arrived[i] != 1][:10]}")
 
 
+class IMAPAppenders:
+    """Clients APPENDing to INBOX over IMAPS as fast as they can, through kills: each remembers
+    the messages that got `OK [APPENDUID v uid]`, and with which UID."""
+
+    def __init__(self, server: Petrel, count: int):
+        self.server = server
+        self.acknowledged: dict[str, int] = {}
+        self.attempted = 0
+        self.lock = threading.Lock()
+        self.running = True
+        self.threads = [threading.Thread(target=self.client, args=(n,), daemon=True) for n in range(count)]
+
+    def start(self):
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self):
+        self.running = False
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+    def client(self, number: int):
+        sequence = 0
+        while self.running:
+            try:
+                imap = imaplib.IMAP4_SSL("127.0.0.1", self.server.imaps_port, ssl_context=unverified_context(),
+                                         timeout=10)
+                imap.login("alice@localhost", PASSWORD)
+                while self.running:
+                    sequence += 1
+                    ident = f"imap-{number}-{sequence}"
+                    with self.lock:
+                        self.attempted += 1
+                    typ, data = imap.append("INBOX", None, None, message(ident))
+                    found = re.search(rb"\[APPENDUID \d+ (\d+)\]", data[0] or b"") if typ == "OK" else None
+                    if found:
+                        with self.lock:
+                            self.acknowledged[ident] = int(found.group(1))
+            except (OSError, imaplib.IMAP4.error, ssl.SSLError, EOFError):
+                time.sleep(0.05)
+
+
+def scenario_imap_kill(binary: str, kills: int):
+    """kill -9 while clients APPEND: no message that got OK is lost or stored twice, and each
+    keeps the UID its APPENDUID gave (UIDs are never given twice)."""
+    with tempfile.TemporaryDirectory(prefix="petrel-imapkill-") as directory:
+        server = Petrel(binary, Path(directory), config="[imap]\nconnections_per_ip = 100\n", imaps=True)
+        server.add_user()
+        server.start()
+        appenders = IMAPAppenders(server, 6)
+        appenders.start()
+        for _ in range(kills):
+            time.sleep(random.uniform(0.3, 1.0))
+            server.kill()
+            server.start()
+        time.sleep(1)
+        appenders.stop()
+        counts, problems = stored(server)
+        acknowledged = dict(appenders.acknowledged)
+        missing = sorted(set(acknowledged) - set(counts))
+        twice = sorted(ident for ident, count in counts.items() if count > 1)
+        imap = imaplib.IMAP4_SSL("127.0.0.1", server.imaps_port, ssl_context=unverified_context())
+        imap.login("alice@localhost", PASSWORD)
+        imap.select("INBOX", readonly=True)
+        typ, data = imap.fetch("1:*", "(UID BODY.PEEK[HEADER.FIELDS (X-TEST-ID)])")
+        uid_of: dict[str, int] = {}
+        uids = []
+        for item in data:
+            if isinstance(item, tuple):
+                uid = int(re.search(rb"UID (\d+)", item[0]).group(1))
+                ident = test_id(item[1])
+                uids.append(uid)
+                if ident:
+                    uid_of[ident] = uid
+        imap.logout()
+        moved = sorted(ident for ident, uid in acknowledged.items() if ident in uid_of and uid_of[ident] != uid)
+        print(f"imap kill: {kills} kills, {appenders.attempted} APPENDs attempted, {len(acknowledged)} answered OK; "
+              f"stored {sum(counts.values())}; lost {len(missing)}, twice {len(twice)}, UID changed {len(moved)}",
+              flush=True)
+        check(len(acknowledged) >= 10 * kills ** 0.5, f"imap kill: only {len(acknowledged)} APPENDs acknowledged")
+        check(not missing, f"imap kill: acknowledged but lost: {missing[:10]}")
+        check(not twice, f"imap kill: stored twice: {twice[:10]}")
+        check(not moved, f"imap kill: not at the UID its APPENDUID gave: {moved[:10]}")
+        check(uids == sorted(set(uids)), "imap kill: UIDs ascending, none twice")
+        check(server.stop() == 0, "imap kill: petrel did not exit 0 on SIGTERM")
+
+
 def tmpfs(path: Path, size: str):
     path.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
@@ -441,7 +533,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("petrel")
     parser.add_argument("--kills", type=int, default=50)
-    parser.add_argument("--only", nargs="*", default=["kill", "diskfull", "readonly", "dns"])
+    parser.add_argument("--only", nargs="*", default=["kill", "imapkill", "diskfull", "readonly", "dns"])
     arguments = parser.parse_args()
     binary = str(Path(arguments.petrel).resolve())
     root = subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() == "0"
@@ -450,6 +542,8 @@ def main():
         for name in arguments.only:
             if name == "kill":
                 scenario_kill(binary, arguments.kills, remote)
+            elif name == "imapkill":
+                scenario_imap_kill(binary, arguments.kills)
             elif name in ("diskfull", "readonly") and not root:
                 print(f"{name}: needs root (mount); skipped")
             elif name == "diskfull":

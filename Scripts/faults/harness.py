@@ -23,12 +23,13 @@ class Petrel:
     configuration (TOML sections beyond [listen])."""
 
     def __init__(self, binary: str, directory: Path, config: str = "", data_dir: Path | None = None,
-                 submissions: bool = False):
+                 submissions: bool = False, imaps: bool = False):
         self.binary = binary
         self.directory = directory
         self.data_dir = data_dir or directory / "data"
         self.port = free_port()
         self.submissions_port = free_port() if submissions else None
+        self.imaps_port = free_port() if imaps else None
         self.config_path = directory / "petrel.toml"
         self.reconfigure(config)
         self.process: subprocess.Popen | None = None
@@ -40,6 +41,8 @@ class Petrel:
         listen = f'smtp = ["127.0.0.1:{self.port}"]\n'
         if self.submissions_port:
             listen += f'submissions = ["127.0.0.1:{self.submissions_port}"]\n'
+        if self.imaps_port:
+            listen += f'imaps = ["127.0.0.1:{self.imaps_port}"]\n'
         self.config_path.write_text(f'data_dir = "{self.data_dir}"\nhostname = "mx.harness.test"\n'
                                     f"[listen]\n{listen}{config}\n")
 

@@ -227,11 +227,15 @@ final class IMAPSessionDriver {
     }
 
     /// The client's mailbox name as the store spells it (modified UTF-7): a UTF-8 name is
-    /// encoded; an IMAP4rev1 client's name must be valid modified UTF-7 already.
+    /// encoded; an IMAP4rev1 client's name must be valid modified UTF-7 already. After ENABLE
+    /// UTF8=ACCEPT an ASCII name that is valid modified UTF-7 is still taken as such: clients
+    /// (Python's imapclient) go on encoding names after enabling it, and a name typed with `&`
+    /// is rarely valid modified UTF-7 by chance.
     func storeName(_ name: IMAPMailboxName) throws(IMAPFailure) -> String {
         if name.isInbox { return "INBOX" }
         let text: String
-        if self.session.utf8 || name.bytes.contains(where: { $0 >= 0x80 }) {
+        let modifiedUTF7 = !name.bytes.contains(where: { $0 >= 0x80 }) && ModifiedUTF7.decode(name.bytes) != nil
+        if name.bytes.contains(where: { $0 >= 0x80 }) || (self.session.utf8 && !modifiedUTF7) {
             guard let utf8 = String(validating: name.bytes, as: UTF8.self) else {
                 throw .no(.cannot, "a mailbox name must be UTF-8")
             }

@@ -110,6 +110,12 @@ public struct MaildirStore: Sendable {
         return destination
     }
 
+    /// Forgets that a folder was made, so the next `ensureMaildir` looks at the disk again (an
+    /// IMAP client deleted or renamed it).
+    func forget(_ address: String, folder: String) {
+        _ = self.knownMaildirs.names.withLockedValue { $0.remove(address + "/" + folder) }
+    }
+
     /// Creates `mail/<address>/{tmp,new,cur}` once, syncing parents so the directories survive a
     /// crash; with a `folder` (".Junk"), that Maildir++ folder inside it too, marked with the
     /// `maildirfolder` file Dovecot and Courier write.

@@ -119,7 +119,7 @@ public struct SMTPClient: Sendable {
         do {
             channel = try await ClientBootstrap(group: self.group)
                 .connectTimeout(TimeAmount(self.settings.connectTimeout))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(reader)

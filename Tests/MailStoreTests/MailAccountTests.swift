@@ -248,3 +248,16 @@ import Testing
         #expect(try account.state(of: "INBOX").messages.map(\.uid) == Array(1...40))
     }
 }
+
+extension MailAccountTests {
+    @Test func aFolderMadeAgainAfterARenameIsMade() throws {
+        let account = try self.open()
+        try account.create("Projects")
+        try account.rename("Projects", to: "Old")
+        try account.create("Projects")
+        #expect(FileManager.default.fileExists(atPath: self.root + "/.Projects/cur"))
+        try account.delete("Projects")
+        try account.create("Projects")
+        #expect(FileManager.default.fileExists(atPath: self.root + "/.Projects/cur"))
+    }
+}

@@ -144,6 +144,7 @@ public final class MailAccount: @unchecked Sendable {
             do throws(StoreError) { try self.loadFolders() } catch { throw .storage(error) }
             guard self.folders[name] == nil else { throw .alreadyExists(name) }
             do throws(StoreError) {
+                self.maildirs.forget(self.address, folder: "." + name)
                 _ = try self.maildirs.ensureMaildir(for: self.address, folder: "." + name)
                 try self.loadFolders()
             } catch {
@@ -167,6 +168,7 @@ public final class MailAccount: @unchecked Sendable {
                 try POSIXFile.syncDirectory(self.root)
                 try self.index.removeFolder(folder.row.id)
                 self.folders[name] = nil
+                self.maildirs.forget(self.address, folder: "." + name)
                 try MaildirFiles.removeTree(doomed)
             } catch {
                 throw .storage(error)
@@ -201,6 +203,7 @@ public final class MailAccount: @unchecked Sendable {
                     let newName = to + name.dropFirst(from.count)
                     guard self.folders[newName] == nil else { throw MailboxError.alreadyExists(newName) }
                     try POSIXFile.rename(self.directory(name), self.directory(newName))
+                    self.maildirs.forget(self.address, folder: "." + name)
                     let folder = self.folders.removeValue(forKey: name)!
                     try self.index.renameFolder(folder.row.id, to: newName)
                     folder.row.name = newName
