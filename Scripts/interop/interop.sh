@@ -299,12 +299,14 @@ KNOT
   python3 Scripts/interop/interop_records.py "$KNOT_PORT" "$PETREL" "$RECORDS/petrel.toml" \
     || fail "petrel dns records with pyspf and dkimpy: $(cat "$RECORDS/knot.log")"
 
-  # The server as init configured it, on free ports instead of 25/587/465, with a certificate
+  # The server as init configured it, on free ports instead of 25/587/465/143/993, with a certificate
   # from a (test) certificate authority instead of the self-signed one.
   free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
   sed -i -e "s/^smtp = .*/smtp = [\"127.0.0.1:$(free_port)\"]/" \
     -e "s/^submission = .*/submission = [\"127.0.0.1:$(free_port)\"]/" \
-    -e "s/^submissions = .*/submissions = [\"127.0.0.1:$(free_port)\"]/" "$RECORDS/petrel.toml"
+    -e "s/^submissions = .*/submissions = [\"127.0.0.1:$(free_port)\"]/" \
+    -e "s/^imap = .*/imap = [\"127.0.0.1:$(free_port)\"]/" \
+    -e "s/^imaps = .*/imaps = [\"127.0.0.1:$(free_port)\"]/" "$RECORDS/petrel.toml"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=Test CA" \
     -addext "basicConstraints=critical,CA:TRUE" -keyout "$RECORDS/ca.key" -out "$RECORDS/ca.pem" >/dev/null 2>&1
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=mail.example.com" \
@@ -315,7 +317,7 @@ KNOT
   printf '\n[tls]\ncertificate = "%s"\nkey = "%s"\n' "$RECORDS/cert.pem" "$RECORDS/key.pem" >>"$RECORDS/petrel.toml"
   "$PETREL" serve --config "$RECORDS/petrel.toml" 2>"$RECORDS/server.log" &
   RECORDS_PID=$!
-  for _ in $(seq 1 200); do grep -q 'protocol=submissions' "$RECORDS/server.log" && break; sleep 0.05; done
+  for _ in $(seq 1 200); do grep -q 'protocol=imaps' "$RECORDS/server.log" && break; sleep 0.05; done
   "$PETREL" doctor --config "$RECORDS/petrel.toml" --dns "127.0.0.1:$KNOT_PORT" >"$RECORDS/doctor.txt" \
     || fail "petrel doctor after petrel init: $(cat "$RECORDS/doctor.txt")"
   tail -n 1 "$RECORDS/doctor.txt" | grep -q ' 0 missing, 0 wrong$' || fail "doctor: $(cat "$RECORDS/doctor.txt")"

@@ -42,6 +42,7 @@ final class IMAPConnection {
     static let pollInterval = Duration.seconds(3)
 
     let configuration: IMAPServerConfiguration
+    let metrics: IMAPMetrics
     let service: any IMAPAccountService
     let users: IMAPUserSessions
     let silence: IMAPSilenceLimit
@@ -54,6 +55,8 @@ final class IMAPConnection {
     var literal: [UInt8]?
     /// The user whose session slot this connection holds.
     var user: String?
+    /// The command being carried out, for the metrics of its tagged response.
+    private var current = "unreadable"
     private var outbound: Outbound?
     private var listening: (@Sendable () -> Void)?
     private var events: AsyncStream<Event>.Continuation?
@@ -66,9 +69,11 @@ final class IMAPConnection {
         users: IMAPUserSessions,
         silence: IMAPSilenceLimit,
         client: IMAPClient,
+        metrics: IMAPMetrics = IMAPMetrics(factory: nil),
         logger: Logger
     ) {
         self.configuration = configuration
+        self.metrics = metrics
         self.service = service
         self.users = users
         self.silence = silence
@@ -86,6 +91,8 @@ final class IMAPConnection {
 
     func run(_ channel: Channel) async {
         let started = ContinuousClock.now
+        self.metrics.sessionStarted(self.configuration.kind)
+        defer { self.metrics.sessionEnded() }
         do {
             try await channel.executeThenClose { inbound, outbound in
                 self.outbound = outbound
@@ -197,9 +204,11 @@ final class IMAPConnection {
         switch IMAPCommandParser.parse(text) {
         case .failure(let error):
             self.literal = nil
+            self.current = "unreadable"
             let step = self.driver.session.unreadable(tag: error.tag, error.text)
             try await self.perform(step, group: &group)
         case .success(let command):
+            self.current = command.command.name
             if case .append = command.command {
                 self.driver.streamedLiteral = self.literal
             }
@@ -250,8 +259,9 @@ final class IMAPConnection {
                 try await self.startIdle(command.tag)
                 return
             }
-            let failed = try await self.driver.perform(command, write: { try await self.outbound?.write(.bytes($0)) })
-            if self.driver.session.finished(failed: failed) {
+            let status = try await self.driver.perform(command, write: { try await self.outbound?.write(.bytes($0)) })
+            self.metrics.command(self.current, status.rawValue)
+            if self.driver.session.finished(failed: status == .bad) {
                 self.outcome = .errors
                 try await self.write([.untagged(.bye, nil, "too many errors")])
                 self.mode = .closing
@@ -455,6 +465,7 @@ final class IMAPConnection {
 
     private func write(_ responses: [IMAPResponse]) async throws {
         guard !responses.isEmpty else { return }
+        for case .tagged(_, let status, _, _) in responses { self.metrics.command(self.current, status.rawValue) }
         try await self.outbound?.write(.bytes(self.driver.encode(responses)))
     }
 }

@@ -25,6 +25,7 @@ public final class IMAPListener: Service, Sendable {
     private let accounts: MailAccounts
     private let service: any IMAPAccountService
     private let users: IMAPUserSessions
+    private let metrics: IMAPMetrics
     private let logger: Logger
     private static let connectionCounter = Atomic<UInt64>(0)
 
@@ -34,6 +35,7 @@ public final class IMAPListener: Service, Sendable {
         accounts: MailAccounts,
         service: any IMAPAccountService,
         users: IMAPUserSessions,
+        metrics: IMAPMetrics,
         logger: Logger
     ) throws {
         guard let localAddress = serverChannel.channel.localAddress else { throw ChannelError.unknownLocalAddress }
@@ -44,6 +46,7 @@ public final class IMAPListener: Service, Sendable {
         self.accounts = accounts
         self.service = service
         self.users = users
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -60,6 +63,7 @@ public final class IMAPListener: Service, Sendable {
         service: any IMAPAccountService,
         limiter: ConnectionLimiter,
         users: IMAPUserSessions,
+        metrics: IMAPMetrics = IMAPMetrics(factory: nil),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger
     ) async throws -> IMAPListener {
@@ -116,6 +120,7 @@ public final class IMAPListener: Service, Sendable {
             accounts: accounts,
             service: service,
             users: users,
+            metrics: metrics,
             logger: logger
         )
     }
@@ -150,6 +155,7 @@ public final class IMAPListener: Service, Sendable {
             users: self.users,
             silence: silence,
             client: IMAPClient(id: "i" + String(number, radix: 36), remoteAddress: channel.channel.remoteAddress),
+            metrics: self.metrics,
             logger: self.logger
         )
         await withGracefulShutdownHandler {

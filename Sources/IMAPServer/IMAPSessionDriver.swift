@@ -46,13 +46,14 @@ final class IMAPSessionDriver {
         self.session.authenticated(user: user)
     }
 
-    /// Carries out a mailbox command; returns whether it failed with BAD (an error in a row).
-    func perform(_ command: TaggedCommand, write: Write) async throws -> Bool {
+    /// Carries out a mailbox command; returns the status of its tagged response (BAD counts as an
+    /// error in a row).
+    func perform(_ command: TaggedCommand, write: Write) async throws -> IMAPStatus {
         self.commands += 1
         let tag = command.tag
         guard let account = self.account else {
             try await write(self.encode([.tagged(tag, .bad, nil, "log in first")]))
-            return true
+            return .bad
         }
         do throws(IMAPFailure) {
             let responses = try await self.run(command, account: account, write: write)
@@ -60,7 +61,7 @@ final class IMAPSessionDriver {
             // next poll.
             if Self.changesMailboxes(command.command) { self.accounts.changes.changed(account.address) }
             try await self.send(self.encode(responses), write)
-            return false
+            return .ok
         } catch {
             if error.status == .bye { throw CancellationError() }
             self.failures += 1
@@ -70,7 +71,7 @@ final class IMAPSessionDriver {
             }
             responses.append(.tagged(tag, error.status, error.code, error.text))
             try await write(self.encode(responses))
-            return error.status == .bad
+            return error.status
         }
     }
 

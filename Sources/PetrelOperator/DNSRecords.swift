@@ -156,6 +156,22 @@ public struct DNSRecords: Sendable {
                     reason: "RFC 8314: mail clients find submission over implicit TLS"
                 )
             )
+            records.append(
+                Record(
+                    name: "_imaps._tcp.\(domain)",
+                    kind: .srv,
+                    value: "0 1 993 \(self.hostname)",
+                    reason: "RFC 6186 and 8314: mail clients find IMAP over implicit TLS, preferred"
+                )
+            )
+            records.append(
+                Record(
+                    name: "_imap._tcp.\(domain)",
+                    kind: .srv,
+                    value: "10 1 143 \(self.hostname)",
+                    reason: "RFC 6186: mail clients find IMAP with STARTTLS"
+                )
+            )
         }
         for address in self.addresses {
             guard let reverse = DNSName.reverse(address: address.octets) else { continue }

@@ -173,6 +173,9 @@ public struct Setup: Sendable {
             # Your users' mail programs: STARTTLS then AUTH (587), implicit TLS (465).
             submission = \(listeners(587))
             submissions = \(listeners(465))
+            # Reading mail (docs/imap.md): STARTTLS then login (143), implicit TLS (993).
+            imap = \(listeners(143))
+            imaps = \(listeners(993))
 
             # A self-signed certificate is made under data_dir/tls/ until you name a real one,
             # for example from Let's Encrypt (SIGHUP reloads it after renewal):

@@ -357,17 +357,20 @@ public struct SetupDoctor: Sendable {
 
     // MARK: - Listeners
 
-    /// Each listener accepts a connection (and, without TLS first, greets with 220).
+    /// Each listener accepts a connection (and, without TLS first, greets: 220 for SMTP, `* OK`
+    /// for IMAP).
     func checkListeners() async -> [Finding] {
         var findings: [Finding] = []
         let listen = self.configuration.listen
         for (kind, addresses) in [
             ("smtp", listen.smtp), ("submission", listen.submission), ("submissions", listen.submissions),
+            ("imap", listen.imap), ("imaps", listen.imaps),
         ] {
             for address in addresses {
                 let host = address.host == "0.0.0.0" ? "127.0.0.1" : address.host == "::" ? "::1" : address.host
                 let subject = "listener \(kind) \(address)"
-                switch await Self.greeting(host: host, port: address.port, tls: kind == "submissions") {
+                let tls = kind == "submissions" || kind == "imaps"
+                switch await Self.greeting(host: host, port: address.port, tls: tls, imap: kind.hasPrefix("imap")) {
                 case .success(let line):
                     findings.append(Finding(.ok, subject, found: line))
                 case .failure(let failure):
@@ -385,7 +388,8 @@ public struct SetupDoctor: Sendable {
     }
 
     /// The first line the server sends (nothing for implicit TLS: a connection is enough).
-    static func greeting(host: String, port: Int, tls: Bool) async -> Result<String, ConnectFailure> {
+    static func greeting(host: String, port: Int, tls: Bool, imap: Bool = false) async -> Result<String, ConnectFailure>
+    {
         do {
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connectTimeout(.seconds(3))
@@ -406,7 +410,7 @@ public struct SetupDoctor: Sendable {
                             text += String(buffer: buffer)
                             if text.contains("\n") { break }
                         }
-                        try? await outbound.write(ByteBuffer(string: "QUIT\r\n"))
+                        try? await outbound.write(ByteBuffer(string: imap ? "a LOGOUT\r\n" : "QUIT\r\n"))
                         return String(text.prefix { $0 != "\r" && $0 != "\n" })
                     }
                 }
@@ -418,7 +422,7 @@ public struct SetupDoctor: Sendable {
                 group.cancelAll()
                 return first
             }
-            guard line.hasPrefix("220") else {
+            guard line.hasPrefix(imap ? "* OK" : "220") else {
                 return .failure(ConnectFailure(description: "greeted with \"\(line.prefix(80))\""))
             }
             return .success(line)

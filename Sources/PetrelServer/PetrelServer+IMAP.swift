@@ -17,6 +17,7 @@ extension PetrelServer {
         accounts: MailAccounts,
         receiver: MailReceiver,
         tls: TLSContextProvider,
+        metrics: IMAPMetrics,
         logger: Logger,
         into listeners: inout [IMAPListener]
     ) async throws {
@@ -51,6 +52,7 @@ extension PetrelServer {
                             service: service,
                             limiter: limiter,
                             users: users,
+                            metrics: metrics,
                             logger: logger
                         )
                     )

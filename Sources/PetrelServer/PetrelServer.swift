@@ -160,6 +160,7 @@ public final class PetrelServer: Sendable {
                 ),
                 receiver: receiver,
                 tls: tls,
+                metrics: IMAPMetrics(factory: metrics.factory),
                 logger: logger,
                 into: &imapListeners
             )

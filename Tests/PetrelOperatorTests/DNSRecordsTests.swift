@@ -38,6 +38,8 @@ import Testing
             #expect(find("_mta-sts.\(domain)", .txt).first?.hasPrefix("v=STSv1; id=") == true)
             #expect(find("_submission._tcp.\(domain)", .srv) == ["0 1 587 mail.example.com"])
             #expect(find("_submissions._tcp.\(domain)", .srv) == ["0 1 465 mail.example.com"])
+            #expect(find("_imaps._tcp.\(domain)", .srv) == ["0 1 993 mail.example.com"])
+            #expect(find("_imap._tcp.\(domain)", .srv) == ["10 1 143 mail.example.com"])
         }
         #expect(find("s1._domainkey.example.com", .txt) == ["v=DKIM1; k=ed25519; p=AAAA"])
         #expect(find("s1._domainkey.example.org", .txt).isEmpty, "a key signs for its own domain only")

@@ -24,6 +24,8 @@ import Testing
         smtp = ["127.0.0.1:\(base)"]
         submission = ["127.0.0.1:\(base + 1)"]
         submissions = ["127.0.0.1:\(base + 2)"]
+        imap = ["127.0.0.1:\(base + 3)"]
+        imaps = ["127.0.0.1:\(base + 4)"]
         """.write(toFile: config, atomically: true, encoding: .utf8)
         var result = try await PetrelProcess.run(["dkim", "keygen", "example.com", "--config", config])
         #expect(result.status == 0, "\(result.standardError)")
@@ -60,6 +62,9 @@ import Testing
         #expect(result.standardOutput.contains("ok      PTR 7.113.0.203.in-addr.arpa"))
         #expect(result.standardOutput.contains("ok      SRV _submission._tcp.example.com"))
         #expect(result.standardOutput.contains("ok      listener smtp 127.0.0.1:\(base)"))
+        #expect(result.standardOutput.contains("ok      listener imap 127.0.0.1:\(base + 3)"))
+        #expect(result.standardOutput.contains("ok      listener imaps 127.0.0.1:\(base + 4)"))
+        #expect(result.standardOutput.contains("ok      SRV _imaps._tcp.example.com"))
         #expect(result.standardOutput.hasSuffix(" ok, 0 missing, 0 wrong\n"))
 
         // Each line replaced (or removed) in turn, and what doctor must say about it.
@@ -79,6 +84,7 @@ import Testing
             ("mail.example.com.\tIN\tA", "mail.example.com. IN A 198.51.100.9", "wrong   A mail.example.com"),
             ("7.113.0.203.in-addr.arpa.", nil, "missing PTR 7.113.0.203.in-addr.arpa"),
             ("_submissions._tcp.example.com.", nil, "missing SRV _submissions._tcp.example.com"),
+            ("_imap._tcp.example.com.", nil, "missing SRV _imap._tcp.example.com"),
             ("_smtp._tls.example.com.", nil, "missing TXT _smtp._tls.example.com"),
             ("_mta-sts.example.com.", nil, "missing TXT _mta-sts.example.com"),
         ]

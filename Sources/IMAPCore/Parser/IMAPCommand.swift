@@ -294,3 +294,43 @@ public struct IMAPStore: Hashable, Sendable {
         self.flags = flags
     }
 }
+
+extension IMAPCommand {
+    /// The command's name as the client wrote it (`UID FETCH`), for logs and metrics: one of a
+    /// fixed few, whatever the client sent.
+    public var name: String {
+        switch self {
+        case .capability: return "CAPABILITY"
+        case .noop: return "NOOP"
+        case .check: return "CHECK"
+        case .logout: return "LOGOUT"
+        case .id: return "ID"
+        case .startTLS: return "STARTTLS"
+        case .authenticate: return "AUTHENTICATE"
+        case .login: return "LOGIN"
+        case .enable: return "ENABLE"
+        case .select: return "SELECT"
+        case .examine: return "EXAMINE"
+        case .create: return "CREATE"
+        case .delete: return "DELETE"
+        case .rename: return "RENAME"
+        case .subscribe: return "SUBSCRIBE"
+        case .unsubscribe: return "UNSUBSCRIBE"
+        case .list: return "LIST"
+        case .lsub: return "LSUB"
+        case .namespace: return "NAMESPACE"
+        case .status: return "STATUS"
+        case .append: return "APPEND"
+        case .idle: return "IDLE"
+        case .close: return "CLOSE"
+        case .unselect: return "UNSELECT"
+        case .expunge: return "EXPUNGE"
+        case .uidExpunge: return "UID EXPUNGE"
+        case .search(_, let uid): return uid ? "UID SEARCH" : "SEARCH"
+        case .fetch(_, _, let uid): return uid ? "UID FETCH" : "FETCH"
+        case .store(_, _, let uid): return uid ? "UID STORE" : "STORE"
+        case .copy(_, _, let uid): return uid ? "UID COPY" : "COPY"
+        case .move(_, _, let uid): return uid ? "UID MOVE" : "MOVE"
+        }
+    }
+}
