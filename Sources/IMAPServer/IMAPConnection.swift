@@ -51,8 +51,8 @@ final class IMAPConnection {
     var framer: IMAPInboundFramer
     var mode = Mode.commands
     var outcome = Outcome.disconnected
-    /// The message of an APPEND being streamed, and whether it passed APPENDLIMIT.
-    var literal: [UInt8]?
+    /// The message of an APPEND being streamed to disk.
+    var upload: AppendUpload?
     /// The user whose session slot this connection holds.
     var user: String?
     /// The command being carried out, for the metrics of its tagged response.
@@ -102,6 +102,8 @@ final class IMAPConnection {
             // The connection ended under us (reset, TLS failure): the outcome says so.
         }
         self.listening?()
+        self.upload?.abandon()
+        self.driver.upload?.abandon()
         if let user = self.user { self.users.release(user) }
         let duration = ContinuousClock.now - started
         self.logger.info(
@@ -183,9 +185,9 @@ final class IMAPConnection {
             case .literal(let announcement):
                 try await self.literal(announcement, group: &group)
             case .literalData(let bytes):
-                if self.literal != nil { self.literal!.append(contentsOf: bytes.readableBytesView) }
+                await self.upload?.write(bytes)
             case .literalEnd:
-                break
+                await self.upload?.finish()
             case .commandTooLong(let start):
                 let step = self.driver.session.tooLong(tag: Self.tag(of: start), "command too long")
                 try await self.perform(step, group: &group)
@@ -203,16 +205,19 @@ final class IMAPConnection {
     private func command(_ text: IMAPCommandText, group: inout ThrowingTaskGroup<Void, any Error>) async throws {
         switch IMAPCommandParser.parse(text) {
         case .failure(let error):
-            self.literal = nil
+            self.upload?.abandon()
+            self.upload = nil
             self.current = "unreadable"
             let step = self.driver.session.unreadable(tag: error.tag, error.text)
             try await self.perform(step, group: &group)
         case .success(let command):
             self.current = command.command.name
             if case .append = command.command {
-                self.driver.streamedLiteral = self.literal
+                self.driver.upload = self.upload
+            } else {
+                self.upload?.abandon()
             }
-            self.literal = nil
+            self.upload = nil
             let step = self.driver.session.receive(command)
             try await self.perform(step, group: &group)
         }
@@ -421,13 +426,23 @@ final class IMAPConnection {
                 ])
                 return
             }
-            // The message streams in and is collected here, APPENDLIMIT bounding it; the other
-            // literals of the command (flags, date) are small and come in memory.
+            // A small message comes in memory; a larger one streams to a file in incoming/ as it
+            // arrives (AppendUpload), so that a connection holds one block of it at a time. The
+            // other literals of the command (flags, date) are small and come in memory.
             if self.framer.fitsInMemory(announcement) {
                 self.framer.decide(.inMemory)
             } else {
-                self.literal = []
-                self.literal?.reserveCapacity(Int(announcement.size))
+                self.upload?.abandon()
+                do {
+                    self.upload = try await self.driver.accounts.beginUpload()
+                } catch {
+                    self.upload = nil
+                    self.framer.decide(.refuse)
+                    try await self.write([
+                        .tagged(tag, .no, .serverBug, "cannot store the message now; try again later")
+                    ])
+                    return
+                }
                 self.framer.decide(.stream)
             }
         } else if self.framer.decide(.inMemory) == .refuse {

@@ -1,4 +1,3 @@
-import Foundation
 import IMAPCore
 import MailCore
 import MailStore
@@ -148,7 +147,7 @@ extension IMAPSessionDriver {
         return decoded
     }
 
-    /// A message's MIME structure: from the index's cache, or parsed once and cached there.
+    /// A message's MIME structure, as the store keeps it (computed when it first saw the message).
     func structure(
         _ folder: String,
         uid: UInt32,
@@ -157,22 +156,7 @@ extension IMAPSessionDriver {
     ) async throws(IMAPFailure)
         -> MIMEPart?
     {
-        if let cached = try await self.call({ () throws(MailboxError) in try account.summary(folder, uid: uid) }),
-            let part = try? JSONDecoder().decode(MIMEPart.self, from: Data(cached))
-        {
-            return part
-        }
-        var bytes = content
-        if bytes == nil {
-            bytes = try await self.call { () throws(MailboxError) in try account.read(folder, uid: uid) }
-        }
-        guard let bytes else { return nil }
-        let part = MIMEPart(message: bytes)
-        if let encoded = try? JSONEncoder().encode(part) {
-            let summary = [UInt8](encoded)
-            _ = try? await self.call { () throws(MailboxError) in try account.setSummary(summary, folder, uid: uid) }
-        }
-        return part
+        try await self.call { () throws(MailboxError) in try account.structure(folder, uid: uid, content: content) }
     }
 
     // MARK: STORE
@@ -349,22 +333,30 @@ extension IMAPSessionDriver {
     func append(
         _ tag: String,
         _ append: IMAPAppend,
-        message: [UInt8]?,
+        upload: AppendUpload?,
         account: MailAccount
-    ) async throws(IMAPFailure)
-        -> [IMAPResponse]
+    )
+        async throws(IMAPFailure) -> [IMAPResponse]
     {
         let folder = try self.storeName(append.mailbox)
-        guard let message = append.message ?? message else { throw .bad("APPEND without its message") }
-        guard UInt64(message.count) <= self.session.configuration.appendLimit else {
+        guard append.size <= self.session.configuration.appendLimit else {
             throw .no(.tooBig, "the message is larger than APPENDLIMIT")
         }
         let flags = append.flags.filter { $0 != IMAPFlag("\\Recent") }.map(\.name)
         let date = append.internalDate?.unixTime
         let stored: (uidValidity: UInt32, uid: UInt32)
         do throws(IMAPFailure) {
-            stored = try await self.call { () throws(MailboxError) in
-                try account.append(folder, message: message, flags: flags, internalDate: date)
+            if let message = append.message {
+                stored = try await self.call { () throws(MailboxError) in
+                    try account.append(folder, message: message, flags: flags, internalDate: date)
+                }
+            } else if let upload {
+                if let failure = upload.failure { throw IMAPFailure(failure) }
+                stored = try await self.call { () throws(MailboxError) in
+                    try account.append(folder, upload: upload, flags: flags, internalDate: date)
+                }
+            } else {
+                throw .bad("APPEND without its message")
             }
         } catch {
             if error.code == .nonexistent { throw .no(.tryCreate, "no mailbox \(Self.displayName(folder))") }

@@ -21,8 +21,9 @@ final class IMAPSessionDriver {
     /// Commands carried out, and those that failed, for the session's log line.
     var commands = 0
     var failures = 0
-    /// The message of an APPEND whose literal came as a stream (`IMAPConnection` collects it).
-    var streamedLiteral: [UInt8]?
+    /// The message of an APPEND whose literal came as a stream (`IMAPConnection` writes it to
+    /// disk as it comes); the APPEND takes it, or it is abandoned.
+    var upload: AppendUpload?
 
     init(session: IMAPSession, accounts: MailAccounts, client: IMAPClient, logger: Logger) {
         self.session = session
@@ -179,8 +180,10 @@ final class IMAPSessionDriver {
             return [self.status(folder, state, items)] + (try await self.refreshed(account, expunges: true))
                 + [.tagged(tag, .ok, nil, "STATUS done")]
         case .append(let append):
-            defer { self.streamedLiteral = nil }
-            return try await self.append(tag, append, message: self.streamedLiteral, account: account)
+            let upload = self.upload
+            self.upload = nil
+            defer { upload?.abandon() }  // after a successful append, its file is gone already
+            return try await self.append(tag, append, upload: upload, account: account)
         case .close, .unselect:
             guard let selected = self.selected else { throw .bad("no mailbox is selected") }
             if case .close = command.command, !selected.readOnly {

@@ -81,10 +81,12 @@ public struct MaildirStore: Sendable {
 
     /// `time.M<usec>P<pid>Q<id>.<host>,S=<size>`: unique (the queue id is), and with the size
     /// Dovecot reads without a stat.
-    func uniqueName(id: String, size: Int) -> String {
+    /// Without a size (a message not yet written), the name has no `,S=`: readers then stat it.
+    func uniqueName(id: String, size: Int? = nil) -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        return "\(now.tv_sec).M\(now.tv_nsec / 1000)P\(getpid())Q\(id).\(self.hostnameForNames),S=\(size)"
+        let name = "\(now.tv_sec).M\(now.tv_nsec / 1000)P\(getpid())Q\(id).\(self.hostnameForNames)"
+        return size.map { name + ",S=\($0)" } ?? name
     }
 
     private func link(

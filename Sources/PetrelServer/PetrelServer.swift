@@ -153,11 +153,7 @@ public final class PetrelServer: Sendable {
             try await Self.bindListeners(configuration, receiver: receiver, tls: tls, logger: logger, into: &listeners)
             try await Self.bindIMAPListeners(
                 configuration,
-                accounts: MailAccounts(
-                    maildirs: store.maildirs,
-                    threadPool: threadPool,
-                    junkFolder: configuration.inbound.junkFolder
-                ),
+                accounts: MailAccounts(store: store, junkFolder: configuration.inbound.junkFolder),
                 receiver: receiver,
                 tls: tls,
                 metrics: IMAPMetrics(factory: metrics.factory),

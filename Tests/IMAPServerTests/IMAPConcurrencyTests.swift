@@ -113,3 +113,39 @@ import Testing
         await harness.close()
     }
 }
+
+extension IMAPConcurrencyTests {
+    /// A message larger than a literal in memory streams to a file in incoming/ and becomes the
+    /// message's file: nothing is left behind, what is served is what was sent.
+    @Test func aLargeAppendStreamsToDisk() async throws {
+        let harness = try await IMAPHarness()
+        try await harness.login()
+        var message = "Subject: large\r\n\r\n"
+        for number in 0..<4_000 { message += "line \(number) of a message larger than 64 KiB\r\n" }
+        let octets = Array(message.utf8)
+        try await harness.send("a APPEND INBOX {\(octets.count)}")
+        #expect(await harness.line() == "+ ready for the literal")
+        // In pieces, as a network delivers it.
+        var offset = 0
+        while offset < octets.count {
+            let end = min(octets.count, offset + 7_001)
+            try await harness.send(Array(octets[offset..<end]))
+            offset = end
+        }
+        try await harness.send(Array("\r\n".utf8))
+        let reply = await harness.line()
+        #expect(reply?.hasPrefix("a OK [APPENDUID ") == true, "\(reply ?? "nothing")")
+        #expect(reply?.hasSuffix(" 4] APPEND done") == true)
+        _ = try await harness.command("s SELECT INBOX")
+        let size = try await harness.command("f FETCH 4 (RFC822.SIZE)")
+        #expect(size.first == "* 4 FETCH (RFC822.SIZE \(octets.count))")
+        let incoming = try FileManager.default.contentsOfDirectory(atPath: harness.directory + "/incoming")
+        #expect(incoming.isEmpty, "\(incoming)")
+        // An APPEND whose streamed message is followed by garbage leaves nothing either.
+        try await harness.send("b APPEND INBOX {70000+}")
+        try await harness.send(Array(repeating: UInt8(ascii: "x"), count: 70_000) + Array(" junk\r\n".utf8))
+        #expect(await harness.line()?.hasPrefix("b BAD ") == true)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: harness.directory + "/incoming").isEmpty)
+        await harness.close()
+    }
+}

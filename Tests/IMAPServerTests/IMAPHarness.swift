@@ -56,7 +56,7 @@ final class IMAPHarness: @unchecked Sendable {
             self.pool.start()
             self.store = MessageStore(dataDirectory: self.directory, hostname: "mx.test", threadPool: self.pool)
             _ = try await self.store.prepare()
-            self.accounts = MailAccounts(maildirs: self.store.maildirs, threadPool: self.pool)
+            self.accounts = MailAccounts(store: self.store)
             self.owner = true
         }
         let account = try await self.accounts.account(Self.user)

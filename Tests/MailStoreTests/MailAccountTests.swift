@@ -231,7 +231,7 @@ import Testing
         let account = try self.open()
         let pool = NIOThreadPool(numberOfThreads: 4)
         pool.start()
-        let accounts = MailAccounts(maildirs: self.maildirs, threadPool: pool)
+        let accounts = MailAccounts(maildirs: self.maildirs, threadPool: pool, uploads: self.directory.path)
         let message = self.message("x")
         let uids = try await withThrowingTaskGroup(of: UInt32.self) { group in
             for _ in 0..<40 {
@@ -259,5 +259,26 @@ extension MailAccountTests {
         try account.delete("Projects")
         try account.create("Projects")
         #expect(FileManager.default.fileExists(atPath: self.root + "/.Projects/cur"))
+    }
+}
+
+extension MailAccountTests {
+    @Test func theStructureIsComputedWhenAMessageIsFirstSeenAndKept() throws {
+        let account = try self.open()
+        try self.deliverBehindTheIndex(
+            "1700000001.M1P1.other",
+            content: "Subject: first\nContent-Type: text/html\n\n<p>\n"
+        )
+        _ = try account.state(of: "INBOX")
+        // Changed behind the index's back: what is served of the structure is what was indexed.
+        try "Subject: changed\n\nplain\n".write(
+            toFile: self.root + "/new/1700000001.M1P1.other",
+            atomically: false,
+            encoding: .utf8
+        )
+        let structure = try #require(try account.structure("INBOX", uid: 1))
+        #expect(structure.contentType.subtype == "html")
+        _ = try account.append("INBOX", message: self.message("appended"), flags: [], internalDate: nil)
+        #expect(try account.structure("INBOX", uid: 2)?.header.fields.first?.name == "From")
     }
 }

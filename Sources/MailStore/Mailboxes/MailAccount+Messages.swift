@@ -1,3 +1,4 @@
+import MailCore
 import PetrelSystem
 
 extension MailAccount {
@@ -89,7 +90,7 @@ extension MailAccount {
                 change.removed.append(uid)
             }
         }
-        var added: [(base: String, file: String, size: Int, date: Int64)] = []
+        var added: [(base: String, file: String, size: Int, date: Int64, structure: MIMEPart)] = []
         for (base, file) in listing {
             if let uid = folder.byBase[base], var row = folder.messages[uid] {
                 guard row.file != file else { continue }
@@ -102,8 +103,8 @@ extension MailAccount {
                     row.modSeq = change.highestModSeq
                 }
                 change.updated.append(row)
-            } else if let (size, date) = MaildirFiles.sizeAndDate(directory + "/" + file) {
-                added.append((base, file, size, date))
+            } else if let (size, date, structure) = MaildirFiles.describe(directory + "/" + file) {
+                added.append((base, file, size, date, structure))
             }
         }
         // Arrival order: by date, then by name (whose leading time and counter order them too).
@@ -118,7 +119,8 @@ extension MailAccount {
                     keywords: [],
                     modSeq: change.highestModSeq,
                     size: message.size,
-                    internalDate: message.date
+                    internalDate: message.date,
+                    structure: message.structure
                 )
             )
             change.uidNext += 1
@@ -182,23 +184,29 @@ extension MailAccount {
         }
     }
 
-    /// The summary the IMAP server cached for a message (its structure), if any.
-    public func summary(_ name: String, uid: UInt32) throws(MailboxError) -> [UInt8]? {
-        try self.withLock { () throws(MailboxError) -> [UInt8]? in
-            guard let folder = self.folders[name] else { return nil }
-            do throws(StoreError) { return try self.index.summary(folder: folder.row.id, uid: uid) } catch {
+    /// A message's MIME structure (over its CRLF form): kept in the index since the message was
+    /// first seen; computed and kept now for a message indexed without one. Nil when it is gone.
+    /// `content`, when given, is the message's octets as `read` returns them.
+    public func structure(_ name: String, uid: UInt32, content: [UInt8]? = nil) throws(MailboxError) -> MIMEPart? {
+        let name = try Self.canonicalName(name)
+        let kept = try self.withLock { () throws(MailboxError) -> MIMEPart? in
+            guard let folder = self.folders[name] else { throw .nonexistent(name) }
+            do throws(StoreError) { return try self.index.structure(folder: folder.row.id, uid: uid) } catch {
                 throw .storage(error)
             }
         }
-    }
-
-    public func setSummary(_ summary: [UInt8], _ name: String, uid: UInt32) throws(MailboxError) {
+        if let kept { return kept }
+        var bytes = content
+        if bytes == nil { bytes = try self.read(name, uid: uid) }
+        guard let bytes else { return nil }
+        let structure = MIMEPart(message: bytes)
         try self.withLock { () throws(MailboxError) in
             guard let folder = self.folders[name] else { return }
-            do throws(StoreError) { try self.index.setSummary(summary, folder: folder.row.id, uid: uid) } catch {
+            do throws(StoreError) { try self.index.setStructure(structure, folder: folder.row.id, uid: uid) } catch {
                 throw .storage(error)
             }
         }
+        return structure
     }
 
     /// Changes the flags of these messages; returns the messages whose flags changed, as they
@@ -304,28 +312,62 @@ extension MailAccount {
         internalDate: Int64?
     ) throws(MailboxError) -> (uidValidity: UInt32, uid: UInt32) {
         let name = try Self.canonicalName(name)
-        return try self.withLock { () throws(MailboxError) -> (uidValidity: UInt32, uid: UInt32) in
+        let content = MaildirFiles.unixLineEnds(message)
+        return try self.place(name, flags: flags, internalDate: internalDate) { temporary throws(StoreError) in
+            let fd = try POSIXFile.createExclusive(temporary)
+            do throws(StoreError) {
+                try POSIXFile.writeAll(fd, content, path: temporary)
+                try POSIXFile.syncData(fd, path: temporary)
+                try POSIXFile.closeFile(fd, path: temporary)
+            } catch {
+                _ = try? POSIXFile.closeFile(fd, path: temporary)
+                POSIXFile.remove(temporary)
+                throw error
+            }
+        }
+    }
+
+    /// Stores a message that streamed to disk (`MailAccounts.beginUpload`, finished), as
+    /// `append(_:message:...)` does; the upload's file becomes the message's.
+    public func append(
+        _ name: String,
+        upload: AppendUpload,
+        flags: [String],
+        internalDate: Int64?
+    ) throws(MailboxError) -> (uidValidity: UInt32, uid: UInt32) {
+        let name = try Self.canonicalName(name)
+        return try self.place(name, flags: flags, internalDate: internalDate) { temporary throws(StoreError) in
+            try POSIXFile.rename(upload.path, temporary)
+        }
+    }
+
+    /// Makes a new message of the folder: `write` puts its synced file (LF line ends) at the
+    /// path it is given, in the folder's `tmp/`; then its date is set, it is renamed into `cur/`
+    /// with its flags, `cur/` is synced, and its UID recorded, all under the account's lock.
+    private func place(
+        _ name: String,
+        flags: [String],
+        internalDate: Int64?,
+        write: (String) throws(StoreError) -> Void
+    ) throws(MailboxError) -> (uidValidity: UInt32, uid: UInt32) {
+        try self.withLock { () throws(MailboxError) -> (uidValidity: UInt32, uid: UInt32) in
             let folder = try self.syncedFolder(name)
             let directory = self.directory(name)
-            let content = MaildirFiles.unixLineEnds(message)
             let flagSet = MessageFlags(names: flags)
-            let file = self.newFileName(size: content.count, flags: flagSet)
+            let file = self.newFileName(flags: flagSet)
             let temporary = directory + "/tmp/" + file.base
+            let target = directory + "/cur/" + file.name
+            let description: (size: Int, date: Int64, structure: MIMEPart)
             do throws(StoreError) {
-                let fd = try POSIXFile.createExclusive(temporary)
-                do throws(StoreError) {
-                    try POSIXFile.writeAll(fd, content, path: temporary)
-                    if let internalDate { MaildirFiles.setModificationTime(fd, seconds: internalDate) }
-                    try POSIXFile.syncData(fd, path: temporary)
-                    try POSIXFile.closeFile(fd, path: temporary)
-                } catch {
-                    _ = try? POSIXFile.closeFile(fd, path: temporary)
+                try write(temporary)
+                if let internalDate { MaildirFiles.setModificationTime(temporary, seconds: internalDate) }
+                guard let described = MaildirFiles.describe(temporary) else {
                     POSIXFile.remove(temporary)
-                    throw error
+                    throw StoreError.io(operation: "read", path: temporary, errno: EIO)
                 }
-                try POSIXFile.rename(temporary, directory + "/cur/" + file.name)
+                description = described
+                try POSIXFile.rename(temporary, target)
                 try POSIXFile.syncDirectory(directory + "/cur")
-                try POSIXFile.syncDirectory(directory + "/tmp")
             } catch {
                 throw .storage(error)
             }
@@ -341,19 +383,26 @@ extension MailAccount {
                     file: "cur/" + file.name,
                     keywords: flagSet.keywords,
                     modSeq: change.highestModSeq,
-                    size: MaildirFiles.networkSize(content),
-                    internalDate: internalDate ?? Int64(time(nil))
+                    size: description.size,
+                    internalDate: description.date,
+                    structure: description.structure
                 )
             )
-            do throws(StoreError) { try self.commit(change, to: folder) } catch { throw .storage(error) }
+            do throws(StoreError) {
+                try self.commit(change, to: folder)
+            } catch {
+                // Not recorded, so not promised: the file goes, or a scan would number it.
+                POSIXFile.remove(target)
+                throw .storage(error)
+            }
             return (folder.row.uidValidity, uid)
         }
     }
 
     /// A new unique file name (maildir(5): time, microseconds, process, a counter, the host).
-    func newFileName(size: Int, flags: MessageFlags) -> MaildirFileName {
+    func newFileName(flags: MessageFlags) -> MaildirFileName {
         self.fileCounter += 1
-        let base = self.maildirs.uniqueName(id: "I\(self.fileCounter)", size: size)
+        let base = self.maildirs.uniqueName(id: "I\(self.fileCounter)")
         return MaildirFileName(base: base, letters: []).with(flags: flags.maildirFlags)
     }
 
@@ -380,7 +429,7 @@ extension MailAccount {
                 for uid in uids.sorted() {
                     guard let row = from.messages[uid] else { continue }
                     let flags = Self.flags(of: row)
-                    let file = self.newFileName(size: row.size, flags: flags)
+                    let file = self.newFileName(flags: flags)
                     let target = targetDirectory + "/cur/" + file.name
                     do throws(StoreError) {
                         try POSIXFile.link(sourceDirectory + "/" + row.file, target)

@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOPosix
+import PetrelSystem
 
 /// Tells the IMAP sessions of an account that its mailboxes changed: a delivery, or another
 /// session's APPEND, STORE, EXPUNGE. A session then rescans (cheaply: only folders whose
@@ -49,6 +50,9 @@ public final class MailboxChanges: Sendable {
 public final class MailAccounts: Sendable {
     let maildirs: MaildirStore
     let threadPool: NIOThreadPool
+    /// Where APPEND's messages stream to: `incoming/`, on the Maildirs' file system.
+    let uploads: String
+    private let uploadCounter = NIOLockedValueBox(0)
     /// IMAP name → special-use attribute, made in every account at its first use.
     public let specialUse: [String: String]
     private let open = NIOLockedValueBox<[String: MailAccount]>([:])
@@ -57,9 +61,19 @@ public final class MailAccounts: Sendable {
 
     /// - Parameter junkFolder: the Maildir++ folder quarantined mail goes to (".Junk"), which
     ///   IMAP shows as `\Junk`.
-    public init(maildirs: MaildirStore, threadPool: NIOThreadPool, junkFolder: String = ".Junk") {
+    public convenience init(store: MessageStore, junkFolder: String = ".Junk") {
+        self.init(
+            maildirs: store.maildirs,
+            threadPool: store.threadPool,
+            uploads: store.incomingDirectory,
+            junkFolder: junkFolder
+        )
+    }
+
+    init(maildirs: MaildirStore, threadPool: NIOThreadPool, uploads: String, junkFolder: String = ".Junk") {
         self.maildirs = maildirs
         self.threadPool = threadPool
+        self.uploads = uploads
         var specialUse = ["Sent": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash", "Archive": "\\Archive"]
         specialUse[String(junkFolder.dropFirst())] = "\\Junk"
         self.specialUse = specialUse
@@ -79,6 +93,21 @@ public final class MailAccounts: Sendable {
             if let existing = open[address] { return existing }
             open[address] = opened
             return opened
+        }
+    }
+
+    /// A file for an APPEND's message to stream into.
+    public func beginUpload() async throws(MailboxError) -> AppendUpload {
+        let number = self.uploadCounter.withLockedValue { counter in
+            counter += 1
+            return counter
+        }
+        let path = self.uploads + "/imap-append.\(getpid()).\(number)"
+        let pool = self.threadPool
+        return try await self.run { () throws(MailboxError) -> AppendUpload in
+            do throws(StoreError) { return try AppendUpload(path: path, threadPool: pool) } catch {
+                throw .storage(error)
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import MailCore
 import PetrelSystem
 
 /// One account's IMAP index, in SQLite (`mail/<address>/petrel-index.sqlite`, through GRDB):
@@ -32,6 +33,8 @@ final class MailboxIndex {
         var modSeq: UInt64
         var size: Int
         var internalDate: Int64
+        /// Written with a new row; not read back with the others (`structure` reads it).
+        var structure: MIMEPart?
     }
 
     private let database: DatabaseQueue
@@ -225,12 +228,12 @@ final class MailboxIndex {
             for row in change.inserted {
                 try db.execute(
                     sql: """
-                        INSERT INTO messages (folder, uid, base, file, keywords, modseq, size, internal_date)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        INSERT INTO messages (folder, uid, base, file, keywords, modseq, size, internal_date, summary)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         folder, row.uid, row.base, row.file, row.keywords.joined(separator: " "),
-                        Int64(row.modSeq), row.size, row.internalDate,
+                        Int64(row.modSeq), row.size, row.internalDate, row.structure.flatMap(Self.encode),
                     ]
                 )
             }
@@ -247,23 +250,31 @@ final class MailboxIndex {
         }
     }
 
-    func summary(folder: Int64, uid: UInt32) throws(StoreError) -> [UInt8]? {
+    /// A message's MIME structure, as kept (JSON of `MIMEPart`); nil when none is kept or what
+    /// is kept cannot be read (then it is computed again).
+    func structure(folder: Int64, uid: UInt32) throws(StoreError) -> MIMEPart? {
         try self.read { db in
             let row = try Row.fetchOne(
                 db,
                 sql: "SELECT summary FROM messages WHERE folder = ? AND uid = ?",
                 arguments: [folder, uid]
             )
-            return (row?["summary"] as Data?).map { [UInt8]($0) }
+            guard let data = row?["summary"] as Data? else { return nil }
+            return try? JSONDecoder().decode(MIMEPart.self, from: data)
         }
     }
 
-    func setSummary(_ summary: [UInt8], folder: Int64, uid: UInt32) throws(StoreError) {
+    func setStructure(_ structure: MIMEPart, folder: Int64, uid: UInt32) throws(StoreError) {
+        guard let data = Self.encode(structure) else { return }
         try self.write { db in
             try db.execute(
                 sql: "UPDATE messages SET summary = ? WHERE folder = ? AND uid = ?",
-                arguments: [Data(summary), folder, uid]
+                arguments: [data, folder, uid]
             )
         }
+    }
+
+    static func encode(_ structure: MIMEPart) -> Data? {
+        try? JSONEncoder().encode(structure)
     }
 }

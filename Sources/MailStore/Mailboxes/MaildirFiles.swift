@@ -1,3 +1,4 @@
+import MailCore
 import PetrelSystem
 
 /// The few file operations the mailbox side needs beyond `POSIXFile`.
@@ -42,18 +43,21 @@ enum MaildirFiles {
         return .success(bytes)
     }
 
-    /// A file's size with CRLF line ends (RFC822.SIZE of a Maildir file written with LF) and its
-    /// modification time in seconds.
-    static func sizeAndDate(_ path: String) -> (size: Int, date: Int64)? {
+    /// What the index keeps of a message file: its size with CRLF line ends (RFC822.SIZE of a
+    /// file written with LF), its modification time in seconds (the internal date), and its
+    /// MIME structure over the CRLF form (so that it is computed once, when the file is first
+    /// seen).
+    static func describe(_ path: String) -> (size: Int, date: Int64, structure: MIMEPart)? {
         guard case .success(let bytes) = Self.read(path) else { return nil }
-        let size = Self.networkSize(bytes)
+        let served = Self.networkLineEnds(bytes)
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         #if canImport(Glibc)
-        return (size, Int64(info.st_mtim.tv_sec))
+        let date = Int64(info.st_mtim.tv_sec)
         #else
-        return (size, Int64(info.st_mtimespec.tv_sec))
+        let date = Int64(info.st_mtimespec.tv_sec)
         #endif
+        return (served.count, date, MIMEPart(message: served))
     }
 
     /// The size of these octets with CRLF line ends.
@@ -68,9 +72,9 @@ enum MaildirFiles {
     }
 
     /// Sets a file's modification time (APPEND's internal date, which Dovecot reads there too).
-    static func setModificationTime(_ fd: Int32, seconds: Int64) {
+    static func setModificationTime(_ path: String, seconds: Int64) {
         var times = [timespec(tv_sec: Int(seconds), tv_nsec: 0), timespec(tv_sec: Int(seconds), tv_nsec: 0)]
-        _ = futimens(fd, &times)
+        _ = utimensat(AT_FDCWD, path, &times, 0)
     }
 
     /// Removes a directory and what it holds (a deleted folder: its files and its tmp, new, cur).
