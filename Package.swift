@@ -202,7 +202,6 @@ let package = Package(
             name: "MailIntake",
             dependencies: [
                 "IMAPCore",
-                "IMAPServer",
                 "PetrelSystem",
                 "PetrelConfiguration",
                 "SMTPCore",
@@ -356,8 +355,10 @@ let package = Package(
         .testTarget(
             name: "IMAPServerTests",
             dependencies: [
-                "IMAPServer", "IMAPCore", "MailStore", "SMTPDialogs",
+                "IMAPServer", "IMAPCore", "MailStore", "SMTPDialogs", "NIOSupport",
+                "SMTPServer",  // SelfSignedCertificate, for STARTTLS
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -374,7 +375,8 @@ let package = Package(
         .testTarget(
             name: "MailIntakeTests",
             dependencies: [
-                "MailIntake", "MailStore", "SMTPCore", "Accounts", "PetrelConfiguration", "MailCore", "DNSCore",
+                "MailIntake", "MailStore", "SMTPCore", "IMAPCore", "Accounts", "PetrelConfiguration", "MailCore",
+                "DNSCore",
                 "PetrelTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -51,9 +51,10 @@ imaps = ["127.0.0.1:0"]
 servers = ["127.0.0.1:9"]
 [inbound]
 verify = false   # no DNS here: SPF, DKIM and DMARC are interop.sh's
+[imap]
+append_limit = 1000000
 CONF
 P() { "${AS[@]}" "$PETREL" "$@" --config "$WORK/petrel.toml"; }
-printf '%s\n' "$PASSWORD" | P user add "$USER_NAME" --password-stdin >/dev/null
 
 "${AS[@]}" "$PETREL" serve --config "$WORK/petrel.toml" 2>"$WORK/server.log" &
 SERVER_PID=$!
@@ -67,8 +68,17 @@ done
 [ -n "$IMAPS" ] || fail "the server did not start"
 echo "imap interop: petrel on smtp $SMTP, imap $IMAP, imaps $IMAPS"
 
+# 0. The README's way: mail for postmaster@ arrives while there is no account at all; the account
+# made afterwards (the server running) adopts the Maildir, and IMAP reads the message.
+python3 Scripts/interop/interop_imap.py deliver "$SMTP" postmaster@example.test "before the account"
+printf '%s\n' "$PASSWORD" | P user add postmaster@example.test --password-stdin >/dev/null
+python3 Scripts/interop/interop_imap.py expect "$IMAPS" postmaster@example.test "$PASSWORD" INBOX "before the account" \
+  || fail "an account made after mail arrived does not read it"
+
 # 1. The tour.
+printf '%s\n' "$PASSWORD" | P user add "$USER_NAME" --password-stdin >/dev/null
 python3 Scripts/interop/interop_imap.py tour "$SMTP" "$IMAP" "$IMAPS" "$USER_NAME" "$PASSWORD" || fail "the imaplib/imapclient tour"
+SKIPPED=()
 
 MAILDIR="$WORK/data/mail/$USER_NAME"
 # 2. mbsync, both ways.
@@ -128,6 +138,7 @@ RC
   echo "imap interop: ok: a flag set on the server reached mbsync's copy"
 else
   echo "imap interop: mbsync is not installed (apt-get install isync): skipping the sync client" >&2
+  SKIPPED+=(mbsync)
 fi
 
 # 3. Dovecot on the same Maildir.
@@ -171,7 +182,12 @@ CONF
     || { cat "$WORK/dovecot/dovecot.log" >&2; fail "petrel and Dovecot on one Maildir"; }
 else
   echo "imap interop: Dovecot is not installed or this is not root: skipping the shared-Maildir test" >&2
+  SKIPPED+=(dovecot)
 fi
 
 grep -q '"imap session"' "$WORK/server.log" || fail "no session log lines"
-echo "imap interop: all passed"
+if ((${#SKIPPED[@]})); then
+  echo "imap interop: passed, but skipped: ${SKIPPED[*]}"
+else
+  echo "imap interop: all passed"
+fi

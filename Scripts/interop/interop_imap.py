@@ -165,8 +165,8 @@ def tour(smtp_port, imap_port, imaps_port, user, password):
     typ, data = m.fetch(str(exists), "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
     check(data[0][1] == b"Subject: tour one\r\n\r\n", "BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
     typ, data = m.fetch(str(exists), "(BINARY[1] BINARY.SIZE[1])")
-    check(b"needle" in data[0][1] and b"\\Seen" in data[-1] if isinstance(data[-1], bytes) else True,
-          "BINARY[1] (no PEEK): the part, and \\Seen set")
+    check(b"needle" in data[0][1] and re.search(rb"BINARY.SIZE\[1\] \d+", data[-1]) and b"\\Seen" in data[-1],
+          "BINARY[1] (no PEEK): the part, its size, and \\Seen set")
     typ, data = m.fetch(str(exists), "(FLAGS)")
     check(b"\\Seen" in data[0], "FETCH FLAGS: \\Seen after a body was read")
     typ, data = m.search(None, "TEXT", "NEEDLE")
@@ -221,13 +221,44 @@ def tour(smtp_port, imap_port, imaps_port, user, password):
     check(command(m, "CHECK")[0] == "OK" and command(m, "NOOP")[0] == "OK", "CHECK, NOOP")
     check(command(m, "UNSELECT")[0] == "OK", "UNSELECT")
     m.state = "AUTH"
-    typ, data = m._simple_command("UID", "FETCH", "1", "FLAGS") if False else ("", [])
     tag = m._new_tag()
     m.send(tag + b" FETCH 1 FLAGS\r\n")
     check(m.readline().startswith(tag + b" BAD"), "FETCH after UNSELECT: BAD")
     check(m.select("Trash")[0] == "OK" and m.close()[0] == "OK", "SELECT, CLOSE")
     typ, data = m.logout()
     check(typ == "BYE", "LOGOUT: BYE")
+
+    # --- SASL-IR (RFC 4959), LITERAL+, APPENDLIMIT, IMAP4rev2's ESEARCH, BINARY of an encoded part.
+    r = imaplib.IMAP4_SSL("127.0.0.1", int(imaps_port), ssl_context=context())
+    initial = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode())
+    r.send(b"s1 AUTHENTICATE PLAIN " + initial + b"\r\n")
+    check(r.readline().startswith(b"s1 OK [CAPABILITY"), "AUTHENTICATE PLAIN with an initial response (SASL-IR)")
+    r.state = "AUTH"
+    r.send(b"s2 APPEND INBOX {27+}\r\nSubject: literal plus\r\n\r\nhi\r\n")
+    check(re.match(rb"s2 OK \[APPENDUID \d+ \d+\]", r.readline()), "APPEND with a LITERAL+ literal, no continuation awaited")
+    limit = int(next(c for c in caps if c.startswith("APPENDLIMIT=")).split("=")[1])
+    r.send(b"s3 APPEND INBOX {%d}\r\n" % (limit + 1))
+    check(r.readline().startswith(b"s3 NO [TOOBIG]"), "APPEND over APPENDLIMIT: NO [TOOBIG] before any octet is sent")
+    typ, data, untagged = command(r, "ENABLE", "IMAP4rev2")
+    check(untagged.get("ENABLED") == [b"IMAP4rev2"], "ENABLE IMAP4rev2")
+    r.select("INBOX")
+    typ, data, untagged = command(r, "SEARCH", "SUBJECT", '"literal plus"')
+    check("SEARCH" not in untagged and re.search(r"ALL \d+", text(untagged.get("ESEARCH", []))),
+          "after ENABLE IMAP4rev2, SEARCH answers ESEARCH")
+    s = smtplib.SMTP("127.0.0.1", int(smtp_port))
+    s.sendmail("sender@interop.example", [user], (
+        "From: sender@interop.example\r\nSubject: attachment\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee\r\n"
+        "--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        "AAECAwRiaW5hcnk=\r\n--b--\r\n").encode())
+    s.quit()
+    r.noop()
+    typ, data, untagged = command(r, "UID", "SEARCH", "SUBJECT", "attachment")
+    found = re.search(r"ALL (\d+)", text(untagged["ESEARCH"])).group(1)
+    typ, data = r.uid("FETCH", found, "(BINARY.PEEK[2] BINARY.SIZE[2])")
+    check(data[0][1] == b"\x00\x01\x02\x03\x04binary" and b"BINARY.SIZE[2] 11" in data[-1],
+          "BINARY.PEEK[2]: the base64 part decoded, NUL octets in a literal8")
+    r.logout()
 
     # --- Port 993 with imapclient (IMAP4rev1: modified UTF-7 names, * SEARCH answers).
     c = imapclient.IMAPClient("127.0.0.1", port=int(imaps_port), ssl=True, ssl_context=context())

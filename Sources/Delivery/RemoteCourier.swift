@@ -1,5 +1,6 @@
 import DNSCore
 import Logging
+import MailCore
 import NIOCore
 import SMTPClient
 import SMTPCore

@@ -13,5 +13,9 @@ public struct IMAPLimits: Hashable, Sendable {
     /// Literals in one command (each costs bookkeeping, even `{0}`).
     public var literals = 1_000
 
+    /// What a client that has not logged in may hold in memory: enough for LOGIN with literals,
+    /// AUTHENTICATE, ID; a stranger holds no more than this and a line per connection.
+    public static let beforeLoginCommandSize = 16_384
+
     public init() {}
 }

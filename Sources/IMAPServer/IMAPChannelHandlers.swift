@@ -30,17 +30,30 @@ final class IMAPInboundTagger: ChannelInboundHandler {
 }
 
 /// How long a connection may stay silent, which the session changes as it goes (60 seconds
-/// before login, 30 minutes after: RFC 9051 §5.4).
+/// before login, 30 minutes after: RFC 9051 §5.4); and, until the login, the moment by which it
+/// must have logged in however busily it talks (a stranger sending a byte a minute, or NOOPs,
+/// holds no slot for long).
 final class IMAPSilenceLimit: Sendable {
-    private let seconds: NIOLockedValueBox<Int64>
-
-    init(seconds: Int64) {
-        self.seconds = NIOLockedValueBox(seconds)
+    private struct State {
+        var seconds: Int64
+        /// Seconds from the connection's start by which the login must come; nil once it came.
+        var loginWithin: Int64?
     }
 
-    var current: Int64 {
-        get { self.seconds.withLockedValue { $0 } }
-        set { self.seconds.withLockedValue { $0 = newValue } }
+    private let state: NIOLockedValueBox<State>
+
+    init(seconds: Int64, loginWithin: Int64? = nil) {
+        self.state = NIOLockedValueBox(State(seconds: seconds, loginWithin: loginWithin))
+    }
+
+    var current: Int64 { self.state.withLockedValue { $0.seconds } }
+    var loginWithin: Int64? { self.state.withLockedValue { $0.loginWithin } }
+
+    func loggedIn(idle: Int64) {
+        self.state.withLockedValue { state in
+            state.seconds = idle
+            state.loginWithin = nil
+        }
     }
 }
 
@@ -54,7 +67,9 @@ final class IMAPSilenceTimer: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     private let limit: IMAPSilenceLimit
-    private var lastRead = NIODeadline.now()
+    /// Times of the event loop's clock (which tests can move).
+    private var started = NIODeadline.uptimeNanoseconds(0)
+    private var lastRead = NIODeadline.uptimeNanoseconds(0)
     private var timer: Scheduled<Void>?
 
     init(limit: IMAPSilenceLimit) {
@@ -62,6 +77,8 @@ final class IMAPSilenceTimer: ChannelDuplexHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        self.started = context.eventLoop.now
+        self.lastRead = self.started
         if context.channel.isActive { self.arm(context: context, after: .seconds(self.limit.current)) }
     }
 
@@ -77,7 +94,7 @@ final class IMAPSilenceTimer: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.lastRead = .now()
+        self.lastRead = context.eventLoop.now
         context.fireChannelRead(data)
     }
 
@@ -91,14 +108,16 @@ final class IMAPSilenceTimer: ChannelDuplexHandler {
     }
 
     private func check(context: ChannelHandlerContext) {
-        let deadline = self.lastRead + .seconds(self.limit.current)
-        let now = NIODeadline.now()
+        var deadline = self.lastRead + .seconds(self.limit.current)
+        let loginWithin = self.limit.loginWithin
+        if let loginWithin { deadline = min(deadline, self.started + .seconds(loginWithin)) }
+        let now = context.eventLoop.now
         guard now >= deadline else {
             self.arm(context: context, after: deadline - now)
             return
         }
         var bye = context.channel.allocator.buffer(capacity: 48)
-        bye.writeString("* BYE autologout: idle for too long\r\n")
+        bye.writeString(loginWithin != nil ? "* BYE log in sooner\r\n" : "* BYE autologout: idle for too long\r\n")
         context.writeAndFlush(self.wrapOutboundOut(bye), promise: nil)
         context.close(promise: nil)
     }

@@ -2,6 +2,7 @@ import IMAPCore
 import Logging
 import MailCore
 import MailStore
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// The async half of one IMAP connection: a task that reads what the client sends through
@@ -17,8 +18,35 @@ final class IMAPConnection {
     enum Event: Sendable {
         case inbound(IMAPInbound)
         case closed
-        case changed
-        case tick
+        /// The user's mailboxes changed, or it is time to look for other programs' changes
+        /// (in IDLE); several come as one (`Wakeups`).
+        case wakeup
+        /// The server is shutting down: `* BYE` once the command under way is done.
+        case shutdown
+    }
+
+    /// Coalesces wake-ups: a burst of changes (a thousand EXPUNGEs of another session, ticks
+    /// while a slow client holds a write) is one event in the queue, not one each.
+    final class Wakeups: Sendable {
+        private let pending = NIOLockedValueBox(false)
+        let events: AsyncStream<Event>.Continuation
+
+        init(_ events: AsyncStream<Event>.Continuation) {
+            self.events = events
+        }
+
+        func wake() {
+            let already = self.pending.withLockedValue { pending in
+                defer { pending = true }
+                return pending
+            }
+            if !already { self.events.yield(.wakeup) }
+        }
+
+        /// The wake-up was taken: the next one queues again.
+        func taken() {
+            self.pending.withLockedValue { $0 = false }
+        }
     }
 
     enum Mode {
@@ -59,8 +87,11 @@ final class IMAPConnection {
     private var current = "unreadable"
     private var outbound: Outbound?
     private var listening: (@Sendable () -> Void)?
-    private var events: AsyncStream<Event>.Continuation?
-    var shutdownRequested = false
+    /// The events the connection's task handles, in order; made before it runs, so that a
+    /// shutdown can be asked for at any time (`requestShutdown`).
+    private let events: AsyncStream<Event>
+    private let continuation: AsyncStream<Event>.Continuation
+    private let wakeups: Wakeups
 
     init(
         configuration: IMAPServerConfiguration,
@@ -79,6 +110,13 @@ final class IMAPConnection {
         self.silence = silence
         self.logger = logger
         self.framer = IMAPInboundFramer(limits: configuration.limits)
+        // A stranger holds little: the full limits come with the login.
+        self.framer.setLimits(
+            commandSize: min(configuration.limits.commandSize, IMAPLimits.beforeLoginCommandSize),
+            inlineLiteralSize: min(configuration.limits.inlineLiteralSize, IMAPLimits.beforeLoginCommandSize)
+        )
+        (self.events, self.continuation) = AsyncStream<Event>.makeStream()
+        self.wakeups = Wakeups(self.continuation)
         self.driver = IMAPSessionDriver(
             session: IMAPSession(configuration: configuration.session),
             accounts: accounts,
@@ -88,6 +126,12 @@ final class IMAPConnection {
     }
 
     var client: IMAPClient { self.driver.client }
+
+    /// Asks the session to end with `* BYE` after the command under way (graceful shutdown).
+    var requestShutdown: @Sendable () -> Void {
+        let continuation = self.continuation
+        return { continuation.yield(.shutdown) }
+    }
 
     func run(_ channel: Channel) async {
         let started = ContinuousClock.now
@@ -125,9 +169,9 @@ final class IMAPConnection {
             return
         }
         try await self.write([self.driver.session.greeting])
-        let (events, continuation) = AsyncStream<Event>.makeStream()
         let (acks, acknowledge) = AsyncStream<Void>.makeStream()
-        self.events = continuation
+        let continuation = self.continuation
+        let wakeups = self.wakeups
         try await withThrowingTaskGroup(of: Void.self) { group in
             // Reads one element at a time: the next read waits for the last to be handled, so
             // what a client sends ahead stays in the socket (backpressure), not in memory.
@@ -144,10 +188,10 @@ final class IMAPConnection {
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: Self.pollInterval)
-                    continuation.yield(.tick)
+                    wakeups.wake()
                 }
             }
-            loop: for await event in events {
+            loop: for await event in self.events {
                 switch event {
                 case .inbound(let element):
                     switch element {
@@ -160,15 +204,15 @@ final class IMAPConnection {
                     acknowledge.yield()
                 case .closed:
                     break loop
-                case .changed, .tick:
+                case .wakeup:
+                    wakeups.taken()
                     if case .idling = self.mode { try await self.reportChanges() }
-                }
-                if case .closing = self.mode { break loop }
-                if self.shutdownRequested, case .commands = self.mode {
+                case .shutdown:
                     self.outcome = .shutdown
                     try await self.write([.untagged(.bye, nil, "server shutting down")])
                     break loop
                 }
+                if case .closing = self.mode { break loop }
             }
             acknowledge.finish()
             continuation.finish()
@@ -231,13 +275,16 @@ final class IMAPConnection {
             self.framer.resume(.commands)
         case .close(let responses):
             try await self.write(responses)
-            if self.outcome == .disconnected {
-                self.outcome = self.driver.session.state == .logout && responses.count == 2 ? .logout : .errors
-            }
+            if self.outcome == .disconnected { self.outcome = self.current == "LOGOUT" ? .logout : .errors }
             self.framer.resume(.close)
             self.mode = .closing
         case .startTLS(let tag):
-            guard let tls = self.configuration.tls else { return }
+            guard let tls = self.configuration.tls else {
+                // The session offers STARTTLS only with a certificate: not reached.
+                try await self.write([.tagged(tag, .no, .cannot, "STARTTLS is not available")])
+                self.framer.resume(.commands)
+                return
+            }
             try await self.write([.tagged(tag, .ok, nil, "begin TLS negotiation now")])
             self.framer.resume(.startTLS)
             try await self.outbound?.write(.startTLS(tls, handshakeTimeout: self.configuration.timeouts.tlsHandshake))
@@ -312,12 +359,16 @@ final class IMAPConnection {
                 return
             }
             self.user = user
-            self.silence.current = self.configuration.timeouts.idle
+            self.silence.loggedIn(idle: self.configuration.timeouts.idle)
+            self.framer.setLimits(
+                commandSize: self.configuration.limits.commandSize,
+                inlineLiteralSize: self.configuration.limits.inlineLiteralSize
+            )
             let (changes, cancel) = self.driver.accounts.changes.listen(user)
             self.listening = cancel
-            let events = self.events
+            let wakeups = self.wakeups
             group.addTask {
-                for await _ in changes { events?.yield(.changed) }
+                for await _ in changes { wakeups.wake() }
             }
             try await self.write([
                 .tagged(tag, .ok, .capability(self.driver.session.capabilities), "logged in")

@@ -99,7 +99,10 @@ public final class IMAPListener: Service, Sendable {
                         return Accepted.refused
                     }
                     channel.closeFuture.whenComplete { _ in limiter.release(ip: ip) }
-                    let silence = IMAPSilenceLimit(seconds: configuration.timeouts.beforeLogin)
+                    let silence = IMAPSilenceLimit(
+                        seconds: configuration.timeouts.beforeLogin,
+                        loginWithin: configuration.timeouts.beforeLogin
+                    )
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.addHandler(IMAPSilenceTimer(limit: silence))
                     try pipeline.addHandler(IMAPInboundTagger())
@@ -136,8 +139,9 @@ public final class IMAPListener: Service, Sendable {
                 try await withThrowingDiscardingTaskGroup { group in
                     for try await accepted in inbound {
                         guard case .session(let channel, let silence) = accepted else { continue }
-                        let executor = EventLoopTaskExecutor(channel.channel.eventLoop)
-                        group.addTask(executorPreference: executor) { await self.serve(channel, silence) }
+                        // Not on the event loop, as SMTP's sessions are: a FETCH or SEARCH over
+                        // large messages is work that must not hold the loop's other connections.
+                        group.addTask { await self.serve(channel, silence) }
                     }
                 }
             }
@@ -158,11 +162,13 @@ public final class IMAPListener: Service, Sendable {
             metrics: self.metrics,
             logger: self.logger
         )
+        let requestShutdown = connection.requestShutdown
         await withGracefulShutdownHandler {
             await connection.run(channel)
         } onGracefulShutdown: {
-            // A session idles for up to 30 minutes: it is told BYE now, not at the end of that.
-            channel.channel.close(promise: nil)
+            // A session idles for up to 30 minutes: it is told BYE after the command under way,
+            // not at the end of that (and cut off when the shutdown's time is up).
+            requestShutdown()
         }
     }
 }

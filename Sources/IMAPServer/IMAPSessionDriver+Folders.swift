@@ -20,12 +20,7 @@ extension IMAPSessionDriver {
             responses.append(.untagged(.ok, .closed, "previous mailbox closed"))
         }
         let folder = try self.storeName(name)
-        let state: FolderState
-        do throws(IMAPFailure) {
-            state = try await self.folderState(folder, account)
-        } catch {
-            throw IMAPFailure(status: error.status, code: error.code, text: error.text)
-        }
+        let state = try await self.folderState(folder, account)
         let selected = IMAPSelectedMailbox(
             name: folder,
             readOnly: readOnly,
@@ -36,8 +31,9 @@ extension IMAPSessionDriver {
         self.selected = selected
         self.session.selected(folder, readOnly: readOnly)
         var keywords: [IMAPFlag] = []
+        var seen = Set<IMAPFlag>()
         for message in state.messages {
-            for keyword in message.flags.keywords where !keywords.contains(IMAPFlag(keyword)) {
+            for keyword in message.flags.keywords where seen.insert(IMAPFlag(keyword)).inserted {
                 keywords.append(IMAPFlag(keyword))
             }
         }
@@ -122,7 +118,8 @@ extension IMAPSessionDriver {
             pattern.replaceSubrange(0..<5, with: "INBOX".unicodeScalars)
         }
         // Matching with a table of what was tried: at most (name × pattern) steps, however many
-        // wildcards a pattern holds. Names are at most 200 octets; longer patterns match nothing.
+        // wildcards a pattern holds. Names are at most 200 octets; a pattern over 255 characters
+        // matches nothing.
         guard name.count <= 255, pattern.count <= 255 else { return false }
         var memo = [[Bool?]](repeating: [Bool?](repeating: nil, count: pattern.count + 1), count: name.count + 1)
         func match(_ i: Int, _ j: Int) -> Bool {

@@ -24,7 +24,9 @@ extension IMAPSessionDriver {
         let (updates, state) = try await self.snapshot(account, expunges: uid)
         let targets = try self.resolve(set, uid: uid)
         guard let selected = self.selected else { throw .bad("no mailbox is selected") }
-        var items = requested
+        // Each item once: `BODY[] BODY[] ...` a thousand times would be a thousand copies.
+        var distinct = Set<IMAPFetchItem>()
+        var items = requested.filter { distinct.insert($0).inserted }
         if uid && !items.contains(.uid) { items.insert(.uid, at: 0) }
         let needsContent = items.contains { item in
             switch item {
@@ -42,14 +44,12 @@ extension IMAPSessionDriver {
                 default: return false
                 }
             }
-        var byUID: [UInt32: StoredMessage] = [:]
-        for message in state.messages { byUID[message.uid] = message }
+        let byUID = Self.byUID(state)
         let encoder = self.encoder
         var out = self.encode(updates)
         for (sequence, messageUID) in targets {
             // Expunged by another session and not yet reported: nothing to send (RFC 9051 §7.5.1).
             guard var message = byUID[messageUID] else { continue }
-            var values: [IMAPFetchValue] = []
             var addFlags = false
             if marksSeen && !message.flags.system.contains(.seen) {
                 let name = selected.name
@@ -74,11 +74,26 @@ extension IMAPSessionDriver {
                 structure = try await self.structure(selected.name, uid: messageUID, content: content, account: account)
                 if structure == nil { continue }
             }
+            // Written value by value, and sent whenever 64 KiB are waiting: a response holds at
+            // most one value and one block besides the message.
+            out.writeString("* \(sequence) FETCH (")
+            var decoded: [[UInt32]: [UInt8]?] = [:]
+            var written = 0
             for item in items {
-                if let value = try self.value(item, message, content, structure) { values.append(value) }
+                guard let value = try self.value(item, message, content, structure, &decoded) else { continue }
+                if written > 0 { out.writeString(" ") }
+                written += 1
+                encoder.writeFetchValue(value, into: &out)
+                if out.readableBytes >= 65_536 {
+                    try await self.send(out, write)
+                    out.clear()
+                }
             }
-            if addFlags { values.append(.flags(Self.flags(message.flags))) }
-            encoder.writeFetch(sequence, values, into: &out)
+            if addFlags {
+                if written > 0 { out.writeString(" ") }
+                encoder.writeFetchValue(.flags(Self.flags(message.flags)), into: &out)
+            }
+            out.writeString(")\r\n")
             if out.readableBytes >= 65_536 {
                 try await self.send(out, write)
                 out.clear()
@@ -97,11 +112,13 @@ extension IMAPSessionDriver {
         }
     }
 
+    /// One item's value; `decoded` keeps each BINARY part decoded once per message.
     private func value(
         _ item: IMAPFetchItem,
         _ message: StoredMessage,
         _ content: [UInt8]?,
-        _ structure: MIMEPart?
+        _ structure: MIMEPart?,
+        _ decoded: inout [[UInt32]: [UInt8]?]
     ) throws(IMAPFailure) -> IMAPFetchValue? {
         switch item {
         case .uid: return .uid(message.uid)
@@ -125,11 +142,13 @@ extension IMAPSessionDriver {
             return .section(item, origin: partial?.offset, bytes.map { partial?.apply(to: $0) ?? $0 })
         case .binary(let part, let partial, _):
             guard let content, let structure else { return nil }
-            let decoded = try Self.binary(part, content, structure)
-            return .binary(part: part, origin: partial?.offset, decoded.map { partial?.apply(to: $0[...]) ?? $0[...] })
+            if decoded[part] == nil { decoded[part] = .some(try Self.binary(part, content, structure)) }
+            let bytes = decoded[part] ?? nil
+            return .binary(part: part, origin: partial?.offset, bytes.map { partial?.apply(to: $0[...]) ?? $0[...] })
         case .binarySize(let part):
             guard let content, let structure else { return nil }
-            return .binarySize(part: part, UInt64(try Self.binary(part, content, structure)?.count ?? 0))
+            if decoded[part] == nil { decoded[part] = .some(try Self.binary(part, content, structure)) }
+            return .binarySize(part: part, UInt64((decoded[part] ?? nil)?.count ?? 0))
         }
     }
 
@@ -179,7 +198,7 @@ extension IMAPSessionDriver {
         case .remove: change = .remove
         case .replace: change = .replace
         }
-        let names = store.flags.filter { $0 != IMAPFlag("\\Recent") }.map(\.name)
+        let names = store.flags.map(\.name)  // the parser refuses \Recent
         let uids = targets.map(\.uid)
         let name = selected.name
         let changed = try await self.call { () throws(MailboxError) in
@@ -194,8 +213,7 @@ extension IMAPSessionDriver {
         var responses = updates
         if !store.silent {
             let changedUIDs = Set(changed.map(\.uid))
-            var byUID: [UInt32: StoredMessage] = [:]
-            for message in state.messages { byUID[message.uid] = message }
+            let byUID = Self.byUID(state)
             for messageUID in uids where !changedUIDs.contains(messageUID) {
                 guard let message = byUID[messageUID], let current = self.selected?.sequenceNumber(of: messageUID)
                 else { continue }
@@ -206,6 +224,9 @@ extension IMAPSessionDriver {
     }
 
     // MARK: SEARCH
+
+    /// Each key is a pass over each message's text: a command of thousands is refused.
+    static let maximumSearchKeys = 100
 
     func search(
         _ tag: String,
@@ -219,11 +240,13 @@ extension IMAPSessionDriver {
             throw .no(.badCharset(["UTF-8", "US-ASCII"]), "search in UTF-8 or US-ASCII")
         }
         if search.returnOptions?.contains(.save) == true { throw .bad("SEARCHRES (SAVE) is not supported") }
+        guard IMAPSearchEvaluator.count(search.keys) <= Self.maximumSearchKeys else {
+            throw .bad("more than \(Self.maximumSearchKeys) search keys")
+        }
         let (updates, state) = try await self.snapshot(account, expunges: uid)
         guard let selected = self.selected else { throw .bad("no mailbox is selected") }
         let evaluator = IMAPSearchEvaluator(keys: search.keys, mailbox: selected)
-        var byUID: [UInt32: StoredMessage] = [:]
-        for message in state.messages { byUID[message.uid] = message }
+        let byUID = Self.byUID(state)
         var results: [UInt32] = []
         for (index, messageUID) in selected.uids.enumerated() {
             guard let message = byUID[messageUID] else { continue }
@@ -293,18 +316,18 @@ extension IMAPSessionDriver {
     ) async throws(IMAPFailure) -> [IMAPResponse] {
         guard let selected = self.selected else { throw .bad("no mailbox is selected") }
         if move && selected.readOnly { throw .no(.readOnly, "the mailbox was opened with EXAMINE") }
-        let targets = try self.resolve(set, uid: uid)
+        let uids = try self.resolve(set, uid: uid).map(\.uid)
         let target = try self.storeName(destination)
-        let uids = targets.map(\.uid)
         let source = selected.name
         let result: (uidValidity: UInt32, uids: [(UInt32, UInt32)])
         do throws(IMAPFailure) {
             result = try await self.call { () throws(MailboxError) in
-                try account.copy(uids: uids, from: source, to: target)
+                move
+                    ? try account.move(uids: uids, from: source, to: target)
+                    : try account.copy(uids: uids, from: source, to: target)
             }
         } catch {
-            if error.code == .nonexistent { throw .no(.tryCreate, "no mailbox \(Self.displayName(target))") }
-            throw error
+            throw Self.tryCreate(error, target)
         }
         let code: IMAPResponseCode? =
             result.uids.isEmpty
@@ -317,15 +340,15 @@ extension IMAPSessionDriver {
         guard move else {
             return try await self.refreshed(account, expunges: true) + [.tagged(tag, .ok, code, "COPY done")]
         }
-        let moved = result.uids.map(\.0)
-        if !moved.isEmpty {
-            _ = try await self.call { () throws(MailboxError) in
-                try account.expunge(source, uids: moved, onlyDeleted: false)
-            }
-        }
+        // RFC 6851 §4.3: COPYUID in an untagged OK before the EXPUNGEs.
         var responses: [IMAPResponse] = []
         if let code { responses.append(.untagged(.ok, code, "moved")) }
         return responses + (try await self.refreshed(account, expunges: true)) + [.tagged(tag, .ok, nil, "MOVE done")]
+    }
+
+    /// A destination that does not exist: `NO [TRYCREATE]` (RFC 9051 §6.3.12, §6.4.7).
+    static func tryCreate(_ error: IMAPFailure, _ folder: String) -> IMAPFailure {
+        error.code == .nonexistent ? .no(.tryCreate, "no mailbox \(Self.displayName(folder))") : error
     }
 
     // MARK: APPEND
@@ -342,7 +365,7 @@ extension IMAPSessionDriver {
         guard append.size <= self.session.configuration.appendLimit else {
             throw .no(.tooBig, "the message is larger than APPENDLIMIT")
         }
-        let flags = append.flags.filter { $0 != IMAPFlag("\\Recent") }.map(\.name)
+        let flags = append.flags.map(\.name)  // the parser refuses \Recent
         let date = append.internalDate?.unixTime
         let stored: (uidValidity: UInt32, uid: UInt32)
         do throws(IMAPFailure) {
@@ -359,8 +382,7 @@ extension IMAPSessionDriver {
                 throw .bad("APPEND without its message")
             }
         } catch {
-            if error.code == .nonexistent { throw .no(.tryCreate, "no mailbox \(Self.displayName(folder))") }
-            throw error
+            throw Self.tryCreate(error, folder)
         }
         return try await self.refreshed(account, expunges: true)
             + [.tagged(tag, .ok, .appendUID(validity: stored.uidValidity, uid: stored.uid), "APPEND done")]

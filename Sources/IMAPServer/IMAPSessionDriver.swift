@@ -58,9 +58,6 @@ final class IMAPSessionDriver {
         }
         do throws(IMAPFailure) {
             let responses = try await self.run(command, account: account, write: write)
-            // The user's other sessions (in IDLE, most of all) hear of it now, not at their
-            // next poll.
-            if Self.changesMailboxes(command.command) { self.accounts.changes.changed(account.address) }
             try await self.send(self.encode(responses), write)
             return .ok
         } catch {
@@ -104,25 +101,10 @@ final class IMAPSessionDriver {
             case .nonexistent: self = .no(.nonexistent, error.description)
             case .alreadyExists: self = .no(.alreadyExists, error.description)
             case .invalidName, .cannot: self = .no(.cannot, error.description)
+            case .limit: self = .no(.limit, error.description)
             case .storage(.insufficientStorage): self = .no(.limit, "the server's disk is full; try again later")
             case .storage: self = .no(.serverBug, "the mailbox could not be read or written; try again later")
             }
-        }
-    }
-
-    static func changesMailboxes(_ command: IMAPCommand) -> Bool {
-        switch command {
-        case .append, .store, .copy, .move, .expunge, .uidExpunge, .close, .create, .delete, .rename: return true
-        case .fetch(_, let items, _):
-            // A FETCH of a body without PEEK sets \Seen.
-            return items.contains { item in
-                switch item {
-                case .rfc822, .rfc822Text: return true
-                case .bodySection(_, _, let peek), .binary(_, _, let peek): return !peek
-                default: return false
-                }
-            }
-        default: return false
         }
     }
 
@@ -144,7 +126,8 @@ final class IMAPSessionDriver {
         let tag = command.tag
         switch command.command {
         case .noop, .check:
-            return try await self.refreshed(account, expunges: true) + [.tagged(tag, .ok, nil, "NOOP done")]
+            let done = command.command == .check ? "CHECK done" : "NOOP done"
+            return try await self.refreshed(account, expunges: true) + [.tagged(tag, .ok, nil, done)]
         case .select(let name), .examine(let name):
             let readOnly = if case .examine = command.command { true } else { false }
             return try await self.select(tag, name, readOnly: readOnly, account: account)
@@ -191,7 +174,7 @@ final class IMAPSessionDriver {
             }
             self.selected = nil
             self.session.selected(nil)
-            return [.tagged(tag, .ok, nil, "CLOSE done")]
+            return [.tagged(tag, .ok, nil, command.command == .close ? "CLOSE done" : "UNSELECT done")]
         case .expunge, .uidExpunge:
             guard let selected = self.selected else { throw .bad("no mailbox is selected") }
             guard !selected.readOnly else { throw .no(.readOnly, "the mailbox was opened with EXAMINE") }
@@ -217,10 +200,10 @@ final class IMAPSessionDriver {
 
     // MARK: - Helpers
 
-    /// Runs a blocking account call on the store's threads.
+    /// Runs a blocking call of the user's account on its threads, in its turn.
     func call<T: Sendable>(_ body: @escaping @Sendable () throws(MailboxError) -> T) async throws(IMAPFailure) -> T {
         do {
-            return try await self.accounts.run(body)
+            return try await self.accounts.run(self.account, body)
         } catch {
             throw IMAPFailure(error)
         }
@@ -277,9 +260,8 @@ final class IMAPSessionDriver {
 
     /// Takes in the selected mailbox's changes and says what the client must hear of them.
     func refreshed(_ account: MailAccount, expunges: Bool) async throws(IMAPFailure) -> [IMAPResponse] {
-        guard let selected = self.selected else { return [] }
-        let state = try await self.folderState(selected.name, account)
-        return self.update(state, expunges: expunges)
+        guard self.selected != nil else { return [] }
+        return try await self.snapshot(account, expunges: expunges).0
     }
 
     func update(_ state: FolderState, expunges: Bool) -> [IMAPResponse] {
@@ -299,6 +281,13 @@ final class IMAPSessionDriver {
 
     static func flags(_ flags: MessageFlags) -> [IMAPFlag] {
         flags.names.map(IMAPFlag.init)
+    }
+
+    static func byUID(_ state: FolderState) -> [UInt32: StoredMessage] {
+        var messages: [UInt32: StoredMessage] = [:]
+        messages.reserveCapacity(state.messages.count)
+        for message in state.messages { messages[message.uid] = message }
+        return messages
     }
 
     private func done(_ tag: String, _ text: String, _ account: MailAccount) async throws(IMAPFailure) -> [IMAPResponse]

@@ -1,5 +1,4 @@
 import IMAPCore
-import IMAPServer
 import SMTPCore
 
 /// IMAP's logins, checked exactly as submission's are: the same SASL machine against the same
@@ -18,11 +17,13 @@ public final class IMAPLogins: IMAPAccountService {
     }
 
     public func beginAuthentication(mechanism: String, client: IMAPClient) -> any IMAPAuthenticationExchange {
+        // Logins on IMAP follow submission's rules; the listener kind matters only to SMTP's own
+        // admission, which IMAP does not use (`admit` above).
         let connection = ConnectionInfo(
             id: client.id,
             remoteAddress: client.remoteAddress,
             localAddress: nil,
-            listener: .imap
+            listener: .submissions
         )
         return Exchange(self.receiver.beginAuthentication(mechanism: mechanism, connection: connection))
     }

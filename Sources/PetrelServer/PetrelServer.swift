@@ -40,17 +40,20 @@ public final class PetrelServer: Sendable {
     private let group: ServiceGroup
     private let threadPool: NIOThreadPool
     private let passwordChecks: PasswordChecks
+    /// IMAP's side of the mailboxes, with threads of its own.
+    private let mailAccounts: MailAccounts
     /// Held for the server's lifetime.
     private let lock: DataDirectoryLock
     private let logger: Logger
 
     /// The addresses the listeners of a kind are bound to (ports resolved when 0 was asked for).
     public func addresses(_ kind: ListenerKind) -> [SocketAddress] {
-        switch kind {
-        case .imap: return self.imapListeners.filter { $0.kind == .imap }.map(\.localAddress)
-        case .imaps: return self.imapListeners.filter { $0.kind == .imaps }.map(\.localAddress)
-        case .smtp, .submission, .submissions: return self.listeners.filter { $0.kind == kind }.map(\.localAddress)
-        }
+        self.listeners.filter { $0.kind == kind }.map(\.localAddress)
+    }
+
+    /// The addresses the IMAP listeners of a kind are bound to.
+    public func imapAddresses(_ kind: IMAPServerConfiguration.Kind) -> [SocketAddress] {
+        self.imapListeners.filter { $0.kind == kind }.map(\.localAddress)
     }
 
     private init(
@@ -67,6 +70,7 @@ public final class PetrelServer: Sendable {
         group: ServiceGroup,
         threadPool: NIOThreadPool,
         passwordChecks: PasswordChecks,
+        mailAccounts: MailAccounts,
         lock: DataDirectoryLock,
         logger: Logger
     ) {
@@ -83,6 +87,7 @@ public final class PetrelServer: Sendable {
         self.group = group
         self.threadPool = threadPool
         self.passwordChecks = passwordChecks
+        self.mailAccounts = mailAccounts
         self.lock = lock
         self.logger = logger
     }
@@ -107,6 +112,7 @@ public final class PetrelServer: Sendable {
         let passwordChecks = PasswordChecks()
         var listeners: [SMTPListener] = []
         var imapListeners: [IMAPListener] = []
+        var stopMailAccounts: @Sendable () async -> Void = {}
         do {
             try createDirectories(configuration.dataDirectory)
             let lock = try DataDirectoryLock(dataDirectory: configuration.dataDirectory)
@@ -133,6 +139,8 @@ public final class PetrelServer: Sendable {
                 metrics: metrics,
                 logger: logger
             )
+            let mailAccounts = MailAccounts(store: store, junkFolder: configuration.inbound.junkFolder)
+            stopMailAccounts = { await mailAccounts.shutdown() }
             let receiver = try MailReceiver(
                 accounts: accounts,
                 resolver: configuration.recipientResolver,
@@ -153,7 +161,7 @@ public final class PetrelServer: Sendable {
             try await Self.bindListeners(configuration, receiver: receiver, tls: tls, logger: logger, into: &listeners)
             try await Self.bindIMAPListeners(
                 configuration,
-                accounts: MailAccounts(store: store, junkFolder: configuration.inbound.junkFolder),
+                accounts: mailAccounts,
                 receiver: receiver,
                 tls: tls,
                 metrics: IMAPMetrics(factory: metrics.factory),
@@ -200,12 +208,14 @@ public final class PetrelServer: Sendable {
                 group: ServiceGroup(configuration: groupConfiguration),
                 threadPool: threadPool,
                 passwordChecks: passwordChecks,
+                mailAccounts: mailAccounts,
                 lock: lock,
                 logger: logger
             )
         } catch {
             for listener in listeners { try? await listener.close() }
             for listener in imapListeners { try? await listener.close() }
+            await stopMailAccounts()
             try? await threadPool.shutdownGracefully()
             await passwordChecks.shutdown()
             throw error
@@ -349,10 +359,12 @@ public final class PetrelServer: Sendable {
         } catch {
             try? await self.threadPool.shutdownGracefully()
             await self.passwordChecks.shutdown()
+            await self.mailAccounts.shutdown()
             throw error
         }
         try? await self.threadPool.shutdownGracefully()
         await self.passwordChecks.shutdown()
+        await self.mailAccounts.shutdown()
         self.logger.info("stopped")
     }
 

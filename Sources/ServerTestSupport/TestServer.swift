@@ -63,8 +63,8 @@ public final class TestServer: Sendable {
         self.port = server.addresses(.smtp).first?.port ?? 0
         self.submissionPort = server.addresses(.submission).first?.port ?? 0
         self.submissionsPort = server.addresses(.submissions).first?.port ?? 0
-        self.imapPort = server.addresses(.imap).first?.port ?? 0
-        self.imapsPort = server.addresses(.imaps).first?.port ?? 0
+        self.imapPort = server.imapAddresses(.imap).first?.port ?? 0
+        self.imapsPort = server.imapAddresses(.imaps).first?.port ?? 0
         self.dataDirectory = dataDirectory
         self.running = Task { try await server.run() }
     }
@@ -74,7 +74,6 @@ public final class TestServer: Sendable {
         case .smtp: return try await SMTPTestClient.connect(port: self.port)
         case .submission: return try await SMTPTestClient.connect(port: self.submissionPort)
         case .submissions: return try await SMTPTestClient.connect(port: self.submissionsPort, implicitTLS: true)
-        case .imap, .imaps: preconditionFailure("IMAP listeners speak IMAP: use imapPort")
         }
     }
 

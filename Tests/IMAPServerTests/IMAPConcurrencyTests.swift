@@ -76,7 +76,7 @@ import Testing
     @Test func appendsFromSeveralSessionsGetDistinctAscendingUIDs() async throws {
         let owner = try await IMAPHarness()
         var sessions = [owner]
-        for _ in 0..<3 { sessions.append(try await IMAPHarness(sharing: owner)) }
+        for _ in 0..<2 { sessions.append(try await IMAPHarness(sharing: owner)) }  // the harness's limit: 3
         for session in sessions { try await session.login() }
         let uids = try await withThrowingTaskGroup(of: [String].self) { group in
             for (index, session) in sessions.enumerated() {
@@ -94,10 +94,10 @@ import Testing
             guard let range = line.range(of: "[APPENDUID ") else { return nil }
             return UInt32(line[range.upperBound...].split(separator: " ")[1].dropLast())
         }
-        #expect(given.count == 20)
-        #expect(Set(given) == Set(4...23), "\(given.sorted())")
+        #expect(given.count == 15)
+        #expect(Set(given) == Set(4...18), "\(given.sorted())")
         let listed = try await owner.command("s STATUS INBOX (MESSAGES UIDNEXT)")
-        #expect(listed.first == "* STATUS \"INBOX\" (MESSAGES 23 UIDNEXT 24)")
+        #expect(listed.first == "* STATUS \"INBOX\" (MESSAGES 18 UIDNEXT 19)")
         for session in sessions.reversed() { await session.close() }
     }
 

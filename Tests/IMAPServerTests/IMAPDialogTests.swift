@@ -14,12 +14,21 @@ import Testing
     @Test(arguments: Self.dialogs)
     func play(_ dialog: Dialog) async throws {
         let harness = try await IMAPHarness()
-        defer { Task { await harness.close() } }
+        await Self.play(dialog, on: harness)
+        await harness.close()
+    }
+
+    static func play(_ dialog: Dialog, on harness: IMAPHarness) async {
         for (index, step) in dialog.steps.enumerated() {
             let at = "\(dialog.name), step \(index + 1)"
             switch step {
             case .send(let octets):
-                try await harness.send(octets)
+                do {
+                    try await harness.send(octets)
+                } catch {
+                    Issue.record("\(at): \(error)")
+                    return
+                }
             case .line(let expected):
                 let line = await harness.line()
                 #expect(line == expected, "\(at)")

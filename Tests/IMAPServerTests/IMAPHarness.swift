@@ -5,6 +5,7 @@ import MailStore
 import NIOCore
 import NIOEmbedded
 import NIOPosix
+import NIOSupport
 
 @testable import IMAPServer
 
@@ -22,6 +23,7 @@ final class IMAPHarness: @unchecked Sendable {
     let store: MessageStore
     let accounts: MailAccounts
     let channel: NIOAsyncTestingChannel
+    let users: IMAPUserSessions
     private var task: Task<Void, Never>?
     private var pending = ByteBuffer()
 
@@ -40,8 +42,11 @@ final class IMAPHarness: @unchecked Sendable {
     init(
         appendLimit: UInt64 = 26_214_400,
         limits: IMAPLimits = IMAPLimits(),
+        kind: IMAPServerConfiguration.Kind = .imaps,
+        tls: TLSContextProvider? = nil,
         sharing other: IMAPHarness? = nil
     ) async throws {
+        self.users = other?.users ?? IMAPUserSessions()
         if let other {
             self.directory = other.directory
             self.pool = other.pool
@@ -75,15 +80,15 @@ final class IMAPHarness: @unchecked Sendable {
         }
         let connection = IMAPConnection(
             configuration: IMAPServerConfiguration(
-                kind: .imaps,
+                kind: kind,
                 limits: limits,
                 appendLimit: appendLimit,
-                tls: nil,
+                tls: tls,
                 sessionsPerUser: 3
             ),
             accounts: self.accounts,
             service: FakeLogins(),
-            users: IMAPUserSessions(),
+            users: self.users,
             silence: IMAPSilenceLimit(seconds: 60),
             client: IMAPClient(id: "t", remoteAddress: nil),
             logger: Logger(label: "imap-test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -146,6 +151,7 @@ final class IMAPHarness: @unchecked Sendable {
         try? await self.channel.close()
         await self.task?.value
         guard self.owner else { return }
+        await self.accounts.shutdown()
         try? await self.pool.shutdownGracefully()
         try? FileManager.default.removeItem(atPath: self.directory)
     }

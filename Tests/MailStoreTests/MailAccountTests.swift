@@ -236,7 +236,7 @@ import Testing
         let uids = try await withThrowingTaskGroup(of: UInt32.self) { group in
             for _ in 0..<40 {
                 group.addTask {
-                    try await accounts.run { () throws(MailboxError) in
+                    try await accounts.run(account) { () throws(MailboxError) in
                         try account.append("INBOX", message: message, flags: [], internalDate: nil).uid
                     }
                 }
@@ -280,5 +280,33 @@ extension MailAccountTests {
         #expect(structure.contentType.subtype == "html")
         _ = try account.append("INBOX", message: self.message("appended"), flags: [], internalDate: nil)
         #expect(try account.structure("INBOX", uid: 2)?.header.fields.first?.name == "From")
+    }
+}
+
+extension MailAccountTests {
+    @Test func moveRenamesEachFileIntoTheOtherFolder() throws {
+        let account = try self.open()
+        for subject in ["a", "b"] {
+            _ = try account.append("INBOX", message: self.message(subject), flags: ["\\Flagged"], internalDate: 7)
+        }
+        let moved = try account.move(uids: [1, 2], from: "INBOX", to: "Sent")
+        #expect(moved.uids.map(\.1) == [1, 2])
+        #expect(self.files("cur").isEmpty, "gone from INBOX in the same step")
+        #expect(self.files("cur", folder: "/.Sent").count == 2)
+        let state = try account.state(of: "Sent")
+        #expect(state.messages.map(\.flags.system) == [.flagged, .flagged])
+        #expect(try account.state(of: "INBOX").messages.isEmpty)
+        #expect(try account.structure("Sent", uid: 1)?.header.fields.isEmpty == false)
+    }
+
+    @Test func expungeFindsAFileAnotherProgramRenamed() throws {
+        let account = try self.open()
+        _ = try account.append("INBOX", message: self.message("a"), flags: ["\\Deleted"], internalDate: nil)
+        let name = try #require(self.files("cur").first)
+        try FileManager.default.moveItem(atPath: self.root + "/cur/" + name, toPath: self.root + "/cur/" + name + "S")
+        // The index still has the old name: the message must go, not come back under a new UID.
+        #expect(try account.expunge("INBOX", uids: nil) == [1])
+        #expect(self.files("cur").isEmpty)
+        #expect(try account.state(of: "INBOX").messages.isEmpty)
     }
 }

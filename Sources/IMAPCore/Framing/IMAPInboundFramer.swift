@@ -72,7 +72,7 @@ public struct IMAPInboundFramer: Sendable {
     /// How much of a command's first line `commandTooLong` and `unframeable` carry.
     static let startLength = 64
 
-    public let limits: IMAPLimits
+    public private(set) var limits: IMAPLimits
     private var mode = Mode.commands
     private var buffer = ByteBuffer()
     /// The command being read.
@@ -85,6 +85,13 @@ public struct IMAPInboundFramer: Sendable {
     public init(limits: IMAPLimits = IMAPLimits()) {
         self.limits = limits
         self.lines = IMAPLineScanner(maximumLength: limits.lineLength)
+    }
+
+    /// Takes other limits for what a command holds in memory and its literals (larger ones once
+    /// the client has logged in); the line length stays what it was made with.
+    public mutating func setLimits(commandSize: Int, inlineLiteralSize: Int) {
+        self.limits.commandSize = commandSize
+        self.limits.inlineLiteralSize = inlineLiteralSize
     }
 
     /// Octets received and not yet turned into events.

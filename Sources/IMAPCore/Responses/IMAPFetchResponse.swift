@@ -30,7 +30,7 @@ extension IMAPResponseEncoder {
         out.writeString(")\r\n")
     }
 
-    func writeFetchValue(_ value: IMAPFetchValue, into out: inout ByteBuffer) {
+    public func writeFetchValue(_ value: IMAPFetchValue, into out: inout ByteBuffer) {
         switch value {
         case .flags(let flags):
             out.writeString("FLAGS (" + Self.atoms(flags.map(\.name)).joined(separator: " ") + ")")

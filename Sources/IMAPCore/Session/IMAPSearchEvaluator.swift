@@ -28,7 +28,6 @@ public struct IMAPSearchEvaluator: Sendable {
     public struct Content: Sendable {
         let message: [UInt8]
         let structure: MIMEPart
-        private(set) var header: HeaderSection?
 
         public init(message: [UInt8], structure: MIMEPart) {
             self.message = message
@@ -56,18 +55,7 @@ public struct IMAPSearchEvaluator: Sendable {
                 uids[set] = Set(((try? mailbox.resolve(set, uid: true)) ?? []).map(\.uid))
             case .sequence(let set):
                 // A number past the end matches nothing (not an error, as in FETCH).
-                var numbers = Set<UInt32>()
-                let last = mailbox.count
-                for range in set.ranges {
-                    func value(_ bound: IMAPSequenceSet.Bound) -> UInt32 {
-                        if case .number(let number) = bound { return number }
-                        return last
-                    }
-                    let low = max(1, min(value(range.from), value(range.to)))
-                    let high = min(last, max(value(range.from), value(range.to)))
-                    if low <= high { numbers.formUnion(low...high) }
-                }
-                sequences[set] = numbers
+                sequences[set] = Set(((try? mailbox.resolve(set, uid: false, clamping: true)) ?? []).map(\.sequence))
             case .not(let inner): collect(inner)
             case .or(let left, let right):
                 collect(left)
@@ -79,6 +67,19 @@ public struct IMAPSearchEvaluator: Sendable {
         keys.forEach(collect)
         self.uids = uids
         self.sequences = sequences
+    }
+
+    /// How many keys there are, nested ones included (SEARCH bounds it: each costs a pass over
+    /// each message's text).
+    public static func count(_ keys: [IMAPSearchKey]) -> Int {
+        keys.reduce(0) { total, key in
+            switch key {
+            case .not(let inner): return total + 1 + Self.count([inner])
+            case .or(let left, let right): return total + 1 + Self.count([left, right])
+            case .and(let inner): return total + 1 + Self.count(inner)
+            default: return total + 1
+            }
+        }
     }
 
     /// Whether any key needs the message's octets.
@@ -105,6 +106,7 @@ public struct IMAPSearchEvaluator: Sendable {
     struct TextCache {
         let content: Content?
         var header: HeaderSection?
+        var headerText: String?
         var body: String?
 
         mutating func fields(_ name: String) -> [String] {
@@ -113,10 +115,13 @@ public struct IMAPSearchEvaluator: Sendable {
             return self.header!.fields.filter { $0.hasName(name) }.map { EncodedWords.decode($0.value).lowercased() }
         }
 
-        mutating func headerText() -> String {
+        mutating func decodedHeader() -> String {
+            if let headerText { return headerText }
             guard let content else { return "" }
             if self.header == nil { self.header = content.fullHeader() }
-            return self.header!.fields.map { EncodedWords.decode($0.value) }.joined(separator: "\n").lowercased()
+            let text = self.header!.fields.map { EncodedWords.decode($0.value) }.joined(separator: "\n").lowercased()
+            self.headerText = text
+            return text
         }
 
         mutating func bodyText() -> String {
@@ -164,7 +169,7 @@ public struct IMAPSearchEvaluator: Sendable {
             return cache.bodyText().contains(value.lowercased())
         case .text(let value):
             let needle = value.lowercased()
-            return cache.headerText().contains(needle) || cache.bodyText().contains(needle)
+            return cache.decodedHeader().contains(needle) || cache.bodyText().contains(needle)
         case .before(let date): return Self.day(message.internalDate) < date.daysSince1970
         case .on(let date): return Self.day(message.internalDate) == date.daysSince1970
         case .since(let date): return Self.day(message.internalDate) >= date.daysSince1970
@@ -200,6 +205,9 @@ public struct IMAPSearchEvaluator: Sendable {
                 var year = Int(words[index + 2])
             else { continue }
             if year < 50 { year += 2000 } else if year < 1000 { year += 1900 }
+            // A stranger writes this field: a year no calendar reaches is no date (and would
+            // overflow the day count).
+            guard (1...9999).contains(year) else { continue }
             return IMAPDate(year: year, month: month + 1, day: day).daysSince1970
         }
         return nil

@@ -106,38 +106,51 @@ public struct IMAPSelectedMailbox: Sendable {
     }
 
     /// The messages a set names, as (sequence number, UID), ascending, each once. UIDs that no
-    /// message has are left out (RFC 9051 §6.4.8); sequence numbers past the end are an error.
-    /// `*` is the last message (its UID in a UID set); in an empty mailbox it names none.
-    public func resolve(_ set: IMAPSequenceSet, uid: Bool) throws(ResolveError) -> [(sequence: UInt32, uid: UInt32)] {
-        var selected = Set<Int>()
+    /// message has are left out (RFC 9051 §6.4.8); sequence numbers past the end are an error,
+    /// or left out with `clamping` (SEARCH). `*` is the last message (its UID in a UID set); in
+    /// an empty mailbox it names none. The ranges are sorted and merged first, so the cost is
+    /// that of the ranges and of what they name, however many times they overlap.
+    public func resolve(
+        _ set: IMAPSequenceSet,
+        uid: Bool,
+        clamping: Bool = false
+    ) throws(ResolveError) -> [(sequence: UInt32, uid: UInt32)] {
+        // Inclusive ranges of indices into `uids`.
+        var intervals: [(low: Int, high: Int)] = []
+        intervals.reserveCapacity(set.ranges.count)
         if uid {
             let last = self.uids.last ?? 0
             for range in set.ranges {
-                var low = Self.value(range.from, last: last)
-                var high = Self.value(range.to, last: last)
-                if low > high { swap(&low, &high) }
-                // Indices of the UIDs within [low, high], by binary search.
-                let start = self.firstIndex(atLeast: low)
-                var index = start
-                while index < self.uids.count && self.uids[index] <= high {
-                    selected.insert(index)
-                    index += 1
-                }
+                let bounds = [Self.value(range.from, last: last), Self.value(range.to, last: last)]
+                let start = self.firstIndex(atLeast: UInt64(bounds.min()!))
+                let end = self.firstIndex(atLeast: UInt64(bounds.max()!) + 1) - 1
+                if start <= end { intervals.append((start, end)) }
             }
         } else {
             let last = self.count
             for range in set.ranges {
                 // `*` in an empty mailbox names no message (`FETCH 1:*` there is no error).
                 if last == 0 && (range.from == .last || range.to == .last) { continue }
-                var low = Self.value(range.from, last: last)
-                var high = Self.value(range.to, last: last)
-                if low > high { swap(&low, &high) }
+                let low = min(Self.value(range.from, last: last), Self.value(range.to, last: last))
+                var high = max(Self.value(range.from, last: last), Self.value(range.to, last: last))
                 guard low >= 1 else { throw .noSuchMessage(low) }
-                guard high <= last else { throw .noSuchMessage(high) }
-                for number in low...high { selected.insert(Int(number) - 1) }
+                if high > last {
+                    guard clamping else { throw .noSuchMessage(high) }
+                    high = last
+                }
+                if low <= high { intervals.append((Int(low) - 1, Int(high) - 1)) }
             }
         }
-        return selected.sorted().map { (UInt32($0 + 1), self.uids[$0]) }
+        intervals.sort { $0.low < $1.low }
+        var result: [(sequence: UInt32, uid: UInt32)] = []
+        var next = 0
+        for interval in intervals {
+            let start = max(interval.low, next)
+            guard start <= interval.high else { continue }
+            for index in start...interval.high { result.append((UInt32(index + 1), self.uids[index])) }
+            next = interval.high + 1
+        }
+        return result
     }
 
     private static func value(_ bound: IMAPSequenceSet.Bound, last: UInt32) -> UInt32 {
@@ -147,12 +160,13 @@ public struct IMAPSelectedMailbox: Sendable {
         }
     }
 
-    private func firstIndex(atLeast uid: UInt32) -> Int {
+    /// The index of the first UID at least `uid` (the count when there is none).
+    private func firstIndex(atLeast uid: UInt64) -> Int {
         var low = 0
         var high = self.uids.count
         while low < high {
             let middle = (low + high) / 2
-            if self.uids[middle] < uid { low = middle + 1 } else { high = middle }
+            if UInt64(self.uids[middle]) < uid { low = middle + 1 } else { high = middle }
         }
         return low
     }

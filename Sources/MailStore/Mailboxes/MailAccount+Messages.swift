@@ -148,9 +148,11 @@ extension MailAccount {
         return files
     }
 
-    /// Records a change in the index, then in memory.
+    /// Records a change in the index, then in memory, and wakes the account's IMAP sessions (in
+    /// IDLE, most of all): whoever made the change, this process or another program.
     func commit(_ change: MailboxIndex.Change, to folder: Folder) throws(StoreError) {
         try self.index.apply(change, folder: folder.row.id)
+        defer { self.maildirs.changes.changed(self.address) }
         for uid in change.removed {
             if let row = folder.messages.removeValue(forKey: uid) { folder.byBase[row.base] = nil }
         }
@@ -234,6 +236,9 @@ extension MailAccount {
                 case .add: for flag in given.names { after.insert(flag) }
                 case .remove: for flag in given.names { after.remove(flag) }
                 case .replace: after = given
+                }
+                guard after.keywords.count <= Self.maximumKeywords else {
+                    throw .limit("at most \(Self.maximumKeywords) keywords on a message")
                 }
                 guard
                     after.system != before.system
@@ -354,6 +359,9 @@ extension MailAccount {
             let folder = try self.syncedFolder(name)
             let directory = self.directory(name)
             let flagSet = MessageFlags(names: flags)
+            guard flagSet.keywords.count <= Self.maximumKeywords else {
+                throw .limit("at most \(Self.maximumKeywords) keywords on a message")
+            }
             let file = self.newFileName(flags: flagSet)
             let temporary = directory + "/tmp/" + file.base
             let target = directory + "/cur/" + file.name
@@ -445,7 +453,8 @@ extension MailAccount {
                             keywords: row.keywords,
                             modSeq: change.highestModSeq,
                             size: row.size,
-                            internalDate: row.internalDate
+                            internalDate: row.internalDate,
+                            structure: try self.index.structure(folder: from.row.id, uid: uid)
                         )
                     )
                     pairs.append((uid, change.uidNext))
@@ -475,10 +484,16 @@ extension MailAccount {
             for uid in candidates.sorted() {
                 guard let row = folder.messages[uid] else { continue }
                 if onlyDeleted && !Self.flags(of: row).system.contains(.deleted) { continue }
-                if unlink(directory + "/" + row.file) != 0 && errno != ENOENT {
-                    throw .storage(StoreError(operation: "unlink", path: directory + "/" + row.file, errno: errno))
+                let file: String?
+                do throws(StoreError) {
+                    file = try self.withCurrentFile(folder, uid: uid) { path throws(StoreError) in
+                        guard unlink(path) == 0 else { throw StoreError(operation: "unlink", path: path, errno: errno) }
+                    }
+                } catch {
+                    throw .storage(error)
                 }
-                directories.insert(directory + "/" + row.file.prefix(3))
+                guard let file else { continue }  // gone already: the rescan recorded it
+                directories.insert(directory + "/" + file.prefix(3))
                 removed.append(uid)
             }
             guard !removed.isEmpty else { return [] }
@@ -492,5 +507,85 @@ extension MailAccount {
             }
             return removed
         }
+    }
+
+    /// Moves messages to another folder: each file is renamed into the destination's `cur/`, one
+    /// atomic step, so a message is in one folder or the other, never both and never neither,
+    /// whenever a crash comes (an index behind the files is put right by the next scan: gone
+    /// from one, new in the other). Flags and keywords go with them.
+    /// - Returns: the destination's UIDVALIDITY and each moved UID with its new one, in order.
+    public func move(
+        uids: [UInt32],
+        from source: String,
+        to destination: String
+    ) throws(MailboxError) -> (uidValidity: UInt32, uids: [(UInt32, UInt32)]) {
+        let source = try Self.canonicalName(source)
+        let destination = try Self.canonicalName(destination)
+        return try self.withLock { () throws(MailboxError) -> (uidValidity: UInt32, uids: [(UInt32, UInt32)]) in
+            let from = try self.syncedFolder(source)
+            guard self.folders[destination] != nil else { throw .nonexistent(destination) }
+            let to = try self.syncedFolder(destination)
+            let sourceDirectory = self.directory(source)
+            let targetDirectory = self.directory(destination)
+            var added = MailboxIndex.Change(uidNext: to.row.uidNext, highestModSeq: to.row.highestModSeq + 1)
+            var removed = MailboxIndex.Change(uidNext: from.row.uidNext, highestModSeq: from.row.highestModSeq + 1)
+            var pairs: [(UInt32, UInt32)] = []
+            var directories: Set<String> = [targetDirectory + "/cur"]
+            do throws(StoreError) {
+                for uid in uids.sorted() {
+                    guard let row = from.messages[uid] else { continue }
+                    let file = self.newFileName(flags: Self.flags(of: row))
+                    let moved = try self.withCurrentFile(from, uid: uid) { path throws(StoreError) in
+                        try POSIXFile.rename(path, targetDirectory + "/cur/" + file.name)
+                    }
+                    guard let moved else { continue }  // gone meanwhile
+                    directories.insert(sourceDirectory + "/" + moved.prefix(3))
+                    added.inserted.append(
+                        MailboxIndex.MessageRow(
+                            uid: added.uidNext,
+                            base: file.base,
+                            file: "cur/" + file.name,
+                            keywords: row.keywords,
+                            modSeq: added.highestModSeq,
+                            size: row.size,
+                            internalDate: row.internalDate,
+                            structure: try self.index.structure(folder: from.row.id, uid: uid)
+                        )
+                    )
+                    removed.removed.append(uid)
+                    pairs.append((uid, added.uidNext))
+                    added.uidNext += 1
+                }
+                guard !pairs.isEmpty else { return (to.row.uidValidity, []) }
+                for path in directories { try POSIXFile.syncDirectory(path) }
+                try self.commit(added, to: to)
+                try self.commit(removed, to: from)
+            } catch {
+                throw .storage(error)
+            }
+            return (to.row.uidValidity, pairs)
+        }
+    }
+
+    /// Runs `body` on the message's file; when the file is not where the index says (another
+    /// program renamed it: a flag change, `new/` to `cur/`), rescans once and runs it on the new
+    /// name. Returns the name (`cur/...`) `body` ran on, or nil when the message is gone.
+    func withCurrentFile(
+        _ folder: Folder,
+        uid: UInt32,
+        _ body: (String) throws(StoreError) -> Void
+    ) throws(StoreError) -> String? {
+        let directory = self.directory(folder.row.name)
+        for attempt in 0..<2 {
+            guard let row = folder.messages[uid] else { return nil }
+            do {
+                try body(directory + "/" + row.file)
+                return row.file
+            } catch .io(_, _, ENOENT) {
+                if attempt == 1 { return nil }
+                try self.sync(folder, force: true)
+            }
+        }
+        return nil
     }
 }

@@ -1,3 +1,4 @@
+import MailCore
 import NIOConcurrencyHelpers
 import PetrelSystem
 
@@ -21,10 +22,16 @@ public final class MailAccount: @unchecked Sendable {
     let specialUse: [String: String]
     let index: MailboxIndex
     let lock = NIOLock()
+    /// Calls through `MailAccounts.run` take turns here, without holding a thread while they wait.
+    let turn = AsyncSemaphore(1)
     /// Folders by IMAP name, `INBOX` included; guarded by `lock`.
     var folders: [String: Folder] = [:]
     /// Numbers APPEND's and COPY's file names.
     var fileCounter = 0
+    /// Folders one account may have, and keywords one message: beyond them, lists and flag
+    /// updates would cost what a user chooses.
+    public static let maximumFolders = 1_000
+    public static let maximumKeywords = 50
 
     final class Folder {
         var row: MailboxIndex.FolderRow
@@ -143,6 +150,9 @@ public final class MailAccount: @unchecked Sendable {
         try self.withLock { () throws(MailboxError) in
             do throws(StoreError) { try self.loadFolders() } catch { throw .storage(error) }
             guard self.folders[name] == nil else { throw .alreadyExists(name) }
+            guard self.folders.count < Self.maximumFolders else {
+                throw .limit("at most \(Self.maximumFolders) folders")
+            }
             do throws(StoreError) {
                 self.maildirs.forget(self.address, folder: "." + name)
                 _ = try self.maildirs.ensureMaildir(for: self.address, folder: "." + name)
@@ -186,10 +196,7 @@ public final class MailAccount: @unchecked Sendable {
             try self.create(to)
             let state = try self.state(of: "INBOX")
             let uids = state.messages.map(\.uid)
-            if !uids.isEmpty {
-                _ = try self.copy(uids: uids, from: "INBOX", to: to)
-                _ = try self.expunge("INBOX", uids: uids, onlyDeleted: false)
-            }
+            if !uids.isEmpty { _ = try self.move(uids: uids, from: "INBOX", to: to) }
             return
         }
         try self.withLock { () throws(MailboxError) in

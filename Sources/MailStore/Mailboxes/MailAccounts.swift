@@ -1,3 +1,4 @@
+import MailCore
 import NIOConcurrencyHelpers
 import NIOPosix
 import PetrelSystem
@@ -46,7 +47,10 @@ public final class MailboxChanges: Sendable {
 }
 
 /// The accounts' mailboxes as IMAP uses them: opens each account once (`MailAccount`, shared by
-/// all its sessions) and runs its blocking calls on the store's thread pool.
+/// all its sessions) and runs its blocking calls on threads of their own, one call per account
+/// at a time. An account's calls wait their turn without holding a thread (`AsyncSemaphore`),
+/// so one user's twenty sessions cannot take every thread from the others; and the threads are
+/// not those that store received mail, so IMAP cannot slow deliveries.
 public final class MailAccounts: Sendable {
     let maildirs: MaildirStore
     let threadPool: NIOThreadPool
@@ -56,24 +60,39 @@ public final class MailAccounts: Sendable {
     /// IMAP name → special-use attribute, made in every account at its first use.
     public let specialUse: [String: String]
     private let open = NIOLockedValueBox<[String: MailAccount]>([:])
+    /// Accounts are opened one at a time: two first logins of a user make one `MailAccount`.
+    private let opening = AsyncSemaphore(1)
+    /// Whether this owns its thread pool (and shuts it down).
+    private let ownsThreadPool: Bool
 
     public var changes: MailboxChanges { self.maildirs.changes }
 
     /// - Parameter junkFolder: the Maildir++ folder quarantined mail goes to (".Junk"), which
     ///   IMAP shows as `\Junk`.
-    public convenience init(store: MessageStore, junkFolder: String = ".Junk") {
+    /// - Parameter threads: how many account calls run at once (each blocks on files and SQLite).
+    public convenience init(store: MessageStore, junkFolder: String = ".Junk", threads: Int = 4) {
+        let pool = NIOThreadPool(numberOfThreads: threads)
+        pool.start()
         self.init(
             maildirs: store.maildirs,
-            threadPool: store.threadPool,
+            threadPool: pool,
             uploads: store.incomingDirectory,
-            junkFolder: junkFolder
+            junkFolder: junkFolder,
+            ownsThreadPool: true
         )
     }
 
-    init(maildirs: MaildirStore, threadPool: NIOThreadPool, uploads: String, junkFolder: String = ".Junk") {
+    init(
+        maildirs: MaildirStore,
+        threadPool: NIOThreadPool,
+        uploads: String,
+        junkFolder: String = ".Junk",
+        ownsThreadPool: Bool = false
+    ) {
         self.maildirs = maildirs
         self.threadPool = threadPool
         self.uploads = uploads
+        self.ownsThreadPool = ownsThreadPool
         var specialUse = ["Sent": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash", "Archive": "\\Archive"]
         specialUse[String(junkFolder.dropFirst())] = "\\Junk"
         self.specialUse = specialUse
@@ -82,18 +101,27 @@ public final class MailAccounts: Sendable {
     /// The account's mailboxes, opened (and its special-use folders made) on first use.
     public func account(_ address: String) async throws(MailboxError) -> MailAccount {
         if let account = self.open.withLockedValue({ $0[address] }) { return account }
-        let opened = try await self.run { () throws(MailboxError) -> MailAccount in
-            do throws(StoreError) {
-                return try MailAccount(address: address, maildirs: self.maildirs, specialUse: self.specialUse)
+        await self.opening.acquire()
+        let result: Result<MailAccount, MailboxError>
+        if let account = self.open.withLockedValue({ $0[address] }) {
+            result = .success(account)
+        } else {
+            do throws(MailboxError) {
+                let opened = try await self.run(nil) { () throws(MailboxError) -> MailAccount in
+                    do throws(StoreError) {
+                        return try MailAccount(address: address, maildirs: self.maildirs, specialUse: self.specialUse)
+                    } catch {
+                        throw .storage(error)
+                    }
+                }
+                self.open.withLockedValue { $0[address] = opened }
+                result = .success(opened)
             } catch {
-                throw .storage(error)
+                result = .failure(error)
             }
         }
-        return self.open.withLockedValue { open in
-            if let existing = open[address] { return existing }
-            open[address] = opened
-            return opened
-        }
+        await self.opening.release()
+        return try result.get()
     }
 
     /// A file for an APPEND's message to stream into.
@@ -104,25 +132,32 @@ public final class MailAccounts: Sendable {
         }
         let path = self.uploads + "/imap-append.\(getpid()).\(number)"
         let pool = self.threadPool
-        return try await self.run { () throws(MailboxError) -> AppendUpload in
+        return try await self.run(nil) { () throws(MailboxError) -> AppendUpload in
             do throws(StoreError) { return try AppendUpload(path: path, threadPool: pool) } catch {
                 throw .storage(error)
             }
         }
     }
 
-    /// Runs a blocking call on the store's thread pool.
+    /// Runs a blocking call of an account's on the threads, after the account's calls before it.
     public func run<T: Sendable>(
+        _ account: MailAccount?,
         _ body: @escaping @Sendable () throws(MailboxError) -> T
     ) async throws(MailboxError) -> T {
+        await account?.turn.acquire()
         let result: Result<T, MailboxError>
         do {
             result = try await self.threadPool.runIfActive {
                 do throws(MailboxError) { return .success(try body()) } catch { return .failure(error) }
             }
         } catch {
-            throw .storage(.io(operation: "run", path: self.maildirs.mailRoot, errno: ECANCELED))
+            result = .failure(.storage(.io(operation: "run", path: self.maildirs.mailRoot, errno: ECANCELED)))
         }
+        await account?.turn.release()
         return try result.get()
+    }
+
+    public func shutdown() async {
+        if self.ownsThreadPool { try? await self.threadPool.shutdownGracefully() }
     }
 }

@@ -40,22 +40,37 @@ final class MailboxIndex {
     private let database: DatabaseQueue
     let path: String
 
-    /// Opens (or makes) the index; one that cannot be read is renamed `*.damaged-<time>` and a
-    /// new one made. `rebuilt` says which.
+    /// Why an index is set aside and rebuilt rather than used.
+    struct Unusable: Error {
+        var reason: String
+    }
+
+    /// Opens (or makes) the index. One that is damaged (not SQLite, corrupt) or of a schema this
+    /// version does not know (written by a later one) is renamed `*.damaged-<time>` and a new one
+    /// made, so its folders get new UIDVALIDITY values. Any other failure (the disk, a lock) is
+    /// an error: the index is not thrown away for what may pass.
     init(path: String) throws(StoreError) {
         self.path = path
         do {
             self.database = try Self.openDatabase(path)
-        } catch {
+        } catch let error where Self.isDamage(error) {
             let aside = path + ".damaged-\(time(nil))"
             _ = rename(path, aside)
             for suffix in ["-wal", "-shm"] { _ = unlink(path + suffix) }
             do {
                 self.database = try Self.openDatabase(path)
             } catch {
-                throw StoreError.io(operation: "open index", path: path, errno: EIO)
+                throw StoreError.io(operation: "make a new index (\(error))", path: path, errno: EIO)
             }
+        } catch {
+            throw StoreError.io(operation: "open index (\(error))", path: path, errno: EIO)
         }
+    }
+
+    static func isDamage(_ error: any Error) -> Bool {
+        if error is Unusable { return true }
+        guard let error = error as? DatabaseError else { return false }
+        return error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB
     }
 
     private static func openDatabase(_ path: String) throws -> DatabaseQueue {
@@ -67,15 +82,13 @@ final class MailboxIndex {
         let queue = try DatabaseQueue(path: path, configuration: configuration)
         try queue.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA journal_mode = WAL")
-            // The Maildir holds the messages; the index can be rebuilt: a lost last transaction
-            // costs a rescan, never a message.
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // FULL: a UID given out (APPENDUID) must not be given again after a power cut.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
         }
-        // A file that is not SQLite fails here, and so does one with a schema from the future.
+        if try queue.read({ try Self.migrator.hasBeenSuperseded($0) }) {
+            throw Unusable(reason: "written by a later version")
+        }
         try Self.migrator.migrate(queue)
-        guard try queue.read({ try Self.migrator.hasCompletedMigrations($0) }) else {
-            throw StoreError.io(operation: "open index (unknown schema)", path: path, errno: EINVAL)
-        }
         return queue
     }
 

@@ -128,6 +128,8 @@ public enum MailboxError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The name cannot be a folder (what is wrong with it in words).
     case invalidName(String)
     case cannot(String)
+    /// Over a limit of the store's (folders per account, keywords per message).
+    case limit(String)
     case storage(StoreError)
 
     public var description: String {
@@ -136,6 +138,7 @@ public enum MailboxError: Error, Hashable, Sendable, CustomStringConvertible {
         case .alreadyExists(let name): return "\(name) exists already"
         case .invalidName(let reason): return reason
         case .cannot(let reason): return reason
+        case .limit(let reason): return reason
         case .storage(let error): return error.description
         }
     }

@@ -14,14 +14,17 @@ enum MaildirFiles {
         #endif
     }
 
+    /// A directory itself, not a symbolic link to one: a link a user put in their Maildir must
+    /// not lead DELETE or LIST outside it.
     static func isDirectory(_ path: String) -> Bool {
         var info = stat()
-        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+        return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
     }
 
     /// A file's contents, or the errno that stopped the read.
     static func read(_ path: String) -> Result<[UInt8], StoreError> {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Not through a symbolic link: FETCH serves message files, never what a link points at.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { return .failure(StoreError(operation: "open", path: path, errno: errno)) }
         defer { close(fd) }
         var info = stat()

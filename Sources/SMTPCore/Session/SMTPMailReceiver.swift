@@ -9,9 +9,6 @@ public enum ListenerKind: String, Sendable, Hashable {
     case submission
     /// Port 465 (RFC 8314): TLS from the first octet, then AUTH required before MAIL.
     case submissions
-    /// IMAP's listeners, whose logins share submission's checks and limits.
-    case imap
-    case imaps
 }
 
 /// Facts about one connection that the mail receiver needs (trace headers, logs, policy).

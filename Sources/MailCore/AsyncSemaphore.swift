@@ -1,13 +1,14 @@
-/// Counts permits for concurrent deliveries; waiters are served in order.
-actor AsyncSemaphore {
+/// Counts permits (concurrent deliveries, an account's turn at its mailboxes); waiters are
+/// served in order, and a waiter holds no thread.
+public actor AsyncSemaphore {
     private var available: Int
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
-    init(_ permits: Int) {
+    public init(_ permits: Int) {
         self.available = max(permits, 1)
     }
 
-    func acquire() async {
+    public func acquire() async {
         if self.available > 0 {
             self.available -= 1
             return
@@ -15,7 +16,7 @@ actor AsyncSemaphore {
         await withCheckedContinuation { self.waiters.append($0) }
     }
 
-    func release() {
+    public func release() {
         if self.waiters.isEmpty {
             self.available += 1
         } else {
@@ -25,21 +26,21 @@ actor AsyncSemaphore {
 }
 
 /// One semaphore per key (a destination), made when first needed and dropped when unused.
-actor SemaphoreTable<Key: Hashable & Sendable> {
+public actor SemaphoreTable<Key: Hashable & Sendable> {
     private let permits: Int
     private var table: [Key: (semaphore: AsyncSemaphore, users: Int)] = [:]
 
-    init(permits: Int) {
+    public init(permits: Int) {
         self.permits = permits
     }
 
-    func acquire(_ key: Key) async {
+    public func acquire(_ key: Key) async {
         let semaphore = self.table[key]?.semaphore ?? AsyncSemaphore(self.permits)
         self.table[key] = (semaphore, (self.table[key]?.users ?? 0) + 1)
         await semaphore.acquire()
     }
 
-    func release(_ key: Key) async {
+    public func release(_ key: Key) async {
         guard let entry = self.table[key] else { return }
         self.table[key] = entry.users > 1 ? (entry.semaphore, entry.users - 1) : nil
         await entry.semaphore.release()

@@ -1,5 +1,3 @@
-import IMAPCore
-import MailStore
 import NIOCore
 
 /// Facts about one IMAP connection, for the account service and the logs.
@@ -33,7 +31,9 @@ public protocol IMAPAuthenticationExchange: AnyObject, Sendable {
 }
 
 /// What the IMAP server needs from the accounts: logins, checked with the same failure limits
-/// as submission (MailIntake implements it).
+/// as submission. The seam lives in the core, as SMTP's `SMTPMailReceiver` does: the glue
+/// (IMAPServer) uses it, the inbound pipeline (MailIntake's `IMAPLogins`) implements it, and
+/// neither depends on the other.
 public protocol IMAPAccountService: Sendable {
     /// Nil admits the connection; a text turns it away with `* BYE` (a client blocked for
     /// failed logins).
