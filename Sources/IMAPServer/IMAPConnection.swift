@@ -233,7 +233,7 @@ final class IMAPConnection {
             case .literalEnd:
                 await self.upload?.finish()
             case .commandTooLong(let start):
-                let step = self.driver.session.tooLong(tag: Self.tag(of: start), "command too long")
+                let step = self.driver.session.tooLong(tag: IMAPCommandText.tag(of: start), "command too long")
                 try await self.perform(step, group: &group)
             case .unframeable:
                 self.outcome = .unframeable
@@ -421,7 +421,7 @@ final class IMAPConnection {
             try await self.authenticationStep(tag, exchange, await exchange.receive(decoded), group: &group)
         case .idling(let tag):
             self.mode = .commands
-            let done = line.map { Array($0.readableBytesView).map(IMAPReader.upper) == Array("DONE".utf8) } ?? false
+            let done = line.map(IMAPCommandText.isIdleDone) ?? false
             let updates = try await self.updatesNow()
             if done {
                 try await self.write(updates + [.tagged(tag, .ok, nil, "IDLE done")])
@@ -462,8 +462,8 @@ final class IMAPConnection {
         _ announcement: IMAPLiteralAnnouncement,
         group: inout ThrowingTaskGroup<Void, any Error>
     ) async throws {
-        let tag = Self.tag(of: announcement.command) ?? "*"
-        let isAppend = Self.isAppend(announcement.command)
+        let tag = announcement.command.tag ?? "*"
+        let isAppend = announcement.command.isAppend
         if isAppend && self.driver.session.isAuthenticated {
             guard announcement.size <= self.configuration.appendLimit else {
                 self.framer.decide(.refuse)
@@ -507,26 +507,6 @@ final class IMAPConnection {
             return
         }
         if announcement.synchronizing { try await self.write([.continuation("ready for the literal")]) }
-    }
-
-    static func tag(of text: IMAPCommandText) -> String? {
-        guard case .text(let first) = text.parts.first else { return nil }
-        return Self.tag(of: first)
-    }
-
-    static func tag(of start: ByteBuffer) -> String? {
-        let bytes = Array(start.readableBytesView.prefix { $0 != 0x20 })
-        guard !bytes.isEmpty, bytes.count < start.readableBytes || bytes.count <= 64,
-            bytes.allSatisfy({ IMAPReader.isAStringChar($0) && $0 != UInt8(ascii: "+") })
-        else { return nil }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    static func isAppend(_ text: IMAPCommandText) -> Bool {
-        guard case .text(let first) = text.parts.first else { return false }
-        let words = first.readableBytesView.split(separator: 0x20, maxSplits: 2)
-        guard words.count >= 2 else { return false }
-        return Array(words[1]).map(IMAPReader.upper) == Array("APPEND".utf8)
     }
 
     private func write(_ responses: [IMAPResponse]) async throws {

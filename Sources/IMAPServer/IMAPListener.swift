@@ -69,16 +69,7 @@ public final class IMAPListener: Service, Sendable {
     ) async throws -> IMAPListener {
         let implicitTLS = configuration.kind == .imaps
         if implicitTLS && configuration.tls == nil { throw ChannelError.operationUnsupported }
-        var bootstrap = ServerBootstrap(group: eventLoopGroup)
-            .serverChannelOption(.backlog, value: 511)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-        if host.contains(":") {
-            bootstrap = bootstrap.serverChannelOption(
-                ChannelOptions.socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)),
-                value: 1
-            )
-        }
+        let bootstrap = ServerBootstrap.listener(host: host, group: eventLoopGroup)
         let kind = configuration.kind
         let channel =
             try await bootstrap

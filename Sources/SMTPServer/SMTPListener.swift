@@ -62,18 +62,7 @@ public final class SMTPListener: Service, Sendable {
         let tls = configuration.tls
         let implicitTLS = configuration.kind == .submissions
         if implicitTLS && tls == nil { throw ChannelError.operationUnsupported }
-        // An IPv6 socket takes IPv6 only, so that "[::]:25" and "0.0.0.0:25" can both be listed
-        // (Linux would otherwise give the first all of port 25, and refuse the second).
-        var bootstrap = ServerBootstrap(group: eventLoopGroup)
-            .serverChannelOption(.backlog, value: 511)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-        if host.contains(":") {
-            bootstrap = bootstrap.serverChannelOption(
-                ChannelOptions.socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)),
-                value: 1
-            )
-        }
+        let bootstrap = ServerBootstrap.listener(host: host, group: eventLoopGroup)
         let hostname = configuration.hostname
         let kind = configuration.kind
         let channel =

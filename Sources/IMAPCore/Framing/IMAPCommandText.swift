@@ -51,3 +51,34 @@ public struct IMAPLiteralAnnouncement: Hashable, Sendable {
         self.binary = binary
     }
 }
+
+extension IMAPCommandText {
+    /// The tag the command starts with, when it has one a response can carry (for a refusal
+    /// before the command is whole: a literal too large, a command too long).
+    public var tag: String? {
+        guard case .text(let first) = self.parts.first else { return nil }
+        return Self.tag(of: first)
+    }
+
+    /// Whether the command is APPEND (its literal is a message, which may stream).
+    public var isAppend: Bool {
+        guard case .text(let first) = self.parts.first else { return false }
+        let words = first.readableBytesView.split(separator: 0x20, maxSplits: 2)
+        guard words.count >= 2 else { return false }
+        return words[1].map(IMAPReader.upper) == Array("APPEND".utf8)
+    }
+
+    /// Whether a line read during IDLE is `DONE` (any case; RFC 2177).
+    public static func isIdleDone(_ line: ByteBuffer) -> Bool {
+        line.readableBytesView.map(IMAPReader.upper) == Array("DONE".utf8)
+    }
+
+    /// The tag at the start of these octets: ASTRING-CHARs but `+` (RFC 9051 §9), up to a space.
+    public static func tag(of start: ByteBuffer) -> String? {
+        let bytes = Array(start.readableBytesView.prefix { $0 != 0x20 })
+        guard !bytes.isEmpty, bytes.count <= 64,
+            bytes.allSatisfy({ IMAPReader.isAStringChar($0) && $0 != UInt8(ascii: "+") })
+        else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -14,7 +14,7 @@ public struct IMAPParseError: Error, Hashable, Sendable {
 /// Reads the tokens of RFC 9051's grammar (§9) off a command's text and literals. Each method
 /// takes one production or throws, leaving the rest for the next; where the grammar allows a
 /// string, a literal is taken as one.
-public struct IMAPReader {
+struct IMAPReader {
     private var parts: [IMAPCommandText.Part]
     private var partIndex = 0
     private var text: [UInt8] = []
@@ -100,7 +100,7 @@ public struct IMAPReader {
 
     // MARK: - Atoms and strings
 
-    public static func upper(_ byte: UInt8) -> UInt8 {
+    static func upper(_ byte: UInt8) -> UInt8 {
         (byte >= 0x61 && byte <= 0x7A) ? byte - 0x20 : byte
     }
 
@@ -116,7 +116,7 @@ public struct IMAPReader {
     }
 
     /// ASTRING-CHAR: an ATOM-CHAR or `]`.
-    public static func isAStringChar(_ byte: UInt8) -> Bool {
+    static func isAStringChar(_ byte: UInt8) -> Bool {
         Self.isAtomChar(byte) || byte == UInt8(ascii: "]")
     }
 

@@ -37,7 +37,7 @@ extension MailAccount {
     }
 
     static func flags(of row: MailboxIndex.MessageRow) -> MessageFlags {
-        var flags = MessageFlags(names: MaildirFileName(String(row.file.dropFirst(4))).flags)
+        var flags = MessageFlags(names: row.fileName.flags)
         flags.keywords = row.keywords
         return flags
     }
@@ -95,8 +95,7 @@ extension MailAccount {
             if let uid = folder.byBase[base], var row = folder.messages[uid] {
                 guard row.file != file else { continue }
                 let flagsChanged =
-                    MaildirFileName(String(row.file.dropFirst(4))).flags
-                    != MaildirFileName(String(file.dropFirst(4))).flags
+                    row.fileName.flags != MaildirFileName(String(file.dropFirst(4))).flags
                 row.file = file
                 if flagsChanged {
                     change.highestModSeq += 1
@@ -294,7 +293,7 @@ extension MailAccount {
     ) throws(StoreError) -> String? {
         for attempt in 0..<2 {
             guard let row = folder.messages[uid] else { return nil }
-            let target = "cur/" + MaildirFileName(String(row.file.dropFirst(4))).with(flags: flags).name
+            let target = "cur/" + row.fileName.with(flags: flags).name
             if target == row.file { return target }
             do throws(StoreError) {
                 try POSIXFile.rename(directory + "/" + row.file, directory + "/" + target)

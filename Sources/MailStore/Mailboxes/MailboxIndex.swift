@@ -35,6 +35,9 @@ final class MailboxIndex {
         var internalDate: Int64
         /// Written with a new row; not read back with the others (`structure` reads it).
         var structure: MIMEPart?
+
+        /// The file's name, without its `new/` or `cur/`.
+        var fileName: MaildirFileName { MaildirFileName(String(self.file.dropFirst(4))) }
     }
 
     private let database: DatabaseQueue

@@ -1,4 +1,5 @@
 import MailCore
+import NIOCore
 import PetrelSystem
 
 /// The few file operations the mailbox side needs beyond `POSIXFile`.
@@ -93,21 +94,14 @@ enum MaildirFiles {
         if rmdir(path) != 0 && errno != ENOENT { throw StoreError(operation: "rmdir", path: path, errno: errno) }
     }
 
-    /// CRLF as LF (a Maildir holds LF line ends, as mutt and Dovecot expect).
+    /// CRLF as LF (a Maildir holds LF line ends, as mutt and Dovecot expect), as the spool
+    /// files of received mail are written.
     static func unixLineEnds(_ bytes: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var index = 0
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == 0x0D, index + 1 < bytes.count, bytes[index + 1] == 0x0A {
-                index += 1
-                continue
-            }
-            out.append(byte)
-            index += 1
-        }
-        return out
+        var converter = LineEndingConverter()
+        var out = ByteBuffer()
+        converter.convert(ByteBuffer(bytes: bytes), into: &out)
+        converter.finish(into: &out)
+        return Array(out.readableBytesView)
     }
 
     /// LF as CRLF (what IMAP serves); a CRLF already there stays one.
