@@ -70,7 +70,10 @@ extension IMAPSessionDriver {
         }
         let folders = try await self.call { () throws(MailboxError) in try account.list() }
         let reference = self.patternText(list.reference.bytes)
-        let patterns = list.patterns.map { reference + self.patternText($0) }
+        // Each pattern is matched against each folder: a few dozen are what clients send.
+        var distinct = Set<String>()
+        let patterns = list.patterns.map { reference + self.patternText($0) }.filter { distinct.insert($0).inserted }
+        guard patterns.count <= 100 else { throw .bad("more than 100 LIST patterns") }
         let subscribedOnly = list.selection.contains(.subscribed)
         let specialOnly = list.selection.contains(.specialUse)
         let returnSubscribed = subscribedOnly || list.returnOptions.contains(.subscribed)

@@ -46,7 +46,10 @@ extension IMAPSessionDriver {
             }
         let byUID = Self.byUID(state)
         let encoder = self.encoder
-        var out = self.encode(updates)
+        // The updates the view took in go out now, whatever fails later: the client's sequence
+        // numbers must follow the view's.
+        try await self.send(self.encode(updates), write)
+        var out = ByteBuffer()
         for (sequence, messageUID) in targets {
             // Expunged by another session and not yet reported: nothing to send (RFC 9051 §7.5.1).
             guard var message = byUID[messageUID] else { continue }
@@ -74,13 +77,17 @@ extension IMAPSessionDriver {
                 structure = try await self.structure(selected.name, uid: messageUID, content: content, account: account)
                 if structure == nil { continue }
             }
-            // Written value by value, and sent whenever 64 KiB are waiting: a response holds at
-            // most one value and one block besides the message.
-            out.writeString("* \(sequence) FETCH (")
-            var decoded: [[UInt32]: [UInt8]?] = [:]
-            var written = 0
+            // Every value is made before any is written (a BINARY that fails must not leave a
+            // response half sent); then they are written one by one, and sent whenever 64 KiB
+            // are waiting. Values are slices of the message, or parts decoded once each.
+            var decoded = DecodedParts(limit: 4 * (content?.count ?? 0) + 1_048_576)
+            var values: [IMAPFetchValue] = []
             for item in items {
-                guard let value = try self.value(item, message, content, structure, &decoded) else { continue }
+                if let value = try self.value(item, message, content, structure, &decoded) { values.append(value) }
+            }
+            out.writeString("* \(sequence) FETCH (")
+            var written = 0
+            for value in values {
                 if written > 0 { out.writeString(" ") }
                 written += 1
                 encoder.writeFetchValue(value, into: &out)
@@ -112,13 +119,48 @@ extension IMAPSessionDriver {
         }
     }
 
+    /// BINARY's decoded parts of one message, each decoded once however it is named (`1`,
+    /// `1.1` and `1.1.1` of a single-part message are one part), and no more of them than a few
+    /// times the message's size.
+    struct DecodedParts {
+        let limit: Int
+        var parts: [Range<Int>: [UInt8]] = [:]
+        var total = 0
+
+        init(limit: Int) {
+            self.limit = limit
+        }
+
+        /// The part decoded, or nil when there is no such part.
+        mutating func decode(
+            _ path: [UInt32],
+            _ content: [UInt8],
+            _ structure: MIMEPart
+        ) throws(IMAPFailure) -> [UInt8]? {
+            guard !path.isEmpty else { return content }
+            guard let part = structure.part(path.map(Int.init)) else { return nil }
+            guard part.parts.isEmpty || part.contentType.isMessage else {
+                throw .no(.unknownCTE, "BINARY of a multipart is not defined")
+            }
+            let range = part.bodyStart..<min(part.end, content.count)
+            if let known = self.parts[range] { return known }
+            guard let bytes = TransferEncoding.decode(content[range], encoding: part.transferEncoding) else {
+                throw .no(.unknownCTE, "unknown Content-Transfer-Encoding \(part.transferEncoding)")
+            }
+            self.total += bytes.count
+            guard self.total <= self.limit else { throw .no(.limit, "too many BINARY parts in one FETCH") }
+            self.parts[range] = bytes
+            return bytes
+        }
+    }
+
     /// One item's value; `decoded` keeps each BINARY part decoded once per message.
     private func value(
         _ item: IMAPFetchItem,
         _ message: StoredMessage,
         _ content: [UInt8]?,
         _ structure: MIMEPart?,
-        _ decoded: inout [[UInt32]: [UInt8]?]
+        _ decoded: inout DecodedParts
     ) throws(IMAPFailure) -> IMAPFetchValue? {
         switch item {
         case .uid: return .uid(message.uid)
@@ -142,28 +184,12 @@ extension IMAPSessionDriver {
             return .section(item, origin: partial?.offset, bytes.map { partial?.apply(to: $0) ?? $0 })
         case .binary(let part, let partial, _):
             guard let content, let structure else { return nil }
-            if decoded[part] == nil { decoded[part] = .some(try Self.binary(part, content, structure)) }
-            let bytes = decoded[part] ?? nil
+            let bytes = try decoded.decode(part, content, structure)
             return .binary(part: part, origin: partial?.offset, bytes.map { partial?.apply(to: $0[...]) ?? $0[...] })
         case .binarySize(let part):
             guard let content, let structure else { return nil }
-            if decoded[part] == nil { decoded[part] = .some(try Self.binary(part, content, structure)) }
-            return .binarySize(part: part, UInt64((decoded[part] ?? nil)?.count ?? 0))
+            return .binarySize(part: part, UInt64(try decoded.decode(part, content, structure)?.count ?? 0))
         }
-    }
-
-    /// A part with its transfer encoding undone (BINARY, RFC 3516); the whole message for `[]`.
-    static func binary(_ part: [UInt32], _ content: [UInt8], _ structure: MIMEPart) throws(IMAPFailure) -> [UInt8]? {
-        guard !part.isEmpty else { return content }
-        guard let found = structure.part(part.map(Int.init)) else { return nil }
-        guard found.parts.isEmpty || found.contentType.isMessage else {
-            throw .no(.unknownCTE, "BINARY of a multipart is not defined")
-        }
-        let raw = content[found.bodyStart..<found.end]
-        guard let decoded = TransferEncoding.decode(raw, encoding: found.transferEncoding) else {
-            throw .no(.unknownCTE, "unknown Content-Transfer-Encoding \(found.transferEncoding)")
-        }
-        return decoded
     }
 
     /// A message's MIME structure, as the store keeps it (computed when it first saw the message).

@@ -310,3 +310,35 @@ extension MailAccountTests {
         #expect(try account.state(of: "INBOX").messages.isEmpty)
     }
 }
+
+extension MailAccountTests {
+    @Test func moveIntoTheSameFolderGivesNewUIDsAndKeepsUIDNEXT() throws {
+        let account = try self.open()
+        for subject in ["a", "b"] {
+            _ = try account.append("INBOX", message: self.message(subject), flags: [], internalDate: nil)
+        }
+        #expect(try account.move(uids: [1], from: "INBOX", to: "inbox").uids.map(\.1) == [3])
+        #expect(try account.append("INBOX", message: self.message("c"), flags: [], internalDate: nil).uid == 4)
+        let state = try account.state(of: "INBOX")
+        #expect(state.messages.map(\.uid) == [2, 3, 4])
+        #expect(state.uidNext == 5)
+    }
+
+    @Test func aFolderWhoseCurIsALinkIsNotUsed() throws {
+        let account = try self.open()
+        _ = try account.append("INBOX", message: self.message("secret"), flags: [], internalDate: nil)
+        try account.create("Spy")
+        try FileManager.default.removeItem(atPath: self.root + "/.Spy/cur")
+        try FileManager.default.createSymbolicLink(
+            atPath: self.root + "/.Spy/cur",
+            withDestinationPath: self.root + "/cur"
+        )
+        #expect(throws: MailboxError.self) { try account.state(of: "Spy") }
+        // A folder that is a link is no folder.
+        try FileManager.default.createSymbolicLink(
+            atPath: self.root + "/.Elsewhere",
+            withDestinationPath: self.root + "/.Spy"
+        )
+        #expect(!(try account.list().map(\.name).contains("Elsewhere")))
+    }
+}

@@ -62,6 +62,17 @@ extension MailAccount {
                 folder.byBase[row.base] = row.uid
             }
         }
+        // tmp/, new/ and cur/ are directories of the folder's own, never links to elsewhere
+        // (another user's Maildir): a folder whose are not is not used at all.
+        for sub in ["tmp", "new", "cur"] where !MaildirFiles.isDirectory(directory + "/" + sub) {
+            if MaildirFiles.exists(directory + "/" + sub) {
+                throw StoreError.io(
+                    operation: "use (not a directory of its own)",
+                    path: directory + "/" + sub,
+                    errno: ELOOP
+                )
+            }
+        }
         let stamps = [
             MaildirFiles.modificationTime(directory + "/new"), MaildirFiles.modificationTime(directory + "/cur"),
         ]
@@ -224,21 +235,28 @@ extension MailAccount {
             let folder = try self.syncedFolder(name)
             let directory = self.directory(name)
             let given = MessageFlags(names: names)
-            var updates = MailboxIndex.Change(uidNext: folder.row.uidNext, highestModSeq: folder.row.highestModSeq)
-            var changed: [StoredMessage] = []
-            var renamedInCur = false
-            for uid in uids {
-                guard var row = folder.messages[uid] else { continue }
-                let before = Self.flags(of: row)
+            func applied(_ before: MessageFlags) -> MessageFlags {
                 var after = before
                 switch change {
                 case .add: for flag in given.names { after.insert(flag) }
                 case .remove: for flag in given.names { after.remove(flag) }
                 case .replace: after = given
                 }
-                guard after.keywords.count <= Self.maximumKeywords else {
+                return after
+            }
+            // Every message checked before any is changed: a refusal changes none.
+            for uid in uids {
+                guard let row = folder.messages[uid] else { continue }
+                guard applied(Self.flags(of: row)).keywords.count <= Self.maximumKeywords else {
                     throw .limit("at most \(Self.maximumKeywords) keywords on a message")
                 }
+            }
+            var rows: [(row: MailboxIndex.MessageRow, flags: MessageFlags)] = []
+            var renamedInCur = false
+            for uid in uids {
+                guard var row = folder.messages[uid] else { continue }
+                let before = Self.flags(of: row)
+                let after = applied(before)
                 guard
                     after.system != before.system
                         || Set(after.keywords.map { $0.uppercased() }) != Set(before.keywords.map { $0.uppercased() })
@@ -256,14 +274,21 @@ extension MailAccount {
                     renamedInCur = true
                 }
                 row.keywords = after.keywords
+                rows.append((row, after))
+            }
+            // Counters read now: a rescan in the loop (another program's rename) may have moved them.
+            var updates = MailboxIndex.Change(uidNext: folder.row.uidNext, highestModSeq: folder.row.highestModSeq)
+            var changed: [StoredMessage] = []
+            for (row, flags) in rows {
+                var row = row
                 updates.highestModSeq += 1
                 row.modSeq = updates.highestModSeq
                 updates.updated.append(row)
                 changed.append(
                     StoredMessage(
-                        uid: uid,
+                        uid: row.uid,
                         modSeq: row.modSeq,
-                        flags: after,
+                        flags: flags,
                         size: row.size,
                         internalDate: row.internalDate
                     )
@@ -526,38 +551,45 @@ extension MailAccount {
             let to = try self.syncedFolder(destination)
             let sourceDirectory = self.directory(source)
             let targetDirectory = self.directory(destination)
-            var added = MailboxIndex.Change(uidNext: to.row.uidNext, highestModSeq: to.row.highestModSeq + 1)
-            var removed = MailboxIndex.Change(uidNext: from.row.uidNext, highestModSeq: from.row.highestModSeq + 1)
+            var moved: [(row: MailboxIndex.MessageRow, file: MaildirFileName, structure: MIMEPart?)] = []
             var pairs: [(UInt32, UInt32)] = []
             var directories: Set<String> = [targetDirectory + "/cur"]
             do throws(StoreError) {
                 for uid in uids.sorted() {
                     guard let row = from.messages[uid] else { continue }
                     let file = self.newFileName(flags: Self.flags(of: row))
-                    let moved = try self.withCurrentFile(from, uid: uid) { path throws(StoreError) in
+                    let structure = try self.index.structure(folder: from.row.id, uid: uid)
+                    let renamed = try self.withCurrentFile(from, uid: uid) { path throws(StoreError) in
                         try POSIXFile.rename(path, targetDirectory + "/cur/" + file.name)
                     }
-                    guard let moved else { continue }  // gone meanwhile
-                    directories.insert(sourceDirectory + "/" + moved.prefix(3))
+                    guard let renamed else { continue }  // gone meanwhile
+                    directories.insert(sourceDirectory + "/" + renamed.prefix(3))
+                    moved.append((row, file, structure))
+                }
+                guard !moved.isEmpty else { return (to.row.uidValidity, []) }
+                for path in directories { try POSIXFile.syncDirectory(path) }
+                // The counters are read only now (a rescan in the loop may have moved them), and
+                // the source's after the destination's commit: they may be one folder.
+                var added = MailboxIndex.Change(uidNext: to.row.uidNext, highestModSeq: to.row.highestModSeq + 1)
+                for entry in moved {
                     added.inserted.append(
                         MailboxIndex.MessageRow(
                             uid: added.uidNext,
-                            base: file.base,
-                            file: "cur/" + file.name,
-                            keywords: row.keywords,
+                            base: entry.file.base,
+                            file: "cur/" + entry.file.name,
+                            keywords: entry.row.keywords,
                             modSeq: added.highestModSeq,
-                            size: row.size,
-                            internalDate: row.internalDate,
-                            structure: try self.index.structure(folder: from.row.id, uid: uid)
+                            size: entry.row.size,
+                            internalDate: entry.row.internalDate,
+                            structure: entry.structure
                         )
                     )
-                    removed.removed.append(uid)
-                    pairs.append((uid, added.uidNext))
+                    pairs.append((entry.row.uid, added.uidNext))
                     added.uidNext += 1
                 }
-                guard !pairs.isEmpty else { return (to.row.uidValidity, []) }
-                for path in directories { try POSIXFile.syncDirectory(path) }
                 try self.commit(added, to: to)
+                var removed = MailboxIndex.Change(uidNext: from.row.uidNext, highestModSeq: from.row.highestModSeq + 1)
+                removed.removed = moved.map(\.row.uid)
                 try self.commit(removed, to: from)
             } catch {
                 throw .storage(error)

@@ -60,8 +60,9 @@ public final class MailAccounts: Sendable {
     /// IMAP name → special-use attribute, made in every account at its first use.
     public let specialUse: [String: String]
     private let open = NIOLockedValueBox<[String: MailAccount]>([:])
-    /// Accounts are opened one at a time: two first logins of a user make one `MailAccount`.
-    private let opening = AsyncSemaphore(1)
+    /// An account is opened once at a time: two first logins of a user make one `MailAccount`
+    /// (and a slow open, an index rebuilt, holds up no one else's).
+    private let opening = SemaphoreTable<String>(permits: 1)
     /// Whether this owns its thread pool (and shuts it down).
     private let ownsThreadPool: Bool
 
@@ -101,7 +102,7 @@ public final class MailAccounts: Sendable {
     /// The account's mailboxes, opened (and its special-use folders made) on first use.
     public func account(_ address: String) async throws(MailboxError) -> MailAccount {
         if let account = self.open.withLockedValue({ $0[address] }) { return account }
-        await self.opening.acquire()
+        await self.opening.acquire(address)
         let result: Result<MailAccount, MailboxError>
         if let account = self.open.withLockedValue({ $0[address] }) {
             result = .success(account)
@@ -120,7 +121,7 @@ public final class MailAccounts: Sendable {
                 result = .failure(error)
             }
         }
-        await self.opening.release()
+        await self.opening.release(address)
         return try result.get()
     }
 

@@ -22,6 +22,12 @@ enum MaildirFiles {
         return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
     }
 
+    /// Whether anything (a link too) has this name.
+    static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+
     /// A file's contents, or the errno that stopped the read.
     static func read(_ path: String) -> Result<[UInt8], StoreError> {
         // Not through a symbolic link: FETCH serves message files, never what a link points at.
