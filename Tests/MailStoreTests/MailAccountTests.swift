@@ -198,7 +198,7 @@ import Testing
 
     @Test(arguments: [
         ("", "empty"), ("a..b", "empty level"), (".a", "leading dot"), ("a.", "trailing dot"), ("a/b", "slash"),
-        ("../x", "escape"), ("a\u{1}b", "control"), ("INBOX.x", "under INBOX"),
+        ("../x", "escape"), ("a\u{1}b", "control"), ("INBOX.x", "under INBOX"), ("petrel-deleted-2", "the server's"),
         (String(repeating: "x", count: 201), "long"),
     ])
     func namesThatCannotBeFolders(name: String, why: String) {
@@ -340,5 +340,18 @@ extension MailAccountTests {
             withDestinationPath: self.root + "/.Spy"
         )
         #expect(!(try account.list().map(\.name).contains("Elsewhere")))
+    }
+}
+
+extension MailAccountTests {
+    @Test func aDeleteACrashInterruptedIsFinishedAndItsNameIsNoFolder() throws {
+        let account = try self.open()
+        try FileManager.default.createDirectory(
+            atPath: self.root + "/.petrel-deleted-7-1700000000/cur",
+            withIntermediateDirectories: true
+        )
+        #expect(!(try account.list().map(\.name).contains { $0.hasPrefix("petrel-deleted") }))
+        #expect(!FileManager.default.fileExists(atPath: self.root + "/.petrel-deleted-7-1700000000"))
+        #expect(throws: MailboxError.self) { try account.create("petrel-deleted-1") }
     }
 }

@@ -31,6 +31,9 @@ public final class MailAccount: @unchecked Sendable {
     /// Folders one account may have, and keywords one message: beyond them, lists and flag
     /// updates would cost what a user chooses.
     public static let maximumFolders = 1_000
+    /// A deleted folder's directory until it is removed (a crash between DELETE's two steps
+    /// leaves one, removed at the next look). No folder may be named so (`canonicalName`).
+    static let deletedPrefix = ".petrel-deleted-"
     public static let maximumKeywords = 50
 
     final class Folder {
@@ -78,6 +81,9 @@ public final class MailAccount: @unchecked Sendable {
         guard !name.uppercased().hasPrefix("INBOX.") else {
             throw .invalidName("folders are made beside INBOX, not under it")
         }
+        guard !("." + name).hasPrefix(Self.deletedPrefix) else {
+            throw .invalidName("names starting with petrel-deleted- are the server's own")
+        }
         return name
     }
 
@@ -97,6 +103,11 @@ public final class MailAccount: @unchecked Sendable {
         var present = ["INBOX"]
         for entry in try POSIXFile.listDirectory(self.root)
         where entry.hasPrefix(".") && entry.count > 1 && MaildirFiles.isDirectory(self.root + "/" + entry) {
+            if entry.hasPrefix(Self.deletedPrefix) {
+                // A folder DELETE had put out of sight when the process stopped: finished now.
+                try? MaildirFiles.removeTree(self.root + "/" + entry)
+                continue
+            }
             let name = String(entry.dropFirst())
             if (try? Self.canonicalName(name)) == name { present.append(name) }
         }
@@ -173,7 +184,7 @@ public final class MailAccount: @unchecked Sendable {
             guard let folder = self.folders[name] else { throw .nonexistent(name) }
             do throws(StoreError) {
                 // Out of sight first (one rename), then removed: a crash leaves no half folder.
-                let doomed = self.root + "/.petrel-deleted-\(folder.row.id)-\(time(nil))"
+                let doomed = self.root + "/" + Self.deletedPrefix + "\(folder.row.id)-\(time(nil))"
                 try POSIXFile.rename(self.directory(name), doomed)
                 try POSIXFile.syncDirectory(self.root)
                 try self.index.removeFolder(folder.row.id)
