@@ -70,17 +70,6 @@ enum MaildirFiles {
         return (served.count, date, MIMEPart(message: served))
     }
 
-    /// The size of these octets with CRLF line ends.
-    static func networkSize(_ bytes: [UInt8]) -> Int {
-        var size = bytes.count
-        var previous: UInt8 = 0
-        for byte in bytes {
-            if byte == 0x0A && previous != 0x0D { size += 1 }
-            previous = byte
-        }
-        return size
-    }
-
     /// Sets a file's modification time (APPEND's internal date, which Dovecot reads there too).
     static func setModificationTime(_ path: String, seconds: Int64) {
         var times = [timespec(tv_sec: Int(seconds), tv_nsec: 0), timespec(tv_sec: Int(seconds), tv_nsec: 0)]
