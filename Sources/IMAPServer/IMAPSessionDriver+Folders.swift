@@ -7,6 +7,7 @@ extension IMAPSessionDriver {
     func select(
         _ tag: String,
         _ name: IMAPMailboxName,
+        _ options: IMAPSelectOptions,
         readOnly: Bool,
         account: MailAccount
     ) async throws(IMAPFailure)
@@ -21,14 +22,17 @@ extension IMAPSessionDriver {
         }
         let folder = try self.storeName(name)
         let state = try await self.folderState(folder, account)
-        let selected = IMAPSelectedMailbox(
+        var selected = IMAPSelectedMailbox(
             name: folder,
             readOnly: readOnly,
             uidValidity: state.uidValidity,
             uidNext: state.uidNext,
             messages: state.messages.map(Self.view)
         )
+        selected.condStore = self.session.condStore
+        selected.qresync = self.session.qresync
         self.selected = selected
+        self.highestModSeq = state.highestModSeq
         self.session.selected(folder, readOnly: readOnly)
         var keywords: [IMAPFlag] = []
         var seen = Set<IMAPFlag>()
@@ -54,12 +58,59 @@ extension IMAPSessionDriver {
         }
         responses.append(.untagged(.ok, .uidValidity(state.uidValidity), "UIDs valid"))
         responses.append(.untagged(.ok, .uidNext(state.uidNext), "predicted next UID"))
+        // RFC 7162 §3.1.2.1: every mailbox keeps MODSEQs, so every SELECT says the highest.
+        responses.append(.untagged(.ok, .highestModSeq(state.highestModSeq), "highest MODSEQ"))
         if self.session.rev2 {
             responses.append(.list(attributes: [], delimiter: ".", name: Self.displayName(folder), lsub: false))
+        }
+        if let qresync = options.qresync, qresync.uidValidity == state.uidValidity {
+            responses += try await self.resynchronize(qresync, folder, state, selected, account)
         }
         responses.append(
             .tagged(tag, .ok, readOnly ? .readOnly : .readWrite, readOnly ? "EXAMINE done" : "SELECT done")
         )
+        return responses
+    }
+
+    /// QRESYNC's part of SELECT (RFC 7162 §3.2.5): what vanished since the client's MODSEQ, then
+    /// the flags of each message changed since, both within the UIDs the client knows.
+    func resynchronize(
+        _ qresync: IMAPQResync,
+        _ folder: String,
+        _ state: FolderState,
+        _ selected: IMAPSelectedMailbox,
+        _ account: MailAccount
+    ) async throws(IMAPFailure) -> [IMAPResponse] {
+        let known = qresync.knownUIDs?.intervals(last: UInt32.max) ?? [1...UInt32.max]
+        let since = qresync.modSeq
+        var responses: [IMAPResponse] = []
+        if since < state.highestModSeq {
+            let (tombstones, complete) = try await self.call { () throws(MailboxError) in
+                try account.vanished(folder, since: since)
+            }
+            var matchedUpTo: UInt32 = 0
+            if !complete, let match = qresync.sequenceMatch,
+                let sequences = match.sequences.numbers(last: selected.count, limit: 100_000),
+                let uids = match.uids.numbers(last: UInt32.max, limit: 100_000)
+            {
+                matchedUpTo = IMAPResync.matchedUpTo(sequences: sequences, uids: uids) {
+                    selected.sequenceNumber(of: $0)
+                }
+            }
+            let vanished = IMAPResync.vanished(
+                tombstones: tombstones,
+                complete: complete,
+                present: selected.uids,
+                uidNext: state.uidNext,
+                known: known,
+                matchedUpTo: matchedUpTo
+            )
+            if !vanished.ranges.isEmpty { responses.append(.vanished(earlier: true, vanished)) }
+        }
+        for (index, message) in state.messages.enumerated()
+        where message.modSeq > since && IMAPResync.contains(known, message.uid) {
+            responses.append(.fetch(UInt32(index + 1), selected.flagValues(Self.view(message))))
+        }
         return responses
     }
 
@@ -155,6 +206,7 @@ extension IMAPSessionDriver {
                 return IMAPStatusValue(item, UInt64(state.messages.count { $0.flags.system.contains(.deleted) }))
             case .size: return IMAPStatusValue(item, UInt64(state.messages.reduce(0) { $0 + $1.size }))
             case .recent: return IMAPStatusValue(item, 0)
+            case .highestModSeq: return IMAPStatusValue(item, state.highestModSeq)
             }
         }
         return .status(name: Self.displayName(folder), values)

@@ -18,16 +18,39 @@ extension IMAPSessionDriver {
         _ set: IMAPSequenceSet,
         _ requested: [IMAPFetchItem],
         uid: Bool,
+        _ modifiers: IMAPFetchModifiers,
         account: MailAccount,
         write: Write
     ) async throws(IMAPFailure) -> [IMAPResponse] {
         let (updates, state) = try await self.snapshot(account, expunges: uid)
-        let targets = try self.resolve(set, uid: uid)
+        var targets = try self.resolve(set, uid: uid)
         guard let selected = self.selected else { throw .bad("no mailbox is selected") }
         // Each item once: `BODY[] BODY[] ...` a thousand times would be a thousand copies.
         var distinct = Set<IMAPFetchItem>()
         var items = requested.filter { distinct.insert($0).inserted }
         if uid && !items.contains(.uid) { items.insert(.uid, at: 0) }
+        var vanished: IMAPResponse?
+        if let since = modifiers.changedSince {
+            // CHANGEDSINCE (RFC 7162 §3.1.4.1): only messages changed since, with their MODSEQ.
+            if !items.contains(.modSeq) { items.append(.modSeq) }
+            let byUID = Self.byUID(state)
+            targets.removeAll { (byUID[$0.uid]?.modSeq ?? 0) <= since }
+            if modifiers.vanished {
+                // QRESYNC's VANISHED modifier (§3.2.6): what left since, within the set.
+                let name = selected.name
+                let (tombstones, complete) = try await self.call { () throws(MailboxError) in
+                    try account.vanished(name, since: since)
+                }
+                let uids = IMAPResync.vanished(
+                    tombstones: tombstones,
+                    complete: complete,
+                    present: selected.uids,
+                    uidNext: state.uidNext,
+                    known: set.intervals(last: selected.uids.last ?? 0)
+                )
+                if !uids.ranges.isEmpty { vanished = .vanished(earlier: true, uids) }
+            }
+        }
         let needsContent = items.contains { item in
             switch item {
             case .rfc822, .rfc822Header, .rfc822Text, .bodySection, .binary, .binarySize: return true
@@ -48,12 +71,14 @@ extension IMAPSessionDriver {
         let encoder = self.encoder
         // The updates the view took in go out now, whatever fails later: the client's sequence
         // numbers must follow the view's.
-        try await self.send(self.encode(updates), write)
+        try await self.send(self.encode(updates + (vanished.map { [$0] } ?? [])), write)
+        let condStore = self.session.condStore
         var out = ByteBuffer()
         for (sequence, messageUID) in targets {
             // Expunged by another session and not yet reported: nothing to send (RFC 9051 §7.5.1).
             guard var message = byUID[messageUID] else { continue }
             var addFlags = false
+            var addModSeq = false
             if marksSeen && !message.flags.system.contains(.seen) {
                 let name = selected.name
                 let changed = try await self.call { () throws(MailboxError) in
@@ -63,6 +88,8 @@ extension IMAPSessionDriver {
                     message = now
                     self.selected?.told(uid: messageUID, modSeq: now.modSeq)
                     addFlags = !items.contains(.flags)
+                    // CONDSTORE: a change of flags is told with its MODSEQ (RFC 7162 §3.1).
+                    addModSeq = condStore && !items.contains(.modSeq)
                 }
             }
             var content: [UInt8]?
@@ -98,7 +125,12 @@ extension IMAPSessionDriver {
             }
             if addFlags {
                 if written > 0 { out.writeString(" ") }
+                written += 1
                 encoder.writeFetchValue(.flags(Self.flags(message.flags)), into: &out)
+            }
+            if addModSeq {
+                if written > 0 { out.writeString(" ") }
+                encoder.writeFetchValue(.modSeq(message.modSeq), into: &out)
             }
             out.writeString(")\r\n")
             if out.readableBytes >= 65_536 {
@@ -189,6 +221,7 @@ extension IMAPSessionDriver {
         case .binarySize(let part):
             guard let content, let structure else { return nil }
             return .binarySize(part: part, UInt64(try decoded.decode(part, content, structure)?.count ?? 0))
+        case .modSeq: return .modSeq(message.modSeq)
         }
     }
 
@@ -227,26 +260,41 @@ extension IMAPSessionDriver {
         let names = store.flags.map(\.name)  // the parser refuses \Recent
         let uids = targets.map(\.uid)
         let name = selected.name
-        let changed = try await self.call { () throws(MailboxError) in
-            try account.setFlags(name, uids: uids, change, names)
+        let unchangedSince = store.unchangedSince
+        let (changed, modified) = try await self.call { () throws(MailboxError) in
+            try account.setFlags(name, uids: uids, change, names, unchangedSince: unchangedSince)
         }
+        let condStore = self.session.condStore
         if store.silent {
             for message in changed { self.selected?.told(uid: message.uid, modSeq: message.modSeq) }
         }
         // The refresh reports each changed message's flags (its MODSEQ moved); unchanged ones
-        // in the set are reported too, as RFC 9051 §6.4.6 asks, unless .SILENT.
+        // in the set are reported too, as RFC 9051 §6.4.6 asks, unless .SILENT. With CONDSTORE
+        // even .SILENT tells each changed message's new MODSEQ (RFC 7162 §3.1.3).
         let (updates, state) = try await self.snapshot(account, expunges: uid)
         var responses = updates
-        if !store.silent {
-            let changedUIDs = Set(changed.map(\.uid))
-            let byUID = Self.byUID(state)
-            for messageUID in uids where !changedUIDs.contains(messageUID) {
-                guard let message = byUID[messageUID], let current = self.selected?.sequenceNumber(of: messageUID)
-                else { continue }
-                responses.append(.fetch(current, [.uid(messageUID), .flags(Self.flags(message.flags))]))
+        guard let view = self.selected else { throw .bad("no mailbox is selected") }
+        if store.silent && condStore {
+            for message in changed {
+                guard let current = view.sequenceNumber(of: message.uid) else { continue }
+                responses.append(
+                    .fetch(current, uid ? [.uid(message.uid), .modSeq(message.modSeq)] : [.modSeq(message.modSeq)])
+                )
             }
         }
-        return responses + [.tagged(tag, .ok, nil, "STORE done")]
+        if !store.silent {
+            let skipped = Set(changed.map(\.uid)).union(modified)
+            let byUID = Self.byUID(state)
+            for messageUID in uids where !skipped.contains(messageUID) {
+                guard let message = byUID[messageUID], let current = view.sequenceNumber(of: messageUID)
+                else { continue }
+                responses.append(.fetch(current, view.flagValues(Self.view(message))))
+            }
+        }
+        // The messages a conditional STORE left alone, by UID or sequence number as it was asked.
+        let numbers = uid ? modified.sorted() : modified.compactMap { view.sequenceNumber(of: $0) }.sorted()
+        let code: IMAPResponseCode? = numbers.isEmpty ? nil : .modified(IMAPSequenceSet(ascending: numbers))
+        return responses + [.tagged(tag, .ok, code, numbers.isEmpty ? "STORE done" : "STORE done, some were modified")]
     }
 
     // MARK: SEARCH
@@ -274,6 +322,7 @@ extension IMAPSessionDriver {
         let evaluator = IMAPSearchEvaluator(keys: search.keys, mailbox: selected)
         let byUID = Self.byUID(state)
         var results: [UInt32] = []
+        var highest: UInt64 = 0
         for (index, messageUID) in selected.uids.enumerated() {
             guard let message = byUID[messageUID] else { continue }
             let candidate = IMAPSearchEvaluator.Message(
@@ -281,7 +330,8 @@ extension IMAPSessionDriver {
                 uid: messageUID,
                 flags: Self.flags(message.flags),
                 size: UInt64(message.size),
-                internalDate: message.internalDate
+                internalDate: message.internalDate,
+                modSeq: message.modSeq
             )
             var content: IMAPSearchEvaluator.Content?
             if evaluator.needsContent {
@@ -293,8 +343,13 @@ extension IMAPSessionDriver {
                     content = IMAPSearchEvaluator.Content(message: bytes, structure: structure)
                 }
             }
-            if evaluator.matches(candidate, content: content) { results.append(uid ? messageUID : UInt32(index + 1)) }
+            if evaluator.matches(candidate, content: content) {
+                results.append(uid ? messageUID : UInt32(index + 1))
+                highest = max(highest, message.modSeq)
+            }
         }
+        // CONDSTORE: a search by MODSEQ says the highest MODSEQ among the messages found.
+        let modSeq = IMAPSearchEvaluator.usesModSeq(search.keys) && !results.isEmpty ? highest : nil
         var responses = updates
         if search.returnOptions != nil || self.session.rev2 {
             let options = search.returnOptions.flatMap { $0.isEmpty ? nil : $0 } ?? [.all]
@@ -305,29 +360,14 @@ extension IMAPSessionDriver {
                     min: options.contains(.min) ? results.first : nil,
                     max: options.contains(.max) ? results.last : nil,
                     count: options.contains(.count) ? UInt32(results.count) : nil,
-                    all: options.contains(.all) ? Self.sequenceSet(results) : nil
+                    all: options.contains(.all) ? IMAPSequenceSet(ascending: results) : nil,
+                    modSeq: modSeq
                 )
             )
         } else {
-            responses.append(.search(results))
+            responses.append(.search(results, modSeq: modSeq))
         }
         return responses + [.tagged(tag, .ok, nil, "SEARCH done")]
-    }
-
-    /// Ascending numbers as ranges (`1:3,7`).
-    static func sequenceSet(_ numbers: [UInt32]) -> IMAPSequenceSet {
-        var ranges: [IMAPSequenceSet.Range] = []
-        var start: UInt32?
-        var previous: UInt32 = 0
-        for number in numbers {
-            if start == nil || number != previous + 1 {
-                if let first = start { ranges.append(.init(.number(first), .number(previous))) }
-                start = number
-            }
-            previous = number
-        }
-        if let first = start { ranges.append(.init(.number(first), .number(previous))) }
-        return IMAPSequenceSet(ranges)
     }
 
     // MARK: COPY, MOVE
@@ -360,8 +400,8 @@ extension IMAPSessionDriver {
             ? nil
             : .copyUID(
                 validity: result.uidValidity,
-                from: Self.sequenceSet(result.uids.map(\.0)),
-                to: Self.sequenceSet(result.uids.map(\.1))
+                from: IMAPSequenceSet(ascending: result.uids.map(\.0)),
+                to: IMAPSequenceSet(ascending: result.uids.map(\.1))
             )
         guard move else {
             return try await self.refreshed(account, expunges: true) + [.tagged(tag, .ok, code, "COPY done")]

@@ -21,6 +21,8 @@ final class IMAPSessionDriver {
     /// Commands carried out, and those that failed, for the session's log line.
     var commands = 0
     var failures = 0
+    /// The selected mailbox's HIGHESTMODSEQ when the client last heard of its changes.
+    var highestModSeq: UInt64?
     /// The message of an APPEND whose literal came as a stream (`IMAPConnection` writes it to
     /// disk as it comes); the APPEND takes it, or it is abandoned.
     var upload: AppendUpload?
@@ -56,8 +58,20 @@ final class IMAPSessionDriver {
             try await write(self.encode([.tagged(tag, .bad, nil, "log in first")]))
             return .bad
         }
+        let condStoreEnabled = self.session.enableCondStore(for: command.command)
         do throws(IMAPFailure) {
-            let responses = try await self.run(command, account: account, write: write)
+            var responses = try await self.run(command, account: account, write: write)
+            // RFC 7162 §3.1: a CONDSTORE-enabling command other than SELECT, in a selected
+            // mailbox, tells the client where the mailbox stands. Not while expunges are held
+            // back: the client would take their MODSEQ as seen.
+            if condStoreEnabled, let selected = self.selected, selected.pendingExpunges.isEmpty,
+                !Self.isSelect(command.command), let highest = self.highestModSeq
+            {
+                responses.insert(
+                    .untagged(.ok, .highestModSeq(highest), "CONDSTORE on"),
+                    at: max(0, responses.count - 1)
+                )
+            }
             try await self.send(self.encode(responses), write)
             return .ok
         } catch {
@@ -111,8 +125,15 @@ final class IMAPSessionDriver {
     /// Whether EXPUNGE responses may go out during this command (RFC 9051 §7.5.1).
     static func mayExpunge(_ command: IMAPCommand) -> Bool {
         switch command {
-        case .fetch(_, _, let uid), .store(_, _, let uid), .search(_, let uid): return uid
+        case .fetch(_, _, let uid, _), .store(_, _, let uid), .search(_, let uid): return uid
         default: return true
+        }
+    }
+
+    static func isSelect(_ command: IMAPCommand) -> Bool {
+        switch command {
+        case .select, .examine: return true
+        default: return false
         }
     }
 
@@ -128,9 +149,9 @@ final class IMAPSessionDriver {
         case .noop, .check:
             let done = command.command == .check ? "CHECK done" : "NOOP done"
             return try await self.refreshed(account, expunges: true) + [.tagged(tag, .ok, nil, done)]
-        case .select(let name), .examine(let name):
+        case .select(let name, let options), .examine(let name, let options):
             let readOnly = if case .examine = command.command { true } else { false }
-            return try await self.select(tag, name, readOnly: readOnly, account: account)
+            return try await self.select(tag, name, options, readOnly: readOnly, account: account)
         case .create(let name):
             let folder = try self.storeName(name)
             try await self.call { () throws(MailboxError) in try account.create(folder) }
@@ -182,11 +203,14 @@ final class IMAPSessionDriver {
             if case .uidExpunge(let set) = command.command { uids = try self.resolve(set, uid: true).map(\.uid) }
             let restricted = uids
             _ = try await self.call { () throws(MailboxError) in try account.expunge(selected.name, uids: restricted) }
-            return try await self.refreshed(account, expunges: true) + [.tagged(tag, .ok, nil, "EXPUNGE done")]
+            let responses = try await self.refreshed(account, expunges: true)
+            // RFC 7162 §3.1.10 (CONDSTORE): where the mailbox stands once the expunges are told.
+            let code = self.session.condStore ? self.highestModSeq.map(IMAPResponseCode.highestModSeq) : nil
+            return responses + [.tagged(tag, .ok, code, "EXPUNGE done")]
         case .search(let search, let uid):
             return try await self.search(tag, search, uid: uid, account: account)
-        case .fetch(let set, let items, let uid):
-            return try await self.fetch(tag, set, items, uid: uid, account: account, write: write)
+        case .fetch(let set, let items, let uid, let modifiers):
+            return try await self.fetch(tag, set, items, uid: uid, modifiers, account: account, write: write)
         case .store(let set, let store, let uid):
             return try await self.store(tag, set, store, uid: uid, account: account)
         case .copy(let set, let name, let uid), .move(let set, let name, let uid):
@@ -266,6 +290,9 @@ final class IMAPSessionDriver {
 
     func update(_ state: FolderState, expunges: Bool) -> [IMAPResponse] {
         guard var selected = self.selected, state.uidValidity == selected.uidValidity else { return [] }
+        selected.condStore = self.session.condStore
+        selected.qresync = self.session.qresync
+        self.highestModSeq = state.highestModSeq
         let responses = selected.update(
             uidNext: state.uidNext,
             messages: state.messages.map(Self.view),

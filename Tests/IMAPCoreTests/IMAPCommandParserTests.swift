@@ -268,6 +268,93 @@ import Testing
             ),
             ("A003 COPY 2:4 MEETING", .copy(Self.set((2, 4)), IMAPMailboxName("MEETING"), uid: false)),
             ("a UID MOVE 42:69 foo", .move(Self.set((42, 69)), IMAPMailboxName("foo"), uid: true)),
+            // CONDSTORE and QRESYNC (RFC 7162), the rows from its examples.
+            ("a SELECT INBOX (CONDSTORE)", .select(Self.inbox, IMAPSelectOptions(condStore: true))),
+            (
+                "A02 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))",
+                .select(
+                    Self.inbox,
+                    IMAPSelectOptions(
+                        qresync: IMAPQResync(
+                            uidValidity: 67_890_007,
+                            modSeq: 20_050_715_194_045_000,
+                            knownUIDs: Self.set((41, 41), (43, 211), (214, 541))
+                        )
+                    )
+                )
+            ),
+            (
+                "B04 SELECT INBOX (QRESYNC (67890007 90060115194045000 41:211,214:541 (1:15,40:100 1:15,41:101)))",
+                .select(
+                    Self.inbox,
+                    IMAPSelectOptions(
+                        qresync: IMAPQResync(
+                            uidValidity: 67_890_007,
+                            modSeq: 90_060_115_194_045_000,
+                            knownUIDs: Self.set((41, 211), (214, 541)),
+                            sequenceMatch: (Self.set((1, 15), (40, 100)), Self.set((1, 15), (41, 101)))
+                        )
+                    )
+                )
+            ),
+            (
+                "a EXAMINE INBOX (QRESYNC (1 2 (3 4)) CONDSTORE)",
+                .examine(
+                    Self.inbox,
+                    IMAPSelectOptions(
+                        condStore: true,
+                        qresync: IMAPQResync(
+                            uidValidity: 1,
+                            modSeq: 2,
+                            sequenceMatch: (Self.set((3, 3)), Self.set((4, 4)))
+                        )
+                    )
+                )
+            ),
+            (
+                "s100 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)",
+                .fetch(
+                    Self.set((1, nil)),
+                    [.flags],
+                    uid: true,
+                    modifiers: IMAPFetchModifiers(changedSince: 12345, vanished: true)
+                )
+            ),
+            (
+                "a FETCH 1:3 (MODSEQ) (CHANGEDSINCE 9223372036854775807)",
+                .fetch(
+                    Self.set((1, 3)),
+                    [.modSeq],
+                    uid: false,
+                    modifiers: IMAPFetchModifiers(changedSince: 9_223_372_036_854_775_807)
+                )
+            ),
+            (
+                "a103 UID STORE 6,4,8 (UNCHANGEDSINCE 12121230045) +FLAGS.SILENT (\\Deleted)",
+                .store(
+                    Self.set((6, 6), (4, 4), (8, 8)),
+                    IMAPStore(operation: .add, silent: true, flags: [.deleted], unchangedSince: 12_121_230_045),
+                    uid: true
+                )
+            ),
+            (
+                "a STORE 1 (unchangedsince 0) FLAGS ()",
+                .store(
+                    Self.set((1, 1)),
+                    IMAPStore(operation: .replace, silent: false, flags: [], unchangedSince: 0),
+                    uid: false
+                )
+            ),
+            (
+                "a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338",
+                .search(IMAPSearch(keys: [.modSeq(620_162_338)]), uid: false)
+            ),
+            (
+                "a SEARCH OR NOT MODSEQ 0 SEEN",
+                .search(IMAPSearch(keys: [.or(.not(.modSeq(0)), .flag(.seen))]), uid: false)
+            ),
+            ("a STATUS blurdybloop (HIGHESTMODSEQ)", .status(IMAPMailboxName("blurdybloop"), [.highestModSeq])),
+            ("a ENABLE CONDSTORE QRESYNC", .enable(["CONDSTORE", "QRESYNC"])),
         ] as [(String, IMAPCommand)]
     )
     func commands(input: String, expected: IMAPCommand) {
@@ -379,6 +466,29 @@ import Testing
             ("A1 LIST (BOGUS) \"\" *", "A1", "unknown LIST selection"),
             ("A1 LIST \"\" * RETURN (BOGUS)", "A1", "unknown LIST return"),
             ("A1 AUTHENTICATE PLAIN !!", "A1", "base64"),
+            // CONDSTORE and QRESYNC's grammar (RFC 7162 §7).
+            ("A1 SELECT INBOX ()", "A1", "empty list"),
+            ("A1 SELECT INBOX (BOGUS)", "A1", "unknown SELECT parameter"),
+            ("A1 SELECT INBOX (QRESYNC)", "A1", "expected a space"),
+            ("A1 SELECT INBOX (QRESYNC (0 1))", "A1", "0 where"),
+            ("A1 SELECT INBOX (QRESYNC (1 0))", "A1", "mod-sequence of 0"),
+            ("A1 SELECT INBOX (QRESYNC (1 2 *))", "A1", "* is not allowed"),
+            ("A1 SELECT INBOX (QRESYNC (1 2 1:5 ))", "A1", "expected ("),
+            ("A1 SELECT INBOX (QRESYNC (1 2 (1:2)))", "A1", "expected a space"),
+            ("A1 SELECT INBOX (QRESYNC (1 2) QRESYNC (1 2))", "A1", "QRESYNC given twice"),
+            ("A1 FETCH 1 FLAGS (CHANGEDSINCE 0)", "A1", "mod-sequence of 0"),
+            ("A1 FETCH 1 FLAGS (CHANGEDSINCE \"1\")", "A1", "expected a number"),
+            ("A1 FETCH 1 FLAGS (CHANGEDSINCE 9223372036854775808)", "A1", "too large"),
+            ("A1 FETCH 1 FLAGS (CHANGEDSINCE 1 CHANGEDSINCE 2)", "A1", "given twice"),
+            ("A1 FETCH 1 FLAGS (CHANGEDSINCE 1 VANISHED)", "A1", "VANISHED is for UID FETCH"),
+            ("A1 UID FETCH 1 FLAGS (VANISHED)", "A1", "VANISHED needs CHANGEDSINCE"),
+            ("A1 UID FETCH 1 FLAGS (BOGUS 1)", "A1", "unknown FETCH modifier"),
+            ("A1 STORE 1 (UNCHANGEDSINCE \"0\") +FLAGS (x)", "A1", "expected a number"),
+            ("A1 STORE 1 (UNCHANGEDSINCE 1 UNCHANGEDSINCE 2) +FLAGS (x)", "A1", "given twice"),
+            ("A1 STORE 1 (BOGUS 1) +FLAGS (x)", "A1", "unknown STORE modifier"),
+            ("A1 SEARCH MODSEQ", "A1", "expected a space"),
+            ("A1 SEARCH MODSEQ \"/x/y\" all 5", "A1", "unknown MODSEQ entry"),
+            ("A1 SEARCH MODSEQ \"/flags/\\\\seen\" mine 5", "A1", "priv, shared or all"),
             // A literal8 or a streamed literal is APPEND's alone: no NUL in a name or a password.
             ("A1 LOGIN ~{11+}\r\nalice\0admin {2+}\r\npw", "A1", "literal8"),
             ("A1 CREATE ~{7+}\r\na\0/../x", "A1", "literal8"),

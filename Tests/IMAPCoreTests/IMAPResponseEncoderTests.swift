@@ -91,6 +91,47 @@ import Testing
                 "* ID (\"name\" \"Petrel\" \"support-url\" NIL)\r\n"
             ),
             (.id(nil), "* ID NIL\r\n"),
+            // CONDSTORE and QRESYNC (RFC 7162's examples).
+            (.search([2, 5, 6], modSeq: 917_162_500), "* SEARCH 2 5 6 (MODSEQ 917162500)\r\n"),
+            (.search([], modSeq: 917_162_500), "* SEARCH\r\n"),
+            (
+                .esearch(
+                    tag: "a",
+                    uid: false,
+                    min: nil,
+                    max: nil,
+                    count: nil,
+                    all: IMAPSequenceSet([.init(.number(1), .number(3)), .init(.number(5), .number(5))]),
+                    modSeq: 1236
+                ),
+                "* ESEARCH (TAG \"a\") ALL 1:3,5 MODSEQ 1236\r\n"
+            ),
+            (
+                .vanished(
+                    earlier: true,
+                    IMAPSequenceSet([.init(.number(41), .number(41)), .init(.number(43), .number(116))])
+                ),
+                "* VANISHED (EARLIER) 41,43:116\r\n"
+            ),
+            (.vanished(earlier: false, IMAPSequenceSet([.init(.number(405), .number(410))])), "* VANISHED 405:410\r\n"),
+            (
+                .untagged(.ok, .highestModSeq(715_194_045_007), "Highest"),
+                "* OK [HIGHESTMODSEQ 715194045007] Highest\r\n"
+            ),
+            (
+                .tagged(
+                    "d105",
+                    .ok,
+                    .modified(IMAPSequenceSet([.init(.number(7), .number(7)), .init(.number(9), .number(9))])),
+                    "Conditional STORE failed"
+                ),
+                "d105 OK [MODIFIED 7,9] Conditional STORE failed\r\n"
+            ),
+            (.fetch(50, [.modSeq(12_111_230_047)]), "* 50 FETCH (MODSEQ (12111230047))\r\n"),
+            (
+                .status(name: "blurdybloop", [IMAPStatusValue(.highestModSeq, 7_011_231_777)]),
+                "* STATUS \"blurdybloop\" (HIGHESTMODSEQ 7011231777)\r\n"
+            ),
         ] as [(IMAPResponse, String)]
     )
     func responses(response: IMAPResponse, expected: String) {

@@ -122,11 +122,43 @@ import Testing
     @Test func enableListsOnlyWhatItTurnedOn() throws {
         var session = Self.session(tls: true, loggedIn: true)
         #expect(!session.utf8)
-        let step = session.receive(try Self.command("a ENABLE IMAP4rev2 CONDSTORE"))
+        let step = session.receive(try Self.command("a ENABLE IMAP4rev2 X-UNKNOWN"))
         #expect(step == .respond([.enabled(["IMAP4rev2"]), .tagged("a", .ok, nil, "ENABLE done")]))
         #expect(session.rev2 && session.utf8)
         let again = session.receive(try Self.command("b ENABLE imap4rev2 UTF8=ACCEPT"))
         #expect(again == .respond([.enabled(["UTF8=ACCEPT"]), .tagged("b", .ok, nil, "ENABLE done")]))
+    }
+
+    /// RFC 7162 §3.2.3: QRESYNC brings CONDSTORE with it; each is listed once, when turned on.
+    @Test func enableQResyncTurnsOnCondStoreToo() throws {
+        var session = Self.session(tls: true, loggedIn: true)
+        let step = session.receive(try Self.command("a ENABLE QRESYNC"))
+        #expect(step == .respond([.enabled(["QRESYNC"]), .tagged("a", .ok, nil, "ENABLE done")]))
+        #expect(session.qresync && session.condStore)
+        let again = session.receive(try Self.command("b ENABLE CONDSTORE QRESYNC"))
+        #expect(again == .respond([.enabled([]), .tagged("b", .ok, nil, "ENABLE done")]))
+    }
+
+    /// SELECT's QRESYNC parameter before ENABLE QRESYNC is an error (§3.2.5), and so is the
+    /// VANISHED modifier of UID FETCH; the commands that use CONDSTORE turn it on.
+    @Test func qresyncNeedsEnableAndCondStoreTurnsOnByUse() throws {
+        var session = Self.session(tls: true, loggedIn: true)
+        guard case .respond(let refused) = session.receive(try Self.command("a SELECT INBOX (QRESYNC (1 2))")) else {
+            Issue.record("a SELECT with QRESYNC before ENABLE is answered at once")
+            return
+        }
+        #expect(refused.last == .tagged("a", .bad, nil, "ENABLE QRESYNC first"))
+        for (text, enables) in [
+            ("b SELECT INBOX", false), ("c SELECT INBOX (CONDSTORE)", true), ("d STATUS INBOX (HIGHESTMODSEQ)", true),
+            ("e FETCH 1 (FLAGS)", false), ("f FETCH 1 (MODSEQ)", true), ("g FETCH 1 FLAGS (CHANGEDSINCE 5)", true),
+            ("h STORE 1 (UNCHANGEDSINCE 0) +FLAGS (x)", true), ("i SEARCH NOT MODSEQ 3", true),
+            ("j SEARCH ALL", false),
+        ] {
+            var fresh = Self.session(tls: true, loggedIn: true)
+            #expect(fresh.enableCondStore(for: try Self.command(text).command) == enables, "\(text)")
+            #expect(fresh.condStore == enables)
+            #expect(!fresh.enableCondStore(for: try Self.command(text).command), "once only")
+        }
     }
 
     @Test func tenErrorsInARowEndTheSession() throws {

@@ -354,4 +354,63 @@ extension MailAccountTests {
         #expect(!FileManager.default.fileExists(atPath: self.root + "/.petrel-deleted-7-1700000000"))
         #expect(throws: MailboxError.self) { try account.create("petrel-deleted-1") }
     }
+
+    /// QRESYNC's tombstones: every way a message leaves a folder (EXPUNGE, MOVE, another
+    /// program's unlink) is remembered with its MODSEQ; pruned ones raise the floor, which
+    /// outlives the process.
+    @Test func whatLeftAFolderIsRememberedWithItsModSeq() throws {
+        let account = try self.open()
+        for number in 1...5 {
+            _ = try account.append("INBOX", message: self.message("m\(number)"), flags: [], internalDate: nil)
+        }
+        let start = try account.state(of: "INBOX").highestModSeq
+        _ = try account.setFlags("INBOX", uids: [1], .add, ["\\Deleted"])
+        #expect(try account.expunge("INBOX", uids: nil) == [1])
+        let afterExpunge = try account.state(of: "INBOX").highestModSeq
+        _ = try account.move(uids: [3], from: "INBOX", to: "Junk")
+        let five = try #require(
+            self.files("cur").first { name in
+                (try? String(contentsOfFile: self.root + "/cur/" + name, encoding: .utf8))?.contains("m5") == true
+            }
+        )
+        try FileManager.default.removeItem(atPath: self.root + "/cur/" + five)
+        let state = try account.state(of: "INBOX")
+        #expect(state.messages.map(\.uid) == [2, 4])
+        #expect(try account.vanished("INBOX", since: start) == ([1, 3, 5], true))
+        #expect(try account.vanished("INBOX", since: afterExpunge).uids == [3, 5])
+        #expect(try account.vanished("INBOX", since: state.highestModSeq) == ([], true))
+        #expect(try account.vanished("Junk", since: 0) == ([], true))
+        // Pruned: what is older than the cut is no longer known one by one.
+        let folder = try #require(account.folders["INBOX"])
+        let floor = try account.index.pruneVanished(folder: folder.row.id, before: Int64(time(nil)) + 10)
+        #expect(floor == state.highestModSeq)
+        let reopened = try self.open()
+        #expect(try reopened.vanished("INBOX", since: start) == ([], false))
+        #expect(try reopened.vanished("INBOX", since: state.highestModSeq) == ([], true))
+    }
+
+    /// CONDSTORE's conditional STORE: a message changed after UNCHANGEDSINCE is left alone and
+    /// named; the others change, each with a MODSEQ of its own above the last.
+    @Test func aConditionalFlagChangeLeavesNewerMessagesAlone() throws {
+        let account = try self.open()
+        for number in 1...3 {
+            _ = try account.append("INBOX", message: self.message("m\(number)"), flags: [], internalDate: nil)
+        }
+        let before = try account.state(of: "INBOX")
+        _ = try account.setFlags("INBOX", uids: [2], .add, ["$Seen2"])
+        let result = try account.setFlags(
+            "INBOX",
+            uids: [1, 2, 3],
+            .add,
+            ["\\Flagged"],
+            unchangedSince: before.highestModSeq
+        )
+        #expect(result.modified == [2])
+        #expect(result.changed.map(\.uid) == [1, 3])
+        #expect(result.changed.allSatisfy { $0.modSeq > before.highestModSeq + 1 })
+        #expect(Set(result.changed.map(\.modSeq)).count == 2)
+        let after = try account.state(of: "INBOX")
+        #expect(!after.messages[1].flags.system.contains(.flagged))
+        #expect(try account.setFlags("INBOX", uids: [1, 2, 3], .add, ["x"], unchangedSince: 0).modified == [1, 2, 3])
+    }
 }

@@ -25,8 +25,8 @@ public enum IMAPCommand: Hashable, Sendable {
     case login(username: [UInt8], password: [UInt8])
     // Authenticated (§6.3)
     case enable([String])
-    case select(IMAPMailboxName)
-    case examine(IMAPMailboxName)
+    case select(IMAPMailboxName, IMAPSelectOptions = IMAPSelectOptions())
+    case examine(IMAPMailboxName, IMAPSelectOptions = IMAPSelectOptions())
     case create(IMAPMailboxName)
     case delete(IMAPMailboxName)
     case rename(from: IMAPMailboxName, to: IMAPMailboxName)
@@ -46,10 +46,72 @@ public enum IMAPCommand: Hashable, Sendable {
     /// UID EXPUNGE (UIDPLUS, RFC 4315).
     case uidExpunge(IMAPSequenceSet)
     case search(IMAPSearch, uid: Bool)
-    case fetch(IMAPSequenceSet, [IMAPFetchItem], uid: Bool)
+    case fetch(IMAPSequenceSet, [IMAPFetchItem], uid: Bool, modifiers: IMAPFetchModifiers = IMAPFetchModifiers())
     case store(IMAPSequenceSet, IMAPStore, uid: Bool)
     case copy(IMAPSequenceSet, IMAPMailboxName, uid: Bool)
     case move(IMAPSequenceSet, IMAPMailboxName, uid: Bool)
+}
+
+/// SELECT and EXAMINE's parameters (RFC 7162 §3.1.8, §3.2.5).
+public struct IMAPSelectOptions: Hashable, Sendable {
+    /// `(CONDSTORE)`: a CONDSTORE-enabling SELECT.
+    public var condStore: Bool
+    /// `(QRESYNC (...))`: what the client knew of the mailbox when it last had it.
+    public var qresync: IMAPQResync?
+
+    public init(condStore: Bool = false, qresync: IMAPQResync? = nil) {
+        self.condStore = condStore
+        self.qresync = qresync
+    }
+}
+
+/// QRESYNC's SELECT parameter: `(uidvalidity mod-sequence-value [known-uids [seq-match-data]])`.
+public struct IMAPQResync: Hashable, Sendable {
+    public var uidValidity: UInt32
+    public var modSeq: UInt64
+    /// The UIDs the client knows of (nil: all).
+    public var knownUIDs: IMAPSequenceSet?
+    /// Sequence numbers the client knows, and the UID each had then (equally many).
+    public var sequenceMatch: (sequences: IMAPSequenceSet, uids: IMAPSequenceSet)?
+
+    public init(
+        uidValidity: UInt32,
+        modSeq: UInt64,
+        knownUIDs: IMAPSequenceSet? = nil,
+        sequenceMatch: (sequences: IMAPSequenceSet, uids: IMAPSequenceSet)? = nil
+    ) {
+        self.uidValidity = uidValidity
+        self.modSeq = modSeq
+        self.knownUIDs = knownUIDs
+        self.sequenceMatch = sequenceMatch
+    }
+
+    public static func == (lhs: IMAPQResync, rhs: IMAPQResync) -> Bool {
+        lhs.uidValidity == rhs.uidValidity && lhs.modSeq == rhs.modSeq && lhs.knownUIDs == rhs.knownUIDs
+            && lhs.sequenceMatch?.sequences == rhs.sequenceMatch?.sequences
+            && lhs.sequenceMatch?.uids == rhs.sequenceMatch?.uids
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(self.uidValidity)
+        hasher.combine(self.modSeq)
+        hasher.combine(self.knownUIDs)
+        hasher.combine(self.sequenceMatch?.sequences)
+        hasher.combine(self.sequenceMatch?.uids)
+    }
+}
+
+/// FETCH's modifiers (RFC 7162 §3.1.4, §3.2.6).
+public struct IMAPFetchModifiers: Hashable, Sendable {
+    /// Only messages whose MODSEQ is above this.
+    public var changedSince: UInt64?
+    /// With CHANGEDSINCE in UID FETCH under QRESYNC: report what vanished since, too.
+    public var vanished: Bool
+
+    public init(changedSince: UInt64? = nil, vanished: Bool = false) {
+        self.changedSince = changedSince
+        self.vanished = vanished
+    }
 }
 
 /// One field of ID (RFC 2971): a name and its value, nil for NIL.
@@ -101,6 +163,47 @@ public struct IMAPSequenceSet: Hashable, Sendable {
     public init(_ ranges: [Range]) {
         self.ranges = ranges
     }
+
+    /// Ascending numbers as ranges (`1:3,7`).
+    public init(ascending numbers: some Sequence<UInt32>) {
+        var ranges: [Range] = []
+        var start: UInt32?
+        var previous: UInt32 = 0
+        for number in numbers {
+            if start == nil || number != previous &+ 1 {
+                if let first = start { ranges.append(Range(.number(first), .number(previous))) }
+                start = number
+            }
+            previous = number
+        }
+        if let first = start { ranges.append(Range(.number(first), .number(previous))) }
+        self.ranges = ranges
+    }
+
+    /// The numbers of the set, ascending, each once; `*` is `last`. Nil when they would be
+    /// more than `limit`.
+    public func numbers(last: UInt32, limit: Int) -> [UInt32]? {
+        var intervals: [(UInt32, UInt32)] = []
+        for range in self.ranges {
+            func value(_ bound: Bound) -> UInt32 {
+                if case .number(let number) = bound { return number }
+                return last
+            }
+            let (a, b) = (value(range.from), value(range.to))
+            intervals.append((min(a, b), max(a, b)))
+        }
+        intervals.sort { $0.0 < $1.0 }
+        var numbers: [UInt32] = []
+        var next: UInt64 = 0
+        for (low, high) in intervals {
+            let start = max(UInt64(low), next)
+            guard start <= UInt64(high) else { continue }
+            guard numbers.count + Int(UInt64(high) - start + 1) <= limit else { return nil }
+            numbers.append(contentsOf: UInt32(start)...high)
+            next = UInt64(high) + 1
+        }
+        return numbers
+    }
 }
 
 /// LIST, with LIST-EXTENDED (RFC 5258), SPECIAL-USE (RFC 6154) and LIST-STATUS (RFC 5819).
@@ -147,6 +250,8 @@ public enum IMAPStatusItem: String, Hashable, Sendable, CaseIterable {
     case size = "SIZE"
     /// IMAP4rev1 only.
     case recent = "RECENT"
+    /// CONDSTORE (RFC 7162 §3.1.2.2).
+    case highestModSeq = "HIGHESTMODSEQ"
 }
 
 /// A flag: a system flag (`\Seen`), or a keyword (`$Forwarded`, `work`).
@@ -287,11 +392,14 @@ public struct IMAPStore: Hashable, Sendable {
     public var operation: Operation
     public var silent: Bool
     public var flags: [IMAPFlag]
+    /// CONDSTORE's `(UNCHANGEDSINCE n)`: only messages whose MODSEQ is at most this change.
+    public var unchangedSince: UInt64?
 
-    public init(operation: Operation, silent: Bool, flags: [IMAPFlag]) {
+    public init(operation: Operation, silent: Bool, flags: [IMAPFlag], unchangedSince: UInt64? = nil) {
         self.operation = operation
         self.silent = silent
         self.flags = flags
+        self.unchangedSince = unchangedSince
     }
 }
 
@@ -327,7 +435,7 @@ extension IMAPCommand {
         case .expunge: return "EXPUNGE"
         case .uidExpunge: return "UID EXPUNGE"
         case .search(_, let uid): return uid ? "UID SEARCH" : "SEARCH"
-        case .fetch(_, _, let uid): return uid ? "UID FETCH" : "FETCH"
+        case .fetch(_, _, let uid, _): return uid ? "UID FETCH" : "FETCH"
         case .store(_, _, let uid): return uid ? "UID STORE" : "STORE"
         case .copy(_, _, let uid): return uid ? "UID COPY" : "COPY"
         case .move(_, _, let uid): return uid ? "UID MOVE" : "MOVE"

@@ -21,7 +21,35 @@ extension IMAPCommandParser {
         } else {
             items = [try Self.fetchItem(&reader)]
         }
-        return .fetch(set, items, uid: uid)
+        return .fetch(set, items, uid: uid, modifiers: try Self.fetchModifiers(&reader, uid: uid))
+    }
+
+    /// `fetch-modifiers = SP "(" fetch-modifier *(SP fetch-modifier) ")"`: CONDSTORE's
+    /// `CHANGEDSINCE mod-sequence-value` and QRESYNC's `VANISHED`, which needs CHANGEDSINCE and
+    /// UID FETCH (RFC 7162 §3.2.6).
+    static func fetchModifiers(_ reader: inout IMAPReader, uid: Bool) throws(IMAPParseError) -> IMAPFetchModifiers {
+        var modifiers = IMAPFetchModifiers()
+        guard reader.take(UInt8(ascii: " ")) else { return modifiers }
+        let words = try reader.parenthesized(allowEmpty: false) { (reader: inout IMAPReader) throws(IMAPParseError) in
+            let word = try reader.atom().uppercased()
+            switch word {
+            case "CHANGEDSINCE":
+                guard modifiers.changedSince == nil else { throw IMAPParseError("CHANGEDSINCE given twice") }
+                try reader.space()
+                modifiers.changedSince = try reader.modSequence()
+            case "VANISHED":
+                modifiers.vanished = true
+            default:
+                throw IMAPParseError("unknown FETCH modifier \(Self.shown(word))")
+            }
+            return word
+        }
+        guard words.count <= 2 else { throw IMAPParseError("a FETCH modifier given twice") }
+        if modifiers.vanished {
+            guard uid else { throw IMAPParseError("VANISHED is for UID FETCH") }
+            guard modifiers.changedSince != nil else { throw IMAPParseError("VANISHED needs CHANGEDSINCE") }
+        }
+        return modifiers
     }
 
     static func fetchItem(_ reader: inout IMAPReader) throws(IMAPParseError) -> IMAPFetchItem {
@@ -55,6 +83,7 @@ extension IMAPCommandParser {
         case "UID": return .uid
         case "BODYSTRUCTURE": return .bodyStructure
         case "BODY": return .body
+        case "MODSEQ": return .modSeq
         default: throw IMAPParseError("unknown FETCH item \(Self.shown(word))")
         }
     }
@@ -217,6 +246,23 @@ extension IMAPCommandParser {
         case "UID":
             try reader.space()
             return .uid(try Self.sequenceSet(&reader))
+        case "MODSEQ":
+            // `MODSEQ [SP entry-name SP entry-type-req] SP mod-sequence-valzer`; the entry (a
+            // flag's own MODSEQ) is read and not used: one MODSEQ per message stands for all.
+            try reader.space()
+            if reader.peek() == UInt8(ascii: "\"") {
+                let entry = try reader.string()
+                guard entry.starts(with: Array("/flags/".utf8)) else {
+                    throw IMAPParseError("unknown MODSEQ entry name")
+                }
+                try reader.space()
+                let type = try reader.atom().lowercased()
+                guard ["priv", "shared", "all"].contains(type) else {
+                    throw IMAPParseError("a MODSEQ entry type is priv, shared or all")
+                }
+                try reader.space()
+            }
+            return .modSeq(try reader.modSequence(zero: true))
         case "NOT":
             try reader.space()
             return .not(try Self.searchKey(&reader, depth: depth + 1))

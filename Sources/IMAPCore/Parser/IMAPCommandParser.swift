@@ -63,7 +63,8 @@ public enum IMAPCommandParser {
         case "SELECT", "EXAMINE":
             try reader.space()
             let mailbox = try Self.mailbox(&reader)
-            return name == "SELECT" ? .select(mailbox) : .examine(mailbox)
+            let options = try Self.selectOptions(&reader)
+            return name == "SELECT" ? .select(mailbox, options) : .examine(mailbox, options)
         case "CREATE":
             try reader.space()
             return .create(try Self.mailbox(&reader))
@@ -151,6 +152,48 @@ public enum IMAPCommandParser {
         }
     }
 
+    /// `select-params = SP "(" select-param *(SP select-param) ")"`, when there are any:
+    /// `CONDSTORE`, or `QRESYNC SP "(" uidvalidity SP mod-sequence-value [SP known-uids]
+    /// [SP seq-match-data] ")"` (RFC 7162 §7).
+    static func selectOptions(_ reader: inout IMAPReader) throws(IMAPParseError) -> IMAPSelectOptions {
+        var options = IMAPSelectOptions()
+        guard reader.take(UInt8(ascii: " ")) else { return options }
+        let names = try reader.parenthesized(allowEmpty: false) { (reader: inout IMAPReader) throws(IMAPParseError) in
+            let word = try reader.atom().uppercased()
+            switch word {
+            case "CONDSTORE":
+                options.condStore = true
+            case "QRESYNC":
+                guard options.qresync == nil else { throw IMAPParseError("QRESYNC given twice") }
+                try reader.space()
+                try reader.expect(UInt8(ascii: "("), "(")
+                let validity = try reader.number(nonZero: true)
+                try reader.space()
+                var qresync = IMAPQResync(uidValidity: validity, modSeq: try reader.modSequence())
+                var more = reader.take(UInt8(ascii: " "))
+                if more && reader.peek() != UInt8(ascii: "(") {
+                    qresync.knownUIDs = try Self.sequenceSet(&reader, star: false)
+                    more = reader.take(UInt8(ascii: " "))
+                }
+                if more {
+                    try reader.expect(UInt8(ascii: "("), "(")
+                    let sequences = try Self.sequenceSet(&reader, star: false)
+                    try reader.space()
+                    let uids = try Self.sequenceSet(&reader, star: false)
+                    try reader.expect(UInt8(ascii: ")"), ")")
+                    qresync.sequenceMatch = (sequences, uids)
+                }
+                try reader.expect(UInt8(ascii: ")"), ")")
+                options.qresync = qresync
+            default:
+                throw IMAPParseError("unknown SELECT parameter \(Self.shown(word))")
+            }
+            return word
+        }
+        guard names.count <= 2 else { throw IMAPParseError("too many SELECT parameters") }
+        return options
+    }
+
     /// `id-params-list`: NIL, or up to 30 pairs of string and nstring (RFC 2971 §3.3).
     static func idFields(_ reader: inout IMAPReader) throws(IMAPParseError) -> [IMAPIDField]? {
         try reader.space()
@@ -179,11 +222,13 @@ public enum IMAPCommandParser {
     }
 
     /// `sequence-set`: `1`, `2:4`, `*`, `5:*`, joined by commas.
-    static func sequenceSet(_ reader: inout IMAPReader) throws(IMAPParseError) -> IMAPSequenceSet {
+    /// Without `star`, `*` is refused (QRESYNC's `known-uids`, RFC 7162 §7).
+    static func sequenceSet(_ reader: inout IMAPReader, star: Bool = true) throws(IMAPParseError) -> IMAPSequenceSet {
         var ranges: [IMAPSequenceSet.Range] = []
         repeat {
             let from = try Self.sequenceBound(&reader)
             let to = reader.take(UInt8(ascii: ":")) ? try Self.sequenceBound(&reader) : from
+            guard star || (from != .last && to != .last) else { throw IMAPParseError("* is not allowed here") }
             ranges.append(IMAPSequenceSet.Range(from, to))
             guard ranges.count <= 10_000 else { throw IMAPParseError("a sequence set of more than 10000 ranges") }
         } while reader.take(UInt8(ascii: ","))
@@ -222,12 +267,28 @@ public enum IMAPCommandParser {
         return name == "COPY" ? .copy(set, mailbox, uid: uid) : .move(set, mailbox, uid: uid)
     }
 
-    /// `store = "STORE" SP sequence-set SP store-att-flags`:
-    /// `(["+" / "-"] "FLAGS" [".SILENT"]) SP (flag-list / (flag *(SP flag)))`.
+    /// `store = "STORE" SP sequence-set [store-modifiers] SP store-att-flags`:
+    /// `(["+" / "-"] "FLAGS" [".SILENT"]) SP (flag-list / (flag *(SP flag)))`; the only
+    /// modifier is CONDSTORE's `UNCHANGEDSINCE mod-sequence-valzer`.
     static func store(_ reader: inout IMAPReader, uid: Bool) throws(IMAPParseError) -> IMAPCommand {
         try reader.space()
         let set = try Self.sequenceSet(&reader)
         try reader.space()
+        var unchangedSince: UInt64?
+        if reader.peek() == UInt8(ascii: "(") {
+            let modifiers = try reader.parenthesized(allowEmpty: false) {
+                (reader: inout IMAPReader) throws(IMAPParseError) -> UInt64 in
+                let word = try reader.atom().uppercased()
+                guard word == "UNCHANGEDSINCE" else {
+                    throw IMAPParseError("unknown STORE modifier \(Self.shown(word))")
+                }
+                try reader.space()
+                return try reader.modSequence(zero: true)
+            }
+            guard modifiers.count == 1 else { throw IMAPParseError("UNCHANGEDSINCE given twice") }
+            unchangedSince = modifiers[0]
+            try reader.space()
+        }
         let operation: IMAPStore.Operation =
             reader.take(UInt8(ascii: "+")) ? .add : reader.take(UInt8(ascii: "-")) ? .remove : .replace
         let item = try reader.atom().uppercased()
@@ -240,7 +301,16 @@ public enum IMAPCommandParser {
             flags = [try Self.flag(&reader)]
             while reader.take(UInt8(ascii: " ")) { flags.append(try Self.flag(&reader)) }
         }
-        return .store(set, IMAPStore(operation: operation, silent: item == "FLAGS.SILENT", flags: flags), uid: uid)
+        return .store(
+            set,
+            IMAPStore(
+                operation: operation,
+                silent: item == "FLAGS.SILENT",
+                flags: flags,
+                unchangedSince: unchangedSince
+            ),
+            uid: uid
+        )
     }
 
     /// `append = "APPEND" SP mailbox [SP flag-list] [SP date-time] SP literal` (or a literal8,

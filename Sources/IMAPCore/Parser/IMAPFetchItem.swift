@@ -16,6 +16,8 @@ public enum IMAPFetchItem: Hashable, Sendable {
     /// `BINARY[part]<partial>`: the part with its transfer encoding undone.
     case binary(part: [UInt32], partial: IMAPPartial?, peek: Bool)
     case binarySize(part: [UInt32])
+    /// CONDSTORE (RFC 7162 §3.1.4.1).
+    case modSeq
 
     /// `ALL`, `FAST` and `FULL`.
     public static let all: [IMAPFetchItem] = [.flags, .internalDate, .rfc822Size, .envelope]

@@ -237,6 +237,14 @@ struct IMAPReader {
         return value
     }
 
+    /// `mod-sequence-value` (RFC 7162 §7): 1 to 2^63 - 1; `mod-sequence-valzer` with `zero`.
+    mutating func modSequence(zero: Bool = false) throws(IMAPParseError) -> UInt64 {
+        let value = try self.number64()
+        guard value <= UInt64(Int64.max) else { throw IMAPParseError("a mod-sequence over 2^63 - 1") }
+        guard zero || value > 0 else { throw IMAPParseError("a mod-sequence of 0") }
+        return value
+    }
+
     /// `"(" item *(SP item) ")"`, or `"()"` when `allowEmpty`.
     mutating func parenthesized<T>(
         allowEmpty: Bool = true,

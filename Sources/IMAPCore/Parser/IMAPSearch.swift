@@ -46,6 +46,9 @@ public indirect enum IMAPSearchKey: Hashable, Sendable {
     case larger(UInt64)
     case smaller(UInt64)
     case uid(IMAPSequenceSet)
+    /// CONDSTORE's MODSEQ (RFC 7162 §3.1.5): messages whose MODSEQ is at least this. A flag's
+    /// own MODSEQ (`"/flags/\\Seen" all`) is the message's: Petrel keeps one per message.
+    case modSeq(UInt64)
     case sequence(IMAPSequenceSet)
     case not(IMAPSearchKey)
     case or(IMAPSearchKey, IMAPSearchKey)

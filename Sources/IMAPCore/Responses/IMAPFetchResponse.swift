@@ -16,6 +16,8 @@ public enum IMAPFetchValue: Hashable, Sendable {
     /// `BINARY[part]<origin>`: decoded octets, sent as a literal8 when they hold NUL.
     case binary(part: [UInt32], origin: UInt64?, ArraySlice<UInt8>?)
     case binarySize(part: [UInt32], UInt64)
+    /// CONDSTORE: `MODSEQ (n)`.
+    case modSeq(UInt64)
 }
 
 extension IMAPResponseEncoder {
@@ -56,6 +58,8 @@ extension IMAPResponseEncoder {
             self.writeOctets(bytes, binary: true, into: &out)
         case .binarySize(let part, let size):
             out.writeString("BINARY.SIZE[" + part.map(String.init).joined(separator: ".") + "] \(size)")
+        case .modSeq(let modSeq):
+            out.writeString("MODSEQ (\(modSeq))")
         }
     }
 

@@ -25,6 +25,10 @@ public enum IMAPResponseCode: Hashable, Sendable {
     case expired
     case expungeIssued
     case hasChildren
+    /// CONDSTORE (RFC 7162 §3.1.2.1): the mailbox's highest MODSEQ.
+    case highestModSeq(UInt64)
+    /// CONDSTORE: the messages a conditional STORE left alone (RFC 7162 §3.1.3).
+    case modified(IMAPSequenceSet)
     case inUse
     case limit
     case nonexistent
@@ -66,10 +70,21 @@ public enum IMAPResponse: Hashable, Sendable {
     case exists(UInt32)
     case recent(UInt32)
     case expunge(UInt32)
-    /// IMAP4rev1's `* SEARCH n...`.
-    case search([UInt32])
+    /// QRESYNC (RFC 7162 §3.2.10): UIDs gone from the mailbox; `earlier` when they were gone
+    /// before (sequence numbers do not move), else EXPUNGE's meaning for each.
+    case vanished(earlier: Bool, IMAPSequenceSet)
+    /// IMAP4rev1's `* SEARCH n...`; `modSeq` (CONDSTORE) when the search had a MODSEQ key.
+    case search([UInt32], modSeq: UInt64? = nil)
     /// ESEARCH (RFC 4731, IMAP4rev2's only SEARCH answer).
-    case esearch(tag: String, uid: Bool, min: UInt32?, max: UInt32?, count: UInt32?, all: IMAPSequenceSet?)
+    case esearch(
+        tag: String,
+        uid: Bool,
+        min: UInt32?,
+        max: UInt32?,
+        count: UInt32?,
+        all: IMAPSequenceSet?,
+        modSeq: UInt64? = nil
+    )
     /// `* NAMESPACE`: the personal namespace only (prefix and delimiter).
     case namespace(prefix: String, delimiter: Character)
     case id([IMAPIDField]?)

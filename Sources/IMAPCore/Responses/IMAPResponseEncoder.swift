@@ -54,9 +54,12 @@ public struct IMAPResponseEncoder: Sendable {
             out.writeString("* \(count) RECENT")
         case .expunge(let number):
             out.writeString("* \(number) EXPUNGE")
-        case .search(let numbers):
+        case .vanished(let earlier, let uids):
+            out.writeString("* VANISHED " + (earlier ? "(EARLIER) " : "") + Self.sequenceSet(uids))
+        case .search(let numbers, let modSeq):
             out.writeString("* SEARCH" + numbers.map { " \($0)" }.joined())
-        case .esearch(let tag, let uid, let min, let max, let count, let all):
+            if let modSeq, !numbers.isEmpty { out.writeString(" (MODSEQ \(modSeq))") }
+        case .esearch(let tag, let uid, let min, let max, let count, let all, let modSeq):
             out.writeString("* ESEARCH (TAG ")
             self.writeString(tag, into: &out)
             out.writeString(")" + (uid ? " UID" : ""))
@@ -64,6 +67,7 @@ public struct IMAPResponseEncoder: Sendable {
             if let max { out.writeString(" MAX \(max)") }
             if let count { out.writeString(" COUNT \(count)") }
             if let all, !all.ranges.isEmpty { out.writeString(" ALL " + Self.sequenceSet(all)) }
+            if let modSeq { out.writeString(" MODSEQ \(modSeq)") }
         case .namespace(let prefix, let delimiter):
             out.writeString("* NAMESPACE ((")
             self.writeMailbox(prefix, into: &out)
@@ -151,6 +155,8 @@ public struct IMAPResponseEncoder: Sendable {
         case .expired: return "EXPIRED"
         case .expungeIssued: return "EXPUNGEISSUED"
         case .hasChildren: return "HASCHILDREN"
+        case .highestModSeq(let modSeq): return "HIGHESTMODSEQ \(modSeq)"
+        case .modified(let set): return "MODIFIED " + Self.sequenceSet(set)
         case .inUse: return "INUSE"
         case .limit: return "LIMIT"
         case .nonexistent: return "NONEXISTENT"

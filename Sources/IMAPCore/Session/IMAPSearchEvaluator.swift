@@ -14,13 +14,22 @@ public struct IMAPSearchEvaluator: Sendable {
         public var size: UInt64
         /// Seconds since 1970.
         public var internalDate: Int64
+        public var modSeq: UInt64
 
-        public init(sequence: UInt32, uid: UInt32, flags: [IMAPFlag], size: UInt64, internalDate: Int64) {
+        public init(
+            sequence: UInt32,
+            uid: UInt32,
+            flags: [IMAPFlag],
+            size: UInt64,
+            internalDate: Int64,
+            modSeq: UInt64 = 1
+        ) {
             self.sequence = sequence
             self.uid = uid
             self.flags = flags
             self.size = size
             self.internalDate = internalDate
+            self.modSeq = modSeq
         }
     }
 
@@ -78,6 +87,19 @@ public struct IMAPSearchEvaluator: Sendable {
             case .or(let left, let right): return total + 1 + Self.count([left, right])
             case .and(let inner): return total + 1 + Self.count(inner)
             default: return total + 1
+            }
+        }
+    }
+
+    /// Whether any key is CONDSTORE's MODSEQ (the answer then carries the highest MODSEQ found).
+    public static func usesModSeq(_ keys: [IMAPSearchKey]) -> Bool {
+        keys.contains { key in
+            switch key {
+            case .modSeq: return true
+            case .not(let inner): return Self.usesModSeq([inner])
+            case .or(let left, let right): return Self.usesModSeq([left, right])
+            case .and(let inner): return Self.usesModSeq(inner)
+            default: return false
             }
         }
     }
@@ -179,6 +201,7 @@ public struct IMAPSearchEvaluator: Sendable {
         case .larger(let size): return message.size > size
         case .smaller(let size): return message.size < size
         case .uid(let set): return self.uids[set]?.contains(message.uid) ?? false
+        case .modSeq(let modSeq): return message.modSeq >= modSeq
         case .sequence(let set): return self.sequences[set]?.contains(message.sequence) ?? false
         case .not(let inner): return !self.matches(inner, message, &cache)
         case .or(let left, let right):

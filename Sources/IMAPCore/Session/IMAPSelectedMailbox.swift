@@ -27,6 +27,10 @@ public struct IMAPSelectedMailbox: Sendable {
     private var told: [UInt32: UInt64]
     /// Messages gone from the store that the client has not been told of yet.
     public private(set) var pendingExpunges: Set<UInt32> = []
+    /// CONDSTORE is on: FETCH responses about flags carry MODSEQ.
+    public var condStore = false
+    /// QRESYNC is on: messages gone are reported with VANISHED (their UIDs), not EXPUNGE.
+    public var qresync = false
 
     public init(name: String, readOnly: Bool, uidValidity: UInt32, uidNext: UInt32, messages: [Message]) {
         self.name = name
@@ -50,12 +54,16 @@ public struct IMAPSelectedMailbox: Sendable {
         for message in messages { current[message.uid] = message }
         for uid in self.uids where current[uid] == nil { self.pendingExpunges.insert(uid) }
         if expunges && !self.pendingExpunges.isEmpty {
-            // From the highest number down, so each number is still right when it is sent.
-            for index in self.uids.indices.reversed() where self.pendingExpunges.contains(self.uids[index]) {
-                responses.append(.expunge(UInt32(index + 1)))
-                self.told[self.uids[index]] = nil
-                self.uids.remove(at: index)
+            if self.qresync {
+                responses.append(.vanished(earlier: false, IMAPSequenceSet(ascending: self.pendingExpunges.sorted())))
+            } else {
+                // From the highest number down, so each number is still right when it is sent.
+                for index in self.uids.indices.reversed() where self.pendingExpunges.contains(self.uids[index]) {
+                    responses.append(.expunge(UInt32(index + 1)))
+                }
             }
+            for uid in self.pendingExpunges { self.told[uid] = nil }
+            self.uids.removeAll { self.pendingExpunges.contains($0) }
             self.pendingExpunges = []
         }
         let highest = self.uids.last ?? 0
@@ -70,10 +78,18 @@ public struct IMAPSelectedMailbox: Sendable {
         for (index, uid) in self.uids.enumerated() {
             guard let message = current[uid], let known = self.told[uid], known != message.modSeq else { continue }
             self.told[uid] = message.modSeq
-            responses.append(.fetch(UInt32(index + 1), [.uid(uid), .flags(message.flags)]))
+            responses.append(.fetch(UInt32(index + 1), self.flagValues(message)))
         }
         self.uidNext = max(self.uidNext, uidNext)
         return responses
+    }
+
+    /// What a FETCH response about a message's flags holds: its UID, flags and, with CONDSTORE,
+    /// its MODSEQ.
+    public func flagValues(_ message: Message) -> [IMAPFetchValue] {
+        self.condStore
+            ? [.uid(message.uid), .flags(message.flags), .modSeq(message.modSeq)]
+            : [.uid(message.uid), .flags(message.flags)]
     }
 
     /// The client has been told of this message's flags (its own STORE answered it).

@@ -63,6 +63,12 @@ public struct IMAPSession: Sendable {
     public private(set) var rev2 = false
     /// UTF8=ACCEPT enabled (RFC 6855): mailbox names and strings in UTF-8.
     public private(set) var utf8Accepted = false
+    /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in every FETCH response about flags, and
+    /// HIGHESTMODSEQ after EXPUNGE. ENABLE turns it on, and so does any command that uses it.
+    public private(set) var condStore = false
+    /// QRESYNC enabled (RFC 7162 §3.2; CONDSTORE with it): VANISHED instead of EXPUNGE, and
+    /// SELECT's QRESYNC parameter.
+    public private(set) var qresync = false
     private var errors = 0
 
     public init(configuration: Configuration) {
@@ -93,7 +99,7 @@ public struct IMAPSession: Sendable {
         case .authenticated, .selected:
             names += [
                 "IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE", "NAMESPACE", "UNSELECT", "ESEARCH", "LIST-EXTENDED",
-                "LIST-STATUS", "STATUS=SIZE", "CHILDREN", "BINARY", "UTF8=ACCEPT",
+                "LIST-STATUS", "STATUS=SIZE", "CHILDREN", "BINARY", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC",
                 "APPENDLIMIT=\(self.configuration.appendLimit)",
             ]
         }
@@ -161,6 +167,13 @@ public struct IMAPSession: Sendable {
                 case "UTF8=ACCEPT" where !self.utf8Accepted:
                     self.utf8Accepted = true
                     enabled.append("UTF8=ACCEPT")
+                case "CONDSTORE" where !self.condStore:
+                    self.condStore = true
+                    enabled.append("CONDSTORE")
+                case "QRESYNC" where !self.qresync:
+                    self.qresync = true
+                    self.condStore = true
+                    enabled.append("QRESYNC")
                 default:
                     break  // unknown or already on: not listed (RFC 5161 §3.1)
                 }
@@ -169,15 +182,42 @@ public struct IMAPSession: Sendable {
         case .namespace:
             guard self.isAuthenticated else { return self.bad(tag, "log in first") }
             return self.ok(tag, [.namespace(prefix: "", delimiter: ".")], "NAMESPACE done")
-        case .select, .examine, .create, .delete, .rename, .subscribe, .unsubscribe, .list, .lsub, .status, .append,
-            .idle:
+        case .select(_, let options), .examine(_, let options):
+            guard self.isAuthenticated else { return self.bad(tag, "log in first") }
+            // RFC 7162 §3.2.5: QRESYNC's parameter only once QRESYNC is enabled.
+            if options.qresync != nil && !self.qresync { return self.bad(tag, "ENABLE QRESYNC first") }
+            return self.mailbox(tagged)
+        case .create, .delete, .rename, .subscribe, .unsubscribe, .list, .lsub, .status, .append, .idle:
             guard self.isAuthenticated else { return self.bad(tag, "log in first") }
             return self.mailbox(tagged)
         case .close, .unselect, .expunge, .uidExpunge, .search, .fetch, .store, .copy, .move:
             guard self.isSelected else {
                 return self.bad(tag, self.isAuthenticated ? "select a mailbox first" : "log in first")
             }
+            if case .fetch(_, _, _, let modifiers) = tagged.command, modifiers.vanished, !self.qresync {
+                return self.bad(tag, "ENABLE QRESYNC first")
+            }
             return self.mailbox(tagged)
+        }
+    }
+
+    /// Turns CONDSTORE on when the command is one that enables it (RFC 7162 §3.1: SELECT or
+    /// EXAMINE with CONDSTORE, STATUS HIGHESTMODSEQ, FETCH of MODSEQ or CHANGEDSINCE, STORE with
+    /// UNCHANGEDSINCE, SEARCH MODSEQ); says whether it was off before.
+    public mutating func enableCondStore(for command: IMAPCommand) -> Bool {
+        guard !self.condStore, Self.enablesCondStore(command) else { return false }
+        self.condStore = true
+        return true
+    }
+
+    static func enablesCondStore(_ command: IMAPCommand) -> Bool {
+        switch command {
+        case .select(_, let options), .examine(_, let options): return options.condStore || options.qresync != nil
+        case .status(_, let items): return items.contains(.highestModSeq)
+        case .fetch(_, let items, _, let modifiers): return modifiers.changedSince != nil || items.contains(.modSeq)
+        case .store(_, let store, _): return store.unchangedSince != nil
+        case .search(let search, _): return IMAPSearchEvaluator.usesModSeq(search.keys)
+        default: return false
         }
     }
 

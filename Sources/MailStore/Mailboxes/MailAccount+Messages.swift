@@ -163,6 +163,14 @@ extension MailAccount {
     func commit(_ change: MailboxIndex.Change, to folder: Folder) throws(StoreError) {
         try self.index.apply(change, folder: folder.row.id)
         defer { self.maildirs.changes.changed(self.address) }
+        let now = Int64(time(nil))
+        if !change.removed.isEmpty && now - folder.prunedAt >= 86_400 {
+            // Once a day at most: the tombstones are a scan of the folder's.
+            folder.prunedAt = now
+            if let floor = try? self.index.pruneVanished(folder: folder.row.id, before: now - Self.vanishedRetention) {
+                folder.row.vanishedFloor = max(folder.row.vanishedFloor, floor)
+            }
+        }
         for uid in change.removed {
             if let row = folder.messages.removeValue(forKey: uid) { folder.byBase[row.base] = nil }
         }
@@ -172,6 +180,23 @@ extension MailAccount {
         }
         folder.row.uidNext = change.uidNext
         folder.row.highestModSeq = change.highestModSeq
+    }
+
+    /// The UIDs that left the folder since `modSeq` (QRESYNC), ascending; `complete` is false
+    /// when the folder no longer knows all of them (tombstones older than `vanishedRetention`),
+    /// and then a client must be told of every UID it may know that is not there.
+    public func vanished(_ name: String, since modSeq: UInt64) throws(MailboxError) -> (uids: [UInt32], complete: Bool)
+    {
+        let name = try Self.canonicalName(name)
+        return try self.withLock { () throws(MailboxError) -> (uids: [UInt32], complete: Bool) in
+            let folder = try self.syncedFolder(name)
+            do throws(StoreError) {
+                let uids = try self.index.vanished(folder: folder.row.id, since: modSeq)
+                return (uids, modSeq >= folder.row.vanishedFloor)
+            } catch {
+                throw .storage(error)
+            }
+        }
     }
 
     /// A message's octets with CRLF line ends, or nil when it is gone.
@@ -230,9 +255,29 @@ extension MailAccount {
         _ change: FlagChange,
         _ names: [String]
     ) throws(MailboxError) -> [StoredMessage] {
+        try self.setFlags(name, uids: uids, change, names, unchangedSince: nil).changed
+    }
+
+    /// CONDSTORE's conditional STORE (RFC 7162 §3.1.3): as `setFlags`, but a message whose
+    /// MODSEQ is above `unchangedSince` is left alone and listed in `modified`; the test and the
+    /// change are one step under the account's lock.
+    public func setFlags(
+        _ name: String,
+        uids: [UInt32],
+        _ change: FlagChange,
+        _ names: [String],
+        unchangedSince: UInt64?
+    ) throws(MailboxError) -> (changed: [StoredMessage], modified: [UInt32]) {
         let name = try Self.canonicalName(name)
-        return try self.withLock { () throws(MailboxError) -> [StoredMessage] in
+        return try self.withLock { () throws(MailboxError) -> (changed: [StoredMessage], modified: [UInt32]) in
             let folder = try self.syncedFolder(name)
+            var modified: [UInt32] = []
+            var uids = uids
+            if let unchangedSince {
+                modified = uids.filter { (folder.messages[$0]?.modSeq ?? 0) > unchangedSince }
+                let refused = Set(modified)
+                uids.removeAll { refused.contains($0) }
+            }
             let directory = self.directory(name)
             let given = MessageFlags(names: names)
             func applied(_ before: MessageFlags) -> MessageFlags {
@@ -304,7 +349,7 @@ extension MailAccount {
                     throw .storage(error)
                 }
             }
-            return changed
+            return (changed, modified)
         }
     }
 

@@ -35,6 +35,10 @@ public final class MailAccount: @unchecked Sendable {
     /// leaves one, removed at the next look). No folder may be named so (`canonicalName`).
     static let deletedPrefix = ".petrel-deleted-"
     public static let maximumKeywords = 50
+    /// How long a folder remembers which UIDs left it (QRESYNC's VANISHED): a client that comes
+    /// back within this time hears of exactly the messages it lost; one that comes back later
+    /// hears of every UID it may have known that is not there (RFC 7162 §3.2.5.2 allows both).
+    public static let vanishedRetention: Int64 = 180 * 86_400
 
     final class Folder {
         var row: MailboxIndex.FolderRow
@@ -43,6 +47,8 @@ public final class MailAccount: @unchecked Sendable {
         /// Modification times of `new/` and `cur/` at the last scan.
         var stamps: [Int64?] = []
         var scannedAt: Int64 = 0
+        /// When this process last pruned the folder's tombstones.
+        var prunedAt: Int64 = 0
 
         init(row: MailboxIndex.FolderRow) {
             self.row = row

@@ -22,6 +22,9 @@ final class MailboxIndex {
         var uidNext: UInt32
         var highestModSeq: UInt64
         var subscribed: Bool
+        /// Expunges at or below this MODSEQ are no longer known one by one (their tombstones
+        /// were pruned, or happened before the index kept any).
+        var vanishedFloor: UInt64 = 0
     }
 
     struct MessageRow {
@@ -125,6 +128,23 @@ final class MailboxIndex {
                     """
             )
         }
+        migrator.registerMigration("v2-vanished") { db in
+            // QRESYNC's tombstones: which UIDs left a folder, at which MODSEQ and when. What an
+            // index of v1 forgot (its expunges) lies at or below each folder's floor.
+            try db.execute(
+                sql: """
+                    CREATE TABLE vanished (
+                        folder INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+                        modseq INTEGER NOT NULL,
+                        uid INTEGER NOT NULL,
+                        at INTEGER NOT NULL,
+                        PRIMARY KEY (folder, modseq, uid)
+                    ) WITHOUT ROWID;
+                    ALTER TABLE folders ADD COLUMN vanished_floor INTEGER NOT NULL DEFAULT 0;
+                    UPDATE folders SET vanished_floor = highest_modseq;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -153,7 +173,8 @@ final class MailboxIndex {
                     uidValidity: UInt32(truncatingIfNeeded: row["uid_validity"] as Int64),
                     uidNext: UInt32(truncatingIfNeeded: row["uid_next"] as Int64),
                     highestModSeq: UInt64(row["highest_modseq"] as Int64),
-                    subscribed: row["subscribed"]
+                    subscribed: row["subscribed"],
+                    vanishedFloor: UInt64(row["vanished_floor"] as Int64)
                 )
             }
         }
@@ -190,6 +211,7 @@ final class MailboxIndex {
     func removeFolder(_ id: Int64) throws(StoreError) {
         try self.write { db in
             try db.execute(sql: "DELETE FROM messages WHERE folder = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM vanished WHERE folder = ?", arguments: [id])
             try db.execute(sql: "DELETE FROM folders WHERE id = ?", arguments: [id])
         }
     }
@@ -238,8 +260,13 @@ final class MailboxIndex {
 
     func apply(_ change: Change, folder: Int64) throws(StoreError) {
         try self.write { db in
+            let now = Int64(time(nil))
             for uid in change.removed {
                 try db.execute(sql: "DELETE FROM messages WHERE folder = ? AND uid = ?", arguments: [folder, uid])
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO vanished (folder, modseq, uid, at) VALUES (?, ?, ?, ?)",
+                    arguments: [folder, Int64(change.highestModSeq), uid, now]
+                )
             }
             for row in change.inserted {
                 try db.execute(
@@ -263,6 +290,40 @@ final class MailboxIndex {
                 sql: "UPDATE folders SET uid_next = ?, highest_modseq = ? WHERE id = ?",
                 arguments: [change.uidNext, Int64(change.highestModSeq), folder]
             )
+        }
+    }
+
+    /// UIDs that left the folder at a MODSEQ above `modSeq`, ascending.
+    func vanished(folder: Int64, since modSeq: UInt64) throws(StoreError) -> [UInt32] {
+        try self.read { db in
+            try Int64.fetchAll(
+                db,
+                sql: "SELECT uid FROM vanished WHERE folder = ? AND modseq > ? ORDER BY uid",
+                arguments: [folder, Int64(modSeq)]
+            ).map { UInt32(truncatingIfNeeded: $0) }
+        }
+    }
+
+    /// Forgets tombstones older than `before` (seconds since 1970); the folder's floor rises
+    /// to the highest MODSEQ forgotten. Returns the new floor.
+    func pruneVanished(folder: Int64, before: Int64) throws(StoreError) -> UInt64? {
+        try self.write { db in
+            guard
+                let highest = try Int64.fetchOne(
+                    db,
+                    sql: "SELECT MAX(modseq) FROM vanished WHERE folder = ? AND at < ?",
+                    arguments: [folder, before]
+                )
+            else { return nil }
+            try db.execute(
+                sql: "DELETE FROM vanished WHERE folder = ? AND modseq <= ?",
+                arguments: [folder, highest]
+            )
+            try db.execute(
+                sql: "UPDATE folders SET vanished_floor = MAX(vanished_floor, ?) WHERE id = ?",
+                arguments: [highest, folder]
+            )
+            return UInt64(highest)
         }
     }
 
