@@ -183,6 +183,7 @@ let package = Package(
             name: "PetrelOperator",
             dependencies: [
                 "PetrelSystem",
+                "IMAPCore",
                 "PetrelConfiguration",
                 "DNSClient",
                 "MailIntake",

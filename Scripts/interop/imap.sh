@@ -80,6 +80,11 @@ printf '%s\n' "$PASSWORD" | P user add "$USER_NAME" --password-stdin >/dev/null
 python3 Scripts/interop/interop_imap.py tour "$SMTP" "$IMAP" "$IMAPS" "$USER_NAME" "$PASSWORD" || fail "the imaplib/imapclient tour"
 SKIPPED=()
 
+# 1b. A quota: 452 4.2.2 for a full mailbox, and the mail arrives once the user makes room.
+printf '%s\n' "$PASSWORD" | P user add quota@example.test --password-stdin >/dev/null
+P user quota quota@example.test 4K >/dev/null
+python3 Scripts/interop/interop_imap.py quota "$SMTP" "$IMAPS" quota@example.test "$PASSWORD" || fail "the quota"
+
 MAILDIR="$WORK/data/mail/$USER_NAME"
 # 2. mbsync, both ways.
 if command -v mbsync >/dev/null; then

@@ -366,6 +366,41 @@ def shared(smtp_port, imaps_port, dovecot_port, user, password):
         client.logout()
 
 
+def quota(smtp_port, imaps_port, user, password):
+    """The user has a quota of 4 KiB (`petrel user quota`): mail that fills it is taken, the
+    next is refused for now at RCPT TO (452 4.2.2), and the sender, retrying, gets it through once
+    the user made room; it arrives once. APPEND over the quota gets NO [OVERQUOTA]."""
+    client = imapclient.IMAPClient("127.0.0.1", port=int(imaps_port), ssl=True, ssl_context=context())
+    client.login(user, password)
+    check(b"QUOTA" in client.capabilities(), "QUOTA is announced")
+    big = ("x" * 70 + "\r\n") * 42
+    deliver(smtp_port, user, "quota one", big)
+    refused = None
+    try:
+        deliver(smtp_port, user, "quota two", big)
+    except smtplib.SMTPRecipientsRefused as error:
+        refused = error.recipients[user]
+    check(refused is not None and refused[0] == 452 and refused[1].startswith(b"4.2.2"),
+          f"a full mailbox: 452 4.2.2 at RCPT TO ({refused})")
+    roots, quotas = client.get_quota_root("INBOX")
+    check(roots.quota_roots == [""] and quotas and quotas[0].resource == "STORAGE" and quotas[0].limit == 4,
+          f"GETQUOTAROOT: the account's one root and its STORAGE limit in KiB ({roots}, {quotas})")
+    try:
+        client.append("INBOX", ("Subject: over\r\n\r\n" + big).encode())
+        check(False, "APPEND over the quota is refused")
+    except imapclient.exceptions.IMAPClientError as error:
+        check("OVERQUOTA" in str(error), f"APPEND over the quota: NO [OVERQUOTA] ({error})")
+    # The user makes room; the sender's next try (as an MTA retries a 4xx) gets through.
+    client.select_folder("INBOX")
+    client.delete_messages(client.search(["SUBJECT", "quota one"]))
+    client.expunge()
+    deliver(smtp_port, user, "quota two", big)
+    client.noop()
+    found = client.search(["SUBJECT", "quota two"])
+    check(len(found) == 1, f"the refused message arrived once the user made room, once ({found})")
+    client.logout()
+
+
 if __name__ == "__main__":
     action, args = sys.argv[1], sys.argv[2:]
     if action == "tour":
@@ -378,5 +413,7 @@ if __name__ == "__main__":
         flag(*args)
     elif action == "shared":
         shared(*args)
+    elif action == "quota":
+        quota(*args)
     else:
         raise SystemExit(__doc__)

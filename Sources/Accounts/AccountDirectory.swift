@@ -17,6 +17,8 @@ public protocol AccountDirectory: Sendable {
     /// The stored password credentials of a mailbox; nil when there is no such mailbox or it
     /// has no password.
     func passwordCredentials(for address: AccountAddress) async throws -> PasswordCredentials?
+    /// A mailbox's own settings (quota, IMAP switches); nil when there is no such mailbox.
+    func settings(for address: AccountAddress) async throws -> MailboxSettings?
     /// A random secret of `length` octets, the same ever after and for every process that
     /// shares the directory.
     func secret(named name: String, length: Int) throws -> [UInt8]

@@ -14,6 +14,21 @@ public struct MailboxAccount: Hashable, Sendable {
     }
 }
 
+/// A mailbox's own settings, kept with it (`petrel user quota`, `petrel user imap`).
+public struct MailboxSettings: Hashable, Sendable {
+    /// The storage quota in octets: nil for the configuration's default (`quota.storage`), 0 for
+    /// none.
+    public var storageQuota: UInt64?
+    /// IMAP capabilities not offered to this user (upper case): a switch for a client that
+    /// misbehaves with one (`COMPRESS=DEFLATE`, `QRESYNC`, ...).
+    public var disabledIMAPCapabilities: [String]
+
+    public init(storageQuota: UInt64? = nil, disabledIMAPCapabilities: [String] = []) {
+        self.storageQuota = storageQuota
+        self.disabledIMAPCapabilities = disabledIMAPCapabilities
+    }
+}
+
 /// An alias: an address whose mail goes to other addresses.
 public struct Alias: Hashable, Sendable {
     public var address: AccountAddress
@@ -106,7 +121,63 @@ public final class AccountStore: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v4: quotas, IMAP switches") { db in
+            // NULL: the configuration's default quota; 0: none. The switches: capability names,
+            // space-separated.
+            try db.execute(
+                sql: """
+                    ALTER TABLE mailboxes ADD COLUMN storage_quota INTEGER;
+                    ALTER TABLE mailboxes ADD COLUMN imap_disabled TEXT NOT NULL DEFAULT '';
+                    """
+            )
+        }
         return migrator
+    }
+
+    // MARK: - Settings
+
+    /// A mailbox's settings; nil when there is no such mailbox.
+    public func settings(for address: AccountAddress) async throws -> MailboxSettings? {
+        try await self.database.read { db in try Self.settings(address, db) }
+    }
+
+    /// The same, for the CLI.
+    public func readSettings(for address: AccountAddress) throws -> MailboxSettings {
+        try self.database.read { db in
+            guard let settings = try Self.settings(address, db) else {
+                throw AccountError.notFound(address.description)
+            }
+            return settings
+        }
+    }
+
+    public func setSettings(_ settings: MailboxSettings, for address: AccountAddress) throws {
+        try self.database.write { db in
+            guard try Self.mailboxID(address, db) != nil else { throw AccountError.notFound(address.description) }
+            try db.execute(
+                sql: "UPDATE mailboxes SET storage_quota = ?, imap_disabled = ? WHERE address = ?",
+                arguments: [
+                    settings.storageQuota.map { Int64(clamping: $0) },
+                    settings.disabledIMAPCapabilities.map { $0.uppercased() }.joined(separator: " "),
+                    address.description,
+                ]
+            )
+        }
+    }
+
+    private static func settings(_ address: AccountAddress, _ db: Database) throws -> MailboxSettings? {
+        guard
+            let row = try Row.fetchOne(
+                db,
+                sql: "SELECT storage_quota, imap_disabled FROM mailboxes WHERE address = ?",
+                arguments: [address.description]
+            )
+        else { return nil }
+        let disabled: String = row["imap_disabled"]
+        return MailboxSettings(
+            storageQuota: (row["storage_quota"] as Int64?).map { UInt64(max(0, $0)) },
+            disabledIMAPCapabilities: disabled.split(separator: " ").map(String.init)
+        )
     }
 
     // MARK: - Management (the CLI)

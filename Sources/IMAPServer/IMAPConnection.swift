@@ -120,6 +120,7 @@ final class IMAPConnection {
         self.driver = IMAPSessionDriver(
             session: IMAPSession(configuration: configuration.session),
             accounts: accounts,
+            service: service,
             client: client,
             logger: logger
         )
@@ -158,8 +159,23 @@ final class IMAPConnection {
                 "tls": "\(self.driver.session.tls)", "commands": "\(self.driver.commands)",
                 "failed": "\(self.driver.failures)", "outcome": "\(self.outcome.rawValue)",
                 "duration": "\(duration.components.seconds)s",
+                "client_id": "\(Self.describe(self.driver.session.clientID))",
             ]
         )
+    }
+
+    /// The client's ID fields (RFC 2971) as one log value: `name=Thunderbird version=128.3`,
+    /// printable and bounded whatever the client sent; `-` when it sent none.
+    static func describe(_ fields: [IMAPIDField]?) -> String {
+        guard let fields, !fields.isEmpty else { return "-" }
+        func clean(_ text: String, _ limit: Int) -> String {
+            String(
+                text.unicodeScalars.filter { $0.value > 0x20 && $0.value < 0x7F && $0 != "=" }.prefix(limit).map(
+                    Character.init
+                )
+            )
+        }
+        return fields.prefix(8).map { clean($0.name, 20) + "=" + clean($0.value ?? "NIL", 40) }.joined(separator: " ")
     }
 
     private func serve(_ inbound: NIOAsyncChannelInboundStream<IMAPInbound>) async throws {

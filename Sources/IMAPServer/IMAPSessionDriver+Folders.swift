@@ -207,6 +207,9 @@ extension IMAPSessionDriver {
             case .size: return IMAPStatusValue(item, UInt64(state.messages.reduce(0) { $0 + $1.size }))
             case .recent: return IMAPStatusValue(item, 0)
             case .highestModSeq: return IMAPStatusValue(item, state.highestModSeq)
+            case .deletedStorage:
+                let octets = state.messages.reduce(0) { $0 + ($1.flags.system.contains(.deleted) ? $1.size : 0) }
+                return IMAPStatusValue(item, UInt64(octets + 1023) / 1024)
             }
         }
         return .status(name: Self.displayName(folder), values)

@@ -385,6 +385,12 @@ extension IMAPSessionDriver {
         let uids = try self.resolve(set, uid: uid).map(\.uid)
         let target = try self.storeName(destination)
         let source = selected.name
+        if !move {
+            // A COPY adds what it copies to the account's usage; a MOVE (a rename) adds nothing,
+            // and so is never refused for the quota: moving to Trash is how room is made.
+            let byUID = Self.byUID(try await self.folderState(source, account))
+            try await self.checkQuota(account, adding: UInt64(uids.reduce(0) { $0 + (byUID[$1]?.size ?? 0) }))
+        }
         let result: (uidValidity: UInt32, uids: [(UInt32, UInt32)])
         do throws(IMAPFailure) {
             result = try await self.call { () throws(MailboxError) in
@@ -431,6 +437,7 @@ extension IMAPSessionDriver {
         guard append.size <= self.session.configuration.appendLimit else {
             throw .no(.tooBig, "the message is larger than APPENDLIMIT")
         }
+        try await self.checkQuota(account, adding: append.size)
         let flags = append.flags.map(\.name)  // the parser refuses \Recent
         let date = append.internalDate?.unixTime
         let stored: (uidValidity: UInt32, uid: UInt32)

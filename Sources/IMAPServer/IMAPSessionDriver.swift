@@ -16,6 +16,8 @@ final class IMAPSessionDriver {
     var selected: IMAPSelectedMailbox?
     var account: MailAccount?
     let accounts: MailAccounts
+    /// Logins' side of the accounts: the user's settings (quota, switched-off capabilities).
+    let service: any IMAPAccountService
     let client: IMAPClient
     let logger: Logger
     /// Commands carried out, and those that failed, for the session's log line.
@@ -27,9 +29,16 @@ final class IMAPSessionDriver {
     /// disk as it comes); the APPEND takes it, or it is abandoned.
     var upload: AppendUpload?
 
-    init(session: IMAPSession, accounts: MailAccounts, client: IMAPClient, logger: Logger) {
+    init(
+        session: IMAPSession,
+        accounts: MailAccounts,
+        service: any IMAPAccountService,
+        client: IMAPClient,
+        logger: Logger
+    ) {
         self.session = session
         self.accounts = accounts
+        self.service = service
         self.client = client
         self.logger = logger
     }
@@ -46,7 +55,8 @@ final class IMAPSessionDriver {
     /// The user logged in: their mailboxes are opened (special-use folders made on first use).
     func loggedIn(_ user: String) async throws(MailboxError) {
         self.account = try await self.accounts.account(user)
-        self.session.authenticated(user: user)
+        let settings = await self.service.settings(user: user)
+        self.session.authenticated(user: user, disabled: settings.disabledCapabilities)
     }
 
     /// Carries out a mailbox command; returns the status of its tagged response (BAD counts as an
@@ -216,7 +226,24 @@ final class IMAPSessionDriver {
         case .copy(let set, let name, let uid), .move(let set, let name, let uid):
             let move = if case .move = command.command { true } else { false }
             return try await self.copy(tag, set, to: name, uid: uid, move: move, account: account)
-        case .capability, .logout, .id, .startTLS, .authenticate, .login, .enable, .namespace, .idle:
+        case .getQuota(let root):
+            guard root.isEmpty, let quota = try await self.quota(account) else {
+                throw .no(.nonexistent, "no quota root \"\(root)\"; GETQUOTAROOT INBOX names it")
+            }
+            return [quota] + (try await self.refreshed(account, expunges: true)) + [
+                .tagged(tag, .ok, nil, "GETQUOTA done")
+            ]
+        case .getQuotaRoot(let name):
+            let folder = try self.storeName(name)
+            _ = try await self.folderState(folder, account)  // a folder that exists
+            let quota = try await self.quota(account)
+            var responses: [IMAPResponse] = [
+                .quotaRoot(mailbox: Self.displayName(folder), roots: quota == nil ? [] : [""])
+            ]
+            if let quota { responses.append(quota) }
+            return responses + (try await self.refreshed(account, expunges: true))
+                + [.tagged(tag, .ok, nil, "GETQUOTAROOT done")]
+        case .capability, .logout, .id, .startTLS, .authenticate, .login, .enable, .namespace, .idle, .setQuota:
             // The session answers these itself; IDLE is the connection's.
             throw .bad("unexpected command")
         }
@@ -315,6 +342,36 @@ final class IMAPSessionDriver {
         messages.reserveCapacity(state.messages.count)
         for message in state.messages { messages[message.uid] = message }
         return messages
+    }
+
+    // MARK: Quota
+
+    /// The account's one quota root, `""` (RFC 9208 §5.1): its STORAGE in units of 1024 octets;
+    /// nil when the account has no limit.
+    func quota(_ account: MailAccount) async throws(IMAPFailure) -> IMAPResponse? {
+        guard let limit = await self.service.settings(user: account.address).storageLimit else { return nil }
+        let used = try await self.usage(account)
+        return .quota(root: "", [IMAPQuotaResource("STORAGE", usage: (used.bytes + 1023) / 1024, limit: limit / 1024)])
+    }
+
+    func usage(_ account: MailAccount) async throws(IMAPFailure) -> StorageUsage {
+        do {
+            return try await self.accounts.usage(of: account.address)
+        } catch {
+            throw IMAPFailure(error)
+        }
+    }
+
+    /// Refuses what would take the account over its quota (APPEND, COPY): `NO [OVERQUOTA]`.
+    func checkQuota(_ account: MailAccount, adding size: UInt64) async throws(IMAPFailure) {
+        guard let limit = await self.service.settings(user: account.address).storageLimit else { return }
+        let used = try await self.usage(account).bytes
+        if used + size > limit {
+            throw .no(
+                .overQuota,
+                "over quota: \(ByteCount.format(used)) of \(ByteCount.format(limit)) used; delete mail to make room"
+            )
+        }
     }
 
     private func done(_ tag: String, _ text: String, _ account: MailAccount) async throws(IMAPFailure) -> [IMAPResponse]

@@ -1,3 +1,4 @@
+import Accounts
 import IMAPCore
 import SMTPCore
 
@@ -14,6 +15,18 @@ public final class IMAPLogins: IMAPAccountService {
     public func admit(_ client: IMAPClient) async -> String? {
         guard self.receiver.failures.isBlocked(client.remoteIP) else { return nil }
         return "too many failed logins from your address; try again later"
+    }
+
+    /// The mailbox's quota (its own, or `quota.storage`) and its switched-off capabilities. A
+    /// lookup that fails gives the defaults: a login is not refused for it, and the quota is
+    /// then the configuration's.
+    public func settings(user: String) async -> IMAPUserSettings {
+        guard let address = try? AccountAddress(validating: user) else { return IMAPUserSettings() }
+        let own = try? await self.receiver.accounts.settings(for: address)
+        return IMAPUserSettings(
+            storageLimit: self.receiver.quota.limit(own: own?.storageQuota),
+            disabledCapabilities: Set(own?.disabledIMAPCapabilities ?? [])
+        )
     }
 
     public func beginAuthentication(mechanism: String, client: IMAPClient) -> any IMAPAuthenticationExchange {

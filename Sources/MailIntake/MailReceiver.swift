@@ -6,6 +6,7 @@ import MailStore
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import PetrelConfiguration
 import PetrelSystem
 import SMTPCore
 
@@ -24,6 +25,8 @@ public final class MailReceiver: SMTPMailReceiver {
     let failures: LoginFailures
     let checks: PasswordChecks
     let inbound: InboundAuthentication
+    /// Mailbox quotas (`[quota]`, and each mailbox's own).
+    let quota: Configuration.Quota
     let metrics: IntakeMetrics
     let logger: Logger
     /// The stored secret SCRAM answers about users that do not exist are derived from: the same
@@ -42,10 +45,12 @@ public final class MailReceiver: SMTPMailReceiver {
         failures: LoginFailures,
         checks: PasswordChecks,
         inbound: InboundAuthentication,
+        quota: Configuration.Quota = Configuration.Quota(),
         metrics: IntakeMetrics,
         logger: Logger
     ) throws {
         self.metrics = metrics
+        self.quota = quota
         self.accounts = accounts
         self.resolver = resolver
         self.store = store
@@ -120,6 +125,16 @@ public final class MailReceiver: SMTPMailReceiver {
         do {
             switch try await self.accounts.resolve(path, with: self.resolver) {
             case .mailboxes(let mailboxes):
+                for mailbox in mailboxes {
+                    if try await self.isFull(mailbox, adding: transaction.envelope.declaredSize ?? 0) {
+                        self.metrics.recipientRefused(reason: "mailbox_full")
+                        self.logger.info(
+                            "mailbox full",
+                            metadata: ["session": "\(connection.id)", "to": "\(path)", "mailbox": "\(mailbox)"]
+                        )
+                        return .rejected(.mailboxFull(path.description))
+                    }
+                }
                 return .accepted(mailboxes.map(\.mailbox))
             case .unknownUser:
                 self.metrics.recipientRefused(reason: "unknown_user")
@@ -140,6 +155,17 @@ public final class MailReceiver: SMTPMailReceiver {
             )
             return .rejected(.recipientLookupFailed(path.description))
         }
+    }
+
+    /// Whether a mailbox is at its quota, or would be over it with `size` more octets (SIZE=,
+    /// when the client declared one). A message that comes without SIZE= and takes a mailbox
+    /// over is taken: the quota is soft by at most one message, never a reason to lose one.
+    func isFull(_ mailbox: AccountAddress, adding size: UInt64) async throws -> Bool {
+        guard let limit = self.quota.limit(own: try await self.accounts.settings(for: mailbox)?.storageQuota) else {
+            return false
+        }
+        let used = try await self.store.usage(of: mailbox.description).bytes
+        return used >= limit || used + size > limit
     }
 
     public func openMessage(

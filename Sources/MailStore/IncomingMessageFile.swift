@@ -134,6 +134,7 @@ public actor IncomingMessageFile {
                 directories.append(store.queue.directory)
             }
             let (paths, queuedToo) = (links.paths, staged)
+            let localSize = links.paths.isEmpty ? 0 : files.first(where: { $0.unixLineEnds })?.size ?? 0
             return GroupCommit.Publication(
                 directories: directories,
                 undo: {
@@ -142,7 +143,10 @@ public actor IncomingMessageFile {
                 },
                 done: {
                     for file in files where file.unixLineEnds { POSIXFile.remove(file.path) }
-                    for mailbox in mailboxes { store.maildirs.changes.changed(mailbox) }
+                    for mailbox in mailboxes {
+                        store.maildirs.usage.added(mailbox, bytes: localSize)
+                        store.maildirs.changes.changed(mailbox)
+                    }
                 }
             )
         }

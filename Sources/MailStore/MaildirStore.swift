@@ -13,6 +13,8 @@ public struct MaildirStore: Sendable {
     private let knownMaildirs = KnownMaildirs()
     /// Wakes the IMAP sessions of a mailbox that received mail.
     public let changes = MailboxChanges()
+    /// Each mailbox's size, for quotas.
+    public let usage = MailboxUsage()
 
     final class KnownMaildirs: Sendable {
         let names = NIOLockedValueBox<Set<String>>([])
@@ -49,7 +51,10 @@ public struct MaildirStore: Sendable {
             for destination in links.paths { POSIXFile.remove(destination) }
             throw error
         }
-        for mailbox in mailboxes { self.changes.changed(mailbox) }
+        for mailbox in mailboxes {
+            self.usage.added(mailbox, bytes: size)
+            self.changes.changed(mailbox)
+        }
         return links.paths
     }
 
@@ -110,6 +115,11 @@ public struct MaildirStore: Sendable {
             try POSIXFile.link(file, destination)
         }
         return destination
+    }
+
+    /// What a mailbox holds (blocking: a listing of its Maildir when no recent count is kept).
+    public func usage(of address: String) throws(StoreError) -> StorageUsage {
+        try self.usage.usage(of: address, root: self.path(for: address))
     }
 
     /// Forgets that a folder was made, so the next `ensureMaildir` looks at the disk again (an

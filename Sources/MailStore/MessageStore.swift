@@ -137,6 +137,11 @@ extension MessageStore {
         }
     }
 
+    public func usage(of mailbox: String) async throws(StoreError) -> StorageUsage {
+        let maildirs = self.maildirs
+        return try await self.onThreadPool { try maildirs.usage(of: mailbox) }
+    }
+
     /// Runs on the thread pool; anything but a `StoreError` (the pool shut down) becomes one.
     private func onThreadPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws(StoreError) -> T {
         do {

@@ -16,6 +16,8 @@ public protocol MessageStoring: Sendable {
     ///   - local: it has local mailboxes.
     ///   - queued: it has recipients at other servers.
     func beginMessage(id: String, local: Bool, queued: Bool) -> Writer
+    /// What a local mailbox holds now, for its quota.
+    func usage(of mailbox: String) async throws(StoreError) -> StorageUsage
 }
 
 /// One message being received, written as it arrives. Used by one connection task at a time.

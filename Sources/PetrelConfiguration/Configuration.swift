@@ -23,6 +23,8 @@ public struct Configuration: Sendable, Hashable {
     public var timeouts: Timeouts
     /// IMAP's limits (`[imap]`).
     public var imap = IMAP()
+    /// Mailbox quotas (`[quota]`).
+    public var quota = Quota()
     /// What failed logins cost (`[auth]`).
     public var loginFailures: LoginFailurePolicy
     /// SPF, DKIM and DMARC on mail from other servers (`[inbound]`).

@@ -116,6 +116,10 @@ public enum ConfigurationLoader {
             try configuration.imap.read(&table)
             try table.finish()
         }
+        if var table = try top.table("quota") {
+            try configuration.quota.read(&table)
+            try table.finish()
+        }
         if var table = try top.table("timeouts") {
             try configuration.timeouts.read(&table)
             try table.finish()

@@ -59,6 +59,27 @@ extension Configuration {
         }
     }
 
+    /// `[quota]`: what a mailbox may hold (docs/imap.md, Quotas).
+    public struct Quota: Sendable, Hashable {
+        /// Octets of mail one mailbox may hold, all folders together, unless the mailbox has a
+        /// quota of its own (`petrel user quota`); 0 for no limit.
+        public var storage: UInt64 = 0
+
+        public init(storage: UInt64 = 0) {
+            self.storage = storage
+        }
+
+        /// The limit for a mailbox with this quota of its own (nil: the default); nil for none.
+        public func limit(own: UInt64?) -> UInt64? {
+            let limit = own ?? self.storage
+            return limit == 0 ? nil : limit
+        }
+
+        mutating func read(_ table: inout TableReader) throws(ConfigurationError) {
+            if let value = try table.byteCount("storage") { self.storage = value }
+        }
+    }
+
     public struct TLSFiles: Sendable, Hashable {
         /// PEM: the certificate, then its chain.
         public var certificate: String

@@ -1,3 +1,4 @@
+import MailCore
 import TOMLKit
 
 /// Reads typed values from one TOML table and remembers which keys were read, so that the rest
@@ -74,6 +75,22 @@ struct TableReader {
             throw self.error(key, "must be between \(range.lowerBound) and \(range.upperBound), not \(number)")
         }
         return number
+    }
+
+    /// A number of octets: an integer, or a string with a binary unit (`"5 GiB"`, `"512M"`).
+    mutating func byteCount(_ key: String) throws(ConfigurationError) -> UInt64? {
+        guard let value = self.value(key) else { return nil }
+        if let number = value.int {
+            guard number >= 0 else { throw self.error(key, "must not be negative") }
+            return UInt64(number)
+        }
+        guard let text = value.string else {
+            throw self.typeError(key, expected: "a size (an integer, or a string like \"5 GiB\")", got: value)
+        }
+        guard let count = ByteCount.parse(text) else {
+            throw self.error(key, "'\(text)' is not a size; write octets, or a number with K, M, G or T (\"5 GiB\")")
+        }
+        return count
     }
 
     mutating func stringArray(_ key: String) throws(ConfigurationError) -> [String]? {

@@ -155,6 +155,7 @@ public final class PetrelServer: Sendable {
                     resolver: resolver ?? dns,
                     hostname: configuration.hostname
                 ),
+                quota: configuration.quota,
                 metrics: metrics.intake,
                 logger: logger
             )

@@ -84,7 +84,7 @@ struct User: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage mailboxes.",
         discussion: "Changes apply to a running server at once; no restart is needed.",
-        subcommands: [Add.self, Password.self, List.self, Remove.self, Sender.self]
+        subcommands: [Add.self, Password.self, List.self, Remove.self, Sender.self, Quota.self, IMAP.self]
     )
 
     struct Add: AsyncParsableCommand {
@@ -143,6 +143,59 @@ struct User: AsyncParsableCommand {
 }
 
 extension User {
+    struct Quota: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show or set what a mailbox may hold.",
+            discussion: """
+                Without a size, shows the mailbox's quota and what it holds (all folders, as on \
+                disk). A size sets its own quota: 5G, 512M, 1073741824 (octets; binary units); \
+                "none" for no limit; "default" for quota.storage of the configuration. A full \
+                mailbox gets no more mail: SMTP answers 452 4.2.2 at RCPT TO (the sender tries \
+                again later) and IMAP APPEND and COPY get NO [OVERQUOTA].
+                """
+        )
+
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "The mailbox address.")
+        var address: String
+        @Argument(help: "The new quota: a size, none, or default.")
+        var size: String?
+
+        func run() async throws {
+            try AccountTool(configuration: try self.options.load()).quota(self.address, set: self.size)
+        }
+    }
+
+    struct IMAP: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show or switch off IMAP capabilities for one user's mail programs.",
+            discussion: """
+                For a mail program that misbehaves with an extension: a capability switched off \
+                is not announced to the user after login and cannot be enabled. Without options, \
+                shows what is switched off. Takes effect at the user's next login.
+                """
+        )
+
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "The mailbox address.")
+        var address: String
+        @Option(
+            name: .customLong("disable"),
+            help: ArgumentHelp("A capability to switch off (QRESYNC, COMPRESS=DEFLATE, ...).", valueName: "capability")
+        )
+        var disable: [String] = []
+        @Option(
+            name: .customLong("enable"),
+            help: ArgumentHelp("A capability to offer again.", valueName: "capability")
+        )
+        var enable: [String] = []
+
+        func run() async throws {
+            try AccountTool(configuration: try self.options.load())
+                .imapSwitches(self.address, disable: self.disable, enable: self.enable)
+        }
+    }
+
     /// The addresses a mailbox may send as besides its own (kept in the account store, so a
     /// running server sees a change at once).
     struct Sender: AsyncParsableCommand {

@@ -26,6 +26,22 @@ import Testing
         #expect(try AccountStore(path: self.path).secret(named: "another") != first)
     }
 
+    /// A mailbox's settings (quota, IMAP switches) round-trip, and are nil for no mailbox.
+    @Test func settingsAreKeptWithTheMailbox() async throws {
+        defer { self.cleanUp() }
+        let store = try AccountStore(path: self.path)
+        let alice = try self.address("alice@example.test")
+        try store.addMailbox(alice, password: nil)
+        #expect(try await store.settings(for: alice) == MailboxSettings())
+        let settings = MailboxSettings(storageQuota: 5 << 30, disabledIMAPCapabilities: ["QRESYNC", "COMPRESS=DEFLATE"])
+        try store.setSettings(settings, for: alice)
+        #expect(try AccountStore(path: self.path).readSettings(for: alice) == settings)
+        try store.setSettings(MailboxSettings(storageQuota: 0), for: alice)
+        #expect(try await store.settings(for: alice)?.storageQuota == 0)
+        #expect(try await store.settings(for: self.address("nobody@example.test")) == nil)
+        #expect(throws: AccountError.self) { try store.setSettings(settings, for: self.address("nobody@example.test")) }
+    }
+
     /// Sender addresses widen what a user may send as; they go with the mailbox.
     @Test func senderAddresses() async throws {
         defer { self.cleanUp() }

@@ -35,6 +35,9 @@ struct MemoryAccounts: AccountDirectory, DirectoryLookup {
         -> Bool
     { false }
     func passwordCredentials(for address: AccountAddress) async throws -> PasswordCredentials? { nil }
+    func settings(for address: AccountAddress) async throws -> MailboxSettings? {
+        self.isMailbox(address) ? MailboxSettings() : nil
+    }
     func secret(named name: String, length: Int) throws -> [UInt8] { Array(repeating: 7, count: length) }
 }
 

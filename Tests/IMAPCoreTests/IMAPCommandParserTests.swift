@@ -355,6 +355,12 @@ import Testing
             ),
             ("a STATUS blurdybloop (HIGHESTMODSEQ)", .status(IMAPMailboxName("blurdybloop"), [.highestModSeq])),
             ("a ENABLE CONDSTORE QRESYNC", .enable(["CONDSTORE", "QRESYNC"])),
+            // QUOTA (RFC 9208's examples).
+            ("G0001 GETQUOTA \"!partition/sda4\"", .getQuota("!partition/sda4")),
+            ("G0002 GETQUOTAROOT INBOX", .getQuotaRoot(Self.inbox)),
+            ("S0000 SETQUOTA \"#user/alice\" (STORAGE 510)", .setQuota("#user/alice")),
+            ("a SETQUOTA \"\" ()", .setQuota("")),
+            ("a STATUS INBOX (DELETED-STORAGE DELETED)", .status(Self.inbox, [.deletedStorage, .deleted])),
         ] as [(String, IMAPCommand)]
     )
     func commands(input: String, expected: IMAPCommand) {
@@ -487,6 +493,9 @@ import Testing
             ("A1 STORE 1 (UNCHANGEDSINCE 1 UNCHANGEDSINCE 2) +FLAGS (x)", "A1", "given twice"),
             ("A1 STORE 1 (BOGUS 1) +FLAGS (x)", "A1", "unknown STORE modifier"),
             ("A1 SEARCH MODSEQ", "A1", "expected a space"),
+            ("A1 GETQUOTAROOT", "A1", "expected a space"),
+            ("A1 SETQUOTA \"\" (STORAGE)", "A1", "expected a space"),
+            ("A1 SETQUOTA \"\" STORAGE 5", "A1", "expected ("),
             ("A1 SEARCH MODSEQ \"/x/y\" all 5", "A1", "unknown MODSEQ entry"),
             ("A1 SEARCH MODSEQ \"/flags/\\\\seen\" mine 5", "A1", "priv, shared or all"),
             // A literal8 or a streamed literal is APPEND's alone: no NUL in a name or a password.

@@ -128,6 +128,10 @@ import Testing
                 "d105 OK [MODIFIED 7,9] Conditional STORE failed\r\n"
             ),
             (.fetch(50, [.modSeq(12_111_230_047)]), "* 50 FETCH (MODSEQ (12111230047))\r\n"),
+            // QUOTA (RFC 9208's examples).
+            (.quota(root: "", [IMAPQuotaResource("STORAGE", usage: 10, limit: 512)]), "* QUOTA \"\" (STORAGE 10 512)\r\n"),
+            (.quotaRoot(mailbox: "INBOX", roots: [""]), "* QUOTAROOT \"INBOX\" \"\"\r\n"),
+            (.quotaRoot(mailbox: "comp.mail.mime", roots: []), "* QUOTAROOT \"comp.mail.mime\"\r\n"),
             (
                 .status(name: "blurdybloop", [IMAPStatusValue(.highestModSeq, 7_011_231_777)]),
                 "* STATUS \"blurdybloop\" (HIGHESTMODSEQ 7011231777)\r\n"

@@ -2,6 +2,7 @@ import Foundation
 import IMAPCore
 import Logging
 import MailStore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import NIOPosix
@@ -24,6 +25,7 @@ final class IMAPHarness: @unchecked Sendable {
     let accounts: MailAccounts
     let channel: NIOAsyncTestingChannel
     let users: IMAPUserSessions
+    let logins: FakeLogins
     private var task: Task<Void, Never>?
     private var pending = ByteBuffer()
 
@@ -47,6 +49,7 @@ final class IMAPHarness: @unchecked Sendable {
         sharing other: IMAPHarness? = nil
     ) async throws {
         self.users = other?.users ?? IMAPUserSessions()
+        self.logins = other?.logins ?? FakeLogins()
         if let other {
             self.directory = other.directory
             self.pool = other.pool
@@ -87,7 +90,7 @@ final class IMAPHarness: @unchecked Sendable {
                 sessionsPerUser: 3
             ),
             accounts: self.accounts,
-            service: FakeLogins(),
+            service: self.logins,
             users: self.users,
             silence: IMAPSilenceLimit(seconds: 60),
             client: IMAPClient(id: "t", remoteAddress: nil),
@@ -159,7 +162,12 @@ final class IMAPHarness: @unchecked Sendable {
 
 /// Logins without the account store: `alice@example.test` with `secret`, PLAIN only.
 final class FakeLogins: IMAPAccountService {
+    /// What `settings` answers; a test may change it while sessions run.
+    let userSettings = NIOLockedValueBox(IMAPUserSettings())
+
     func admit(_ client: IMAPClient) async -> String? { nil }
+
+    func settings(user: String) async -> IMAPUserSettings { self.userSettings.withLockedValue { $0 } }
 
     func beginAuthentication(mechanism: String, client: IMAPClient) -> any IMAPAuthenticationExchange {
         Exchange()

@@ -100,7 +100,8 @@ import Testing
             .union([renamedByOther, now.messages.last!.uid])
         #expect(Set(fetched.keys) == expected, "exactly the messages changed or new")
         #expect(fetched[renamedByOther]?.contains("\\Answered") == true)
-        for (uid, line) in fetched where flagged.contains(uid) {
+        // (The other program's rename wrote the letters of \\Answered alone.)
+        for (uid, line) in fetched where flagged.contains(uid) && uid != renamedByOther {
             #expect(
                 line.contains("\\Flagged") && line.contains("$Seen\(uid % 3)") && line.contains("MODSEQ ("),
                 "\(line)"

@@ -32,6 +32,11 @@ import Testing
         func beginMessage(id: String, local: Bool, queued: Bool) -> MemoryMessage {
             MemoryMessage(id: id, store: self)
         }
+
+        func usage(of mailbox: String) async throws(StoreError) -> StorageUsage {
+            let mine = self.stored.withLockedValue { $0.filter { $0.mailboxes.contains(mailbox) } }
+            return StorageUsage(bytes: UInt64(mine.reduce(0) { $0 + $1.text.utf8.count }), messages: mine.count)
+        }
     }
 
     actor MemoryMessage: MessageWriting {
@@ -87,10 +92,13 @@ import Testing
         let directory: String
         let checks = PasswordChecks()
 
-        init() throws {
+        let accounts: AccountStore
+
+        init(quota: Configuration.Quota = Configuration.Quota()) throws {
             self.directory = NSTemporaryDirectory() + "intake-\(UUID().uuidString)"
             try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
             let accounts = try AccountStore(path: self.directory + "/accounts.sqlite")
+            self.accounts = accounts
             try accounts.addMailbox(AccountAddress(validating: "alice@example.test"), password: nil)
             var policy = Configuration.InboundPolicy()
             policy.verify = false
@@ -104,6 +112,7 @@ import Testing
                 failures: LoginFailures(policy: Configuration.LoginFailurePolicy()),
                 checks: self.checks,
                 inbound: InboundAuthentication(policy: policy, resolver: NoDNS(), hostname: "mx.example.test"),
+                quota: quota,
                 metrics: IntakeMetrics(factory: NOOPMetricsHandler.instance),
                 logger: Logger(label: "intake-test")
             )
@@ -145,6 +154,42 @@ import Testing
         "EHLO client.example\r\nMAIL FROM:<joe@client.example>\r\nRCPT TO:<alice@example.test>\r\n"
         + "RCPT TO:<nobody@example.test>\r\nDATA\r\nFrom: <joe@client.example>\r\nSubject: hi\r\n\r\nhello\r\n.\r\n"
         + "QUIT\r\n"
+
+    /// A full mailbox: 452 4.2.2 at RCPT TO, so the sender keeps the message; a SIZE= that would
+    /// not fit is refused the same way; once there is room, the same message is taken.
+    @Test func aFullMailboxIsRefusedForNowAndTakesMailOnceThereIsRoom() async throws {
+        let intake = try Intake(quota: Configuration.Quota(storage: 1_000_000))
+        let alice = try AccountAddress(validating: "alice@example.test")
+        let send =
+            "EHLO client.example\r\nMAIL FROM:<joe@client.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
+            + "From: <joe@client.example>\r\nSubject: hi\r\n\r\n" + String(repeating: "x", count: 120)
+            + "\r\n.\r\nQUIT\r\n"
+        let first = await intake.session(send)
+        #expect(first == [220, 250, 250, 250, 354, 250, 221], "under the default quota: \(first)")
+        // Its own quota: 50 octets more than it holds now.
+        let used = try await intake.store.usage(of: "alice@example.test").bytes
+        try intake.accounts.setSettings(MailboxSettings(storageQuota: used + 50), for: alice)
+        // A message declared at 100 octets does not fit.
+        let declared = "EHLO c\r\nMAIL FROM:<joe@client.example> SIZE=100\r\nRCPT TO:<alice@example.test>\r\nQUIT\r\n"
+        #expect(await intake.session(declared) == [220, 250, 250, 452, 221])
+        // A message without SIZE= still fits (the quota is soft by one message) and fills it.
+        #expect(await intake.session(send) == [220, 250, 250, 250, 354, 250, 221])
+        let refused = await intake.session(send)
+        #expect(
+            refused.prefix(4) == [220, 250, 250, 452] && !refused.contains(354),
+            "full: refused for now, never taken: \(refused)"
+        )
+        #expect(intake.store.stored.withLockedValue { $0.count } == 2)
+        // The reply says it is temporary, and why (RFC 3463 X.2.2).
+        let reply = SMTPReply.mailboxFull("<alice@example.test>")
+        #expect(reply.code == 452 && reply.enhancedCode == EnhancedStatusCode(4, 2, 2))
+        // Room made (mail deleted), or the quota raised: the sender's next try is taken.
+        intake.store.stored.withLockedValue { $0.removeAll() }
+        #expect(await intake.session(send) == [220, 250, 250, 250, 354, 250, 221])
+        try intake.accounts.setSettings(MailboxSettings(storageQuota: 0), for: alice)
+        for _ in 0..<3 { #expect(await intake.session(send).contains(452) == false, "no limit at all") }
+        await intake.close()
+    }
 
     @Test func aMessageReachesItsMailboxThroughTheStore() async throws {
         let intake = try Intake()

@@ -413,4 +413,26 @@ extension MailAccountTests {
         #expect(!after.messages[1].flags.system.contains(.flagged))
         #expect(try account.setFlags("INBOX", uids: [1, 2, 3], .add, ["x"], unchangedSince: 0).modified == [1, 2, 3])
     }
+
+    /// A mailbox's usage: every folder's files, sizes from `,S=` or stat, a folder being
+    /// deleted not counted; kept up to date by APPEND, forgotten by EXPUNGE.
+    @Test func usageCountsEveryFolderAndFollowsChanges() throws {
+        let account = try self.open()
+        try self.deliverBehindTheIndex("1.M1P1Q1.host,S=1000", content: "x")  // its name says 1000
+        try self.deliverBehindTheIndex("2.M2P2Q2.host", folder: "/.Junk", content: "12345")  // stat: 5
+        try FileManager.default.createDirectory(
+            atPath: self.root + "/" + MailAccount.deletedPrefix + "9/cur",
+            withIntermediateDirectories: true
+        )
+        try "zzz".write(toFile: self.root + "/" + MailAccount.deletedPrefix + "9/cur/3.M3.host", atomically: false, encoding: .utf8)
+        #expect(try MailboxUsage.count(self.root) == StorageUsage(bytes: 1005, messages: 2))
+        #expect(MailboxUsage.sizeInName("1.M1P1Q1.host,S=1000:2,S") == 1000)
+        #expect(MailboxUsage.sizeInName("1.M1P1Q1.host,W=9:2,S=7") == nil, "S= after :2, is a flag, not a size")
+        #expect(try self.maildirs.usage(of: self.address).bytes == 1005)
+        _ = try account.append("INBOX", message: self.message("more"), flags: ["\\Deleted"], internalDate: nil)
+        let afterAppend = try self.maildirs.usage(of: self.address)
+        #expect(afterAppend.messages == 3 && afterAppend.bytes > 1005)
+        _ = try account.expunge("INBOX", uids: nil)
+        #expect(try self.maildirs.usage(of: self.address) == StorageUsage(bytes: 1005, messages: 2), "counted again")
+    }
 }

@@ -35,6 +35,7 @@ import Testing
             [limits]
             [timeouts]
             [imap]
+            [quota]
             [auth]
             [inbound]
             [dns]

@@ -99,6 +99,26 @@ import Testing
     /// The account database holds password hashes and SCRAM keys: 0600 from its first moment,
     /// whatever the umask and even in a data directory someone made with 0755, and narrowed when
     /// an older one is found wider. (`petrel` runs with umask 077; the test's own is wider.)
+    /// `petrel user quota` shows and sets a mailbox's quota; `petrel user imap` its switches.
+    @Test func quotasAndIMAPSwitches() async throws {
+        #expect(try await self.petrel("user", "add", "alice@example.test").status == 0)
+        var result = try await self.petrel("user", "quota", "alice@example.test")
+        #expect(result.standardOutput.hasPrefix("alice@example.test: quota none (the default, quota.storage)\n"))
+        result = try await self.petrel("user", "quota", "alice@example.test", "512M")
+        #expect(result.status == 0 && result.standardOutput.hasPrefix("alice@example.test: quota 512 MiB\n"))
+        #expect(result.standardOutput.contains("used 0 B in 0 messages (0%)"), "\(result.standardOutput)")
+        result = try await self.petrel("user", "quota", "alice@example.test", "lots")
+        #expect(result.status != 0 && result.standardError.contains("'lots' is not a size"))
+        result = try await self.petrel("user", "quota", "nobody@example.test")
+        #expect(result.status != 0)
+        result = try await self.petrel("user", "imap", "alice@example.test", "--disable", "qresync", "--disable", "IDLE")
+        #expect(result.standardOutput == "alice@example.test: switched off: IDLE QRESYNC\n")
+        result = try await self.petrel("user", "imap", "alice@example.test", "--enable", "IDLE")
+        #expect(result.standardOutput == "alice@example.test: switched off: QRESYNC\n")
+        result = try await self.petrel("user", "imap", "alice@example.test", "--disable", "X-BOGUS")
+        #expect(result.status != 0 && result.standardError.contains("not an IMAP capability Petrel offers"))
+    }
+
     @Test func secretFilesAreTheOwnersOnly() async throws {
         defer { try? FileManager.default.removeItem(atPath: self.directory) }
         let data = self.directory + "/data"

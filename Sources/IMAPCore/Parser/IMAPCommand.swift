@@ -39,6 +39,11 @@ public enum IMAPCommand: Hashable, Sendable {
     case status(IMAPMailboxName, [IMAPStatusItem])
     case append(IMAPAppend)
     case idle
+    /// QUOTA (RFC 9208): a quota root's usage and limits; the roots of a mailbox; SETQUOTA,
+    /// which Petrel answers with NO (quotas are the operator's).
+    case getQuota(String)
+    case getQuotaRoot(IMAPMailboxName)
+    case setQuota(String)
     // Selected (§6.4)
     case close
     case unselect
@@ -252,6 +257,8 @@ public enum IMAPStatusItem: String, Hashable, Sendable, CaseIterable {
     case recent = "RECENT"
     /// CONDSTORE (RFC 7162 §3.1.2.2).
     case highestModSeq = "HIGHESTMODSEQ"
+    /// QUOTA (RFC 9208 §4.2): what EXPUNGE would free, in units of 1024 octets.
+    case deletedStorage = "DELETED-STORAGE"
 }
 
 /// A flag: a system flag (`\Seen`), or a keyword (`$Forwarded`, `work`).
@@ -430,6 +437,9 @@ extension IMAPCommand {
         case .status: return "STATUS"
         case .append: return "APPEND"
         case .idle: return "IDLE"
+        case .getQuota: return "GETQUOTA"
+        case .getQuotaRoot: return "GETQUOTAROOT"
+        case .setQuota: return "SETQUOTA"
         case .close: return "CLOSE"
         case .unselect: return "UNSELECT"
         case .expunge: return "EXPUNGE"

@@ -97,6 +97,23 @@ public enum IMAPCommandParser {
             try reader.space()
             return .status(mailbox, try Self.statusItems(&reader))
         case "APPEND": return .append(try Self.append(&reader))
+        case "GETQUOTA":
+            try reader.space()
+            return .getQuota(String(decoding: try reader.astring(), as: UTF8.self))
+        case "GETQUOTAROOT":
+            try reader.space()
+            return .getQuotaRoot(try Self.mailbox(&reader))
+        case "SETQUOTA":
+            // `SETQUOTA quota-root SP setquota-list`: read whole, then refused by the session.
+            try reader.space()
+            let root = String(decoding: try reader.astring(), as: UTF8.self)
+            try reader.space()
+            _ = try reader.parenthesized { (reader: inout IMAPReader) throws(IMAPParseError) in
+                let resource = try reader.atom()
+                try reader.space()
+                return (resource, try reader.number64())
+            }
+            return .setQuota(root)
         case "SEARCH": return .search(try Self.search(&reader), uid: false)
         case "FETCH": return try Self.fetch(&reader, uid: false)
         case "STORE": return try Self.store(&reader, uid: false)

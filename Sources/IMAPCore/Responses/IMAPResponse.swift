@@ -90,7 +90,25 @@ public enum IMAPResponse: Hashable, Sendable {
     case id([IMAPIDField]?)
     /// `* n FETCH (...)`.
     case fetch(UInt32, [IMAPFetchValue])
+    /// QUOTA (RFC 9208 §5.1): `* QUOTA root (resource usage limit ...)`.
+    case quota(root: String, [IMAPQuotaResource])
+    /// `* QUOTAROOT mailbox root...`.
+    case quotaRoot(mailbox: String, roots: [String])
 
+}
+
+/// One resource of a QUOTA response: its name (`STORAGE`, in units of 1024 octets), usage and
+/// limit.
+public struct IMAPQuotaResource: Hashable, Sendable {
+    public var name: String
+    public var usage: UInt64
+    public var limit: UInt64
+
+    public init(_ name: String, usage: UInt64, limit: UInt64) {
+        self.name = name
+        self.usage = usage
+        self.limit = limit
+    }
 }
 
 /// One item of a STATUS response.

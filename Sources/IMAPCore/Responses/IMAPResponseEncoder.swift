@@ -77,6 +77,19 @@ public struct IMAPResponseEncoder: Sendable {
         case .fetch(let number, let values):
             self.writeFetch(number, values, into: &out)
             return
+        case .quota(let root, let resources):
+            out.writeString("* QUOTA ")
+            self.writeString(root, into: &out)
+            out.writeString(
+                " (" + resources.map { Self.atom($0.name) + " \($0.usage) \($0.limit)" }.joined(separator: " ") + ")"
+            )
+        case .quotaRoot(let mailbox, let roots):
+            out.writeString("* QUOTAROOT ")
+            self.writeMailbox(mailbox, into: &out)
+            for root in roots {
+                out.writeString(" ")
+                self.writeString(root, into: &out)
+            }
         case .id(let fields):
             out.writeString("* ID ")
             guard let fields, !fields.isEmpty else {

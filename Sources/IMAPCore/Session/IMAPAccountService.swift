@@ -39,4 +39,20 @@ public protocol IMAPAccountService: Sendable {
     /// failed logins).
     func admit(_ client: IMAPClient) async -> String?
     func beginAuthentication(mechanism: String, client: IMAPClient) -> any IMAPAuthenticationExchange
+    /// A user's own settings: read at login, and again whenever a quota is asked or tested.
+    func settings(user: String) async -> IMAPUserSettings
+}
+
+/// What an account says about its IMAP sessions.
+public struct IMAPUserSettings: Hashable, Sendable {
+    /// The storage quota in octets (QUOTA, RFC 9208), nil for none.
+    public var storageLimit: UInt64?
+    /// Capabilities not offered to this user (upper case): switches for a client that
+    /// misbehaves with one.
+    public var disabledCapabilities: Set<String>
+
+    public init(storageLimit: UInt64? = nil, disabledCapabilities: Set<String> = []) {
+        self.storageLimit = storageLimit
+        self.disabledCapabilities = disabledCapabilities
+    }
 }

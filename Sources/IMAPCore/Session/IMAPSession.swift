@@ -69,6 +69,10 @@ public struct IMAPSession: Sendable {
     /// QRESYNC enabled (RFC 7162 §3.2; CONDSTORE with it): VANISHED instead of EXPUNGE, and
     /// SELECT's QRESYNC parameter.
     public private(set) var qresync = false
+    /// What the client said of itself with ID (RFC 2971), for the session's log line.
+    public private(set) var clientID: [IMAPIDField]?
+    /// Capabilities switched off for this user (`petrel user imap`), upper case.
+    public private(set) var disabled: Set<String> = []
     private var errors = 0
 
     public init(configuration: Configuration) {
@@ -100,11 +104,22 @@ public struct IMAPSession: Sendable {
             names += [
                 "IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE", "NAMESPACE", "UNSELECT", "ESEARCH", "LIST-EXTENDED",
                 "LIST-STATUS", "STATUS=SIZE", "CHILDREN", "BINARY", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC",
-                "APPENDLIMIT=\(self.configuration.appendLimit)",
+                "QUOTA", "QUOTA=RES-STORAGE", "APPENDLIMIT=\(self.configuration.appendLimit)",
             ]
         }
-        return names
+        return self.disabled.isEmpty ? names : names.filter { !self.disabled.contains($0.uppercased()) }
     }
+
+    /// The capabilities an operator may switch off for a user (`petrel user imap`): every one
+    /// offered after login but IMAP4rev1 and APPENDLIMIT.
+    public static var switchable: [String] {
+        var session = IMAPSession(configuration: Configuration(startTLS: false, implicitTLS: true))
+        session.authenticated(user: "-")
+        return session.capabilities.filter { $0 != "IMAP4rev1" && !$0.hasPrefix("APPENDLIMIT=") }
+    }
+
+    /// Whether an extension is offered to this user (not switched off).
+    public func offers(_ capability: String) -> Bool { !self.disabled.contains(capability.uppercased()) }
 
     /// The next command.
     public mutating func receive(_ tagged: TaggedCommand) -> Step {
@@ -119,8 +134,9 @@ public struct IMAPSession: Sendable {
         case .logout:
             self.state = .logout
             return .close([.untagged(.bye, nil, "logging out"), .tagged(tag, .ok, nil, "LOGOUT done")])
-        case .id:
-            // RFC 2971: the server's own fields; the client's are logged by the glue.
+        case .id(let fields):
+            // RFC 2971: the server's own fields; the client's go into the session's log line.
+            self.clientID = fields
             return self.ok(tag, [.id([IMAPIDField("name", "Petrel")])], "ID done")
         case .startTLS:
             guard case .notAuthenticated = self.state else { return self.bad(tag, "STARTTLS only before login") }
@@ -159,7 +175,7 @@ public struct IMAPSession: Sendable {
         case .enable(let names):
             guard self.isAuthenticated else { return self.bad(tag, "log in first") }
             var enabled: [String] = []
-            for name in names {
+            for name in names where self.offers(name) {
                 switch name.uppercased() {
                 case "IMAP4REV2" where !self.rev2:
                     self.rev2 = true
@@ -187,9 +203,14 @@ public struct IMAPSession: Sendable {
             // RFC 7162 §3.2.5: QRESYNC's parameter only once QRESYNC is enabled.
             if options.qresync != nil && !self.qresync { return self.bad(tag, "ENABLE QRESYNC first") }
             return self.mailbox(tagged)
-        case .create, .delete, .rename, .subscribe, .unsubscribe, .list, .lsub, .status, .append, .idle:
+        case .create, .delete, .rename, .subscribe, .unsubscribe, .list, .lsub, .status, .append, .idle, .getQuota,
+            .getQuotaRoot:
             guard self.isAuthenticated else { return self.bad(tag, "log in first") }
             return self.mailbox(tagged)
+        case .setQuota:
+            guard self.isAuthenticated else { return self.bad(tag, "log in first") }
+            // No QUOTASET: limits are the operator's (`petrel user quota`, `quota.storage`).
+            return self.no(tag, .noPerm, "quotas are set by the server's operator")
         case .close, .unselect, .expunge, .uidExpunge, .search, .fetch, .store, .copy, .move:
             guard self.isSelected else {
                 return self.bad(tag, self.isAuthenticated ? "select a mailbox first" : "log in first")
@@ -237,9 +258,11 @@ public struct IMAPSession: Sendable {
         self.tls = true
     }
 
-    /// A login or AUTHENTICATE succeeded.
-    public mutating func authenticated(user: String) {
+    /// A login or AUTHENTICATE succeeded; `disabled` are the capabilities switched off for the
+    /// user.
+    public mutating func authenticated(user: String, disabled: Set<String> = []) {
         self.user = user
+        self.disabled = Set(disabled.map { $0.uppercased() })
         self.state = .authenticated
         self.errors = 0
     }

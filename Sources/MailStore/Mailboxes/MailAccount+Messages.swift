@@ -163,6 +163,9 @@ extension MailAccount {
     func commit(_ change: MailboxIndex.Change, to folder: Folder) throws(StoreError) {
         try self.index.apply(change, folder: folder.row.id)
         defer { self.maildirs.changes.changed(self.address) }
+        // Messages gone: the mailbox is counted again when its quota is next asked. (New ones
+        // are added by who made them, APPEND and COPY; a delivery counted its own.)
+        if !change.removed.isEmpty { self.maildirs.usage.forget(self.address) }
         let now = Int64(time(nil))
         if !change.removed.isEmpty && now - folder.prunedAt >= 86_400 {
             // Once a day at most: the tombstones are a scan of the folder's.
@@ -472,6 +475,7 @@ extension MailAccount {
                 POSIXFile.remove(target)
                 throw .storage(error)
             }
+            self.maildirs.usage.added(self.address, bytes: description.size)
             return (folder.row.uidValidity, uid)
         }
     }
@@ -532,6 +536,11 @@ extension MailAccount {
                 guard !pairs.isEmpty else { return (to.row.uidValidity, []) }
                 try POSIXFile.syncDirectory(targetDirectory + "/cur")
                 try self.commit(change, to: to)
+                self.maildirs.usage.added(
+                    self.address,
+                    bytes: change.inserted.reduce(0) { $0 + $1.size },
+                    messages: change.inserted.count
+                )
             } catch {
                 for path in made { POSIXFile.remove(path) }
                 throw .storage(error)

@@ -125,6 +125,14 @@ public final class MailAccounts: Sendable {
         return try result.get()
     }
 
+    /// What an account's Maildir holds, for its quota.
+    public func usage(of address: String) async throws(MailboxError) -> StorageUsage {
+        let maildirs = self.maildirs
+        return try await self.run(nil) { () throws(MailboxError) -> StorageUsage in
+            do throws(StoreError) { return try maildirs.usage(of: address) } catch { throw .storage(error) }
+        }
+    }
+
     /// A file for an APPEND's message to stream into.
     public func beginUpload() async throws(MailboxError) -> AppendUpload {
         let number = self.uploadCounter.withLockedValue { counter in

@@ -22,6 +22,13 @@ enum MaildirFiles {
         return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
     }
 
+    /// A regular file's size (not through a link), or nil.
+    static func fileSize(_ path: String) -> UInt64? {
+        var info = stat()
+        guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return UInt64(info.st_size)
+    }
+
     /// Whether anything (a link too) has this name.
     static func exists(_ path: String) -> Bool {
         var info = stat()

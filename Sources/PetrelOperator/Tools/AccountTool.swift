@@ -1,4 +1,7 @@
 import Accounts
+import Foundation
+import IMAPCore
+import MailCore
 import MailStore
 import PetrelConfiguration
 
@@ -71,6 +74,63 @@ public struct AccountTool {
     public func listSenderAddresses(for userText: String) throws {
         let user = try AccountAddress(validating: userText)
         for address in try self.accounts.listSenderAddresses(for: user) { print(address) }
+    }
+
+    // MARK: Quotas and IMAP switches
+
+    /// Shows a mailbox's quota and usage, or sets its quota: a size (`5G`, `512 MiB`, octets),
+    /// `none` for no limit, `default` for the configuration's (`quota.storage`).
+    public func quota(_ text: String, set value: String?) throws {
+        let address = try AccountAddress(validating: text)
+        let accounts = try self.accounts
+        var settings = try accounts.readSettings(for: address)
+        if let value {
+            switch value.lowercased() {
+            case "default": settings.storageQuota = nil
+            case "none", "unlimited", "0": settings.storageQuota = 0
+            default:
+                guard let count = ByteCount.parse(value), count > 0 else {
+                    throw ToolError("'\(value)' is not a size: write 5G, 512M, 1073741824, none or default")
+                }
+                settings.storageQuota = count
+            }
+            try accounts.setSettings(settings, for: address)
+        }
+        let limit = self.configuration.quota.limit(own: settings.storageQuota)
+        let source = settings.storageQuota == nil ? " (the default, quota.storage)" : ""
+        let used = try? MailboxUsage.count(self.configuration.files.mail + "/" + address.description)
+        print("\(address): quota \(limit.map(ByteCount.format) ?? "none")\(source)")
+        if let used {
+            let share =
+                limit.map { $0 == 0 ? "" : String(format: " (%.0f%%)", Double(used.bytes) * 100 / Double($0)) } ?? ""
+            print("used \(ByteCount.format(used.bytes)) in \(used.messages) messages\(share)")
+        }
+    }
+
+    /// Shows, or changes, the IMAP capabilities switched off for a user: a switch for a mail
+    /// program that misbehaves with one. Names are checked against what Petrel offers.
+    public func imapSwitches(_ text: String, disable: [String], enable: [String]) throws {
+        let address = try AccountAddress(validating: text)
+        let accounts = try self.accounts
+        var settings = try accounts.readSettings(for: address)
+        let known = IMAPSession.switchable
+        for name in disable + enable where !known.contains(where: { $0.uppercased() == name.uppercased() }) {
+            throw ToolError(
+                "'\(name)' is not an IMAP capability Petrel offers; these can be switched off: \(known.joined(separator: " "))"
+            )
+        }
+        if !disable.isEmpty || !enable.isEmpty {
+            var names = Set(settings.disabledIMAPCapabilities.map { $0.uppercased() })
+            names.formUnion(disable.map { $0.uppercased() })
+            names.subtract(enable.map { $0.uppercased() })
+            settings.disabledIMAPCapabilities = names.sorted()
+            try accounts.setSettings(settings, for: address)
+        }
+        let off = settings.disabledIMAPCapabilities
+        print(
+            "\(address): "
+                + (off.isEmpty ? "every IMAP capability is offered" : "switched off: " + off.joined(separator: " "))
+        )
     }
 
     // MARK: Aliases

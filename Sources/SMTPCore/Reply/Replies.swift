@@ -92,6 +92,12 @@ extension SMTPReply {
         SMTPReply(550, EnhancedStatusCode(5, 1, 1), "\(path): Recipient address rejected: user unknown")
     }
 
+    /// RCPT TO a mailbox over its quota: temporary (RFC 3463's X.2.2, mailbox full), so the
+    /// sender keeps the message and tries again; the mail is never taken and lost.
+    public static func mailboxFull(_ path: String) -> SMTPReply {
+        SMTPReply(452, EnhancedStatusCode(4, 2, 2), "\(path): Mailbox full; try again later")
+    }
+
     /// RCPT TO another domain from a client that has not authenticated: no open relay.
     public static func relayDenied(_ path: String) -> SMTPReply {
         SMTPReply(554, EnhancedStatusCode(5, 7, 1), "\(path): Relay access denied")
