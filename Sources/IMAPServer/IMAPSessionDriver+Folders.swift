@@ -60,6 +60,9 @@ extension IMAPSessionDriver {
         responses.append(.untagged(.ok, .uidNext(state.uidNext), "predicted next UID"))
         // RFC 7162 §3.1.2.1: every mailbox keeps MODSEQs, so every SELECT says the highest.
         responses.append(.untagged(.ok, .highestModSeq(state.highestModSeq), "highest MODSEQ"))
+        if self.session.offers("OBJECTID") {
+            responses.append(.untagged(.ok, .mailboxID(state.mailboxID), "mailbox id"))
+        }
         if self.session.rev2 {
             responses.append(.list(attributes: [], delimiter: ".", name: Self.displayName(folder), lsub: false))
         }
@@ -207,6 +210,7 @@ extension IMAPSessionDriver {
             case .size: return IMAPStatusValue(item, UInt64(state.messages.reduce(0) { $0 + $1.size }))
             case .recent: return IMAPStatusValue(item, 0)
             case .highestModSeq: return IMAPStatusValue(item, state.highestModSeq)
+            case .mailboxID: return IMAPStatusValue(item, text: state.mailboxID)
             case .deletedStorage:
                 let octets = state.messages.reduce(0) { $0 + ($1.flags.system.contains(.deleted) ? $1.size : 0) }
                 return IMAPStatusValue(item, UInt64(octets + 1023) / 1024)

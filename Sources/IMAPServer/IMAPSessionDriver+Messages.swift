@@ -27,7 +27,15 @@ extension IMAPSessionDriver {
         guard let selected = self.selected else { throw .bad("no mailbox is selected") }
         // Each item once: `BODY[] BODY[] ...` a thousand times would be a thousand copies.
         var distinct = Set<IMAPFetchItem>()
-        var items = requested.filter { distinct.insert($0).inserted }
+        // PREVIEW and PREVIEW (LAZY) both asked: one PREVIEW, lazy only if both were.
+        let lazy = requested.allSatisfy { item in
+            if case .preview(false) = item { return false }
+            return true
+        }
+        var items = requested.map { item in
+            if case .preview = item { return IMAPFetchItem.preview(lazy: lazy) }
+            return item
+        }.filter { distinct.insert($0).inserted }
         if uid && !items.contains(.uid) { items.insert(.uid, at: 0) }
         var vanished: IMAPResponse?
         if let since = modifiers.changedSince {
@@ -58,6 +66,11 @@ extension IMAPSessionDriver {
             }
         }
         let needsStructure = needsContent || items.contains { [.envelope, .body, .bodyStructure].contains($0) }
+        // PREVIEW: whether asked, and whether LAZY (then one not kept yet is NIL).
+        var wantsPreview: Bool?
+        for item in items {
+            if case .preview(let lazy) = item { wantsPreview = (wantsPreview ?? true) && lazy }
+        }
         let marksSeen =
             !selected.readOnly
             && items.contains { item in
@@ -109,8 +122,18 @@ extension IMAPSessionDriver {
             // are waiting. Values are slices of the message, or parts decoded once each.
             var decoded = DecodedParts(limit: 4 * (content?.count ?? 0) + 1_048_576)
             var values: [IMAPFetchValue] = []
+            var preview: String?
+            if let lazy = wantsPreview {
+                let name = selected.name
+                let given = content
+                preview = try await self.call { () throws(MailboxError) in
+                    try account.preview(name, uid: messageUID, content: given, compute: !lazy)
+                }
+            }
             for item in items {
-                if let value = try self.value(item, message, content, structure, &decoded) { values.append(value) }
+                if let value = try self.value(item, message, content, structure, preview, &decoded) {
+                    values.append(value)
+                }
             }
             out.writeString("* \(sequence) FETCH (")
             var written = 0
@@ -192,6 +215,7 @@ extension IMAPSessionDriver {
         _ message: StoredMessage,
         _ content: [UInt8]?,
         _ structure: MIMEPart?,
+        _ preview: String?,
         _ decoded: inout DecodedParts
     ) throws(IMAPFailure) -> IMAPFetchValue? {
         switch item {
@@ -222,6 +246,9 @@ extension IMAPSessionDriver {
             guard let content, let structure else { return nil }
             return .binarySize(part: part, UInt64(try decoded.decode(part, content, structure)?.count ?? 0))
         case .modSeq: return .modSeq(message.modSeq)
+        case .emailID: return .emailID(message.emailID)
+        case .threadID: return .threadID(nil)  // no threads: NIL, as RFC 8474 §5.2 allows
+        case .preview: return .preview(preview)
         }
     }
 
@@ -331,7 +358,8 @@ extension IMAPSessionDriver {
                 flags: Self.flags(message.flags),
                 size: UInt64(message.size),
                 internalDate: message.internalDate,
-                modSeq: message.modSeq
+                modSeq: message.modSeq,
+                emailID: message.emailID
             )
             var content: IMAPSearchEvaluator.Content?
             if evaluator.needsContent {

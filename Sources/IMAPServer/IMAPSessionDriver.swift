@@ -165,7 +165,10 @@ final class IMAPSessionDriver {
         case .create(let name):
             let folder = try self.storeName(name)
             try await self.call { () throws(MailboxError) in try account.create(folder) }
-            return try await self.done(tag, "CREATE done", account)
+            // OBJECTID (RFC 8474 §4.1): CREATE's OK names the new mailbox's id.
+            let id = try? await self.folderState(folder, account).mailboxID
+            let code = self.session.offers("OBJECTID") ? id.map(IMAPResponseCode.mailboxID) : nil
+            return try await self.refreshed(account, expunges: true) + [.tagged(tag, .ok, code, "CREATE done")]
         case .delete(let name):
             let folder = try self.storeName(name)
             if self.selected?.name == folder { throw .no(.inUse, "close the mailbox before deleting it") }

@@ -33,7 +33,10 @@ import Testing
         let alice = try self.address("alice@example.test")
         try store.addMailbox(alice, password: nil)
         #expect(try await store.settings(for: alice) == MailboxSettings())
-        let settings = MailboxSettings(storageQuota: 5 << 30, disabledIMAPCapabilities: ["QRESYNC", "COMPRESS=DEFLATE"])
+        let settings = MailboxSettings(
+            storageQuota: 5 << 30,
+            disabledIMAPCapabilities: ["QRESYNC", "COMPRESS=DEFLATE"]
+        )
         try store.setSettings(settings, for: alice)
         #expect(try AccountStore(path: self.path).readSettings(for: alice) == settings)
         try store.setSettings(MailboxSettings(storageQuota: 0), for: alice)

@@ -361,6 +361,26 @@ import Testing
             ("S0000 SETQUOTA \"#user/alice\" (STORAGE 510)", .setQuota("#user/alice")),
             ("a SETQUOTA \"\" ()", .setQuota("")),
             ("a STATUS INBOX (DELETED-STORAGE DELETED)", .status(Self.inbox, [.deletedStorage, .deleted])),
+            // OBJECTID and PREVIEW (RFC 8474, 8970).
+            ("a STATUS foo (MAILBOXID)", .status(IMAPMailboxName("foo"), [.mailboxID])),
+            ("a FETCH 1 (EMAILID THREADID)", .fetch(Self.set((1, 1)), [.emailID, .threadID], uid: false)),
+            (
+                "a SEARCH EMAILID M6d99ebf2-1 THREADID T64b478a1",
+                .search(IMAPSearch(keys: [.emailID("M6d99ebf2-1"), .threadID("T64b478a1")]), uid: false)
+            ),
+            ("a FETCH 1 (PREVIEW)", .fetch(Self.set((1, 1)), [.preview(lazy: false)], uid: false)),
+            ("a FETCH 1 PREVIEW", .fetch(Self.set((1, 1)), [.preview(lazy: false)], uid: false)),
+            ("a FETCH 1 (PREVIEW (LAZY) UID)", .fetch(Self.set((1, 1)), [.preview(lazy: true), .uid], uid: false)),
+            ("a FETCH 1 PREVIEW (lazy)", .fetch(Self.set((1, 1)), [.preview(lazy: true)], uid: false)),
+            (
+                "a FETCH 1 PREVIEW (CHANGEDSINCE 5)",
+                .fetch(
+                    Self.set((1, 1)),
+                    [.preview(lazy: false)],
+                    uid: false,
+                    modifiers: IMAPFetchModifiers(changedSince: 5)
+                )
+            ),
         ] as [(String, IMAPCommand)]
     )
     func commands(input: String, expected: IMAPCommand) {
@@ -494,6 +514,9 @@ import Testing
             ("A1 STORE 1 (BOGUS 1) +FLAGS (x)", "A1", "unknown STORE modifier"),
             ("A1 SEARCH MODSEQ", "A1", "expected a space"),
             ("A1 GETQUOTAROOT", "A1", "expected a space"),
+            ("A1 SEARCH EMAILID a.b", "A1", "an object id"),
+            ("A1 SEARCH EMAILID " + String(repeating: "x", count: 256), "A1", "an object id"),
+            ("A1 FETCH 1 (PREVIEW (LAZY FUZZY))", "A1", "a PREVIEW modifier is LAZY"),
             ("A1 SETQUOTA \"\" (STORAGE)", "A1", "expected a space"),
             ("A1 SETQUOTA \"\" STORAGE 5", "A1", "expected ("),
             ("A1 SEARCH MODSEQ \"/x/y\" all 5", "A1", "unknown MODSEQ entry"),

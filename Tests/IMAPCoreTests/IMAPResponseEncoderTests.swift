@@ -128,8 +128,26 @@ import Testing
                 "d105 OK [MODIFIED 7,9] Conditional STORE failed\r\n"
             ),
             (.fetch(50, [.modSeq(12_111_230_047)]), "* 50 FETCH (MODSEQ (12111230047))\r\n"),
+            // OBJECTID and PREVIEW (RFC 8474's and 8970's examples); an id is kept to its characters.
+            (
+                .fetch(1, [.emailID("M6d99ac3275bb4e"), .threadID("T64b478a75b7ea9")]),
+                "* 1 FETCH (EMAILID (M6d99ac3275bb4e) THREADID (T64b478a75b7ea9))\r\n"
+            ),
+            (.fetch(2, [.threadID(nil), .preview(nil)]), "* 2 FETCH (THREADID NIL PREVIEW NIL)\r\n"),
+            (.fetch(3, [.preview("Hello \"you\"")]), "* 3 FETCH (PREVIEW \"Hello \\\"you\\\"\")\r\n"),
+            (
+                .untagged(.ok, .mailboxID("F2212ea87-6097-4256-9d51-71338625\r\n)"), "Ok"),
+                "* OK [MAILBOXID (F2212ea87-6097-4256-9d51-71338625)] Ok\r\n"
+            ),
+            (
+                .status(name: "foo", [IMAPStatusValue(.mailboxID, text: "F2212ea87")]),
+                "* STATUS \"foo\" (MAILBOXID (F2212ea87))\r\n"
+            ),
             // QUOTA (RFC 9208's examples).
-            (.quota(root: "", [IMAPQuotaResource("STORAGE", usage: 10, limit: 512)]), "* QUOTA \"\" (STORAGE 10 512)\r\n"),
+            (
+                .quota(root: "", [IMAPQuotaResource("STORAGE", usage: 10, limit: 512)]),
+                "* QUOTA \"\" (STORAGE 10 512)\r\n"
+            ),
             (.quotaRoot(mailbox: "INBOX", roots: [""]), "* QUOTAROOT \"INBOX\" \"\"\r\n"),
             (.quotaRoot(mailbox: "comp.mail.mime", roots: []), "* QUOTAROOT \"comp.mail.mime\"\r\n"),
             (

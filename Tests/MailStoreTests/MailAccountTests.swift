@@ -424,7 +424,11 @@ extension MailAccountTests {
             atPath: self.root + "/" + MailAccount.deletedPrefix + "9/cur",
             withIntermediateDirectories: true
         )
-        try "zzz".write(toFile: self.root + "/" + MailAccount.deletedPrefix + "9/cur/3.M3.host", atomically: false, encoding: .utf8)
+        try "zzz".write(
+            toFile: self.root + "/" + MailAccount.deletedPrefix + "9/cur/3.M3.host",
+            atomically: false,
+            encoding: .utf8
+        )
         #expect(try MailboxUsage.count(self.root) == StorageUsage(bytes: 1005, messages: 2))
         #expect(MailboxUsage.sizeInName("1.M1P1Q1.host,S=1000:2,S") == 1000)
         #expect(MailboxUsage.sizeInName("1.M1P1Q1.host,W=9:2,S=7") == nil, "S= after :2, is a flag, not a size")
@@ -434,5 +438,31 @@ extension MailAccountTests {
         #expect(afterAppend.messages == 3 && afterAppend.bytes > 1005)
         _ = try account.expunge("INBOX", uids: nil)
         #expect(try self.maildirs.usage(of: self.address) == StorageUsage(bytes: 1005, messages: 2), "counted again")
+    }
+
+    /// OBJECTID: a message keeps its EMAILID through COPY and MOVE and a reopening; messages
+    /// differ; a folder's MAILBOXID follows a RENAME, and one made again gets another. PREVIEW
+    /// is kept from the first sight of a message and goes with it.
+    @Test func objectIDsAndPreviewsStayWithTheirObjects() throws {
+        let account = try self.open()
+        _ = try account.append("INBOX", message: self.message("one"), flags: [], internalDate: nil)
+        _ = try account.append("INBOX", message: self.message("two"), flags: [], internalDate: nil)
+        try account.create("Work")
+        let inbox = try account.state(of: "INBOX")
+        let ids = inbox.messages.map(\.emailID)
+        #expect(Set(ids).count == 2 && ids.allSatisfy { $0.hasPrefix("M") && $0.count == 17 })
+        _ = try account.copy(uids: [1], from: "INBOX", to: "Work")
+        _ = try account.move(uids: [2], from: "INBOX", to: "Work")
+        let work = try account.state(of: "Work")
+        #expect(work.messages.map(\.emailID) == ids)
+        #expect(try self.open().state(of: "Work").messages.map(\.emailID) == ids, "the same after a reopening")
+        #expect(try account.preview("Work", uid: 2) == "body")
+        let workID = work.mailboxID
+        try account.rename("Work", to: "Projects")
+        #expect(try account.state(of: "Projects").mailboxID == workID)
+        try account.delete("Projects")
+        try account.create("Projects")
+        #expect(try account.state(of: "Projects").mailboxID != workID)
+        #expect(try account.state(of: "INBOX").mailboxID == inbox.mailboxID)
     }
 }

@@ -111,7 +111,15 @@ import Testing
         #expect(result.status != 0 && result.standardError.contains("'lots' is not a size"))
         result = try await self.petrel("user", "quota", "nobody@example.test")
         #expect(result.status != 0)
-        result = try await self.petrel("user", "imap", "alice@example.test", "--disable", "qresync", "--disable", "IDLE")
+        result = try await self.petrel(
+            "user",
+            "imap",
+            "alice@example.test",
+            "--disable",
+            "qresync",
+            "--disable",
+            "IDLE"
+        )
         #expect(result.standardOutput == "alice@example.test: switched off: IDLE QRESYNC\n")
         result = try await self.petrel("user", "imap", "alice@example.test", "--enable", "IDLE")
         #expect(result.standardOutput == "alice@example.test: switched off: QRESYNC\n")

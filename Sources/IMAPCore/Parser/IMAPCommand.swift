@@ -259,6 +259,8 @@ public enum IMAPStatusItem: String, Hashable, Sendable, CaseIterable {
     case highestModSeq = "HIGHESTMODSEQ"
     /// QUOTA (RFC 9208 §4.2): what EXPUNGE would free, in units of 1024 octets.
     case deletedStorage = "DELETED-STORAGE"
+    /// OBJECTID (RFC 8474 §4.2).
+    case mailboxID = "MAILBOXID"
 }
 
 /// A flag: a system flag (`\Seen`), or a keyword (`$Forwarded`, `work`).

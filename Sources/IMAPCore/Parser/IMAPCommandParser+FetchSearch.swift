@@ -84,6 +84,19 @@ extension IMAPCommandParser {
         case "BODYSTRUCTURE": return .bodyStructure
         case "BODY": return .body
         case "MODSEQ": return .modSeq
+        case "EMAILID": return .emailID
+        case "THREADID": return .threadID
+        case "PREVIEW":
+            // `"PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]`, `preview-mod = "LAZY"`
+            // (RFC 8970 §7); a parenthesis that does not start with LAZY is FETCH's modifiers.
+            guard reader.peek() == UInt8(ascii: " "), reader.peek(at: 1) == UInt8(ascii: "("),
+                (2..<6).map({ reader.peek(at: $0).map(IMAPReader.upper) }) == Array("LAZY".utf8).map(Optional.some)
+            else { return .preview(lazy: false) }
+            try reader.space()
+            _ = try reader.parenthesized(allowEmpty: false) { (reader: inout IMAPReader) throws(IMAPParseError) in
+                guard reader.takeWord("LAZY") else { throw IMAPParseError("a PREVIEW modifier is LAZY") }
+            }
+            return .preview(lazy: true)
         default: throw IMAPParseError("unknown FETCH item \(Self.shown(word))")
         }
     }
@@ -246,6 +259,14 @@ extension IMAPCommandParser {
         case "UID":
             try reader.space()
             return .uid(try Self.sequenceSet(&reader))
+        case "EMAILID", "THREADID":
+            // OBJECTID (RFC 8474 §6): `objectid = 1*255(ALPHA / DIGIT / "_" / "-")`.
+            try reader.space()
+            let id = try reader.atom()
+            guard id.utf8.count <= 255, id.utf8.allSatisfy({ IMAPReader.isObjectIDChar($0) }) else {
+                throw IMAPParseError("an object id is 1 to 255 letters, digits, _ and -")
+            }
+            return word == "EMAILID" ? .emailID(id) : .threadID(id)
         case "MODSEQ":
             // `MODSEQ [SP entry-name SP entry-type-req] SP mod-sequence-valzer`; the entry (a
             // flag's own MODSEQ) is read and not used: one MODSEQ per message stands for all.

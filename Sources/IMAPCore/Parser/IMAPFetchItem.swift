@@ -18,6 +18,11 @@ public enum IMAPFetchItem: Hashable, Sendable {
     case binarySize(part: [UInt32])
     /// CONDSTORE (RFC 7162 §3.1.4.1).
     case modSeq
+    /// OBJECTID (RFC 8474 §5).
+    case emailID
+    case threadID
+    /// PREVIEW (RFC 8970); `lazy`: only if it costs nothing now.
+    case preview(lazy: Bool)
 
     /// `ALL`, `FAST` and `FULL`.
     public static let all: [IMAPFetchItem] = [.flags, .internalDate, .rfc822Size, .envelope]

@@ -115,6 +115,16 @@ struct IMAPReader {
         }
     }
 
+    /// OBJECTID's `objectid` characters (RFC 8474 §7).
+    static func isObjectIDChar(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"):
+            return true
+        default: return false
+        }
+    }
+
     /// ASTRING-CHAR: an ATOM-CHAR or `]`.
     static func isAStringChar(_ byte: UInt8) -> Bool {
         Self.isAtomChar(byte) || byte == UInt8(ascii: "]")

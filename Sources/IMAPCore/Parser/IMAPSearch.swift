@@ -49,6 +49,10 @@ public indirect enum IMAPSearchKey: Hashable, Sendable {
     /// CONDSTORE's MODSEQ (RFC 7162 §3.1.5): messages whose MODSEQ is at least this. A flag's
     /// own MODSEQ (`"/flags/\\Seen" all`) is the message's: Petrel keeps one per message.
     case modSeq(UInt64)
+    /// OBJECTID (RFC 8474 §6): the message with this EMAILID; THREADID matches none (Petrel
+    /// does not thread).
+    case emailID(String)
+    case threadID(String)
     case sequence(IMAPSequenceSet)
     case not(IMAPSearchKey)
     case or(IMAPSearchKey, IMAPSearchKey)

@@ -18,6 +18,11 @@ public enum IMAPFetchValue: Hashable, Sendable {
     case binarySize(part: [UInt32], UInt64)
     /// CONDSTORE: `MODSEQ (n)`.
     case modSeq(UInt64)
+    /// OBJECTID: `EMAILID (id)`; `THREADID (id)` or `THREADID NIL`.
+    case emailID(String)
+    case threadID(String?)
+    /// PREVIEW: the text, or NIL when it was not worth making now (LAZY).
+    case preview(String?)
 }
 
 extension IMAPResponseEncoder {
@@ -60,6 +65,13 @@ extension IMAPResponseEncoder {
             out.writeString("BINARY.SIZE[" + part.map(String.init).joined(separator: ".") + "] \(size)")
         case .modSeq(let modSeq):
             out.writeString("MODSEQ (\(modSeq))")
+        case .emailID(let id):
+            out.writeString("EMAILID (" + Self.objectID(id) + ")")
+        case .threadID(let id):
+            out.writeString("THREADID " + (id.map { "(" + Self.objectID($0) + ")" } ?? "NIL"))
+        case .preview(let text):
+            out.writeString("PREVIEW ")
+            if let text { self.writeString(text, into: &out) } else { out.writeString("NIL") }
         }
     }
 

@@ -31,6 +31,8 @@ public enum IMAPResponseCode: Hashable, Sendable {
     case modified(IMAPSequenceSet)
     case inUse
     case limit
+    /// OBJECTID (RFC 8474 §4): a mailbox's id, on SELECT and CREATE.
+    case mailboxID(String)
     case nonexistent
     case noPerm
     case notSaved
@@ -115,9 +117,17 @@ public struct IMAPQuotaResource: Hashable, Sendable {
 public struct IMAPStatusValue: Hashable, Sendable {
     public var item: IMAPStatusItem
     public var value: UInt64
+    /// MAILBOXID's id (its value is no number).
+    public var text: String?
 
     public init(_ item: IMAPStatusItem, _ value: UInt64) {
         self.item = item
         self.value = value
+    }
+
+    public init(_ item: IMAPStatusItem, text: String) {
+        self.item = item
+        self.value = 0
+        self.text = text
     }
 }

@@ -45,7 +45,13 @@ public struct IMAPResponseEncoder: Sendable {
         case .status(let name, let values):
             out.writeString("* STATUS ")
             self.writeMailbox(name, into: &out)
-            out.writeString(" (" + values.map { "\($0.item.rawValue) \($0.value)" }.joined(separator: " ") + ")")
+            out.writeString(
+                " ("
+                    + values.map { value in
+                        value.text.map { "\(value.item.rawValue) (" + Self.objectID($0) + ")" }
+                            ?? "\(value.item.rawValue) \(value.value)"
+                    }.joined(separator: " ") + ")"
+            )
         case .flags(let flags):
             out.writeString("* FLAGS (" + Self.atoms(flags.map(\.name)).joined(separator: " ") + ")")
         case .exists(let count):
@@ -172,6 +178,7 @@ public struct IMAPResponseEncoder: Sendable {
         case .modified(let set): return "MODIFIED " + Self.sequenceSet(set)
         case .inUse: return "INUSE"
         case .limit: return "LIMIT"
+        case .mailboxID(let id): return "MAILBOXID (" + Self.objectID(id) + ")"
         case .nonexistent: return "NONEXISTENT"
         case .noPerm: return "NOPERM"
         case .notSaved: return "NOTSAVED"
@@ -193,6 +200,12 @@ public struct IMAPResponseEncoder: Sendable {
         case .unavailable: return "UNAVAILABLE"
         case .unseen(let number): return "UNSEEN \(number)"
         }
+    }
+
+    /// An object id of the server's own, kept to OBJECTID's characters.
+    static func objectID(_ id: String) -> String {
+        let kept = String(decoding: id.utf8.filter(IMAPReader.isObjectIDChar).prefix(255), as: UTF8.self)
+        return kept.isEmpty ? "-" : kept
     }
 
     static func sequenceSet(_ set: IMAPSequenceSet) -> String {

@@ -15,6 +15,7 @@ public struct IMAPSearchEvaluator: Sendable {
         /// Seconds since 1970.
         public var internalDate: Int64
         public var modSeq: UInt64
+        public var emailID: String
 
         public init(
             sequence: UInt32,
@@ -22,8 +23,10 @@ public struct IMAPSearchEvaluator: Sendable {
             flags: [IMAPFlag],
             size: UInt64,
             internalDate: Int64,
-            modSeq: UInt64 = 1
+            modSeq: UInt64 = 1,
+            emailID: String = ""
         ) {
+            self.emailID = emailID
             self.sequence = sequence
             self.uid = uid
             self.flags = flags
@@ -202,6 +205,8 @@ public struct IMAPSearchEvaluator: Sendable {
         case .smaller(let size): return message.size < size
         case .uid(let set): return self.uids[set]?.contains(message.uid) ?? false
         case .modSeq(let modSeq): return message.modSeq >= modSeq
+        case .emailID(let id): return message.emailID == id
+        case .threadID: return false
         case .sequence(let set): return self.sequences[set]?.contains(message.sequence) ?? false
         case .not(let inner): return !self.matches(inner, message, &cache)
         case .or(let left, let right):

@@ -104,7 +104,7 @@ public struct IMAPSession: Sendable {
             names += [
                 "IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE", "NAMESPACE", "UNSELECT", "ESEARCH", "LIST-EXTENDED",
                 "LIST-STATUS", "STATUS=SIZE", "CHILDREN", "BINARY", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC",
-                "QUOTA", "QUOTA=RES-STORAGE", "APPENDLIMIT=\(self.configuration.appendLimit)",
+                "QUOTA", "QUOTA=RES-STORAGE", "OBJECTID", "PREVIEW", "APPENDLIMIT=\(self.configuration.appendLimit)",
             ]
         }
         return self.disabled.isEmpty ? names : names.filter { !self.disabled.contains($0.uppercased()) }

@@ -25,15 +25,37 @@ extension MailAccount {
                 modSeq: row.modSeq,
                 flags: Self.flags(of: row),
                 size: row.size,
-                internalDate: row.internalDate
+                internalDate: row.internalDate,
+                emailID: Self.emailID(of: row)
             )
         }
         return FolderState(
+            mailboxID: Self.mailboxID(of: folder.row),
             uidValidity: folder.row.uidValidity,
             uidNext: folder.row.uidNext,
             highestModSeq: folder.row.highestModSeq,
             messages: messages
         )
+    }
+
+    /// OBJECTID's EMAILID (RFC 8474 §5.1): the one a COPY or MOVE carried over, else one the
+    /// file's base name gives (unique in the account, the same for every reader, never changed
+    /// by a flag): `M` and 16 hexadecimal digits of its FNV-1a hash.
+    static func emailID(of row: MailboxIndex.MessageRow) -> String {
+        if let id = row.emailID { return id }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in row.base.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return "M" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// OBJECTID's MAILBOXID (§4.1): the folder's index row and UIDVALIDITY, so it follows a
+    /// RENAME and a folder made again after a DELETE gets another.
+    static func mailboxID(of row: MailboxIndex.FolderRow) -> String {
+        "F\(row.uidValidity)-\(row.id)"
     }
 
     static func flags(of row: MailboxIndex.MessageRow) -> MessageFlags {
@@ -101,7 +123,7 @@ extension MailAccount {
                 change.removed.append(uid)
             }
         }
-        var added: [(base: String, file: String, size: Int, date: Int64, structure: MIMEPart)] = []
+        var added: [(base: String, file: String, description: MaildirFiles.Description)] = []
         for (base, file) in listing {
             if let uid = folder.byBase[base], var row = folder.messages[uid] {
                 guard row.file != file else { continue }
@@ -113,12 +135,12 @@ extension MailAccount {
                     row.modSeq = change.highestModSeq
                 }
                 change.updated.append(row)
-            } else if let (size, date, structure) = MaildirFiles.describe(directory + "/" + file) {
-                added.append((base, file, size, date, structure))
+            } else if let description = MaildirFiles.describe(directory + "/" + file) {
+                added.append((base, file, description))
             }
         }
         // Arrival order: by date, then by name (whose leading time and counter order them too).
-        added.sort { ($0.date, $0.base) < ($1.date, $1.base) }
+        added.sort { ($0.description.date, $0.base) < ($1.description.date, $1.base) }
         if !added.isEmpty { change.highestModSeq += 1 }
         for message in added {
             change.inserted.append(
@@ -128,9 +150,10 @@ extension MailAccount {
                     file: message.file,
                     keywords: [],
                     modSeq: change.highestModSeq,
-                    size: message.size,
-                    internalDate: message.date,
-                    structure: message.structure
+                    size: message.description.size,
+                    internalDate: message.description.date,
+                    structure: message.description.structure,
+                    preview: message.description.preview
                 )
             )
             change.uidNext += 1
@@ -249,6 +272,37 @@ extension MailAccount {
         return structure
     }
 
+    /// A message's preview (RFC 8970): kept in the index since the message was first seen;
+    /// computed and kept now for one indexed without it, unless `compute` is false (LAZY). Nil
+    /// when the message is gone (or not computed).
+    public func preview(
+        _ name: String,
+        uid: UInt32,
+        content: [UInt8]? = nil,
+        compute: Bool = true
+    ) throws(MailboxError) -> String? {
+        let name = try Self.canonicalName(name)
+        let kept = try self.withLock { () throws(MailboxError) -> String? in
+            guard let folder = self.folders[name] else { throw .nonexistent(name) }
+            do throws(StoreError) { return try self.index.preview(folder: folder.row.id, uid: uid) } catch {
+                throw .storage(error)
+            }
+        }
+        if let kept { return kept }
+        guard compute else { return nil }
+        var bytes = content
+        if bytes == nil { bytes = try self.read(name, uid: uid) }
+        guard let bytes, let structure = try self.structure(name, uid: uid, content: bytes) else { return nil }
+        let preview = MessagePreview.make(message: bytes, structure: structure)
+        try self.withLock { () throws(MailboxError) in
+            guard let folder = self.folders[name] else { return }
+            do throws(StoreError) { try self.index.setPreview(preview, folder: folder.row.id, uid: uid) } catch {
+                throw .storage(error)
+            }
+        }
+        return preview
+    }
+
     /// Changes the flags of these messages; returns the messages whose flags changed, as they
     /// are now. System flags go into the file names (so Dovecot and mutt see them), keywords
     /// into the index.
@@ -338,7 +392,8 @@ extension MailAccount {
                         modSeq: row.modSeq,
                         flags: flags,
                         size: row.size,
-                        internalDate: row.internalDate
+                        internalDate: row.internalDate,
+                        emailID: Self.emailID(of: row)
                     )
                 )
             }
@@ -437,7 +492,7 @@ extension MailAccount {
             let file = self.newFileName(flags: flagSet)
             let temporary = directory + "/tmp/" + file.base
             let target = directory + "/cur/" + file.name
-            let description: (size: Int, date: Int64, structure: MIMEPart)
+            let description: MaildirFiles.Description
             do throws(StoreError) {
                 try write(temporary)
                 if let internalDate { MaildirFiles.setModificationTime(temporary, seconds: internalDate) }
@@ -465,7 +520,8 @@ extension MailAccount {
                     modSeq: change.highestModSeq,
                     size: description.size,
                     internalDate: description.date,
-                    structure: description.structure
+                    structure: description.structure,
+                    preview: description.preview
                 )
             )
             do throws(StoreError) {
@@ -527,7 +583,9 @@ extension MailAccount {
                             modSeq: change.highestModSeq,
                             size: row.size,
                             internalDate: row.internalDate,
-                            structure: try self.index.structure(folder: from.row.id, uid: uid)
+                            structure: try self.index.structure(folder: from.row.id, uid: uid),
+                            emailID: Self.emailID(of: row),
+                            preview: try self.index.preview(folder: from.row.id, uid: uid)
                         )
                     )
                     pairs.append((uid, change.uidNext))
@@ -605,7 +663,8 @@ extension MailAccount {
             let to = try self.syncedFolder(destination)
             let sourceDirectory = self.directory(source)
             let targetDirectory = self.directory(destination)
-            var moved: [(row: MailboxIndex.MessageRow, file: MaildirFileName, structure: MIMEPart?)] = []
+            var moved: [(row: MailboxIndex.MessageRow, file: MaildirFileName, structure: MIMEPart?, preview: String?)] =
+                []
             var pairs: [(UInt32, UInt32)] = []
             var directories: Set<String> = [targetDirectory + "/cur"]
             do throws(StoreError) {
@@ -613,12 +672,13 @@ extension MailAccount {
                     guard let row = from.messages[uid] else { continue }
                     let file = self.newFileName(flags: Self.flags(of: row))
                     let structure = try self.index.structure(folder: from.row.id, uid: uid)
+                    let preview = try self.index.preview(folder: from.row.id, uid: uid)
                     let renamed = try self.withCurrentFile(from, uid: uid) { path throws(StoreError) in
                         try POSIXFile.rename(path, targetDirectory + "/cur/" + file.name)
                     }
                     guard let renamed else { continue }  // gone meanwhile
                     directories.insert(sourceDirectory + "/" + renamed.prefix(3))
-                    moved.append((row, file, structure))
+                    moved.append((row, file, structure, preview))
                 }
                 guard !moved.isEmpty else { return (to.row.uidValidity, []) }
                 for path in directories { try POSIXFile.syncDirectory(path) }
@@ -635,7 +695,9 @@ extension MailAccount {
                             modSeq: added.highestModSeq,
                             size: entry.row.size,
                             internalDate: entry.row.internalDate,
-                            structure: entry.structure
+                            structure: entry.structure,
+                            emailID: Self.emailID(of: entry.row),
+                            preview: entry.preview
                         )
                     )
                     pairs.append((entry.row.uid, added.uidNext))

@@ -38,6 +38,11 @@ final class MailboxIndex {
         var internalDate: Int64
         /// Written with a new row; not read back with the others (`structure` reads it).
         var structure: MIMEPart?
+        /// OBJECTID's EMAILID when it is not the one the base name gives (a COPY or MOVE keeps
+        /// its source's).
+        var emailID: String? = nil
+        /// PREVIEW's text, written with a new row (`preview` reads it).
+        var preview: String? = nil
 
         /// The file's name, without its `new/` or `cur/`.
         var fileName: MaildirFileName { MaildirFileName(String(self.file.dropFirst(4))) }
@@ -145,6 +150,16 @@ final class MailboxIndex {
                     """
             )
         }
+        migrator.registerMigration("v3-objectid-preview") { db in
+            // OBJECTID's EMAILID when a COPY or MOVE carried one over (NULL: the one the base name
+            // gives), and PREVIEW's text (NULL: not computed yet).
+            try db.execute(
+                sql: """
+                    ALTER TABLE messages ADD COLUMN email_id TEXT;
+                    ALTER TABLE messages ADD COLUMN preview TEXT;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -232,7 +247,10 @@ final class MailboxIndex {
         try self.read { db in
             try Row.fetchAll(
                 db,
-                sql: "SELECT uid, base, file, keywords, modseq, size, internal_date FROM messages WHERE folder = ?",
+                sql: """
+                    SELECT uid, base, file, keywords, modseq, size, internal_date, email_id FROM messages
+                    WHERE folder = ?
+                    """,
                 arguments: [folder]
             ).map { row in
                 let keywords: String = row["keywords"]
@@ -243,7 +261,8 @@ final class MailboxIndex {
                     keywords: keywords.isEmpty ? [] : keywords.split(separator: " ").map(String.init),
                     modSeq: UInt64(row["modseq"] as Int64),
                     size: row["size"],
-                    internalDate: row["internal_date"]
+                    internalDate: row["internal_date"],
+                    emailID: row["email_id"]
                 )
             }
         }
@@ -271,12 +290,14 @@ final class MailboxIndex {
             for row in change.inserted {
                 try db.execute(
                     sql: """
-                        INSERT INTO messages (folder, uid, base, file, keywords, modseq, size, internal_date, summary)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        INSERT INTO messages
+                            (folder, uid, base, file, keywords, modseq, size, internal_date, summary, email_id, preview)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         folder, row.uid, row.base, row.file, row.keywords.joined(separator: " "),
                         Int64(row.modSeq), row.size, row.internalDate, row.structure.flatMap(Self.encode),
+                        row.emailID, row.preview,
                     ]
                 )
             }
@@ -347,6 +368,26 @@ final class MailboxIndex {
             try db.execute(
                 sql: "UPDATE messages SET summary = ? WHERE folder = ? AND uid = ?",
                 arguments: [data, folder, uid]
+            )
+        }
+    }
+
+    /// A message's preview as kept; nil when none is (then it is computed and kept).
+    func preview(folder: Int64, uid: UInt32) throws(StoreError) -> String? {
+        try self.read { db in
+            try String.fetchOne(
+                db,
+                sql: "SELECT preview FROM messages WHERE folder = ? AND uid = ?",
+                arguments: [folder, uid]
+            )
+        }
+    }
+
+    func setPreview(_ preview: String, folder: Int64, uid: UInt32) throws(StoreError) {
+        try self.write { db in
+            try db.execute(
+                sql: "UPDATE messages SET preview = ? WHERE folder = ? AND uid = ?",
+                arguments: [preview, folder, uid]
             )
         }
     }

@@ -74,25 +74,38 @@ public struct StoredMessage: Hashable, Sendable {
     public var size: Int
     /// When the message arrived (seconds since 1970; the file's mtime, as Dovecot reads it).
     public var internalDate: Int64
+    /// OBJECTID's EMAILID (RFC 8474): the same in every folder a COPY or MOVE takes it to.
+    public var emailID: String
 
-    public init(uid: UInt32, modSeq: UInt64, flags: MessageFlags, size: Int, internalDate: Int64) {
+    public init(uid: UInt32, modSeq: UInt64, flags: MessageFlags, size: Int, internalDate: Int64, emailID: String = "")
+    {
         self.uid = uid
         self.modSeq = modSeq
         self.flags = flags
         self.size = size
         self.internalDate = internalDate
+        self.emailID = emailID
     }
 }
 
 /// A folder's state: its UIDs are strictly ascending, never reused while `uidValidity` holds.
 public struct FolderState: Hashable, Sendable {
+    /// OBJECTID's MAILBOXID (RFC 8474): the same through RENAME, another after DELETE and CREATE.
+    public var mailboxID: String
     public var uidValidity: UInt32
     public var uidNext: UInt32
     public var highestModSeq: UInt64
     /// Ascending by UID.
     public var messages: [StoredMessage]
 
-    public init(uidValidity: UInt32, uidNext: UInt32, highestModSeq: UInt64, messages: [StoredMessage]) {
+    public init(
+        mailboxID: String = "",
+        uidValidity: UInt32,
+        uidNext: UInt32,
+        highestModSeq: UInt64,
+        messages: [StoredMessage]
+    ) {
+        self.mailboxID = mailboxID
         self.uidValidity = uidValidity
         self.uidNext = uidNext
         self.highestModSeq = highestModSeq

@@ -60,11 +60,19 @@ enum MaildirFiles {
         return .success(bytes)
     }
 
-    /// What the index keeps of a message file: its size with CRLF line ends (RFC822.SIZE of a
-    /// file written with LF), its modification time in seconds (the internal date), and its
-    /// MIME structure over the CRLF form (so that it is computed once, when the file is first
-    /// seen).
-    static func describe(_ path: String) -> (size: Int, date: Int64, structure: MIMEPart)? {
+    /// What the index keeps of a message file, computed once, when the file is first seen.
+    struct Description {
+        /// The size with CRLF line ends (RFC822.SIZE of a file written with LF).
+        var size: Int
+        /// The modification time in seconds (the internal date).
+        var date: Int64
+        /// The MIME structure over the CRLF form.
+        var structure: MIMEPart
+        /// PREVIEW's text.
+        var preview: String
+    }
+
+    static func describe(_ path: String) -> Description? {
         guard case .success(let bytes) = Self.read(path) else { return nil }
         let served = Self.networkLineEnds(bytes)
         var info = stat()
@@ -74,7 +82,13 @@ enum MaildirFiles {
         #else
         let date = Int64(info.st_mtimespec.tv_sec)
         #endif
-        return (served.count, date, MIMEPart(message: served))
+        let structure = MIMEPart(message: served)
+        return Description(
+            size: served.count,
+            date: date,
+            structure: structure,
+            preview: MessagePreview.make(message: served, structure: structure)
+        )
     }
 
     /// Sets a file's modification time (APPEND's internal date, which Dovecot reads there too).
