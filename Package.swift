@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
     ],
     targets: [
         .target(name: "MailCore"),
@@ -140,6 +141,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CompressNIO", package: "compress-nio"),
             ]
         ),
         .target(
@@ -357,6 +359,7 @@ let package = Package(
         .testTarget(
             name: "IMAPServerTests",
             dependencies: [
+                .product(name: "CompressNIO", package: "compress-nio"),
                 "IMAPServer", "IMAPCore", "MailStore", "SMTPDialogs", "NIOSupport",
                 "SMTPServer",  // SelfSignedCertificate, for STARTTLS
                 .product(name: "NIOCore", package: "swift-nio"),

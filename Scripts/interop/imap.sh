@@ -84,6 +84,8 @@ SKIPPED=()
 printf '%s\n' "$PASSWORD" | P user add quota@example.test --password-stdin >/dev/null
 P user quota quota@example.test 4K >/dev/null
 python3 Scripts/interop/interop_imap.py quota "$SMTP" "$IMAPS" quota@example.test "$PASSWORD" || fail "the quota"
+# 1c. COMPRESS=DEFLATE against Python's zlib.
+python3 Scripts/interop/interop_imap.py compress "$IMAPS" "$USER_NAME" "$PASSWORD" || fail "COMPRESS=DEFLATE"
 
 MAILDIR="$WORK/data/mail/$USER_NAME"
 # 2. mbsync, both ways.

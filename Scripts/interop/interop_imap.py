@@ -401,6 +401,50 @@ def quota(smtp_port, imaps_port, user, password):
     client.logout()
 
 
+def compress(imaps_port, user, password):
+    """COMPRESS=DEFLATE (RFC 4978) against Python's zlib, a DEFLATE of its own: raw DEFLATE
+    (wbits -15) both ways after the OK, each response complete at once (a sync flush)."""
+    import socket
+    import zlib
+    raw = context().wrap_socket(socket.create_connection(("127.0.0.1", int(imaps_port))))
+    raw.settimeout(10)
+    buffer = b""
+
+    def line():
+        nonlocal buffer
+        while b"\r\n" not in buffer:
+            buffer += raw.recv(65536)
+        first, buffer = buffer.split(b"\r\n", 1)
+        return first
+
+    line()
+    raw.sendall(f"a LOGIN {user} \"{password}\"\r\n".encode())
+    check(b"COMPRESS=DEFLATE" in line(), "COMPRESS=DEFLATE is announced after login")
+    raw.sendall(b"b COMPRESS DEFLATE\r\n")
+    check(line() == b"b OK DEFLATE active", "COMPRESS DEFLATE: OK")
+    deflate = zlib.compressobj(wbits=-15)
+    inflate = zlib.decompressobj(wbits=-15)
+    text = inflate.decompress(buffer)
+
+    def command(tag, body):
+        nonlocal text
+        raw.sendall(deflate.compress(f"{tag} {body}\r\n".encode()) + deflate.flush(zlib.Z_SYNC_FLUSH))
+        while f"\r\n{tag} ".encode() not in b"\r\n" + text:
+            text += inflate.decompress(raw.recv(65536))
+        answer, text = text, b""
+        return answer.decode("utf-8", "replace")
+
+    answer = command("c", "SELECT INBOX")
+    check("EXISTS" in answer and "c OK" in answer, "SELECT over DEFLATE")
+    answer = command("d", "FETCH 1:* (ENVELOPE BODY.PEEK[])")
+    check("d OK FETCH done" in answer, f"FETCH of whole messages over DEFLATE ({len(answer)} octets)")
+    for n in range(50):
+        check(f"n{n} OK" in command(f"n{n}", "NOOP"), "fifty NOOPs, each answered whole") if n == 49 else command(f"n{n}", "NOOP")
+    check("e NO [COMPRESSIONACTIVE]" in command("e", "COMPRESS DEFLATE"), "COMPRESS twice: NO [COMPRESSIONACTIVE]")
+    command("f", "LOGOUT")
+    raw.close()
+
+
 if __name__ == "__main__":
     action, args = sys.argv[1], sys.argv[2:]
     if action == "tour":
@@ -415,5 +459,7 @@ if __name__ == "__main__":
         shared(*args)
     elif action == "quota":
         quota(*args)
+    elif action == "compress":
+        compress(*args)
     else:
         raise SystemExit(__doc__)

@@ -9,6 +9,8 @@ import NIOTLS
 enum IMAPInbound: Sendable {
     case bytes(ByteBuffer)
     case tlsEstablished
+    /// COMPRESS's compression is in place: what follows is inflated.
+    case compressionStarted
 }
 
 /// Passes octets on as `IMAPInbound` and turns the end of a TLS handshake into an event in the
@@ -24,6 +26,11 @@ final class IMAPInboundTagger: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? TLSUserEvent, case .handshakeCompleted = event {
             context.fireChannelRead(self.wrapInboundOut(.tlsEstablished))
+        }
+        if event is IMAPCompressionStarted {
+            context.fireChannelRead(self.wrapInboundOut(.compressionStarted))
+            context.fireChannelReadComplete()
+            return
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -123,15 +130,18 @@ final class IMAPSilenceTimer: ChannelDuplexHandler {
     }
 }
 
-/// What the connection's task writes: octets, or the switch to TLS after STARTTLS's `OK`.
+/// What the connection's task writes: octets, or STARTTLS's or COMPRESS's `OK` and the switch
+/// after it, in one message so that nothing the client sends on reading the `OK` can be read
+/// before the new layer is in place.
 enum IMAPOutbound: Sendable {
     case bytes(ByteBuffer)
-    case startTLS(TLSContextProvider, handshakeTimeout: Int64)
+    case startTLS(ByteBuffer, TLSContextProvider, handshakeTimeout: Int64)
+    case compress(ByteBuffer)
 }
 
-/// Writes the task's octets, and starts TLS in order with them: the handlers are added when
-/// the `OK` before them has gone down the pipeline, so it goes out in plaintext and everything
-/// after it encrypted.
+/// Writes the task's octets, and starts TLS (or compression) in order with them: the handlers
+/// are added in the same event-loop turn as the `OK` before them goes down the pipeline, so it
+/// goes out in plaintext and everything after it encrypted (compressed), both ways.
 final class IMAPOutboundHandler: ChannelOutboundHandler {
     typealias OutboundIn = IMAPOutbound
     typealias OutboundOut = ByteBuffer
@@ -140,11 +150,29 @@ final class IMAPOutboundHandler: ChannelOutboundHandler {
         switch self.unwrapOutboundIn(data) {
         case .bytes(let bytes):
             context.write(self.wrapOutboundOut(bytes), promise: promise)
-        case .startTLS(let provider, let timeout):
-            context.flush()
+        case .startTLS(let ok, let provider, let timeout):
+            context.writeAndFlush(self.wrapOutboundOut(ok), promise: nil)
             do {
                 try Self.addTLS(to: context.pipeline.syncOperations, provider: provider, handshakeTimeout: timeout)
                 promise?.succeed()
+            } catch {
+                promise?.fail(error)
+                context.close(promise: nil)
+            }
+        case .compress(let ok):
+            // Below the silence timer, so that its `* BYE` is compressed too; above TLS.
+            context.writeAndFlush(self.wrapOutboundOut(ok), promise: nil)
+            do {
+                let pipeline = context.pipeline.syncOperations
+                if let timer = try? pipeline.handler(type: IMAPSilenceTimer.self) {
+                    try pipeline.addHandler(IMAPDeflateHandler(), position: .before(timer))
+                } else {
+                    try pipeline.addHandler(IMAPDeflateHandler(), position: .first)
+                }
+                promise?.succeed()
+                // From the head, so that the tagger (before this handler) turns it into the
+                // stream's marker.
+                pipeline.fireUserInboundEventTriggered(IMAPCompressionStarted())
             } catch {
                 promise?.fail(error)
                 context.close(promise: nil)

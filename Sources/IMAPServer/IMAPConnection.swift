@@ -213,8 +213,10 @@ final class IMAPConnection {
                     switch element {
                     case .bytes(let bytes): self.framer.append(bytes)
                     case .tlsEstablished:
-                        self.framer.tlsEstablished()
+                        self.framer.layerStarted()
                         self.driver.session.tlsStarted()
+                    case .compressionStarted:
+                        self.framer.layerStarted()
                     }
                     try await self.drain(group: &group)
                     acknowledge.yield()
@@ -301,9 +303,19 @@ final class IMAPConnection {
                 self.framer.resume(.commands)
                 return
             }
-            try await self.write([.tagged(tag, .ok, nil, "begin TLS negotiation now")])
+            // The OK and the switch go down in one message: the handler adds TLS in the same
+            // event-loop turn as it flushes the OK, so the client's first TLS octets, which it
+            // sends on reading the OK, can never be read before TLS is there.
+            let ok = self.ok(tag, "begin TLS negotiation now")
             self.framer.resume(.startTLS)
-            try await self.outbound?.write(.startTLS(tls, handshakeTimeout: self.configuration.timeouts.tlsHandshake))
+            try await self.outbound?.write(
+                .startTLS(ok, tls, handshakeTimeout: self.configuration.timeouts.tlsHandshake)
+            )
+        case .compress(let tag):
+            // As with STARTTLS: the OK and the compressor in one turn of the event loop.
+            let ok = self.ok(tag, "DEFLATE active")
+            self.framer.resume(.compress)
+            try await self.outbound?.write(.compress(ok))
         case .authenticate(let tag, let mechanism, let initialResponse):
             let exchange = self.service.beginAuthentication(mechanism: mechanism, client: self.client)
             try await self.authenticationStep(
@@ -523,6 +535,12 @@ final class IMAPConnection {
             return
         }
         if announcement.synchronizing { try await self.write([.continuation("ready for the literal")]) }
+    }
+
+    /// A tagged OK's octets, counted in the metrics as `write` counts them.
+    private func ok(_ tag: String, _ text: String) -> ByteBuffer {
+        self.metrics.command(self.current, IMAPStatus.ok.rawValue)
+        return self.driver.encode([.tagged(tag, .ok, nil, text)])
     }
 
     private func write(_ responses: [IMAPResponse]) async throws {

@@ -246,7 +246,8 @@ final class IMAPSessionDriver {
             if let quota { responses.append(quota) }
             return responses + (try await self.refreshed(account, expunges: true))
                 + [.tagged(tag, .ok, nil, "GETQUOTAROOT done")]
-        case .capability, .logout, .id, .startTLS, .authenticate, .login, .enable, .namespace, .idle, .setQuota:
+        case .capability, .logout, .id, .startTLS, .authenticate, .login, .enable, .namespace, .idle, .setQuota,
+            .compress:
             // The session answers these itself; IDLE is the connection's.
             throw .bad("unexpected command")
         }

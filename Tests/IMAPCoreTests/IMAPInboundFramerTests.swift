@@ -193,7 +193,7 @@ import Testing
         #expect(framer.next() == nil && framer.bufferedBytes == 0)
         framer.append(ByteBuffer(string: "A2 LOGIN bob secret\r\n"))
         #expect(framer.next() == nil && framer.bufferedBytes == 0 && framer.isPaused)
-        framer.tlsEstablished()
+        framer.layerStarted()
         framer.append(ByteBuffer(string: "A3 NOOP\r\n"))
         #expect(framer.next() == .command(IMAPCommandText([.text(ByteBuffer(string: "A3 NOOP"))])))
     }

@@ -47,7 +47,33 @@ import Testing
         ("a CLOSE", "selected", "mailbox"),
         ("a LOGOUT", "plain", "close"),
         ("a LOGOUT", "selected", "close"),
+        ("a COMPRESS DEFLATE", "tls", "BAD"),
+        ("a COMPRESS DEFLATE", "auth", "compress"),
+        ("a COMPRESS deflate", "selected", "compress"),
+        ("a COMPRESS LZ4", "auth", "BAD"),
+        ("a GETQUOTAROOT INBOX", "auth", "mailbox"),
+        ("a GETQUOTA \"\"", "tls", "BAD"),
+        ("a SETQUOTA \"\" (STORAGE 1)", "auth", "NO other"),
     ]
+
+    /// COMPRESS twice: `NO [COMPRESSIONACTIVE]` (RFC 4978 §3); switched off for the user: BAD.
+    @Test func compressionIsTurnedOnOnce() throws {
+        var session = Self.session(tls: true, loggedIn: true)
+        #expect(session.capabilities.contains("COMPRESS=DEFLATE"))
+        #expect(session.receive(try Self.command("a COMPRESS DEFLATE")) == .compress(tag: "a"))
+        #expect(
+            session.receive(try Self.command("b COMPRESS DEFLATE"))
+                == .respond([.tagged("b", .no, .compressionActive, "DEFLATE is on already")])
+        )
+        var switched = Self.session(tls: true)
+        switched.authenticated(user: "alice", disabled: ["compress=deflate"])
+        #expect(!switched.capabilities.contains("COMPRESS=DEFLATE"))
+        guard case .respond(let responses) = switched.receive(try Self.command("c COMPRESS DEFLATE")) else {
+            Issue.record("a switched-off COMPRESS is refused")
+            return
+        }
+        #expect(responses.last.map { if case .tagged(_, .bad, _, _) = $0 { true } else { false } } == true)
+    }
 
     @Test func eachStateAdmitsItsCommands() throws {
         for (text, state, expected) in Self.table {
@@ -80,6 +106,7 @@ import Testing
         case .authenticate: return "authenticate"
         case .login: return "login"
         case .startTLS: return "startTLS"
+        case .compress: return "compress"
         case .close: return "close"
         case .respond(let responses):
             guard case .tagged(_, let status, let code, _) = responses.last else { return "?" }

@@ -77,6 +77,8 @@ final class IMAPHarness: @unchecked Sendable {
             )
         }
         self.channel = NIOAsyncTestingChannel()
+        // In the listener's order (IMAPListener): the tagger, then the outbound handler.
+        try await self.channel.pipeline.addHandler(IMAPInboundTagger())
         try await self.channel.pipeline.addHandler(IMAPOutboundHandler())
         let wrapped = try await self.channel.testingEventLoop.executeInContext {
             try NIOAsyncChannel<IMAPInbound, IMAPOutbound>(wrappingChannelSynchronously: self.channel)
@@ -100,7 +102,7 @@ final class IMAPHarness: @unchecked Sendable {
     }
 
     func send(_ bytes: [UInt8]) async throws {
-        try await self.channel.writeInbound(IMAPInbound.bytes(ByteBuffer(bytes: bytes)))
+        try await self.channel.writeInbound(ByteBuffer(bytes: bytes))
     }
 
     func send(_ line: String) async throws {

@@ -39,6 +39,9 @@ public struct IMAPInboundFramer: Sendable {
         /// dropped (as CVE-2011-0411 taught SMTP servers), and so is anything more, until
         /// `tlsEstablished`.
         case startTLS
+        /// The same for COMPRESS (RFC 4978): what was buffered came before the `OK` and is not
+        /// compressed; it is dropped, and so is anything more, until `layerStarted`.
+        case compress
         /// One line for the session to read on its own (a SASL response, IDLE's `DONE`).
         case line
         case close
@@ -64,8 +67,8 @@ public struct IMAPInboundFramer: Sendable {
         /// The rest of a command being discarded, through the line that ends it.
         case discarding
         case line
-        /// Between STARTTLS's reply and the end of the handshake: nothing is read.
-        case awaitingTLS
+        /// Between STARTTLS's (or COMPRESS's) reply and the new layer in place: nothing is read.
+        case awaitingLayer
         case closed
     }
 
@@ -107,7 +110,7 @@ public struct IMAPInboundFramer: Sendable {
     /// what a paused framer holds is what the client sent ahead, and it is the glue's to bound.
     public var isPaused: Bool {
         switch self.mode {
-        case .paused, .awaitingDecision, .awaitingTLS: return true
+        case .paused, .awaitingDecision, .awaitingLayer: return true
         default: return false
         }
     }
@@ -121,7 +124,7 @@ public struct IMAPInboundFramer: Sendable {
     }
 
     public mutating func append(_ bytes: ByteBuffer) {
-        guard self.mode != .closed, self.mode != .awaitingTLS else { return }
+        guard self.mode != .closed, self.mode != .awaitingLayer else { return }
         if self.buffer.readableBytes == 0 {
             self.buffer = bytes
         } else {
@@ -175,18 +178,19 @@ public struct IMAPInboundFramer: Sendable {
         guard self.mode == .paused else { return }
         switch continuation {
         case .commands: self.mode = .commands
-        case .startTLS:
+        case .startTLS, .compress:
             self.buffer = ByteBuffer()
             self.lines.reset()
-            self.mode = .awaitingTLS
+            self.mode = .awaitingLayer
         case .line: self.mode = .line
         case .close: break
         }
     }
 
-    /// The TLS handshake after STARTTLS is done: commands are read again.
-    public mutating func tlsEstablished() {
-        guard self.mode == .awaitingTLS else { return }
+    /// The TLS handshake after STARTTLS is done, or the compression after COMPRESS in place:
+    /// commands are read again.
+    public mutating func layerStarted() {
+        guard self.mode == .awaitingLayer else { return }
         self.mode = .commands
     }
 
@@ -201,7 +205,7 @@ public struct IMAPInboundFramer: Sendable {
         defer { self.compact() }
         while true {
             switch self.mode {
-            case .closed, .paused, .awaitingDecision, .awaitingTLS:
+            case .closed, .paused, .awaitingDecision, .awaitingLayer:
                 return nil
             case .line:
                 guard let line = self.lines.next(from: &self.buffer) else { return nil }

@@ -44,6 +44,8 @@ public enum IMAPCommand: Hashable, Sendable {
     case getQuota(String)
     case getQuotaRoot(IMAPMailboxName)
     case setQuota(String)
+    /// COMPRESS (RFC 4978): the mechanism, upper case.
+    case compress(String)
     // Selected (§6.4)
     case close
     case unselect
@@ -442,6 +444,7 @@ extension IMAPCommand {
         case .getQuota: return "GETQUOTA"
         case .getQuotaRoot: return "GETQUOTAROOT"
         case .setQuota: return "SETQUOTA"
+        case .compress: return "COMPRESS"
         case .close: return "CLOSE"
         case .unselect: return "UNSELECT"
         case .expunge: return "EXPUNGE"

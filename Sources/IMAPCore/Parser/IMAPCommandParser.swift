@@ -97,6 +97,9 @@ public enum IMAPCommandParser {
             try reader.space()
             return .status(mailbox, try Self.statusItems(&reader))
         case "APPEND": return .append(try Self.append(&reader))
+        case "COMPRESS":
+            try reader.space()
+            return .compress(try reader.atom().uppercased())
         case "GETQUOTA":
             try reader.space()
             return .getQuota(String(decoding: try reader.astring(), as: UTF8.self))

@@ -19,6 +19,8 @@ public enum IMAPResponseCode: Hashable, Sendable {
     case capability([String])
     case clientBug
     case closed
+    /// COMPRESS (RFC 4978 §3): compression is on already.
+    case compressionActive
     case contactAdmin
     case copyUID(validity: UInt32, from: IMAPSequenceSet, to: IMAPSequenceSet)
     case corruption

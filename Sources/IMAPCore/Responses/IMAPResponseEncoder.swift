@@ -167,6 +167,7 @@ public struct IMAPResponseEncoder: Sendable {
         case .capability(let names): return "CAPABILITY " + names.map(Self.atom).joined(separator: " ")
         case .clientBug: return "CLIENTBUG"
         case .closed: return "CLOSED"
+        case .compressionActive: return "COMPRESSIONACTIVE"
         case .contactAdmin: return "CONTACTADMIN"
         case .copyUID(let validity, let from, let to):
             return "COPYUID \(validity) " + Self.sequenceSet(from) + " " + Self.sequenceSet(to)

@@ -48,6 +48,9 @@ public struct IMAPSession: Sendable {
         case close([IMAPResponse])
         /// Write `tag OK`, then start TLS; what the client sent after STARTTLS is dropped.
         case startTLS(tag: String)
+        /// Write `tag OK`, then compress both ways (RFC 4978); what the client sent after
+        /// COMPRESS in plaintext is dropped.
+        case compress(tag: String)
         /// Run a SASL exchange (or LOGIN's check), then call `authenticated` or `loginFailed`.
         case authenticate(tag: String, mechanism: String, initialResponse: [UInt8]?)
         case login(tag: String, username: String, password: String)
@@ -73,6 +76,8 @@ public struct IMAPSession: Sendable {
     public private(set) var clientID: [IMAPIDField]?
     /// Capabilities switched off for this user (`petrel user imap`), upper case.
     public private(set) var disabled: Set<String> = []
+    /// COMPRESS=DEFLATE is on (RFC 4978).
+    public private(set) var compressed = false
     private var errors = 0
 
     public init(configuration: Configuration) {
@@ -104,7 +109,8 @@ public struct IMAPSession: Sendable {
             names += [
                 "IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE", "NAMESPACE", "UNSELECT", "ESEARCH", "LIST-EXTENDED",
                 "LIST-STATUS", "STATUS=SIZE", "CHILDREN", "BINARY", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC",
-                "QUOTA", "QUOTA=RES-STORAGE", "OBJECTID", "PREVIEW", "APPENDLIMIT=\(self.configuration.appendLimit)",
+                "QUOTA", "QUOTA=RES-STORAGE", "OBJECTID", "PREVIEW", "COMPRESS=DEFLATE",
+                "APPENDLIMIT=\(self.configuration.appendLimit)",
             ]
         }
         return self.disabled.isEmpty ? names : names.filter { !self.disabled.contains($0.uppercased()) }
@@ -207,6 +213,15 @@ public struct IMAPSession: Sendable {
             .getQuotaRoot:
             guard self.isAuthenticated else { return self.bad(tag, "log in first") }
             return self.mailbox(tagged)
+        case .compress(let mechanism):
+            guard self.isAuthenticated else { return self.bad(tag, "log in first") }
+            guard mechanism == "DEFLATE", self.offers("COMPRESS=DEFLATE") else {
+                return self.bad(tag, "the compression mechanism offered is DEFLATE")
+            }
+            guard !self.compressed else { return self.no(tag, .compressionActive, "DEFLATE is on already") }
+            self.compressed = true
+            self.errors = 0
+            return .compress(tag: tag)
         case .setQuota:
             guard self.isAuthenticated else { return self.bad(tag, "log in first") }
             // No QUOTASET: limits are the operator's (`petrel user quota`, `quota.storage`).
