@@ -27,7 +27,8 @@ extension IMAPSessionDriver {
             readOnly: readOnly,
             uidValidity: state.uidValidity,
             uidNext: state.uidNext,
-            messages: state.messages.map(Self.view)
+            highestModSeq: state.highestModSeq,
+            messages: state.messages
         )
         selected.condStore = self.session.condStore
         selected.qresync = self.session.qresync
@@ -112,7 +113,7 @@ extension IMAPSessionDriver {
         }
         for (index, message) in state.messages.enumerated()
         where message.modSeq > since && IMAPResync.contains(known, message.uid) {
-            responses.append(.fetch(UInt32(index + 1), selected.flagValues(Self.view(message))))
+            responses.append(.fetch(UInt32(index + 1), selected.flagValues(message)))
         }
         return responses
     }

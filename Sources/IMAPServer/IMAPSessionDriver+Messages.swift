@@ -41,8 +41,7 @@ extension IMAPSessionDriver {
         if let since = modifiers.changedSince {
             // CHANGEDSINCE (RFC 7162 §3.1.4.1): only messages changed since, with their MODSEQ.
             if !items.contains(.modSeq) { items.append(.modSeq) }
-            let byUID = Self.byUID(state)
-            targets.removeAll { (byUID[$0.uid]?.modSeq ?? 0) <= since }
+            targets.removeAll { (state.message(uid: $0.uid)?.modSeq ?? 0) <= since }
             if modifiers.vanished {
                 // QRESYNC's VANISHED modifier (§3.2.6): what left since, within the set.
                 let name = selected.name
@@ -80,7 +79,6 @@ extension IMAPSessionDriver {
                 default: return false
                 }
             }
-        let byUID = Self.byUID(state)
         let encoder = self.encoder
         // The updates the view took in go out now, whatever fails later: the client's sequence
         // numbers must follow the view's.
@@ -89,7 +87,7 @@ extension IMAPSessionDriver {
         var out = ByteBuffer()
         for (sequence, messageUID) in targets {
             // Expunged by another session and not yet reported: nothing to send (RFC 9051 §7.5.1).
-            guard var message = byUID[messageUID] else { continue }
+            guard var message = state.message(uid: messageUID) else { continue }
             var addFlags = false
             var addModSeq = false
             if marksSeen && !message.flags.system.contains(.seen) {
@@ -311,11 +309,10 @@ extension IMAPSessionDriver {
         }
         if !store.silent {
             let skipped = Set(changed.map(\.uid)).union(modified)
-            let byUID = Self.byUID(state)
             for messageUID in uids where !skipped.contains(messageUID) {
-                guard let message = byUID[messageUID], let current = view.sequenceNumber(of: messageUID)
+                guard let message = state.message(uid: messageUID), let current = view.sequenceNumber(of: messageUID)
                 else { continue }
-                responses.append(.fetch(current, view.flagValues(Self.view(message))))
+                responses.append(.fetch(current, view.flagValues(message)))
             }
         }
         // The messages a conditional STORE left alone, by UID or sequence number as it was asked.
@@ -347,11 +344,10 @@ extension IMAPSessionDriver {
         let (updates, state) = try await self.snapshot(account, expunges: uid)
         guard let selected = self.selected else { throw .bad("no mailbox is selected") }
         let evaluator = IMAPSearchEvaluator(keys: search.keys, mailbox: selected)
-        let byUID = Self.byUID(state)
         var results: [UInt32] = []
         var highest: UInt64 = 0
         for (index, messageUID) in selected.uids.enumerated() {
-            guard let message = byUID[messageUID] else { continue }
+            guard let message = state.message(uid: messageUID) else { continue }
             let candidate = IMAPSearchEvaluator.Message(
                 sequence: UInt32(index + 1),
                 uid: messageUID,
@@ -416,8 +412,8 @@ extension IMAPSessionDriver {
         if !move {
             // A COPY adds what it copies to the account's usage; a MOVE (a rename) adds nothing,
             // and so is never refused for the quota: moving to Trash is how room is made.
-            let byUID = Self.byUID(try await self.folderState(source, account))
-            try await self.checkQuota(account, adding: UInt64(uids.reduce(0) { $0 + (byUID[$1]?.size ?? 0) }))
+            let state = try await self.folderState(source, account)
+            try await self.checkQuota(account, adding: UInt64(uids.reduce(0) { $0 + (state.message(uid: $1)?.size ?? 0) }))
         }
         let result: (uidValidity: UInt32, uids: [(UInt32, UInt32)])
         do throws(IMAPFailure) {

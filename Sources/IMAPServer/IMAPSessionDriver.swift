@@ -255,6 +255,11 @@ final class IMAPSessionDriver {
 
     // MARK: - Helpers
 
+    /// The flag list of each combination of system flags, made once.
+    static let systemFlagLists: [[IMAPFlag]] = (0..<32).map { bits in
+        MessageFlags(system: MessageFlags.System(rawValue: UInt8(bits))).names.map(IMAPFlag.init)
+    }
+
     /// Runs a blocking call of the user's account on its threads, in its turn.
     func call<T: Sendable>(_ body: @escaping @Sendable () throws(MailboxError) -> T) async throws(IMAPFailure) -> T {
         do {
@@ -326,26 +331,17 @@ final class IMAPSessionDriver {
         self.highestModSeq = state.highestModSeq
         let responses = selected.update(
             uidNext: state.uidNext,
-            messages: state.messages.map(Self.view),
+            highestModSeq: state.highestModSeq,
+            messages: state.messages,
             expunges: expunges
         )
         self.selected = selected
         return responses
     }
 
-    static func view(_ message: StoredMessage) -> IMAPSelectedMailbox.Message {
-        IMAPSelectedMailbox.Message(uid: message.uid, modSeq: message.modSeq, flags: Self.flags(message.flags))
-    }
-
     static func flags(_ flags: MessageFlags) -> [IMAPFlag] {
-        flags.names.map(IMAPFlag.init)
-    }
-
-    static func byUID(_ state: FolderState) -> [UInt32: StoredMessage] {
-        var messages: [UInt32: StoredMessage] = [:]
-        messages.reserveCapacity(state.messages.count)
-        for message in state.messages { messages[message.uid] = message }
-        return messages
+        if flags.keywords.isEmpty { return Self.systemFlagLists[Int(flags.system.rawValue & 31)] }
+        return flags.names.map(IMAPFlag.init)
     }
 
     // MARK: Quota
@@ -382,4 +378,9 @@ final class IMAPSessionDriver {
     {
         try await self.refreshed(account, expunges: true) + [.tagged(tag, .ok, nil, text)]
     }
+}
+
+/// The store's messages as the view compares them.
+extension StoredMessage: IMAPMessageState {
+    public var imapFlags: [IMAPFlag] { IMAPSessionDriver.flags(self.flags) }
 }

@@ -32,7 +32,7 @@ import Testing
         readOnly: false,
         uidValidity: 1,
         uidNext: 8,
-        messages: [.init(uid: 3, modSeq: 1, flags: []), .init(uid: 7, modSeq: 1, flags: [.seen])]
+        messages: [IMAPSelectedMailbox.Message(uid: 3, modSeq: 1, flags: []), .init(uid: 7, modSeq: 1, flags: [.seen])]
     )
 
     static func matches(_ keys: [IMAPSearchKey]) -> Bool {

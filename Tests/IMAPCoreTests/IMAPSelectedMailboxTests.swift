@@ -88,4 +88,53 @@ import Testing
         let set = IMAPSequenceSet([.init(.number(1), .number(4_294_967_295))])
         #expect(try mailbox.resolve(set, uid: true).count == 2)
     }
+
+    /// Many random rounds of changes (flags, expunges, arrivals) against a plain model: after
+    /// each update allowed to expunge, the view numbers exactly the store's messages, and it
+    /// reported exactly the flags that changed since it last looked.
+    @Test func updatesFollowTheStoreExactly() {
+        var random = SystemRandomNumberGenerator()
+        var store = (1...300).map { Self.message(UInt32($0), 1) }
+        var highest: UInt64 = 1
+        var nextUID: UInt32 = 301
+        var view = IMAPSelectedMailbox(
+            name: "INBOX",
+            readOnly: false,
+            uidValidity: 7,
+            uidNext: nextUID,
+            highestModSeq: highest,
+            messages: store
+        )
+        for _ in 0..<200 {
+            var changed = Set<UInt32>()
+            for _ in 0..<Int.random(in: 0...5, using: &random) where !store.isEmpty {
+                let index = Int.random(in: 0..<store.count, using: &random)
+                highest += 1
+                store[index].modSeq = highest
+                store[index].flags = [.flagged]
+                changed.insert(store[index].uid)
+            }
+            for _ in 0..<Int.random(in: 0...3, using: &random) where !store.isEmpty {
+                highest += 1
+                changed.remove(store.remove(at: Int.random(in: 0..<store.count, using: &random)).uid)
+            }
+            var arrived = 0
+            for _ in 0..<Int.random(in: 0...3, using: &random) {
+                highest += 1
+                store.append(Self.message(nextUID, highest))
+                nextUID += 1
+                arrived += 1
+            }
+            let expunges = Bool.random(using: &random)
+            let responses = view.update(uidNext: nextUID, highestModSeq: highest, messages: store, expunges: expunges)
+            var told = Set<UInt32>()
+            for case .fetch(_, let values) in responses {
+                for case .uid(let uid) in values { told.insert(uid) }
+            }
+            #expect(told == changed, "exactly the changed flags")
+            #expect(responses.contains(.exists(view.count)) == (arrived > 0))
+            if expunges { #expect(view.uids == store.map(\.uid)) }
+            #expect(view.update(uidNext: nextUID, highestModSeq: highest, messages: store, expunges: false).isEmpty)
+        }
+    }
 }

@@ -1,3 +1,11 @@
+/// What the view needs of a message of the store: its UID, MODSEQ and flags (made only for
+/// the messages whose flags the client must hear).
+public protocol IMAPMessageState {
+    var uid: UInt32 { get }
+    var modSeq: UInt64 { get }
+    var imapFlags: [IMAPFlag] { get }
+}
+
 /// A session's view of its selected mailbox (RFC 9051 §7.5): which message each sequence
 /// number means, and what the client has been told. The mailbox itself changes under it (other
 /// sessions, deliveries, other programs); `update` compares and says what to tell the client,
@@ -5,7 +13,7 @@
 /// uses keeps its meaning until the client may learn it changed.
 public struct IMAPSelectedMailbox: Sendable {
     /// One message as the store says it is.
-    public struct Message: Hashable, Sendable {
+    public struct Message: Hashable, Sendable, IMAPMessageState {
         public var uid: UInt32
         public var modSeq: UInt64
         public var flags: [IMAPFlag]
@@ -15,6 +23,8 @@ public struct IMAPSelectedMailbox: Sendable {
             self.modSeq = modSeq
             self.flags = flags
         }
+
+        public var imapFlags: [IMAPFlag] { self.flags }
     }
 
     public let name: String
@@ -23,8 +33,11 @@ public struct IMAPSelectedMailbox: Sendable {
     public private(set) var uidNext: UInt32
     /// UIDs in sequence order: the message with sequence number n is `uids[n - 1]`.
     public private(set) var uids: [UInt32]
-    /// The MODSEQ of each message when the client last heard of its flags.
-    private var told: [UInt32: UInt64]
+    /// The MODSEQ of each message (same order as `uids`) when the client last heard of its flags.
+    private var told: [UInt64]
+    /// The mailbox's HIGHESTMODSEQ at the last update: every change moves it, so an update that
+    /// finds it the same has nothing to compare.
+    private var highestModSeq: UInt64?
     /// Messages gone from the store that the client has not been told of yet.
     public private(set) var pendingExpunges: Set<UInt32> = []
     /// CONDSTORE is on: FETCH responses about flags carry MODSEQ.
@@ -32,13 +45,21 @@ public struct IMAPSelectedMailbox: Sendable {
     /// QRESYNC is on: messages gone are reported with VANISHED (their UIDs), not EXPUNGE.
     public var qresync = false
 
-    public init(name: String, readOnly: Bool, uidValidity: UInt32, uidNext: UInt32, messages: [Message]) {
+    public init(
+        name: String,
+        readOnly: Bool,
+        uidValidity: UInt32,
+        uidNext: UInt32,
+        highestModSeq: UInt64? = nil,
+        messages: some Collection<some IMAPMessageState>
+    ) {
         self.name = name
         self.readOnly = readOnly
         self.uidValidity = uidValidity
         self.uidNext = uidNext
+        self.highestModSeq = highestModSeq
         self.uids = messages.map(\.uid)
-        self.told = Dictionary(messages.map { ($0.uid, $0.modSeq) }, uniquingKeysWith: { $1 })
+        self.told = messages.map(\.modSeq)
     }
 
     public var count: UInt32 { UInt32(self.uids.count) }
@@ -46,13 +67,26 @@ public struct IMAPSelectedMailbox: Sendable {
     /// Takes in the mailbox as it is now (`messages` ascending by UID) and returns the untagged
     /// responses that tell the client: EXPUNGE (only when `expunges` allows, RFC 9051 §7.5.1:
     /// never during FETCH, STORE or SEARCH by sequence number), EXISTS for new messages, and
-    /// FETCH FLAGS for flags changed by others.
-    public mutating func update(uidNext: UInt32, messages: [Message], expunges: Bool) -> [IMAPResponse] {
+    /// FETCH FLAGS for flags changed by others. Two passes side by side over both lists, no
+    /// dictionary; none at all when `highestModSeq` has not moved.
+    public mutating func update<Messages: RandomAccessCollection>(
+        uidNext: UInt32,
+        highestModSeq: UInt64? = nil,
+        messages: Messages,
+        expunges: Bool
+    ) -> [IMAPResponse] where Messages.Element: IMAPMessageState, Messages.Index == Int {
+        if let highestModSeq, highestModSeq == self.highestModSeq, uidNext <= self.uidNext,
+            self.pendingExpunges.isEmpty || !expunges
+        {
+            return []
+        }
         var responses: [IMAPResponse] = []
-        var current: [UInt32: Message] = [:]
-        current.reserveCapacity(messages.count)
-        for message in messages { current[message.uid] = message }
-        for uid in self.uids where current[uid] == nil { self.pendingExpunges.insert(uid) }
+        // Messages the view has that the store no longer does.
+        var next = messages.startIndex
+        for uid in self.uids {
+            while next < messages.endIndex && messages[next].uid < uid { next += 1 }
+            if next == messages.endIndex || messages[next].uid != uid { self.pendingExpunges.insert(uid) }
+        }
         if expunges && !self.pendingExpunges.isEmpty {
             if self.qresync {
                 responses.append(.vanished(earlier: false, IMAPSequenceSet(ascending: self.pendingExpunges.sorted())))
@@ -62,45 +96,69 @@ public struct IMAPSelectedMailbox: Sendable {
                     responses.append(.expunge(UInt32(index + 1)))
                 }
             }
-            for uid in self.pendingExpunges { self.told[uid] = nil }
-            self.uids.removeAll { self.pendingExpunges.contains($0) }
+            var keptUIDs: [UInt32] = []
+            var keptTold: [UInt64] = []
+            keptUIDs.reserveCapacity(self.uids.count)
+            keptTold.reserveCapacity(self.uids.count)
+            for (uid, modSeq) in zip(self.uids, self.told) where !self.pendingExpunges.contains(uid) {
+                keptUIDs.append(uid)
+                keptTold.append(modSeq)
+            }
+            self.uids = keptUIDs
+            self.told = keptTold
             self.pendingExpunges = []
         }
+        // Flags changed by others, in the messages the view already has.
+        next = messages.startIndex
+        for index in self.uids.indices {
+            let uid = self.uids[index]
+            while next < messages.endIndex && messages[next].uid < uid { next += 1 }
+            guard next < messages.endIndex, messages[next].uid == uid, self.told[index] != messages[next].modSeq else {
+                continue
+            }
+            self.told[index] = messages[next].modSeq
+            responses.append(.fetch(UInt32(index + 1), self.flagValues(messages[next])))
+        }
+        // New messages: above the highest UID the view has.
         let highest = self.uids.last ?? 0
-        let added = messages.filter { $0.uid > highest && self.told[$0.uid] == nil }
-        if !added.isEmpty {
-            for message in added {
+        var first = messages.endIndex
+        var low = messages.startIndex
+        var high = messages.endIndex
+        while low < high {
+            let middle = (low + high) / 2
+            if messages[middle].uid > highest { high = middle } else { low = middle + 1 }
+        }
+        first = low
+        if first < messages.endIndex {
+            for message in messages[first...] {
                 self.uids.append(message.uid)
-                self.told[message.uid] = message.modSeq
+                self.told.append(message.modSeq)
             }
             responses.append(.exists(self.count))
         }
-        for (index, uid) in self.uids.enumerated() {
-            guard let message = current[uid], let known = self.told[uid], known != message.modSeq else { continue }
-            self.told[uid] = message.modSeq
-            responses.append(.fetch(UInt32(index + 1), self.flagValues(message)))
-        }
         self.uidNext = max(self.uidNext, uidNext)
+        if let highestModSeq { self.highestModSeq = highestModSeq }
         return responses
     }
 
     /// What a FETCH response about a message's flags holds: its UID, flags and, with CONDSTORE,
     /// its MODSEQ.
-    public func flagValues(_ message: Message) -> [IMAPFetchValue] {
+    public func flagValues(_ message: some IMAPMessageState) -> [IMAPFetchValue] {
         self.condStore
-            ? [.uid(message.uid), .flags(message.flags), .modSeq(message.modSeq)]
-            : [.uid(message.uid), .flags(message.flags)]
+            ? [.uid(message.uid), .flags(message.imapFlags), .modSeq(message.modSeq)]
+            : [.uid(message.uid), .flags(message.imapFlags)]
     }
 
     /// The client has been told of this message's flags (its own STORE answered it).
     public mutating func told(uid: UInt32, modSeq: UInt64) {
-        if self.told[uid] != nil { self.told[uid] = modSeq }
+        if let number = self.sequenceNumber(of: uid) { self.told[Int(number) - 1] = modSeq }
     }
 
     /// Messages this session expunged and has already reported (EXPUNGE, MOVE): gone at once.
     public mutating func removeReported(_ uids: Set<UInt32>) {
-        self.uids.removeAll { uids.contains($0) }
-        for uid in uids { self.told[uid] = nil }
+        let kept = zip(self.uids, self.told).filter { !uids.contains($0.0) }
+        self.uids = kept.map(\.0)
+        self.told = kept.map(\.1)
         self.pendingExpunges.subtract(uids)
     }
 

@@ -19,15 +19,12 @@ extension MailAccount {
     }
 
     static func state(of folder: Folder) -> FolderState {
-        let messages = folder.messages.values.sorted { $0.uid < $1.uid }.map { row in
-            StoredMessage(
-                uid: row.uid,
-                modSeq: row.modSeq,
-                flags: Self.flags(of: row),
-                size: row.size,
-                internalDate: row.internalDate,
-                emailID: Self.emailID(of: row)
-            )
+        let messages: [StoredMessage]
+        if let snapshot = folder.snapshot {
+            messages = snapshot
+        } else {
+            messages = folder.messages.values.sorted { $0.uid < $1.uid }.map(Self.stored)
+            folder.snapshot = messages
         }
         return FolderState(
             mailboxID: Self.mailboxID(of: folder.row),
@@ -36,6 +33,43 @@ extension MailAccount {
             highestModSeq: folder.row.highestModSeq,
             messages: messages
         )
+    }
+
+    static func stored(_ row: MailboxIndex.MessageRow) -> StoredMessage {
+        StoredMessage(
+            uid: row.uid,
+            modSeq: row.modSeq,
+            flags: Self.flags(of: row),
+            size: row.size,
+            internalDate: row.internalDate,
+            emailID: Self.emailID(of: row)
+        )
+    }
+
+    /// Brings a folder's snapshot up to date with a change just committed.
+    static func patch(_ folder: Folder, with change: MailboxIndex.Change) {
+        guard var snapshot = folder.snapshot else { return }
+        folder.snapshot = nil  // one owner while it changes: no copy
+        if !change.removed.isEmpty {
+            let gone = Set(change.removed)
+            snapshot.removeAll { gone.contains($0.uid) }
+        }
+        for row in change.updated {
+            if let index = FolderState.index(of: row.uid, in: snapshot) { snapshot[index] = Self.stored(row) }
+        }
+        for row in change.inserted.sorted(by: { $0.uid < $1.uid }) {
+            if let last = snapshot.last, last.uid >= row.uid {
+                let position = snapshot.partitioningIndex { $0.uid >= row.uid }
+                if position < snapshot.count && snapshot[position].uid == row.uid {
+                    snapshot[position] = Self.stored(row)
+                } else {
+                    snapshot.insert(Self.stored(row), at: position)
+                }
+            } else {
+                snapshot.append(Self.stored(row))
+            }
+        }
+        folder.snapshot = snapshot
     }
 
     /// OBJECTID's EMAILID (RFC 8474 §5.1): the one a COPY or MOVE carried over, else one the
@@ -204,6 +238,7 @@ extension MailAccount {
             folder.messages[row.uid] = row
             folder.byBase[row.base] = row.uid
         }
+        Self.patch(folder, with: change)
         folder.row.uidNext = change.uidNext
         folder.row.highestModSeq = change.highestModSeq
     }

@@ -98,6 +98,16 @@ public struct FolderState: Hashable, Sendable {
     /// Ascending by UID.
     public var messages: [StoredMessage]
 
+    /// The message with this UID (a binary search: `messages` ascend by UID).
+    public func message(uid: UInt32) -> StoredMessage? {
+        Self.index(of: uid, in: self.messages).map { self.messages[$0] }
+    }
+
+    static func index(of uid: UInt32, in messages: [StoredMessage]) -> Int? {
+        let position = messages.partitioningIndex { $0.uid >= uid }
+        return position < messages.count && messages[position].uid == uid ? position : nil
+    }
+
     public init(
         mailboxID: String = "",
         uidValidity: UInt32,
@@ -110,6 +120,26 @@ public struct FolderState: Hashable, Sendable {
         self.uidNext = uidNext
         self.highestModSeq = highestModSeq
         self.messages = messages
+    }
+}
+
+extension RandomAccessCollection {
+    /// The first index whose element satisfies `belongs` (false for a prefix, true after), by
+    /// binary search.
+    func partitioningIndex(where belongs: (Element) -> Bool) -> Index {
+        var low = self.startIndex
+        var count = self.count
+        while count > 0 {
+            let half = count / 2
+            let middle = self.index(low, offsetBy: half)
+            if belongs(self[middle]) {
+                count = half
+            } else {
+                low = self.index(after: middle)
+                count -= half + 1
+            }
+        }
+        return low
     }
 }
 
