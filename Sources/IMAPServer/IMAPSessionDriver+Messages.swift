@@ -64,7 +64,11 @@ extension IMAPSessionDriver {
             default: return false
             }
         }
-        let needsStructure = needsContent || items.contains { [.envelope, .body, .bodyStructure].contains($0) }
+        // ENVELOPE and BODYSTRUCTURE come from the renderings kept in the index when there are;
+        // the structure is read only for a message without them (then they are made and kept).
+        let wantsEnvelope = items.contains(.envelope)
+        let wantsBodyStructure = items.contains(.bodyStructure)
+        let needsStructureAlways = needsContent || items.contains(.body)
         // PREVIEW: whether asked, and whether LAZY (then one not kept yet is NIL).
         var wantsPreview: Bool?
         for item in items {
@@ -85,9 +89,26 @@ extension IMAPSessionDriver {
         try await self.send(self.encode(updates + (vanished.map { [$0] } ?? [])), write)
         let condStore = self.session.condStore
         var out = ByteBuffer()
-        for (sequence, messageUID) in targets {
+        // Renderings kept, read a chunk of messages at a time; new ones kept at each chunk's end.
+        var kept: [UInt32: MailAccount.Renderings] = [:]
+        var fresh: [UInt32: MailAccount.Renderings] = [:]
+        var chunkEnd = 0
+        let chunk = 1_000
+        for (offset, (sequence, messageUID)) in targets.enumerated() {
+            if (wantsEnvelope || wantsBodyStructure) && offset == chunkEnd {
+                try await self.keepRenderings(&fresh, selected.name, account)
+                chunkEnd = min(targets.count, offset + chunk)
+                let uids = targets[offset..<chunkEnd].map(\.uid)
+                let range = uids.min()!...uids.max()!
+                let name = selected.name
+                kept = try await self.call { () throws(MailboxError) in try account.renderings(name, uids: range) }
+            }
             // Expunged by another session and not yet reported: nothing to send (RFC 9051 §7.5.1).
             guard var message = state.message(uid: messageUID) else { continue }
+            var rendered = kept[messageUID] ?? MailAccount.Renderings()
+            let needsStructure =
+                needsStructureAlways || (wantsEnvelope && rendered.envelope == nil)
+                || (wantsBodyStructure && rendered.bodyStructure == nil)
             var addFlags = false
             var addModSeq = false
             if marksSeen && !message.flags.system.contains(.seen) {
@@ -113,7 +134,17 @@ extension IMAPSessionDriver {
             }
             if needsStructure {
                 structure = try await self.structure(selected.name, uid: messageUID, content: content, account: account)
-                if structure == nil { continue }
+                guard let structure else { continue }
+                if wantsEnvelope && rendered.envelope == nil {
+                    rendered.envelope = encoder.rendering(.envelope(IMAPEnvelope(header: structure.header)))
+                    if rendered.envelope != nil { fresh[messageUID, default: .init()].envelope = rendered.envelope }
+                }
+                if wantsBodyStructure && rendered.bodyStructure == nil {
+                    rendered.bodyStructure = encoder.rendering(.bodyStructure(structure, extensible: true))
+                    if rendered.bodyStructure != nil {
+                        fresh[messageUID, default: .init()].bodyStructure = rendered.bodyStructure
+                    }
+                }
             }
             // Every value is made before any is written (a BINARY that fails must not leave a
             // response half sent); then they are written one by one, and sent whenever 64 KiB
@@ -129,7 +160,11 @@ extension IMAPSessionDriver {
                 }
             }
             for item in items {
-                if let value = try self.value(item, message, content, structure, preview, &decoded) {
+                if item == .envelope, let bytes = rendered.envelope {
+                    values.append(.rendered(bytes))
+                } else if item == .bodyStructure, let bytes = rendered.bodyStructure {
+                    values.append(.rendered(bytes))
+                } else if let value = try self.value(item, message, content, structure, preview, &decoded) {
                     values.append(value)
                 }
             }
@@ -160,7 +195,21 @@ extension IMAPSessionDriver {
             }
         }
         try await self.send(out, write)
+        try await self.keepRenderings(&fresh, selected.name, account)
         return [.tagged(tag, .ok, nil, "FETCH done")]
+    }
+
+    /// Keeps the renderings made since the last call (a failure to keep them is no failure of
+    /// the FETCH: they are made again next time).
+    private func keepRenderings(
+        _ fresh: inout [UInt32: MailAccount.Renderings],
+        _ name: String,
+        _ account: MailAccount
+    ) async throws(IMAPFailure) {
+        guard !fresh.isEmpty else { return }
+        let renderings = fresh
+        fresh = [:]
+        _ = try? await self.call { () throws(MailboxError) in try account.keep(renderings, in: name) }
     }
 
     func send(_ buffer: ByteBuffer, _ write: Write) async throws(IMAPFailure) {
@@ -346,6 +395,30 @@ extension IMAPSessionDriver {
         let evaluator = IMAPSearchEvaluator(keys: search.keys, mailbox: selected)
         var results: [UInt32] = []
         var highest: UInt64 = 0
+        // Keys that need no reading decide first; the messages that pass them and need reading
+        // are read and judged a chunk at a time, in one turn on the account's threads each.
+        let name = selected.name
+        var waiting: [(number: UInt32, candidate: IMAPSearchEvaluator.Message)] = []
+        func judge() async throws(IMAPFailure) {
+            guard !waiting.isEmpty else { return }
+            let batch = waiting
+            waiting = []
+            let matched = try await self.call { () throws(MailboxError) -> Set<UInt32> in
+                let candidates = Dictionary(batch.map { ($0.candidate.uid, $0.candidate) }, uniquingKeysWith: { $1 })
+                var matched = Set<UInt32>()
+                try account.forEach(in: name, uids: batch.map(\.candidate.uid)) { uid, bytes in
+                    guard let candidate = candidates[uid] else { return }
+                    if evaluator.matches(candidate, content: IMAPSearchEvaluator.Content(message: bytes)) {
+                        matched.insert(uid)
+                    }
+                }
+                return matched
+            }
+            for entry in batch where matched.contains(entry.candidate.uid) {
+                results.append(entry.number)
+                highest = max(highest, entry.candidate.modSeq)
+            }
+        }
         for (index, messageUID) in selected.uids.enumerated() {
             guard let message = state.message(uid: messageUID) else { continue }
             let candidate = IMAPSearchEvaluator.Message(
@@ -357,21 +430,17 @@ extension IMAPSessionDriver {
                 modSeq: message.modSeq,
                 emailID: message.emailID
             )
-            var content: IMAPSearchEvaluator.Content?
+            let number = uid ? messageUID : UInt32(index + 1)
             if evaluator.needsContent {
-                let name = selected.name
-                let read = { @Sendable () throws(MailboxError) in try account.read(name, uid: messageUID) }
-                if let bytes = try await self.call(read),
-                    let structure = try await self.structure(name, uid: messageUID, content: bytes, account: account)
-                {
-                    content = IMAPSearchEvaluator.Content(message: bytes, structure: structure)
-                }
-            }
-            if evaluator.matches(candidate, content: content) {
-                results.append(uid ? messageUID : UInt32(index + 1))
+                guard !evaluator.rejectsWithoutContent(candidate) else { continue }
+                waiting.append((number, candidate))
+                if waiting.count >= 256 { try await judge() }
+            } else if evaluator.matches(candidate, content: nil) {
+                results.append(number)
                 highest = max(highest, message.modSeq)
             }
         }
+        try await judge()
         // CONDSTORE: a search by MODSEQ says the highest MODSEQ among the messages found.
         let modSeq = IMAPSearchEvaluator.usesModSeq(search.keys) && !results.isEmpty ? highest : nil
         var responses = updates

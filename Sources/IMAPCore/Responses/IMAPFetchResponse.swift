@@ -23,6 +23,8 @@ public enum IMAPFetchValue: Hashable, Sendable {
     case threadID(String?)
     /// PREVIEW: the text, or NIL when it was not worth making now (LAZY).
     case preview(String?)
+    /// An item written before (ENVELOPE or BODYSTRUCTURE with its name), as kept.
+    case rendered([UInt8])
 }
 
 extension IMAPResponseEncoder {
@@ -35,6 +37,16 @@ extension IMAPResponseEncoder {
             self.writeFetchValue(value, into: &out)
         }
         out.writeString(")\r\n")
+    }
+
+    /// A value as it would be written, when it is the same for every client (ASCII only: no
+    /// choice between UTF-8 and a literal); nil otherwise. ENVELOPE and BODYSTRUCTURE are kept
+    /// so, and sent again as `.rendered`.
+    public func rendering(_ value: IMAPFetchValue) -> [UInt8]? {
+        var out = ByteBuffer()
+        self.writeFetchValue(value, into: &out)
+        let bytes = Array(out.readableBytesView)
+        return bytes.allSatisfy({ $0 < 0x80 }) ? bytes : nil
     }
 
     public func writeFetchValue(_ value: IMAPFetchValue, into out: inout ByteBuffer) {
@@ -72,6 +84,8 @@ extension IMAPResponseEncoder {
         case .preview(let text):
             out.writeString("PREVIEW ")
             if let text { self.writeString(text, into: &out) } else { out.writeString("NIL") }
+        case .rendered(let bytes):
+            out.writeBytes(bytes)
         }
     }
 

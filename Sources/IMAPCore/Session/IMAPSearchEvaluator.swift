@@ -46,6 +46,11 @@ public struct IMAPSearchEvaluator: Sendable {
             self.structure = structure
         }
 
+        /// The message's octets, its structure read from them.
+        public init(message: [UInt8]) {
+            self.init(message: message, structure: MIMEPart(message: message))
+        }
+
         /// The top-level header, whole (the structure keeps only some fields).
         func fullHeader() -> HeaderSection {
             HeaderSection(parsing: self.message[self.structure.start..<self.structure.bodyStart])
@@ -118,6 +123,13 @@ public struct IMAPSearchEvaluator: Sendable {
         case .and(let inner): return inner.contains(where: Self.needsContent)
         default: return false
         }
+    }
+
+    /// Whether a key that needs no reading of the message already fails it (the keys are all
+    /// required: one failing is enough); a SEARCH reads only the messages that pass these.
+    public func rejectsWithoutContent(_ message: Message) -> Bool {
+        var cache = TextCache(content: nil)
+        return self.keys.contains { !Self.needsContent($0) && !self.matches($0, message, &cache) }
     }
 
     /// Whether the message matches every key. `content` is nil when no key needs it (or the

@@ -282,6 +282,37 @@ extension MailAccount {
         }
     }
 
+    /// Reads several messages of a folder in one turn (SEARCH's text keys): `body` gets each
+    /// one's octets with CRLF line ends, in the order of `uids`; messages gone are left out.
+    public func forEach(
+        in name: String,
+        uids: [UInt32],
+        _ body: (UInt32, [UInt8]) -> Void
+    ) throws(MailboxError) {
+        let name = try Self.canonicalName(name)
+        try self.withLock { () throws(MailboxError) in
+            let folder = try self.syncedFolder(name)
+            let directory = self.directory(name)
+            for uid in uids {
+                for attempt in 0..<2 {
+                    guard let row = folder.messages[uid] else { break }
+                    switch MaildirFiles.read(directory + "/" + row.file) {
+                    case .success(let bytes):
+                        body(uid, MaildirFiles.networkLineEnds(bytes))
+                    case .failure(.io(_, _, ENOENT)) where attempt == 0:
+                        do throws(StoreError) { try self.sync(folder, force: true) } catch { throw .storage(error) }
+                        continue
+                    case .failure(.io(_, _, ENOENT)):
+                        break
+                    case .failure(let error):
+                        throw .storage(error)
+                    }
+                    break
+                }
+            }
+        }
+    }
+
     /// A message's MIME structure (over its CRLF form): kept in the index since the message was
     /// first seen; computed and kept now for a message indexed without one. Nil when it is gone.
     /// `content`, when given, is the message's octets as `read` returns them.
@@ -305,6 +336,40 @@ extension MailAccount {
             }
         }
         return structure
+    }
+
+    /// IMAP's renderings of a message's ENVELOPE and BODYSTRUCTURE, as the IMAP server made and
+    /// kept them (the store does not read them).
+    public struct Renderings: Hashable, Sendable {
+        public var envelope: [UInt8]?
+        public var bodyStructure: [UInt8]?
+
+        public init(envelope: [UInt8]? = nil, bodyStructure: [UInt8]? = nil) {
+            self.envelope = envelope
+            self.bodyStructure = bodyStructure
+        }
+    }
+
+    /// The renderings kept for the messages with UIDs in `uids` (one query).
+    public func renderings(_ name: String, uids: ClosedRange<UInt32>) throws(MailboxError) -> [UInt32: Renderings] {
+        let name = try Self.canonicalName(name)
+        return try self.withLock { () throws(MailboxError) -> [UInt32: Renderings] in
+            guard let folder = self.folders[name] else { throw .nonexistent(name) }
+            do throws(StoreError) { return try self.index.renderings(folder: folder.row.id, uids: uids) } catch {
+                throw .storage(error)
+            }
+        }
+    }
+
+    /// Keeps renderings (one transaction); a nil part leaves what is kept.
+    public func keep(_ renderings: [UInt32: Renderings], in name: String) throws(MailboxError) {
+        let name = try Self.canonicalName(name)
+        try self.withLock { () throws(MailboxError) in
+            guard let folder = self.folders[name] else { throw .nonexistent(name) }
+            do throws(StoreError) { try self.index.setRenderings(renderings, folder: folder.row.id) } catch {
+                throw .storage(error)
+            }
+        }
     }
 
     /// A message's preview (RFC 8970): kept in the index since the message was first seen;

@@ -160,6 +160,17 @@ final class MailboxIndex {
                     """
             )
         }
+        migrator.registerMigration("v4-renderings") { db in
+            // IMAP's ENVELOPE and BODYSTRUCTURE as the server writes them (when ASCII, so the
+            // same for every client), made at a message's first FETCH: a FETCH of thousands
+            // then reads them in one query, as Dovecot reads its cache.
+            try db.execute(
+                sql: """
+                    ALTER TABLE messages ADD COLUMN imap_envelope BLOB;
+                    ALTER TABLE messages ADD COLUMN imap_bodystructure BLOB;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -369,6 +380,46 @@ final class MailboxIndex {
                 sql: "UPDATE messages SET summary = ? WHERE folder = ? AND uid = ?",
                 arguments: [data, folder, uid]
             )
+        }
+    }
+
+    /// The kept ENVELOPE and BODYSTRUCTURE renderings of the messages with UIDs in `uids`.
+    func renderings(folder: Int64, uids: ClosedRange<UInt32>) throws(StoreError) -> [UInt32: MailAccount.Renderings] {
+        try self.read { db in
+            var result: [UInt32: MailAccount.Renderings] = [:]
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT uid, imap_envelope, imap_bodystructure FROM messages
+                    WHERE folder = ? AND uid BETWEEN ? AND ?
+                    AND (imap_envelope IS NOT NULL OR imap_bodystructure IS NOT NULL)
+                    """,
+                arguments: [folder, uids.lowerBound, uids.upperBound]
+            )
+            while let row = try rows.next() {
+                let envelope = (row["imap_envelope"] as Data?).map { Array($0) }
+                let bodyStructure = (row["imap_bodystructure"] as Data?).map { Array($0) }
+                result[UInt32(truncatingIfNeeded: row["uid"] as Int64)] = MailAccount.Renderings(
+                    envelope: envelope,
+                    bodyStructure: bodyStructure
+                )
+            }
+            return result
+        }
+    }
+
+    func setRenderings(_ renderings: [UInt32: MailAccount.Renderings], folder: Int64) throws(StoreError) {
+        try self.write { db in
+            for (uid, rendering) in renderings {
+                try db.execute(
+                    sql: """
+                        UPDATE messages SET imap_envelope = COALESCE(?, imap_envelope),
+                            imap_bodystructure = COALESCE(?, imap_bodystructure)
+                        WHERE folder = ? AND uid = ?
+                        """,
+                    arguments: [rendering.envelope.map { Data($0) }, rendering.bodyStructure.map { Data($0) }, folder, uid]
+                )
+            }
         }
     }
 
