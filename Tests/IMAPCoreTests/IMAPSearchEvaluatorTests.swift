@@ -46,7 +46,22 @@ import Testing
             // 2026-12-07 12:00 UTC
             internalDate: 1_796_644_800
         )
-        return evaluator.matches(message, content: .init(message: bytes, structure: MIMEPart(message: bytes)))
+        let withStructure = evaluator.matches(message, content: .init(message: bytes, structure: MIMEPart(message: bytes)))
+        // Made from the octets alone (SEARCH's way), the answer is the same.
+        let fromOctets = evaluator.matches(message, content: .init(message: bytes))
+        #expect(withStructure == fromOctets, "\(keys)")
+        return withStructure
+    }
+
+    /// The octet search under BODY and TEXT: ASCII letters in any case, nothing past the range.
+    @Test func asciiSearchIgnoresCaseAndStaysInItsRange() {
+        let octets = Array("Hello NeEdLe world".utf8)
+        #expect(ASCIISearch.contains(octets, 0..<octets.count, Array("needle".utf8)))
+        #expect(!ASCIISearch.contains(octets, 0..<10, Array("needle".utf8)))
+        #expect(ASCIISearch.contains(octets, 6..<12, Array("needle".utf8)))
+        #expect(!ASCIISearch.contains(octets, 0..<octets.count, Array("needles".utf8)))
+        #expect(ASCIISearch.contains(octets, 0..<octets.count, Array("e w".utf8)))
+        #expect(ASCIISearch.contains(Array("[x]".utf8), 0..<3, Array("[x]".utf8)), "non-letters as they are")
     }
 
     static let table: [(IMAPSearchKey, Bool)] = [

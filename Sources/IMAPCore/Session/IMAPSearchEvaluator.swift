@@ -36,24 +36,40 @@ public struct IMAPSearchEvaluator: Sendable {
         }
     }
 
-    /// A message's octets and structure, read once for every key that needs them.
+    /// A message's octets and structure, read once for every key that needs them. Made from
+    /// the octets alone, the structure is parsed only if a key needs the body.
     public struct Content: Sendable {
         let message: [UInt8]
-        let structure: MIMEPart
+        let structure: MIMEPart?
 
         public init(message: [UInt8], structure: MIMEPart) {
             self.message = message
             self.structure = structure
         }
 
-        /// The message's octets, its structure read from them.
         public init(message: [UInt8]) {
-            self.init(message: message, structure: MIMEPart(message: message))
+            self.message = message
+            self.structure = nil
         }
 
         /// The top-level header, whole (the structure keeps only some fields).
         func fullHeader() -> HeaderSection {
-            HeaderSection(parsing: self.message[self.structure.start..<self.structure.bodyStart])
+            if let structure = self.structure {
+                return HeaderSection(parsing: self.message[structure.start..<structure.bodyStart])
+            }
+            // Up to the first empty line (CRLF CRLF), or all of it.
+            var end = self.message.count
+            var index = 0
+            while index + 3 < self.message.count {
+                if self.message[index] == 0x0D && self.message[index + 1] == 0x0A && self.message[index + 2] == 0x0D
+                    && self.message[index + 3] == 0x0A
+                {
+                    end = index + 2
+                    break
+                }
+                index += 1
+            }
+            return HeaderSection(parsing: self.message[0..<end])
         }
     }
 
@@ -165,10 +181,51 @@ public struct IMAPSearchEvaluator: Sendable {
             if let body { return body }
             guard let content else { return "" }
             var texts: [String] = []
-            Self.collect(content.structure, content.message, into: &texts, top: true)
+            Self.collect(self.structure(content), content.message, into: &texts, top: true)
             let body = texts.joined(separator: "\n").lowercased()
             self.body = body
             return body
+        }
+
+        var parsed: MIMEPart?
+
+        mutating func structure(_ content: Content) -> MIMEPart {
+            if let structure = content.structure ?? self.parsed { return structure }
+            let structure = MIMEPart(message: content.message)
+            self.parsed = structure
+            return structure
+        }
+
+        /// Whether the body's text contains `needle` (lower case). An ASCII needle is looked for
+        /// in the octets of each text part that needs no decoding (7bit, 8bit or binary, in
+        /// US-ASCII or UTF-8), without making text of them; other parts are decoded as for
+        /// `bodyText`.
+        mutating func bodyContains(_ needle: String) -> Bool {
+            guard let content else { return false }
+            let bytes = Array(needle.utf8)
+            guard !bytes.isEmpty, bytes.allSatisfy({ $0 < 0x80 }), self.body == nil else {
+                return self.bodyText().contains(needle)
+            }
+            var undecided = false
+            func walk(_ part: MIMEPart) -> Bool {
+                if !part.parts.isEmpty {
+                    if part.contentType.isMessage {
+                        undecided = true  // an attached message's header is text too
+                        return false
+                    }
+                    return part.parts.contains { walk($0) }
+                }
+                guard part.contentType.type == "text" else { return false }
+                let charset = part.contentType.parameters.first { $0.name == "charset" }?.value.lowercased() ?? "us-ascii"
+                guard ["7bit", "8bit", "binary"].contains(part.transferEncoding), ["us-ascii", "utf-8"].contains(charset)
+                else {
+                    undecided = true
+                    return false
+                }
+                return ASCIISearch.contains(content.message, part.bodyStart..<min(part.end, content.message.count), bytes)
+            }
+            if walk(self.structure(content)) { return true }
+            return undecided ? self.bodyText().contains(needle) : false
         }
 
         static func collect(_ part: MIMEPart, _ message: [UInt8], into texts: inout [String], top: Bool) {
@@ -203,10 +260,10 @@ public struct IMAPSearchEvaluator: Sendable {
         case .addressOrSubject(let field, let value):
             return cache.fields(field).contains { $0.contains(value.lowercased()) }
         case .body(let value):
-            return cache.bodyText().contains(value.lowercased())
+            return cache.bodyContains(value.lowercased())
         case .text(let value):
             let needle = value.lowercased()
-            return cache.decodedHeader().contains(needle) || cache.bodyText().contains(needle)
+            return cache.decodedHeader().contains(needle) || cache.bodyContains(needle)
         case .before(let date): return Self.day(message.internalDate) < date.daysSince1970
         case .on(let date): return Self.day(message.internalDate) == date.daysSince1970
         case .since(let date): return Self.day(message.internalDate) >= date.daysSince1970
@@ -252,4 +309,36 @@ public struct IMAPSearchEvaluator: Sendable {
         }
         return nil
     }
+}
+
+/// Case-insensitive search of ASCII text in octets.
+enum ASCIISearch {
+    /// Whether `octets[range]` contains `needle` (lower-case ASCII), ASCII letters in any case.
+    static func contains(_ octets: [UInt8], _ range: Range<Int>, _ needle: [UInt8]) -> Bool {
+        guard let first = needle.first, range.count >= needle.count else { return needle.isEmpty }
+        let upperFirst = Self.isLower(first) ? first - 0x20 : first
+        return octets.withUnsafeBufferPointer { buffer in
+            var index = range.lowerBound
+            let last = range.upperBound - needle.count
+            while index <= last {
+                let byte = buffer[index]
+                if byte == first || byte == upperFirst {
+                    var matched = true
+                    for offset in 1..<needle.count {
+                        var other = buffer[index + offset]
+                        if other >= 0x41 && other <= 0x5A { other += 0x20 }
+                        if other != needle[offset] {
+                            matched = false
+                            break
+                        }
+                    }
+                    if matched { return true }
+                }
+                index += 1
+            }
+            return false
+        }
+    }
+
+    static func isLower(_ byte: UInt8) -> Bool { byte >= 0x61 && byte <= 0x7A }
 }

@@ -135,7 +135,15 @@ extension MailAccount {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let nowNanoseconds = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-        let recent = stamps.contains { ($0 ?? 0) > folder.scannedAt - 1_000_000_000 }
+        // A change in the same clock tick as the last one leaves the time as it was: a stamp
+        // close to the last scan may hide one, so the folder is scanned again. How close: the
+        // file system's clock tick, 10 ms at most on Linux with nanosecond times (jiffies);
+        // a whole second where times have no fraction (ext3, some network file systems).
+        let recent = stamps.contains { stamp in
+            let stamp = stamp ?? 0
+            let tick: Int64 = stamp % 1_000_000_000 == 0 ? 1_000_000_000 : 50_000_000
+            return stamp > folder.scannedAt - tick
+        }
         if !force, stamps == folder.stamps, !recent { return }
         folder.stamps = stamps
         folder.scannedAt = nowNanoseconds
