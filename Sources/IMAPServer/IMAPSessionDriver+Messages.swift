@@ -403,10 +403,24 @@ extension IMAPSessionDriver {
             guard !waiting.isEmpty else { return }
             let batch = waiting
             waiting = []
+            let headerOnly = evaluator.needsOnlyKeptHeader
             let matched = try await self.call { () throws(MailboxError) -> Set<UInt32> in
                 let candidates = Dictionary(batch.map { ($0.candidate.uid, $0.candidate) }, uniquingKeysWith: { $1 })
                 var matched = Set<UInt32>()
-                try account.forEach(in: name, uids: batch.map(\.candidate.uid)) { uid, bytes in
+                var unread = batch.map(\.candidate.uid)
+                if headerOnly, let first = unread.first, let last = unread.last {
+                    // The header fields kept in the index stand for the message; only a message
+                    // without them is read.
+                    let kept = try account.keptHeaders(name, uids: min(first, last)...max(first, last))
+                    unread.removeAll { uid in
+                        guard let header = kept[uid], let candidate = candidates[uid] else { return false }
+                        if evaluator.matches(candidate, content: IMAPSearchEvaluator.Content(message: header)) {
+                            matched.insert(uid)
+                        }
+                        return true
+                    }
+                }
+                try account.forEach(in: name, uids: unread) { uid, bytes in
                     guard let candidate = candidates[uid] else { return }
                     if evaluator.matches(candidate, content: IMAPSearchEvaluator.Content(message: bytes)) {
                         matched.insert(uid)

@@ -53,6 +53,31 @@ import Testing
         return withStructure
     }
 
+    /// Which searches the kept header fields answer without the message file.
+    @Test func keptHeaderKeysAreKnown() {
+        func only(_ keys: [IMAPSearchKey]) -> Bool {
+            IMAPSearchEvaluator(keys: keys, mailbox: Self.mailbox).needsOnlyKeptHeader
+        }
+        #expect(only([.addressOrSubject(field: "FROM", "x"), .since(IMAPDate(year: 2026, month: 6, day: 1))]))
+        #expect(only([.not(.sentOn(IMAPDate(year: 2026, month: 6, day: 1))), .header("Content-Type", "text")]))
+        #expect(only([.or(.header("subject", "a"), .flag(.seen))]))
+        #expect(!only([.header("X-Tag", "petrel")]), "a field the structure does not keep")
+        #expect(!only([.or(.addressOrSubject(field: "TO", "a"), .body("b"))]))
+        #expect(!only([.text("x")]))
+        // The kept fields alone give the answers the whole message gives.
+        let bytes = Array(Self.text.utf8)
+        let kept = MIMEPart(message: bytes).header.fields.flatMap(\.raw)
+        let message = IMAPSearchEvaluator.Message(sequence: 2, uid: 7, flags: [], size: 1, internalDate: 0)
+        for key in Self.table.map(\.0) where only([key]) {
+            let evaluator = IMAPSearchEvaluator(keys: [key], mailbox: Self.mailbox)
+            #expect(
+                evaluator.matches(message, content: .init(message: kept))
+                    == evaluator.matches(message, content: .init(message: bytes)),
+                "\(key)"
+            )
+        }
+    }
+
     /// The octet search under BODY and TEXT: ASCII letters in any case, nothing past the range.
     @Test func asciiSearchIgnoresCaseAndStaysInItsRange() {
         let octets = Array("Hello NeEdLe world".utf8)

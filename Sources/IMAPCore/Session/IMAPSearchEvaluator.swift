@@ -128,6 +128,26 @@ public struct IMAPSearchEvaluator: Sendable {
         }
     }
 
+    /// Whether the keys that need the message read only top-level header fields the store keeps
+    /// apart (FROM, TO, CC, BCC, SUBJECT, the sent dates, HEADER of such a field): then those
+    /// fields alone stand for the message's octets.
+    public var needsOnlyKeptHeader: Bool {
+        func kept(_ key: IMAPSearchKey) -> Bool {
+            switch key {
+            case .addressOrSubject, .sentBefore, .sentOn, .sentSince: return true
+            case .header(let name, _):
+                let lower = name.lowercased()
+                return lower.hasPrefix("content-") || MIMEPart.keptFields.contains(lower)
+            case .body, .text: return false
+            case .not(let inner): return kept(inner)
+            case .or(let left, let right): return kept(left) && kept(right)
+            case .and(let inner): return inner.allSatisfy(kept)
+            default: return true
+            }
+        }
+        return self.keys.allSatisfy(kept)
+    }
+
     /// Whether any key needs the message's octets.
     public var needsContent: Bool { self.keys.contains(where: Self.needsContent) }
 

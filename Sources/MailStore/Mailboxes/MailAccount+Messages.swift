@@ -195,7 +195,8 @@ extension MailAccount {
                     size: message.description.size,
                     internalDate: message.description.date,
                     structure: message.description.structure,
-                    preview: message.description.preview
+                    preview: message.description.preview,
+                    keptHeader: message.description.keptHeader
                 )
             )
             change.uidNext += 1
@@ -287,6 +288,19 @@ extension MailAccount {
                 }
             }
             return nil
+        }
+    }
+
+    /// The top-level header fields the structure keeps (From, To, Cc, Bcc, Subject, Date,
+    /// Content-*), as kept in the index for the messages with UIDs in `uids`; a message indexed
+    /// before they were kept has none (read its file).
+    public func keptHeaders(_ name: String, uids: ClosedRange<UInt32>) throws(MailboxError) -> [UInt32: [UInt8]] {
+        let name = try Self.canonicalName(name)
+        return try self.withLock { () throws(MailboxError) -> [UInt32: [UInt8]] in
+            guard let folder = self.folders[name] else { throw .nonexistent(name) }
+            do throws(StoreError) { return try self.index.keptHeaders(folder: folder.row.id, uids: uids) } catch {
+                throw .storage(error)
+            }
         }
     }
 
@@ -629,7 +643,8 @@ extension MailAccount {
                     size: description.size,
                     internalDate: description.date,
                     structure: description.structure,
-                    preview: description.preview
+                    preview: description.preview,
+                    keptHeader: description.keptHeader
                 )
             )
             do throws(StoreError) {

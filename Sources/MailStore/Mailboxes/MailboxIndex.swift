@@ -43,6 +43,8 @@ final class MailboxIndex {
         var emailID: String? = nil
         /// PREVIEW's text, written with a new row (`preview` reads it).
         var preview: String? = nil
+        /// The header fields the structure keeps, written with a new row (`keptHeaders`).
+        var keptHeader: [UInt8]? = nil
 
         /// The file's name, without its `new/` or `cur/`.
         var fileName: MaildirFileName { MaildirFileName(String(self.file.dropFirst(4))) }
@@ -170,6 +172,11 @@ final class MailboxIndex {
                     ALTER TABLE messages ADD COLUMN imap_bodystructure BLOB;
                     """
             )
+        }
+        migrator.registerMigration("v5-kept-header") { db in
+            // The top-level header fields a SEARCH by FROM, TO, CC, BCC, SUBJECT or a sent date
+            // reads, so that it reads no message file (Dovecot keeps them in its cache).
+            try db.execute(sql: "ALTER TABLE messages ADD COLUMN kept_header BLOB")
         }
         return migrator
     }
@@ -302,13 +309,14 @@ final class MailboxIndex {
                 try db.execute(
                     sql: """
                         INSERT INTO messages
-                            (folder, uid, base, file, keywords, modseq, size, internal_date, summary, email_id, preview)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            (folder, uid, base, file, keywords, modseq, size, internal_date, summary, email_id, preview,
+                             kept_header)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         folder, row.uid, row.base, row.file, row.keywords.joined(separator: " "),
                         Int64(row.modSeq), row.size, row.internalDate, row.structure.flatMap(Self.encode),
-                        row.emailID, row.preview,
+                        row.emailID, row.preview, row.keptHeader.map { Data($0) },
                     ]
                 )
             }
@@ -420,6 +428,25 @@ final class MailboxIndex {
                     arguments: [rendering.envelope.map { Data($0) }, rendering.bodyStructure.map { Data($0) }, folder, uid]
                 )
             }
+        }
+    }
+
+    /// The kept header fields of the messages with UIDs in `uids` that have them.
+    func keptHeaders(folder: Int64, uids: ClosedRange<UInt32>) throws(StoreError) -> [UInt32: [UInt8]] {
+        try self.read { db in
+            var result: [UInt32: [UInt8]] = [:]
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT uid, kept_header FROM messages
+                    WHERE folder = ? AND uid BETWEEN ? AND ? AND kept_header IS NOT NULL
+                    """,
+                arguments: [folder, uids.lowerBound, uids.upperBound]
+            )
+            while let row = try rows.next() {
+                result[UInt32(truncatingIfNeeded: row["uid"] as Int64)] = Array(row["kept_header"] as Data)
+            }
+            return result
         }
     }
 

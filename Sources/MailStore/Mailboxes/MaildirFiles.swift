@@ -70,6 +70,10 @@ enum MaildirFiles {
         var structure: MIMEPart
         /// PREVIEW's text.
         var preview: String
+
+        /// The top-level fields the structure keeps (From, To, Subject, Date, Content-*...), as
+        /// they came: SEARCH reads these instead of the file.
+        var keptHeader: [UInt8] { self.structure.header.fields.flatMap(\.raw) }
     }
 
     static func describe(_ path: String) -> Description? {

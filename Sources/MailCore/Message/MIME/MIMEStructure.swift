@@ -33,7 +33,7 @@ public struct MIMEPart: Hashable, Sendable, Codable {
     public static let maximumKeptFields = 100
 
     /// The fields kept in `header`.
-    static let keptFields: Set<String> = [
+    public static let keptFields: Set<String> = [
         "date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc", "in-reply-to", "message-id",
     ]
 
