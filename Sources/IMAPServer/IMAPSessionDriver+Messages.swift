@@ -496,7 +496,10 @@ extension IMAPSessionDriver {
             // A COPY adds what it copies to the account's usage; a MOVE (a rename) adds nothing,
             // and so is never refused for the quota: moving to Trash is how room is made.
             let state = try await self.folderState(source, account)
-            try await self.checkQuota(account, adding: UInt64(uids.reduce(0) { $0 + (state.message(uid: $1)?.size ?? 0) }))
+            try await self.checkQuota(
+                account,
+                adding: UInt64(uids.reduce(0) { $0 + (state.message(uid: $1)?.size ?? 0) })
+            )
         }
         let result: (uidValidity: UInt32, uids: [(UInt32, UInt32)])
         do throws(IMAPFailure) {

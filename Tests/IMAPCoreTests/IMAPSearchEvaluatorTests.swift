@@ -46,7 +46,10 @@ import Testing
             // 2026-12-07 12:00 UTC
             internalDate: 1_796_644_800
         )
-        let withStructure = evaluator.matches(message, content: .init(message: bytes, structure: MIMEPart(message: bytes)))
+        let withStructure = evaluator.matches(
+            message,
+            content: .init(message: bytes, structure: MIMEPart(message: bytes))
+        )
         // Made from the octets alone (SEARCH's way), the answer is the same.
         let fromOctets = evaluator.matches(message, content: .init(message: bytes))
         #expect(withStructure == fromOctets, "\(keys)")

@@ -465,4 +465,29 @@ extension MailAccountTests {
         #expect(try account.state(of: "Projects").mailboxID != workID)
         #expect(try account.state(of: "INBOX").mailboxID == inbox.mailboxID)
     }
+
+    /// This process's own changes do not make the next command scan the folder; what another
+    /// program did in the same clock tick (its directory time unchanged) is seen once the
+    /// times are a tick old.
+    @Test func anotherProgramsChangeInTheSameTickIsSeenAfterIt() throws {
+        let account = try self.open()
+        _ = try account.append("INBOX", message: self.message("ours"), flags: [], internalDate: nil)
+        let folder = try #require(account.folders["INBOX"])
+        let adopted = try #require(folder.stamps[1])
+        #expect(folder.verifyAfter != nil)
+        // Another program's file in cur/, the directory's time put back: the same tick.
+        try "Subject: theirs\n\nx\n".write(
+            toFile: self.root + "/cur/1.M1P1Q1.host:2,",
+            atomically: false,
+            encoding: .utf8
+        )
+        var times = [
+            timespec(tv_sec: Int(adopted / 1_000_000_000), tv_nsec: Int(adopted % 1_000_000_000)),
+            timespec(tv_sec: Int(adopted / 1_000_000_000), tv_nsec: Int(adopted % 1_000_000_000)),
+        ]
+        _ = utimensat(AT_FDCWD, self.root + "/cur", &times, 0)
+        usleep(60_000)
+        #expect(try account.state(of: "INBOX").messages.count == 2, "seen once the tick passed")
+        #expect(folder.verifyAfter == nil)
+    }
 }

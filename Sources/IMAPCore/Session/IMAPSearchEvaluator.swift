@@ -236,13 +236,19 @@ public struct IMAPSearchEvaluator: Sendable {
                     return part.parts.contains { walk($0) }
                 }
                 guard part.contentType.type == "text" else { return false }
-                let charset = part.contentType.parameters.first { $0.name == "charset" }?.value.lowercased() ?? "us-ascii"
-                guard ["7bit", "8bit", "binary"].contains(part.transferEncoding), ["us-ascii", "utf-8"].contains(charset)
+                let charset =
+                    part.contentType.parameters.first { $0.name == "charset" }?.value.lowercased() ?? "us-ascii"
+                guard ["7bit", "8bit", "binary"].contains(part.transferEncoding),
+                    ["us-ascii", "utf-8"].contains(charset)
                 else {
                     undecided = true
                     return false
                 }
-                return ASCIISearch.contains(content.message, part.bodyStart..<min(part.end, content.message.count), bytes)
+                return ASCIISearch.contains(
+                    content.message,
+                    part.bodyStart..<min(part.end, content.message.count),
+                    bytes
+                )
             }
             if walk(self.structure(content)) { return true }
             return undecided ? self.bodyText().contains(needle) : false

@@ -132,21 +132,12 @@ extension MailAccount {
         let stamps = [
             MaildirFiles.modificationTime(directory + "/new"), MaildirFiles.modificationTime(directory + "/cur"),
         ]
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let nowNanoseconds = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-        // A change in the same clock tick as the last one leaves the time as it was: a stamp
-        // close to the last scan may hide one, so the folder is scanned again. How close: the
-        // file system's clock tick, 10 ms at most on Linux with nanosecond times (jiffies);
-        // a whole second where times have no fraction (ext3, some network file systems).
-        let recent = stamps.contains { stamp in
-            let stamp = stamp ?? 0
-            let tick: Int64 = stamp % 1_000_000_000 == 0 ? 1_000_000_000 : 50_000_000
-            return stamp > folder.scannedAt - tick
-        }
-        if !force, stamps == folder.stamps, !recent { return }
+        let nowNanoseconds = Self.now()
+        let verify = folder.verifyAfter.map { nowNanoseconds >= $0 } ?? false
+        if !force, stamps == folder.stamps, !verify { return }
         folder.stamps = stamps
         folder.scannedAt = nowNanoseconds
+        folder.verifyAfter = Self.verification(of: stamps, now: nowNanoseconds, pending: nil)
 
         var listing = try self.listing(directory)
         var change = MailboxIndex.Change(uidNext: folder.row.uidNext, highestModSeq: folder.row.highestModSeq)
@@ -203,6 +194,44 @@ extension MailAccount {
         }
         guard !(change.inserted.isEmpty && change.updated.isEmpty && change.removed.isEmpty) else { return }
         try self.commit(change, to: folder)
+    }
+
+    static func now() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    }
+
+    /// When a folder whose directories have these times must be scanned again though they stay
+    /// the same: a change in the same clock tick as the last one leaves the time as it was, so
+    /// a time within a tick of now may hide one. The tick: 50 ms where times have nanoseconds
+    /// (Linux's file times move with its coarse clock, 10 ms at most), a second where they have
+    /// no fraction (ext3, some network file systems). An earlier pending verification stands.
+    static func verification(of stamps: [Int64?], now: Int64, pending: Int64?) -> Int64? {
+        var due = pending
+        for stamp in stamps {
+            guard let stamp else { continue }
+            let tick: Int64 = stamp % 1_000_000_000 == 0 ? 1_000_000_000 : 50_000_000
+            if now - stamp < tick { due = min(due ?? .max, stamp + tick) }
+        }
+        return due
+    }
+
+    /// After a change of this process's own to the folder's directories (its index already
+    /// says what it did): their new times are taken as seen, so the next command does not scan
+    /// the folder for what it knows. What another program did at the same moment is not lost:
+    /// the folder is scanned once its times are a tick old (`verification`).
+    func adoptOwnChange(_ folder: Folder) {
+        let directory = self.directory(folder.row.name)
+        let stamps = [
+            MaildirFiles.modificationTime(directory + "/new"), MaildirFiles.modificationTime(directory + "/cur"),
+        ]
+        folder.verifyAfter = Self.verification(
+            of: stamps,
+            now: Self.now(),
+            pending: folder.verifyAfter
+        )
+        folder.stamps = stamps
     }
 
     /// Base name → `new/NAME` or `cur/NAME`, for every message file of a folder. `new/` is read
@@ -525,6 +554,7 @@ extension MailAccount {
                     // is rescanned, so syncing here is for the index's sake only.
                     if renamedInCur { try POSIXFile.syncDirectory(directory + "/cur") }
                     try self.commit(updates, to: folder)
+                    if renamedInCur { self.adoptOwnChange(folder) }
                 } catch {
                     throw .storage(error)
                 }
@@ -655,6 +685,7 @@ extension MailAccount {
                 throw .storage(error)
             }
             self.maildirs.usage.added(self.address, bytes: description.size)
+            self.adoptOwnChange(folder)
             return (folder.row.uidValidity, uid)
         }
     }
@@ -717,6 +748,7 @@ extension MailAccount {
                 guard !pairs.isEmpty else { return (to.row.uidValidity, []) }
                 try POSIXFile.syncDirectory(targetDirectory + "/cur")
                 try self.commit(change, to: to)
+                self.adoptOwnChange(to)
                 self.maildirs.usage.added(
                     self.address,
                     bytes: change.inserted.reduce(0) { $0 + $1.size },
@@ -764,6 +796,7 @@ extension MailAccount {
             } catch {
                 throw .storage(error)
             }
+            self.adoptOwnChange(folder)
             return removed
         }
     }
@@ -830,6 +863,8 @@ extension MailAccount {
                 var removed = MailboxIndex.Change(uidNext: from.row.uidNext, highestModSeq: from.row.highestModSeq + 1)
                 removed.removed = moved.map(\.row.uid)
                 try self.commit(removed, to: from)
+                self.adoptOwnChange(to)
+                self.adoptOwnChange(from)
             } catch {
                 throw .storage(error)
             }

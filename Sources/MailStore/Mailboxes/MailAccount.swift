@@ -47,6 +47,9 @@ public final class MailAccount: @unchecked Sendable {
         /// Modification times of `new/` and `cur/` at the last scan.
         var stamps: [Int64?] = []
         var scannedAt: Int64 = 0
+        /// When the folder must be scanned though its directories' times are unchanged
+        /// (nanoseconds since 1970; `MailAccount.verification`).
+        var verifyAfter: Int64?
         /// When this process last pruned the folder's tombstones.
         var prunedAt: Int64 = 0
         /// The messages as `state(of:)` gives them, ascending by UID: made once, then patched

@@ -425,7 +425,9 @@ final class MailboxIndex {
                             imap_bodystructure = COALESCE(?, imap_bodystructure)
                         WHERE folder = ? AND uid = ?
                         """,
-                    arguments: [rendering.envelope.map { Data($0) }, rendering.bodyStructure.map { Data($0) }, folder, uid]
+                    arguments: [
+                        rendering.envelope.map { Data($0) }, rendering.bodyStructure.map { Data($0) }, folder, uid,
+                    ]
                 )
             }
         }
