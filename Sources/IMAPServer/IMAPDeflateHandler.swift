@@ -57,6 +57,7 @@ final class IMAPDeflateHandler: ChannelDuplexHandler {
         while self.input.readableBytes > 0 && produced < Self.maximumBurst {
             var out = context.channel.allocator.buffer(capacity: Self.chunk)
             var needMore = false
+            let before = self.input.readableBytes
             do {
                 try self.decompressor.inflate(from: &self.input, to: &out)
                 needMore = true  // all the input there was is inflated
@@ -70,6 +71,12 @@ final class IMAPDeflateHandler: ChannelDuplexHandler {
             }
             produced += out.readableBytes
             if out.readableBytes > 0 { context.fireChannelRead(self.wrapInboundOut(out)) }
+            if out.readableBytes == 0 && self.input.readableBytes == before && before > 0 {
+                // Input zlib takes no more of and makes nothing of: octets after the end of the
+                // stream (a final block). Nothing more can be understood.
+                self.fail(context: context, CompressNIOError.corruptData)
+                return
+            }
             if needMore { break }
         }
         if self.input.readableBytes == 0 { self.input.clear() }

@@ -9,7 +9,8 @@ extension IMAPSessionDriver {
         _ name: IMAPMailboxName,
         _ options: IMAPSelectOptions,
         readOnly: Bool,
-        account: MailAccount
+        account: MailAccount,
+        write: Write
     ) async throws(IMAPFailure)
         -> [IMAPResponse]
     {
@@ -59,8 +60,11 @@ extension IMAPSessionDriver {
         }
         responses.append(.untagged(.ok, .uidValidity(state.uidValidity), "UIDs valid"))
         responses.append(.untagged(.ok, .uidNext(state.uidNext), "predicted next UID"))
-        // RFC 7162 §3.1.2.1: every mailbox keeps MODSEQs, so every SELECT says the highest.
-        responses.append(.untagged(.ok, .highestModSeq(state.highestModSeq), "highest MODSEQ"))
+        // RFC 7162 §3.1.2.1: every mailbox keeps MODSEQs, so every SELECT says the highest
+        // (unless CONDSTORE is switched off for the user: a client that chokes on it).
+        if self.session.offers("CONDSTORE") {
+            responses.append(.untagged(.ok, .highestModSeq(state.highestModSeq), "highest MODSEQ"))
+        }
         if self.session.offers("OBJECTID") {
             responses.append(.untagged(.ok, .mailboxID(state.mailboxID), "mailbox id"))
         }
@@ -68,7 +72,10 @@ extension IMAPSessionDriver {
             responses.append(.list(attributes: [], delimiter: ".", name: Self.displayName(folder), lsub: false))
         }
         if let qresync = options.qresync, qresync.uidValidity == state.uidValidity {
-            responses += try await self.resynchronize(qresync, folder, state, selected, account)
+            // What SELECT said so far goes out first; the changes follow a thousand at a time.
+            try await self.send(self.encode(responses), write)
+            responses = []
+            try await self.resynchronize(qresync, folder, state, selected, account, write: write)
         }
         responses.append(
             .tagged(tag, .ok, readOnly ? .readOnly : .readWrite, readOnly ? "EXAMINE done" : "SELECT done")
@@ -83,8 +90,9 @@ extension IMAPSessionDriver {
         _ folder: String,
         _ state: FolderState,
         _ selected: IMAPSelectedMailbox,
-        _ account: MailAccount
-    ) async throws(IMAPFailure) -> [IMAPResponse] {
+        _ account: MailAccount,
+        write: Write
+    ) async throws(IMAPFailure) {
         let known = qresync.knownUIDs?.intervals(last: UInt32.max) ?? [1...UInt32.max]
         let since = qresync.modSeq
         var responses: [IMAPResponse] = []
@@ -114,8 +122,12 @@ extension IMAPSessionDriver {
         for (index, message) in state.messages.enumerated()
         where message.modSeq > since && IMAPResync.contains(known, message.uid) {
             responses.append(.fetch(UInt32(index + 1), selected.flagValues(message)))
+            if responses.count >= 1_000 {
+                try await self.send(self.encode(responses), write)
+                responses = []
+            }
         }
-        return responses
+        try await self.send(self.encode(responses), write)
     }
 
     func list(_ list: IMAPListCommand, account: MailAccount, lsub: Bool) async throws(IMAPFailure) -> [IMAPResponse] {

@@ -99,9 +99,8 @@ extension IMAPSessionDriver {
                 try await self.keepRenderings(&fresh, selected.name, account)
                 chunkEnd = min(targets.count, offset + chunk)
                 let uids = targets[offset..<chunkEnd].map(\.uid)
-                let range = uids.min()!...uids.max()!
                 let name = selected.name
-                kept = try await self.call { () throws(MailboxError) in try account.renderings(name, uids: range) }
+                kept = try await self.call { () throws(MailboxError) in try account.renderings(name, uids: uids) }
             }
             // Expunged by another session and not yet reported: nothing to send (RFC 9051 §7.5.1).
             guard var message = state.message(uid: messageUID) else { continue }
@@ -111,6 +110,7 @@ extension IMAPSessionDriver {
                 || (wantsBodyStructure && rendered.bodyStructure == nil)
             var addFlags = false
             var addModSeq = false
+            var addUID = false
             if marksSeen && !message.flags.system.contains(.seen) {
                 let name = selected.name
                 let changed = try await self.call { () throws(MailboxError) in
@@ -120,8 +120,9 @@ extension IMAPSessionDriver {
                     message = now
                     self.selected?.told(uid: messageUID, modSeq: now.modSeq)
                     addFlags = !items.contains(.flags)
-                    // CONDSTORE: a change of flags is told with its MODSEQ (RFC 7162 §3.1).
+                    // CONDSTORE: a change of flags is told with its UID and MODSEQ (RFC 7162 §3.1).
                     addModSeq = condStore && !items.contains(.modSeq)
+                    addUID = condStore && !items.contains(.uid)
                 }
             }
             var content: [UInt8]?
@@ -184,6 +185,11 @@ extension IMAPSessionDriver {
                 written += 1
                 encoder.writeFetchValue(.flags(Self.flags(message.flags)), into: &out)
             }
+            if addUID {
+                if written > 0 { out.writeString(" ") }
+                written += 1
+                encoder.writeFetchValue(.uid(message.uid), into: &out)
+            }
             if addModSeq {
                 if written > 0 { out.writeString(" ") }
                 encoder.writeFetchValue(.modSeq(message.modSeq), into: &out)
@@ -209,7 +215,10 @@ extension IMAPSessionDriver {
         guard !fresh.isEmpty else { return }
         let renderings = fresh
         fresh = [:]
-        _ = try? await self.call { () throws(MailboxError) in try account.keep(renderings, in: name) }
+        let validity = self.selected?.uidValidity
+        _ = try? await self.call { () throws(MailboxError) in
+            try account.keep(renderings, in: name, uidValidity: validity)
+        }
     }
 
     func send(_ buffer: ByteBuffer, _ write: Write) async throws(IMAPFailure) {
@@ -408,10 +417,10 @@ extension IMAPSessionDriver {
                 let candidates = Dictionary(batch.map { ($0.candidate.uid, $0.candidate) }, uniquingKeysWith: { $1 })
                 var matched = Set<UInt32>()
                 var unread = batch.map(\.candidate.uid)
-                if headerOnly, let first = unread.first, let last = unread.last {
+                if headerOnly {
                     // The header fields kept in the index stand for the message; only a message
                     // without them is read.
-                    let kept = try account.keptHeaders(name, uids: min(first, last)...max(first, last))
+                    let kept = try account.keptHeaders(name, uids: unread)
                     unread.removeAll { uid in
                         guard let header = kept[uid], let candidate = candidates[uid] else { return false }
                         if evaluator.matches(candidate, content: IMAPSearchEvaluator.Content(message: header)) {

@@ -161,7 +161,7 @@ final class IMAPSessionDriver {
             return try await self.refreshed(account, expunges: true) + [.tagged(tag, .ok, nil, done)]
         case .select(let name, let options), .examine(let name, let options):
             let readOnly = if case .examine = command.command { true } else { false }
-            return try await self.select(tag, name, options, readOnly: readOnly, account: account)
+            return try await self.select(tag, name, options, readOnly: readOnly, account: account, write: write)
         case .create(let name):
             let folder = try self.storeName(name)
             try await self.call { () throws(MailboxError) in try account.create(folder) }
@@ -366,7 +366,7 @@ final class IMAPSessionDriver {
     func checkQuota(_ account: MailAccount, adding size: UInt64) async throws(IMAPFailure) {
         guard let limit = await self.service.settings(user: account.address).storageLimit else { return }
         let used = try await self.usage(account).bytes
-        if used + size > limit {
+        if used > limit || size > limit - used {
             throw .no(
                 .overQuota,
                 "over quota: \(ByteCount.format(used)) of \(ByteCount.format(limit)) used; delete mail to make room"

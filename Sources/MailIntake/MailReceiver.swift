@@ -125,7 +125,9 @@ public final class MailReceiver: SMTPMailReceiver {
         do {
             switch try await self.accounts.resolve(path, with: self.resolver) {
             case .mailboxes(let mailboxes):
-                for mailbox in mailboxes {
+                // One full mailbox of an alias's several does not hold up the others: the quota
+                // is soft for it (one message over), as it is for a message without SIZE=.
+                for mailbox in mailboxes where mailboxes.count == 1 {
                     if try await self.isFull(mailbox, adding: transaction.envelope.declaredSize ?? 0) {
                         self.metrics.recipientRefused(reason: "mailbox_full")
                         self.logger.info(
@@ -165,7 +167,7 @@ public final class MailReceiver: SMTPMailReceiver {
             return false
         }
         let used = try await self.store.usage(of: mailbox.description).bytes
-        return used >= limit || used + size > limit
+        return used >= limit || size > limit - used
     }
 
     public func openMessage(

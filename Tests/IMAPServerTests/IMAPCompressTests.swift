@@ -91,4 +91,25 @@ import Testing
         #expect(answer.contains("BAD [TOOBIG]") && answer.hasSuffix("b OK NOOP done\r\n"), "\(answer.prefix(80))")
         await harness.close()
     }
+
+    /// Octets after the end of the stream (a final block): zlib takes them no more, so the
+    /// connection ends, never a loop that reads nothing and spins.
+    @Test func octetsAfterTheStreamEndCloseTheConnection() async throws {
+        let harness = try await IMAPHarness()
+        try await harness.login()
+        try await harness.send(Array("z COMPRESS DEFLATE\r\n".utf8))
+        #expect(await harness.line() == "z OK DEFLATE active")
+        let peer = try Peer()
+        var input = ByteBuffer(string: "a NOOP\r\n")
+        var final = ByteBuffer()
+        final.reserveCapacity(peer.compressor.maxSize(from: input) + 16)
+        try peer.compressor.deflate(from: &input, to: &final, flush: .finish)
+        try await harness.send(Array(final.readableBytesView) + [0x42, 0x42])
+        let deadline = ContinuousClock.now + .seconds(5)
+        while harness.channel.isActive && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(!harness.channel.isActive, "closed")
+        await harness.close()
+    }
 }

@@ -436,8 +436,11 @@ extension MailAccountTests {
         _ = try account.append("INBOX", message: self.message("more"), flags: ["\\Deleted"], internalDate: nil)
         let afterAppend = try self.maildirs.usage(of: self.address)
         #expect(afterAppend.messages == 3 && afterAppend.bytes > 1005)
+        #expect(try MailboxUsage.count(self.root) == afterAppend, "kept as a recount finds it")
         _ = try account.expunge("INBOX", uids: nil)
         #expect(try self.maildirs.usage(of: self.address) == StorageUsage(bytes: 1005, messages: 2), "counted again")
+        _ = try account.copy(uids: [1], from: "INBOX", to: "Sent")
+        #expect(try MailboxUsage.count(self.root) == self.maildirs.usage(of: self.address), "a COPY as a recount")
     }
 
     /// OBJECTID: a message keeps its EMAILID through COPY and MOVE and a reopening; messages
@@ -489,5 +492,39 @@ extension MailAccountTests {
         usleep(60_000)
         #expect(try account.state(of: "INBOX").messages.count == 2, "seen once the tick passed")
         #expect(folder.verifyAfter == nil)
+    }
+
+    /// A delivery during a long change of our own (a big STORE) is not taken as seen: the
+    /// times are adopted only when the change took less than a tick.
+    @Test func aDeliveryDuringALongChangeOfOurOwnIsNotHidden() throws {
+        let account = try self.open()
+        _ = try account.state(of: "INBOX")
+        let folder = try #require(account.folders["INBOX"])
+        let own = account.beginOwnChange(folder)
+        try self.deliverBehindTheIndex("2.M2P2Q2.host", content: "Subject: during\n\nx\n")
+        usleep(60_000)
+        account.adoptOwnChange(folder, since: own)
+        #expect(try account.state(of: "INBOX").messages.count == 1, "seen at once")
+    }
+
+    /// Tombstones beyond the most a folder keeps go, oldest first, and the floor rises with them.
+    @Test func tombstonesBeyondTheMostKeptGoOldestFirst() throws {
+        let account = try self.open()
+        for number in 1...5 {
+            _ = try account.append(
+                "INBOX",
+                message: self.message("m\(number)"),
+                flags: ["\\Deleted"],
+                internalDate: nil
+            )
+        }
+        let start = try account.state(of: "INBOX").highestModSeq
+        for uid in UInt32(1)...5 { _ = try account.expunge("INBOX", uids: [uid]) }
+        let folder = try #require(account.folders["INBOX"])
+        let floor = try #require(try account.index.pruneVanished(folder: folder.row.id, before: 0, keep: 2))
+        #expect(try account.index.vanished(folder: folder.row.id, since: 0) == [4, 5])
+        let highest = try account.state(of: "INBOX").highestModSeq
+        #expect(floor > start && floor < highest)
+        #expect(try self.open().vanished("INBOX", since: start) == ([4, 5], false), "no longer all of them")
     }
 }

@@ -113,7 +113,7 @@ public struct IMAPSession: Sendable {
                 "APPENDLIMIT=\(self.configuration.appendLimit)",
             ]
         }
-        return self.disabled.isEmpty ? names : names.filter { !self.disabled.contains($0.uppercased()) }
+        return self.disabled.isEmpty ? names : names.filter { self.offers($0) }
     }
 
     /// The capabilities an operator may switch off for a user (`petrel user imap`): every one
@@ -124,8 +124,13 @@ public struct IMAPSession: Sendable {
         return session.capabilities.filter { $0 != "IMAP4rev1" && !$0.hasPrefix("APPENDLIMIT=") }
     }
 
-    /// Whether an extension is offered to this user (not switched off).
-    public func offers(_ capability: String) -> Bool { !self.disabled.contains(capability.uppercased()) }
+    /// Whether an extension is offered to this user (not switched off). QRESYNC needs
+    /// CONDSTORE: switching CONDSTORE off switches both.
+    public func offers(_ capability: String) -> Bool {
+        let name = capability.uppercased()
+        if name == "QRESYNC" && self.disabled.contains("CONDSTORE") { return false }
+        return !self.disabled.contains(name)
+    }
 
     /// The next command.
     public mutating func receive(_ tagged: TaggedCommand) -> Step {
@@ -192,7 +197,7 @@ public struct IMAPSession: Sendable {
                 case "CONDSTORE" where !self.condStore:
                     self.condStore = true
                     enabled.append("CONDSTORE")
-                case "QRESYNC" where !self.qresync:
+                case "QRESYNC" where !self.qresync && self.offers("CONDSTORE"):
                     self.qresync = true
                     self.condStore = true
                     enabled.append("QRESYNC")
@@ -241,7 +246,7 @@ public struct IMAPSession: Sendable {
     /// EXAMINE with CONDSTORE, STATUS HIGHESTMODSEQ, FETCH of MODSEQ or CHANGEDSINCE, STORE with
     /// UNCHANGEDSINCE, SEARCH MODSEQ); says whether it was off before.
     public mutating func enableCondStore(for command: IMAPCommand) -> Bool {
-        guard !self.condStore, Self.enablesCondStore(command) else { return false }
+        guard !self.condStore, self.offers("CONDSTORE"), Self.enablesCondStore(command) else { return false }
         self.condStore = true
         return true
     }

@@ -217,20 +217,34 @@ extension MailAccount {
         return due
     }
 
-    /// After a change of this process's own to the folder's directories (its index already
-    /// says what it did): their new times are taken as seen, so the next command does not scan
-    /// the folder for what it knows. What another program did at the same moment is not lost:
-    /// the folder is scanned once its times are a tick old (`verification`).
-    func adoptOwnChange(_ folder: Folder) {
+    /// The folder's directory times just before a change of this process's own, and when.
+    struct OwnChange {
+        var stamps: [Int64?]
+        var at: Int64
+    }
+
+    func stamps(_ folder: Folder) -> [Int64?] {
         let directory = self.directory(folder.row.name)
-        let stamps = [
-            MaildirFiles.modificationTime(directory + "/new"), MaildirFiles.modificationTime(directory + "/cur"),
-        ]
-        folder.verifyAfter = Self.verification(
-            of: stamps,
-            now: Self.now(),
-            pending: folder.verifyAfter
-        )
+        return [MaildirFiles.modificationTime(directory + "/new"), MaildirFiles.modificationTime(directory + "/cur")]
+    }
+
+    /// Notes the directories' times before a change of this process's own (call it just before
+    /// the renames, links or unlinks).
+    func beginOwnChange(_ folder: Folder) -> OwnChange {
+        OwnChange(stamps: self.stamps(folder), at: Self.now())
+    }
+
+    /// After a change of this process's own (its index already says what it did): the new times
+    /// are taken as seen, so the next command does not scan the folder for what it knows. Only
+    /// when the times before the change were those of the last scan, and the change took less
+    /// than a tick: then anything another program (a delivery) did meanwhile has a time within
+    /// a tick of now, and the folder is scanned once that tick has passed (`verification`).
+    /// Otherwise the times stay as they were, and the next command scans.
+    func adoptOwnChange(_ folder: Folder, since change: OwnChange) {
+        let now = Self.now()
+        guard change.stamps == folder.stamps, now - change.at < 50_000_000 else { return }
+        let stamps = self.stamps(folder)
+        folder.verifyAfter = Self.verification(of: stamps, now: now, pending: folder.verifyAfter)
         folder.stamps = stamps
     }
 
@@ -262,10 +276,18 @@ extension MailAccount {
         // are added by who made them, APPEND and COPY; a delivery counted its own.)
         if !change.removed.isEmpty { self.maildirs.usage.forget(self.address) }
         let now = Int64(time(nil))
-        if !change.removed.isEmpty && now - folder.prunedAt >= 86_400 {
-            // Once a day at most: the tombstones are a scan of the folder's.
+        folder.removedSincePrune += change.removed.count
+        if !change.removed.isEmpty
+            && (now - folder.prunedAt >= 86_400 || folder.removedSincePrune >= Self.maximumTombstones / 10)
+        {
+            // Once a day, or every 10,000 removals: the tombstones are a scan of the folder's.
             folder.prunedAt = now
-            if let floor = try? self.index.pruneVanished(folder: folder.row.id, before: now - Self.vanishedRetention) {
+            folder.removedSincePrune = 0
+            if let floor = try? self.index.pruneVanished(
+                folder: folder.row.id,
+                before: now - Self.vanishedRetention,
+                keep: Self.maximumTombstones
+            ) {
                 folder.row.vanishedFloor = max(folder.row.vanishedFloor, floor)
             }
         }
@@ -323,7 +345,7 @@ extension MailAccount {
     /// The top-level header fields the structure keeps (From, To, Cc, Bcc, Subject, Date,
     /// Content-*), as kept in the index for the messages with UIDs in `uids`; a message indexed
     /// before they were kept has none (read its file).
-    public func keptHeaders(_ name: String, uids: ClosedRange<UInt32>) throws(MailboxError) -> [UInt32: [UInt8]] {
+    public func keptHeaders(_ name: String, uids: [UInt32]) throws(MailboxError) -> [UInt32: [UInt8]] {
         let name = try Self.canonicalName(name)
         return try self.withLock { () throws(MailboxError) -> [UInt32: [UInt8]] in
             guard let folder = self.folders[name] else { throw .nonexistent(name) }
@@ -401,8 +423,8 @@ extension MailAccount {
         }
     }
 
-    /// The renderings kept for the messages with UIDs in `uids` (one query).
-    public func renderings(_ name: String, uids: ClosedRange<UInt32>) throws(MailboxError) -> [UInt32: Renderings] {
+    /// The renderings kept for these messages (one query; a thousand UIDs at most).
+    public func renderings(_ name: String, uids: [UInt32]) throws(MailboxError) -> [UInt32: Renderings] {
         let name = try Self.canonicalName(name)
         return try self.withLock { () throws(MailboxError) -> [UInt32: Renderings] in
             guard let folder = self.folders[name] else { throw .nonexistent(name) }
@@ -412,11 +434,13 @@ extension MailAccount {
         }
     }
 
-    /// Keeps renderings (one transaction); a nil part leaves what is kept.
-    public func keep(_ renderings: [UInt32: Renderings], in name: String) throws(MailboxError) {
+    /// Keeps renderings (one transaction); a nil part leaves what is kept. Only into the folder
+    /// of this UIDVALIDITY: one deleted and made again meanwhile has other messages.
+    public func keep(_ renderings: [UInt32: Renderings], in name: String, uidValidity: UInt32?) throws(MailboxError) {
         let name = try Self.canonicalName(name)
         try self.withLock { () throws(MailboxError) in
             guard let folder = self.folders[name] else { throw .nonexistent(name) }
+            guard uidValidity == nil || uidValidity == folder.row.uidValidity else { return }
             do throws(StoreError) { try self.index.setRenderings(renderings, folder: folder.row.id) } catch {
                 throw .storage(error)
             }
@@ -433,9 +457,11 @@ extension MailAccount {
         compute: Bool = true
     ) throws(MailboxError) -> String? {
         let name = try Self.canonicalName(name)
-        let kept = try self.withLock { () throws(MailboxError) -> String? in
+        let (kept, folderID) = try self.withLock { () throws(MailboxError) -> (String?, Int64) in
             guard let folder = self.folders[name] else { throw .nonexistent(name) }
-            do throws(StoreError) { return try self.index.preview(folder: folder.row.id, uid: uid) } catch {
+            do throws(StoreError) {
+                return (try self.index.preview(folder: folder.row.id, uid: uid), folder.row.id)
+            } catch {
                 throw .storage(error)
             }
         }
@@ -446,7 +472,8 @@ extension MailAccount {
         guard let bytes, let structure = try self.structure(name, uid: uid, content: bytes) else { return nil }
         let preview = MessagePreview.make(message: bytes, structure: structure)
         try self.withLock { () throws(MailboxError) in
-            guard let folder = self.folders[name] else { return }
+            // Not into a folder deleted and made again meanwhile (other messages, same UIDs).
+            guard let folder = self.folders[name], folder.row.id == folderID else { return }
             do throws(StoreError) { try self.index.setPreview(preview, folder: folder.row.id, uid: uid) } catch {
                 throw .storage(error)
             }
@@ -506,6 +533,7 @@ extension MailAccount {
             }
             var rows: [(row: MailboxIndex.MessageRow, flags: MessageFlags)] = []
             var renamedInCur = false
+            let own = self.beginOwnChange(folder)
             for uid in uids {
                 guard var row = folder.messages[uid] else { continue }
                 let before = Self.flags(of: row)
@@ -554,7 +582,7 @@ extension MailAccount {
                     // is rescanned, so syncing here is for the index's sake only.
                     if renamedInCur { try POSIXFile.syncDirectory(directory + "/cur") }
                     try self.commit(updates, to: folder)
-                    if renamedInCur { self.adoptOwnChange(folder) }
+                    if renamedInCur { self.adoptOwnChange(folder, since: own) }
                 } catch {
                     throw .storage(error)
                 }
@@ -645,6 +673,7 @@ extension MailAccount {
             let temporary = directory + "/tmp/" + file.base
             let target = directory + "/cur/" + file.name
             let description: MaildirFiles.Description
+            var own: OwnChange?
             do throws(StoreError) {
                 try write(temporary)
                 if let internalDate { MaildirFiles.setModificationTime(temporary, seconds: internalDate) }
@@ -653,6 +682,7 @@ extension MailAccount {
                     throw StoreError.io(operation: "read", path: temporary, errno: EIO)
                 }
                 description = described
+                own = self.beginOwnChange(folder)
                 try POSIXFile.rename(temporary, target)
                 try POSIXFile.syncDirectory(directory + "/cur")
             } catch {
@@ -684,8 +714,9 @@ extension MailAccount {
                 POSIXFile.remove(target)
                 throw .storage(error)
             }
-            self.maildirs.usage.added(self.address, bytes: description.size)
-            self.adoptOwnChange(folder)
+            // The quota counts the disk's octets (LF line ends), as a recount would.
+            self.maildirs.usage.added(self.address, bytes: Int(MaildirFiles.fileSize(target) ?? 0))
+            if let own { self.adoptOwnChange(folder, since: own) }
             return (folder.row.uidValidity, uid)
         }
     }
@@ -716,6 +747,7 @@ extension MailAccount {
             var change = MailboxIndex.Change(uidNext: to.row.uidNext, highestModSeq: to.row.highestModSeq + 1)
             var pairs: [(UInt32, UInt32)] = []
             var made: [String] = []
+            let own = self.beginOwnChange(to)
             do throws(StoreError) {
                 for uid in uids.sorted() {
                     guard let row = from.messages[uid] else { continue }
@@ -748,11 +780,11 @@ extension MailAccount {
                 guard !pairs.isEmpty else { return (to.row.uidValidity, []) }
                 try POSIXFile.syncDirectory(targetDirectory + "/cur")
                 try self.commit(change, to: to)
-                self.adoptOwnChange(to)
+                self.adoptOwnChange(to, since: own)
                 self.maildirs.usage.added(
                     self.address,
-                    bytes: change.inserted.reduce(0) { $0 + $1.size },
-                    messages: change.inserted.count
+                    bytes: made.reduce(0) { $0 + Int(MaildirFiles.fileSize($1) ?? 0) },
+                    messages: made.count
                 )
             } catch {
                 for path in made { POSIXFile.remove(path) }
@@ -772,6 +804,7 @@ extension MailAccount {
             let candidates = uids ?? Array(folder.messages.keys)
             var removed: [UInt32] = []
             var directories = Set<String>()
+            let own = self.beginOwnChange(folder)
             for uid in candidates.sorted() {
                 guard let row = folder.messages[uid] else { continue }
                 if onlyDeleted && !Self.flags(of: row).system.contains(.deleted) { continue }
@@ -796,7 +829,7 @@ extension MailAccount {
             } catch {
                 throw .storage(error)
             }
-            self.adoptOwnChange(folder)
+            self.adoptOwnChange(folder, since: own)
             return removed
         }
     }
@@ -823,6 +856,8 @@ extension MailAccount {
                 []
             var pairs: [(UInt32, UInt32)] = []
             var directories: Set<String> = [targetDirectory + "/cur"]
+            let ownTarget = self.beginOwnChange(to)
+            let ownSource = self.beginOwnChange(from)
             do throws(StoreError) {
                 for uid in uids.sorted() {
                     guard let row = from.messages[uid] else { continue }
@@ -863,8 +898,8 @@ extension MailAccount {
                 var removed = MailboxIndex.Change(uidNext: from.row.uidNext, highestModSeq: from.row.highestModSeq + 1)
                 removed.removed = moved.map(\.row.uid)
                 try self.commit(removed, to: from)
-                self.adoptOwnChange(to)
-                self.adoptOwnChange(from)
+                self.adoptOwnChange(to, since: ownTarget)
+                self.adoptOwnChange(from, since: ownSource)
             } catch {
                 throw .storage(error)
             }

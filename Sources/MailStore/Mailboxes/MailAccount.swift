@@ -39,6 +39,9 @@ public final class MailAccount: @unchecked Sendable {
     /// back within this time hears of exactly the messages it lost; one that comes back later
     /// hears of every UID it may have known that is not there (RFC 7162 §3.2.5.2 allows both).
     public static let vanishedRetention: Int64 = 180 * 86_400
+    /// And at most this many of them per folder (the oldest go first): a user who appends and
+    /// expunges in a loop cannot grow the index without bound.
+    public static let maximumTombstones = 100_000
 
     final class Folder {
         var row: MailboxIndex.FolderRow
@@ -50,8 +53,9 @@ public final class MailAccount: @unchecked Sendable {
         /// When the folder must be scanned though its directories' times are unchanged
         /// (nanoseconds since 1970; `MailAccount.verification`).
         var verifyAfter: Int64?
-        /// When this process last pruned the folder's tombstones.
+        /// When this process last pruned the folder's tombstones, and messages removed since.
         var prunedAt: Int64 = 0
+        var removedSincePrune = 0
         /// The messages as `state(of:)` gives them, ascending by UID: made once, then patched
         /// by each commit, so that a command on a folder of 100,000 messages neither sorts nor
         /// converts them again.

@@ -344,17 +344,22 @@ final class MailboxIndex {
         }
     }
 
-    /// Forgets tombstones older than `before` (seconds since 1970); the folder's floor rises
-    /// to the highest MODSEQ forgotten. Returns the new floor.
-    func pruneVanished(folder: Int64, before: Int64) throws(StoreError) -> UInt64? {
+    /// Forgets tombstones older than `before` (seconds since 1970), and the oldest beyond the
+    /// `keep` newest; the folder's floor rises to the highest MODSEQ forgotten. Returns the new
+    /// floor, or nil when nothing was forgotten.
+    func pruneVanished(folder: Int64, before: Int64, keep: Int = 100_000) throws(StoreError) -> UInt64? {
         try self.write { db in
-            guard
-                let highest = try Int64.fetchOne(
-                    db,
-                    sql: "SELECT MAX(modseq) FROM vanished WHERE folder = ? AND at < ?",
-                    arguments: [folder, before]
-                )
-            else { return nil }
+            let byAge = try Int64.fetchOne(
+                db,
+                sql: "SELECT MAX(modseq) FROM vanished WHERE folder = ? AND at < ?",
+                arguments: [folder, before]
+            )
+            let byCount = try Int64.fetchOne(
+                db,
+                sql: "SELECT modseq FROM vanished WHERE folder = ? ORDER BY modseq DESC LIMIT 1 OFFSET ?",
+                arguments: [folder, keep]
+            )
+            guard let highest = [byAge, byCount].compactMap({ $0 }).max() else { return nil }
             try db.execute(
                 sql: "DELETE FROM vanished WHERE folder = ? AND modseq <= ?",
                 arguments: [folder, highest]
@@ -392,17 +397,18 @@ final class MailboxIndex {
     }
 
     /// The kept ENVELOPE and BODYSTRUCTURE renderings of the messages with UIDs in `uids`.
-    func renderings(folder: Int64, uids: ClosedRange<UInt32>) throws(StoreError) -> [UInt32: MailAccount.Renderings] {
-        try self.read { db in
+    func renderings(folder: Int64, uids: [UInt32]) throws(StoreError) -> [UInt32: MailAccount.Renderings] {
+        guard !uids.isEmpty else { return [:] }
+        return try self.read { db in
             var result: [UInt32: MailAccount.Renderings] = [:]
             let rows = try Row.fetchCursor(
                 db,
                 sql: """
                     SELECT uid, imap_envelope, imap_bodystructure FROM messages
-                    WHERE folder = ? AND uid BETWEEN ? AND ?
+                    WHERE folder = ? AND uid IN (\(Self.placeholders(uids.count)))
                     AND (imap_envelope IS NOT NULL OR imap_bodystructure IS NOT NULL)
                     """,
-                arguments: [folder, uids.lowerBound, uids.upperBound]
+                arguments: StatementArguments([folder] + uids.map { Int64($0) })
             )
             while let row = try rows.next() {
                 let envelope = (row["imap_envelope"] as Data?).map { Array($0) }
@@ -434,16 +440,17 @@ final class MailboxIndex {
     }
 
     /// The kept header fields of the messages with UIDs in `uids` that have them.
-    func keptHeaders(folder: Int64, uids: ClosedRange<UInt32>) throws(StoreError) -> [UInt32: [UInt8]] {
-        try self.read { db in
+    func keptHeaders(folder: Int64, uids: [UInt32]) throws(StoreError) -> [UInt32: [UInt8]] {
+        guard !uids.isEmpty else { return [:] }
+        return try self.read { db in
             var result: [UInt32: [UInt8]] = [:]
             let rows = try Row.fetchCursor(
                 db,
                 sql: """
                     SELECT uid, kept_header FROM messages
-                    WHERE folder = ? AND uid BETWEEN ? AND ? AND kept_header IS NOT NULL
+                    WHERE folder = ? AND uid IN (\(Self.placeholders(uids.count))) AND kept_header IS NOT NULL
                     """,
-                arguments: [folder, uids.lowerBound, uids.upperBound]
+                arguments: StatementArguments([folder] + uids.map { Int64($0) })
             )
             while let row = try rows.next() {
                 result[UInt32(truncatingIfNeeded: row["uid"] as Int64)] = Array(row["kept_header"] as Data)
@@ -470,6 +477,11 @@ final class MailboxIndex {
                 arguments: [preview, folder, uid]
             )
         }
+    }
+
+    /// `?, ?, ?` for an IN list of exactly the UIDs asked (callers ask for a thousand at most).
+    static func placeholders(_ count: Int) -> String {
+        Array(repeating: "?", count: count).joined(separator: ", ")
     }
 
     static func encode(_ structure: MIMEPart) -> Data? {

@@ -48,7 +48,7 @@ public final class MailboxUsage: Sendable {
     /// A delivery or an APPEND made the mailbox larger.
     func added(_ address: String, bytes: Int, messages: Int = 1) {
         self.entries.withLockedValue { entries in
-            entries[address]?.usage.bytes += UInt64(max(0, bytes))
+            entries[address]?.usage.bytes &+= UInt64(max(0, bytes))
             entries[address]?.usage.messages += messages
         }
     }
@@ -80,10 +80,11 @@ public final class MailboxUsage: Sendable {
                     continue
                 }
                 for name in names where MaildirFileName.isMessage(name) {
-                    if let size = Self.sizeInName(name) {
-                        usage.bytes += size
+                    // A size no message has (another program's name) is not believed: stat.
+                    if let size = Self.sizeInName(name), size < 1 << 40 {
+                        usage.bytes = usage.bytes &+ size
                     } else if let size = MaildirFiles.fileSize(directory + "/" + name) {
-                        usage.bytes += size
+                        usage.bytes = usage.bytes &+ size
                     } else {
                         continue  // gone meanwhile
                     }
