@@ -4,8 +4,8 @@ import NIOSSL
 import NIOSupport
 import NIOTLS
 
-/// What the connection's task reads: octets, and the moment a TLS handshake after STARTTLS
-/// completed (everything before it in the stream was sent in plaintext).
+/// What the connection's task reads: octets, and the moment a new layer is in place (TLS after
+/// STARTTLS, compression after COMPRESS): everything before it in the stream came without it.
 enum IMAPInbound: Sendable {
     case bytes(ByteBuffer)
     case tlsEstablished
@@ -13,8 +13,9 @@ enum IMAPInbound: Sendable {
     case compressionStarted
 }
 
-/// Passes octets on as `IMAPInbound` and turns the end of a TLS handshake into an event in the
-/// same stream, so that the task knows exactly which octets came before it.
+/// Passes octets on as `IMAPInbound` and turns the end of a TLS handshake, or the compressor's
+/// arrival, into an event in the same stream, so that the task knows exactly which octets came
+/// before it.
 final class IMAPInboundTagger: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = IMAPInbound
@@ -164,11 +165,8 @@ final class IMAPOutboundHandler: ChannelOutboundHandler {
             context.writeAndFlush(self.wrapOutboundOut(ok), promise: nil)
             do {
                 let pipeline = context.pipeline.syncOperations
-                if let timer = try? pipeline.handler(type: IMAPSilenceTimer.self) {
-                    try pipeline.addHandler(IMAPDeflateHandler(), position: .before(timer))
-                } else {
-                    try pipeline.addHandler(IMAPDeflateHandler(), position: .first)
-                }
+                let timer = try pipeline.handler(type: IMAPSilenceTimer.self)
+                try pipeline.addHandler(IMAPDeflateHandler(), position: .before(timer))
                 promise?.succeed()
                 // From the head, so that the tagger (before this handler) turns it into the
                 // stream's marker.

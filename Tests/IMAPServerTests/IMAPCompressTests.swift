@@ -66,6 +66,9 @@ import Testing
         }
         try await harness.send(try peer.compress("b FETCH 1:3 (BODY.PEEK[])\r\n"))
         #expect(try await peer.read(harness, until: "b OK").contains("Hello number 3"))
+        // The compressor was put in its place, below the silence timer (so its BYE is
+        // compressed too): the handler is there, and adding it found the timer.
+        _ = try await harness.channel.pipeline.handler(type: IMAPDeflateHandler.self).get()
         try await harness.send(try peer.compress("c COMPRESS DEFLATE\r\n"))
         #expect(
             try await peer.read(harness, until: "c NO").hasSuffix("c NO [COMPRESSIONACTIVE] DEFLATE is on already\r\n")

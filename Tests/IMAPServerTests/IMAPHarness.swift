@@ -77,7 +77,9 @@ final class IMAPHarness: @unchecked Sendable {
             )
         }
         self.channel = NIOAsyncTestingChannel()
-        // In the listener's order (IMAPListener): the tagger, then the outbound handler.
+        // In the listener's order (IMAPListener): the silence timer, the tagger, the outbound
+        // handler (the timer never fires here: the test loop's clock stands still).
+        try await self.channel.pipeline.addHandler(IMAPSilenceTimer(limit: IMAPSilenceLimit(seconds: 3_600)))
         try await self.channel.pipeline.addHandler(IMAPInboundTagger())
         try await self.channel.pipeline.addHandler(IMAPOutboundHandler())
         let wrapped = try await self.channel.testingEventLoop.executeInContext {

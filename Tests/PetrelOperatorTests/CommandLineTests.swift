@@ -96,9 +96,6 @@ import Testing
         #expect(result.standardError.contains("petrel.toml: \(message)"), "\(result.standardError)")
     }
 
-    /// The account database holds password hashes and SCRAM keys: 0600 from its first moment,
-    /// whatever the umask and even in a data directory someone made with 0755, and narrowed when
-    /// an older one is found wider. (`petrel` runs with umask 077; the test's own is wider.)
     /// `petrel user quota` shows and sets a mailbox's quota; `petrel user imap` its switches.
     @Test func quotasAndIMAPSwitches() async throws {
         #expect(try await self.petrel("user", "add", "alice@example.test").status == 0)
@@ -127,6 +124,9 @@ import Testing
         #expect(result.status != 0 && result.standardError.contains("not an IMAP capability Petrel offers"))
     }
 
+    /// The account database holds password hashes and SCRAM keys: 0600 from its first moment,
+    /// whatever the umask and even in a data directory someone made with 0755, and narrowed when
+    /// an older one is found wider. (`petrel` runs with umask 077; the test's own is wider.)
     @Test func secretFilesAreTheOwnersOnly() async throws {
         defer { try? FileManager.default.removeItem(atPath: self.directory) }
         let data = self.directory + "/data"

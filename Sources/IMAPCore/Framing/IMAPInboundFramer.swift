@@ -37,7 +37,7 @@ public struct IMAPInboundFramer: Sendable {
         case commands
         /// The octets buffered so far were sent in plaintext before the TLS handshake; they are
         /// dropped (as CVE-2011-0411 taught SMTP servers), and so is anything more, until
-        /// `tlsEstablished`.
+        /// `layerStarted`.
         case startTLS
         /// The same for COMPRESS (RFC 4978): what was buffered came before the `OK` and is not
         /// compressed; it is dropped, and so is anything more, until `layerStarted`.
@@ -105,7 +105,7 @@ public struct IMAPInboundFramer: Sendable {
 
     public var isClosed: Bool { self.mode == .closed }
 
-    /// True while waiting for `resume`, `decide` or `tlsEstablished`. The glue stops reading
+    /// True while waiting for `resume`, `decide` or `layerStarted`. The glue stops reading
     /// from the socket while the framer is paused and `bufferedBytes` is past a line's length:
     /// what a paused framer holds is what the client sent ahead, and it is the glue's to bound.
     public var isPaused: Bool {

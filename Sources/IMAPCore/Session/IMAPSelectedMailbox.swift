@@ -121,16 +121,14 @@ public struct IMAPSelectedMailbox: Sendable {
         }
         // New messages: above the highest UID the view has.
         let highest = self.uids.last ?? 0
-        var first = messages.endIndex
         var low = messages.startIndex
         var high = messages.endIndex
         while low < high {
             let middle = (low + high) / 2
             if messages[middle].uid > highest { high = middle } else { low = middle + 1 }
         }
-        first = low
-        if first < messages.endIndex {
-            for message in messages[first...] {
+        if low < messages.endIndex {
+            for message in messages[low...] {
                 self.uids.append(message.uid)
                 self.told.append(message.modSeq)
             }
