@@ -142,7 +142,10 @@ public struct IMAPSearchEvaluator: Sendable {
             case .not(let inner): return kept(inner)
             case .or(let left, let right): return kept(left) && kept(right)
             case .and(let inner): return inner.allSatisfy(kept)
-            default: return true
+            // Keys that read nothing of the message (each named: a new key must say which it is).
+            case .all, .flag, .notFlag, .new, .old, .recent, .before, .on, .since, .larger, .smaller, .uid, .modSeq,
+                .emailID, .threadID, .sequence:
+                return true
             }
         }
         return self.keys.allSatisfy(kept)
@@ -237,7 +240,7 @@ public struct IMAPSearchEvaluator: Sendable {
                 }
                 guard part.contentType.type == "text" else { return false }
                 let charset =
-                    part.contentType.parameters.first { $0.name == "charset" }?.value.lowercased() ?? "us-ascii"
+                    part.contentType.parameter("charset")?.lowercased() ?? "us-ascii"
                 guard ["7bit", "8bit", "binary"].contains(part.transferEncoding),
                     ["us-ascii", "utf-8"].contains(charset)
                 else {
@@ -269,7 +272,7 @@ public struct IMAPSearchEvaluator: Sendable {
             guard part.contentType.type == "text" else { return }
             let raw = message[part.bodyStart..<min(part.end, message.count)]
             let decoded = TransferEncoding.decode(raw, encoding: part.transferEncoding) ?? Array(raw)
-            let charset = part.contentType.parameters.first { $0.name == "charset" }?.value.lowercased() ?? "us-ascii"
+            let charset = part.contentType.parameter("charset")?.lowercased() ?? "us-ascii"
             texts.append(EncodedWords.text(decoded, charset: charset) ?? String(decoding: decoded, as: UTF8.self))
         }
     }

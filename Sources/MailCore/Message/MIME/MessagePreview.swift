@@ -18,7 +18,7 @@ public enum MessagePreview {
         guard part.bodyStart < end else { return "" }
         let raw = message[part.bodyStart..<end]
         let decoded = TransferEncoding.decode(raw, encoding: part.transferEncoding) ?? Array(raw)
-        let charset = part.contentType.parameters.first { $0.name == "charset" }?.value.lowercased() ?? "us-ascii"
+        let charset = part.contentType.parameter("charset")?.lowercased() ?? "us-ascii"
         var text = EncodedWords.text(decoded, charset: charset) ?? String(decoding: decoded, as: UTF8.self)
         if part.contentType.subtype == "html" { text = Self.strippingTags(text) }
         return Self.condensed(text)
