@@ -28,24 +28,35 @@ final class IMAPConnection {
     /// Coalesces wake-ups: a burst of changes (a thousand EXPUNGEs of another session, ticks
     /// while a slow client holds a write) is one event in the queue, not one each.
     final class Wakeups: Sendable {
-        private let pending = NIOLockedValueBox(false)
+        enum Reason: Comparable {
+            /// This process changed the user's mailboxes: the account's published state has it.
+            case changed
+            /// Time to look for other programs' changes in the directories.
+            case look
+        }
+
+        /// What the queued wake-up is for (the most any wake asked); nil when none is queued.
+        private let pending = NIOLockedValueBox<Reason?>(nil)
         let events: AsyncStream<Event>.Continuation
 
         init(_ events: AsyncStream<Event>.Continuation) {
             self.events = events
         }
 
-        func wake() {
-            let already = self.pending.withLockedValue { pending in
-                defer { pending = true }
-                return pending
+        func wake(_ reason: Reason) {
+            let queue = self.pending.withLockedValue { pending in
+                defer { pending = max(pending ?? reason, reason) }
+                return pending == nil
             }
-            if !already { self.events.yield(.wakeup) }
+            if queue { self.events.yield(.wakeup) }
         }
 
         /// The wake-up was taken: the next one queues again.
-        func taken() {
-            self.pending.withLockedValue { $0 = false }
+        func taken() -> Reason {
+            self.pending.withLockedValue { pending in
+                defer { pending = nil }
+                return pending ?? .changed
+            }
         }
     }
 
@@ -204,7 +215,7 @@ final class IMAPConnection {
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: Self.pollInterval)
-                    wakeups.wake()
+                    wakeups.wake(.look)
                 }
             }
             loop: for await event in self.events {
@@ -223,8 +234,8 @@ final class IMAPConnection {
                 case .closed:
                     break loop
                 case .wakeup:
-                    wakeups.taken()
-                    if case .idling = self.mode { try await self.reportChanges() }
+                    let reason = wakeups.taken()
+                    if case .idling = self.mode { try await self.reportChanges(reason) }
                 case .shutdown:
                     self.outcome = .shutdown
                     try await self.write([.untagged(.bye, nil, "server shutting down")])
@@ -396,7 +407,7 @@ final class IMAPConnection {
             self.listening = cancel
             let wakeups = self.wakeups
             group.addTask {
-                for await _ in changes { wakeups.wake() }
+                for await _ in changes { wakeups.wake(.changed) }
             }
             try await self.write([
                 .tagged(tag, .ok, .capability(self.driver.session.capabilities), "logged in")
@@ -470,8 +481,20 @@ final class IMAPConnection {
         self.framer.resume(.line)
     }
 
-    private func reportChanges() async throws {
-        let updates = try await self.updatesNow()
+    /// Tells the client in IDLE what changed. Woken by a change this process made, the session
+    /// reads the account's published state; for a look at the directories, it reads what
+    /// another session looked at less than a poll interval ago, else looks itself. Either way,
+    /// thousands of sessions idling on one folder make about one trip to the account's threads
+    /// per change and per interval, not one each.
+    private func reportChanges(_ reason: Wakeups.Reason) async throws {
+        guard let account = self.driver.account, self.driver.selected != nil else { return }
+        let maxAge = reason == .changed ? Int64.max : Int64(Self.pollInterval.components.seconds) * 1_000_000_000
+        let updates: [IMAPResponse]
+        do {
+            updates = try await self.driver.refreshed(account, publishedWithin: maxAge)
+        } catch {
+            return
+        }
         if !updates.isEmpty { try await self.write(updates) }
     }
 

@@ -29,7 +29,8 @@ extension IMAPSessionDriver {
             uidValidity: state.uidValidity,
             uidNext: state.uidNext,
             highestModSeq: state.highestModSeq,
-            messages: state.messages
+            uids: state.uids,
+            modSeqs: state.modSeqs
         )
         selected.condStore = self.session.condStore
         selected.qresync = self.session.qresync

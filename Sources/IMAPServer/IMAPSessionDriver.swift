@@ -324,6 +324,16 @@ final class IMAPSessionDriver {
         return try await self.snapshot(account, expunges: expunges).0
     }
 
+    /// `refreshed(_:expunges:)` from the account's published state when its directories were
+    /// looked at within `maxAge` nanoseconds (IDLE's wake-ups), without a trip to its threads.
+    func refreshed(_ account: MailAccount, publishedWithin maxAge: Int64) async throws(IMAPFailure) -> [IMAPResponse] {
+        guard let selected = self.selected else { return [] }
+        if let state = account.recentState(of: selected.name, checkedWithin: maxAge) {
+            return self.update(state, expunges: true)
+        }
+        return try await self.refreshed(account, expunges: true)
+    }
+
     func update(_ state: FolderState, expunges: Bool) -> [IMAPResponse] {
         guard var selected = self.selected, state.uidValidity == selected.uidValidity else { return [] }
         selected.condStore = self.session.condStore
@@ -332,9 +342,10 @@ final class IMAPSessionDriver {
         let responses = selected.update(
             uidNext: state.uidNext,
             highestModSeq: state.highestModSeq,
-            messages: state.messages,
+            uids: state.uids,
+            modSeqs: state.modSeqs,
             expunges: expunges
-        )
+        ) { Self.flags(state.messages[$0].flags) }
         self.selected = selected
         return responses
     }

@@ -145,7 +145,7 @@ public actor IncomingMessageFile {
                     for file in files where file.unixLineEnds { POSIXFile.remove(file.path) }
                     for mailbox in mailboxes {
                         store.maildirs.usage.added(mailbox, bytes: localSize)
-                        store.maildirs.changes.changed(mailbox)
+                        store.maildirs.changes.delivered(mailbox)
                     }
                 }
             )

@@ -53,7 +53,7 @@ public struct MaildirStore: Sendable {
         }
         for mailbox in mailboxes {
             self.usage.added(mailbox, bytes: size)
-            self.changes.changed(mailbox)
+            self.changes.delivered(mailbox)
         }
         return links.paths
     }

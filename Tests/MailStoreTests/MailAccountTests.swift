@@ -528,3 +528,41 @@ extension MailAccountTests {
         #expect(try self.open().vanished("INBOX", since: start) == ([4, 5], false), "no longer all of them")
     }
 }
+
+/// What sessions in IDLE read when woken: the state the account published, without a trip.
+extension MailAccountTests {
+    @Test func thePublishedStateIsTheLastChangeAndAgesOut() throws {
+        let account = try self.open()
+        #expect(account.recentState(of: "INBOX", checkedWithin: .max) == nil, "no one asked yet")
+        _ = try account.append("INBOX", message: self.message("one"), flags: [], internalDate: nil)
+        let first = try account.state(of: "INBOX")
+        #expect(account.recentState(of: "INBOX", checkedWithin: .max) == first)
+        _ = try account.append("INBOX", message: self.message("two"), flags: [], internalDate: nil)
+        let published = try #require(account.recentState(of: "INBOX", checkedWithin: .max))
+        #expect(published.uids == [1, 2], "a commit publishes again")
+        #expect(published.highestModSeq > first.highestModSeq)
+        #expect(account.recentState(of: "INBOX", checkedWithin: 0) == nil, "the directories were looked at before now")
+        #expect(account.recentState(of: "Sent", checkedWithin: .max) == nil)
+        _ = try account.state(of: "Sent")
+        try account.rename("Sent", to: "Outbox")
+        #expect(account.recentState(of: "Sent", checkedWithin: .max) == nil, "gone with the name")
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aDeliveryToAWatchedAccountIsTakenInAndWakesItsSessions() async throws {
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        let accounts = MailAccounts(maildirs: self.maildirs, threadPool: pool, uploads: self.directory.path)
+        let account = try await accounts.account(self.address)
+        _ = try await accounts.run(account) { () throws(MailboxError) in try account.state(of: "INBOX") }
+        let (changes, cancel) = self.maildirs.changes.listen(self.address)
+        let source = self.directory.path + "/incoming-1"
+        try "Subject: delivered\r\n\r\nhi\r\n".write(toFile: source, atomically: false, encoding: .utf8)
+        _ = try self.maildirs.deliver(source, id: "Q1", size: 24, to: [self.address])
+        // The take-in's commit is the wake-up, and what it published has the message.
+        var woken = changes.makeAsyncIterator()
+        #expect(await woken.next() != nil)
+        #expect(account.recentState(of: "INBOX", checkedWithin: .max)?.messages.count == 1)
+        cancel()
+        try await pool.shutdownGracefully()
+    }
+}

@@ -51,41 +51,102 @@ public struct IMAPSelectedMailbox: Sendable {
         uidValidity: UInt32,
         uidNext: UInt32,
         highestModSeq: UInt64? = nil,
-        messages: some Collection<some IMAPMessageState>
+        uids: [UInt32],
+        modSeqs: [UInt64]
     ) {
+        precondition(uids.count == modSeqs.count, "one MODSEQ per UID")
         self.name = name
         self.readOnly = readOnly
         self.uidValidity = uidValidity
         self.uidNext = uidNext
         self.highestModSeq = highestModSeq
-        self.uids = messages.map(\.uid)
-        self.told = messages.map(\.modSeq)
+        self.uids = uids
+        self.told = modSeqs
+    }
+
+    public init(
+        name: String,
+        readOnly: Bool,
+        uidValidity: UInt32,
+        uidNext: UInt32,
+        highestModSeq: UInt64? = nil,
+        messages: some Collection<some IMAPMessageState>
+    ) {
+        self.init(
+            name: name,
+            readOnly: readOnly,
+            uidValidity: uidValidity,
+            uidNext: uidNext,
+            highestModSeq: highestModSeq,
+            uids: messages.map(\.uid),
+            modSeqs: messages.map(\.modSeq)
+        )
     }
 
     public var count: UInt32 { UInt32(self.uids.count) }
 
-    /// Takes in the mailbox as it is now (`messages` ascending by UID) and returns the untagged
-    /// responses that tell the client: EXPUNGE (only when `expunges` allows, RFC 9051 §7.5.1:
-    /// never during FETCH, STORE or SEARCH by sequence number), EXISTS for new messages, and
-    /// FETCH FLAGS for flags changed by others. Two passes side by side over both lists, no
-    /// dictionary; none at all when `highestModSeq` has not moved.
+    /// `update(uidNext:highestModSeq:uids:modSeqs:expunges:flags:)` for a collection of
+    /// messages (tests, small folders).
     public mutating func update<Messages: RandomAccessCollection>(
         uidNext: UInt32,
         highestModSeq: UInt64? = nil,
         messages: Messages,
         expunges: Bool
     ) -> [IMAPResponse] where Messages.Element: IMAPMessageState, Messages.Index == Int {
+        self.update(
+            uidNext: uidNext,
+            highestModSeq: highestModSeq,
+            uids: messages.map(\.uid),
+            modSeqs: messages.map(\.modSeq),
+            expunges: expunges
+        ) { messages[messages.startIndex + $0].imapFlags }
+    }
+
+    /// Takes in the mailbox as it is now (its UIDs ascending and each one's MODSEQ; `flags`
+    /// gives the flags of the message at an index of them) and returns the untagged responses
+    /// that tell the client: EXPUNGE (only when `expunges` allows, RFC 9051 §7.5.1: never
+    /// during FETCH, STORE or SEARCH by sequence number), EXISTS for new messages, and FETCH
+    /// FLAGS for flags changed by others. Two passes side by side over integer arrays; none
+    /// when `highestModSeq` has not moved or the view already shares the store's arrays.
+    ///
+    /// A view that ends up holding what the store holds keeps the store's arrays rather than
+    /// its own equal copies: a thousand sessions idling on one folder then hold one list of
+    /// its UIDs, not a thousand.
+    public mutating func update(
+        uidNext: UInt32,
+        highestModSeq: UInt64? = nil,
+        uids: [UInt32],
+        modSeqs: [UInt64],
+        expunges: Bool,
+        flags: (Int) -> [IMAPFlag]
+    ) -> [IMAPResponse] {
+        precondition(uids.count == modSeqs.count, "one MODSEQ per UID")
         if let highestModSeq, highestModSeq == self.highestModSeq, uidNext <= self.uidNext,
             self.pendingExpunges.isEmpty || !expunges
         {
             return []
         }
+        if Self.sameStorage(self.uids, uids) && Self.sameStorage(self.told, modSeqs) {
+            self.uidNext = max(self.uidNext, uidNext)
+            if let highestModSeq { self.highestModSeq = highestModSeq }
+            return []
+        }
+        if self.pendingExpunges.isEmpty, Self.isPrefix(self.uids, of: uids), Self.isPrefix(self.told, of: modSeqs) {
+            // Only arrivals (a delivery, another session's APPEND): one pass of comparisons
+            // without branches to speak of, then the store's arrays.
+            self.uidNext = max(self.uidNext, uidNext)
+            if let highestModSeq { self.highestModSeq = highestModSeq }
+            guard uids.count > self.uids.count else { return [] }
+            self.uids = uids
+            self.told = modSeqs
+            return [.exists(self.count)]
+        }
         var responses: [IMAPResponse] = []
         // Messages the view has that the store no longer does.
-        var next = messages.startIndex
+        var next = 0
         for uid in self.uids {
-            while next < messages.endIndex && messages[next].uid < uid { next += 1 }
-            if next == messages.endIndex || messages[next].uid != uid { self.pendingExpunges.insert(uid) }
+            while next < uids.count && uids[next] < uid { next += 1 }
+            if next == uids.count || uids[next] != uid { self.pendingExpunges.insert(uid) }
         }
         if expunges && !self.pendingExpunges.isEmpty {
             if self.qresync {
@@ -109,42 +170,59 @@ public struct IMAPSelectedMailbox: Sendable {
             self.pendingExpunges = []
         }
         // Flags changed by others, in the messages the view already has.
-        next = messages.startIndex
+        next = 0
         for index in self.uids.indices {
             let uid = self.uids[index]
-            while next < messages.endIndex && messages[next].uid < uid { next += 1 }
-            guard next < messages.endIndex, messages[next].uid == uid, self.told[index] != messages[next].modSeq else {
-                continue
-            }
-            self.told[index] = messages[next].modSeq
-            responses.append(.fetch(UInt32(index + 1), self.flagValues(messages[next])))
+            while next < uids.count && uids[next] < uid { next += 1 }
+            guard next < uids.count, uids[next] == uid, self.told[index] != modSeqs[next] else { continue }
+            self.told[index] = modSeqs[next]
+            responses.append(.fetch(UInt32(index + 1), self.flagValues(uid: uid, modSeq: modSeqs[next], flags(next))))
         }
         // New messages: above the highest UID the view has.
         let highest = self.uids.last ?? 0
-        var low = messages.startIndex
-        var high = messages.endIndex
-        while low < high {
-            let middle = (low + high) / 2
-            if messages[middle].uid > highest { high = middle } else { low = middle + 1 }
-        }
-        if low < messages.endIndex {
-            for message in messages[low...] {
-                self.uids.append(message.uid)
-                self.told.append(message.modSeq)
-            }
+        let first = Self.firstIndex(in: uids, atLeast: UInt64(highest) + 1)
+        if first < uids.count {
+            self.uids += uids[first...]
+            self.told += modSeqs[first...]
             responses.append(.exists(self.count))
         }
         self.uidNext = max(self.uidNext, uidNext)
         if let highestModSeq { self.highestModSeq = highestModSeq }
+        if self.pendingExpunges.isEmpty && self.uids.count == uids.count {
+            // The view holds exactly the store's messages (what it lacked came in above, and
+            // UIDs only grow), each told at the store's MODSEQ: share the store's arrays.
+            self.uids = uids
+            self.told = modSeqs
+        }
         return responses
+    }
+
+    /// Whether `a` is the start of `b`.
+    private static func isPrefix<Element: FixedWidthInteger>(_ a: [Element], of b: [Element]) -> Bool {
+        guard a.count <= b.count else { return false }
+        return a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                var differences: Element = 0  // no early exit: the loop vectorises
+                for index in a.indices { differences |= a[index] ^ b[index] }
+                return differences == 0
+            }
+        }
+    }
+
+    /// Whether two arrays are one storage (the same elements without comparing them).
+    private static func sameStorage<Element>(_ a: [Element], _ b: [Element]) -> Bool {
+        a.count == b.count
+            && a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { $0.baseAddress == a.baseAddress } }
     }
 
     /// What a FETCH response about a message's flags holds: its UID, flags and, with CONDSTORE,
     /// its MODSEQ.
     public func flagValues(_ message: some IMAPMessageState) -> [IMAPFetchValue] {
-        self.condStore
-            ? [.uid(message.uid), .flags(message.imapFlags), .modSeq(message.modSeq)]
-            : [.uid(message.uid), .flags(message.imapFlags)]
+        self.flagValues(uid: message.uid, modSeq: message.modSeq, message.imapFlags)
+    }
+
+    func flagValues(uid: UInt32, modSeq: UInt64, _ flags: [IMAPFlag]) -> [IMAPFetchValue] {
+        self.condStore ? [.uid(uid), .flags(flags), .modSeq(modSeq)] : [.uid(uid), .flags(flags)]
     }
 
     /// The client has been told of this message's flags (its own STORE answered it).
@@ -162,14 +240,8 @@ public struct IMAPSelectedMailbox: Sendable {
 
     public func sequenceNumber(of uid: UInt32) -> UInt32? {
         // UIDs ascend with sequence numbers: a binary search.
-        var low = 0
-        var high = self.uids.count - 1
-        while low <= high {
-            let middle = (low + high) / 2
-            if self.uids[middle] == uid { return UInt32(middle + 1) }
-            if self.uids[middle] < uid { low = middle + 1 } else { high = middle - 1 }
-        }
-        return nil
+        let index = Self.firstIndex(in: self.uids, atLeast: UInt64(uid))
+        return index < self.uids.count && self.uids[index] == uid ? UInt32(index + 1) : nil
     }
 
     public enum ResolveError: Error, Hashable, Sendable {
@@ -194,8 +266,8 @@ public struct IMAPSelectedMailbox: Sendable {
             let last = self.uids.last ?? 0
             for range in set.ranges {
                 let bounds = [Self.value(range.from, last: last), Self.value(range.to, last: last)]
-                let start = self.firstIndex(atLeast: UInt64(bounds.min()!))
-                let end = self.firstIndex(atLeast: UInt64(bounds.max()!) + 1) - 1
+                let start = Self.firstIndex(in: self.uids, atLeast: UInt64(bounds.min()!))
+                let end = Self.firstIndex(in: self.uids, atLeast: UInt64(bounds.max()!) + 1) - 1
                 if start <= end { intervals.append((start, end)) }
             }
         } else {
@@ -232,13 +304,14 @@ public struct IMAPSelectedMailbox: Sendable {
         }
     }
 
-    /// The index of the first UID at least `uid` (the count when there is none).
-    private func firstIndex(atLeast uid: UInt64) -> Int {
+    /// The index of the first UID at least `uid` in ascending `uids` (their count when there
+    /// is none).
+    private static func firstIndex(in uids: [UInt32], atLeast uid: UInt64) -> Int {
         var low = 0
-        var high = self.uids.count
+        var high = uids.count
         while low < high {
             let middle = (low + high) / 2
-            if UInt64(self.uids[middle]) < uid { low = middle + 1 } else { high = middle }
+            if UInt64(uids[middle]) < uid { low = middle + 1 } else { high = middle }
         }
         return low
     }

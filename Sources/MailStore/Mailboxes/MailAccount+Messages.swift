@@ -14,8 +14,45 @@ extension MailAccount {
         let name = try Self.canonicalName(name)
         return try self.withLock { () throws(MailboxError) in
             let folder = try self.syncedFolder(name)
-            return Self.state(of: folder)
+            return self.publish(folder)
         }
+    }
+
+    /// The folder's state as its last change or look left it, if its directories were looked
+    /// at within `maxAge` nanoseconds (nil when not, or when no one has asked for the state of
+    /// this folder yet). Takes no turn and touches no file: a session in IDLE woken by a change
+    /// this process made reads it instead of queueing on the account's threads with all the
+    /// other sessions woken with it.
+    public func recentState(of name: String, checkedWithin maxAge: Int64) -> FolderState? {
+        let now = Self.now()
+        return self.published.withLockedValue { published in
+            guard let entry = published[name], now - entry.checkedAt <= maxAge else { return nil }
+            return entry.state
+        }
+    }
+
+    /// Looks at the folders whose state is published (those sessions have open) for mail
+    /// delivered into their directories, and publishes what it finds (a commit wakes the
+    /// sessions). Returns when it must look again (a change in the same clock tick as the last
+    /// may be hidden until then), if it must.
+    func takeIn() -> Int64? {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        var due: Int64?
+        for name in self.published.withLockedValue({ Array($0.keys) }) {
+            guard let folder = try? self.syncedFolder(name) else { continue }
+            self.publish(folder)
+            if let after = folder.verifyAfter { due = min(due ?? after, after) }
+        }
+        return due
+    }
+
+    /// Makes the folder's state the published one (`published`). Must hold the lock.
+    @discardableResult
+    func publish(_ folder: Folder) -> FolderState {
+        let state = Self.state(of: folder)
+        self.published.withLockedValue { $0[folder.row.name] = (state, folder.checkedAt) }
+        return state
     }
 
     static func state(of folder: Folder) -> FolderState {
@@ -26,12 +63,15 @@ extension MailAccount {
             messages = folder.messages.values.sorted { $0.uid < $1.uid }.map(Self.stored)
             folder.snapshot = messages
         }
+        let columns = folder.columns ?? (messages.map(\.uid), messages.map(\.modSeq))
+        folder.columns = columns
         return FolderState(
             mailboxID: Self.mailboxID(of: folder.row),
             uidValidity: folder.row.uidValidity,
             uidNext: folder.row.uidNext,
             highestModSeq: folder.row.highestModSeq,
-            messages: messages
+            messages: messages,
+            columns: columns
         )
     }
 
@@ -48,6 +88,7 @@ extension MailAccount {
 
     /// Brings a folder's snapshot up to date with a change just committed.
     static func patch(_ folder: Folder, with change: MailboxIndex.Change) {
+        folder.columns = nil
         guard var snapshot = folder.snapshot else { return }
         folder.snapshot = nil  // one owner while it changes: no copy
         if !change.removed.isEmpty {
@@ -133,6 +174,7 @@ extension MailAccount {
             MaildirFiles.modificationTime(directory + "/new"), MaildirFiles.modificationTime(directory + "/cur"),
         ]
         let nowNanoseconds = Self.now()
+        folder.checkedAt = nowNanoseconds
         let verify = folder.verifyAfter.map { nowNanoseconds >= $0 } ?? false
         if !force, stamps == folder.stamps, !verify { return }
         folder.stamps = stamps
@@ -301,6 +343,7 @@ extension MailAccount {
         Self.patch(folder, with: change)
         folder.row.uidNext = change.uidNext
         folder.row.highestModSeq = change.highestModSeq
+        if self.published.withLockedValue({ $0[folder.row.name] != nil }) { self.publish(folder) }
     }
 
     /// The UIDs that left the folder since `modSeq` (QRESYNC), ascending; `complete` is false

@@ -28,6 +28,48 @@ public final class MailAccount: @unchecked Sendable {
     var folders: [String: Folder] = [:]
     /// Numbers APPEND's and COPY's file names.
     var fileCounter = 0
+    /// Each folder's state as the last change or look left it, and when its directories were
+    /// last looked at (nanoseconds since 1970): what a session in IDLE reads when woken, with no
+    /// trip to the account's threads (`recentState`). Only folders someone has asked the state
+    /// of are here; a change under the lock publishes again.
+    let published = NIOLockedValueBox<[String: (state: FolderState, checkedAt: Int64)]>([:])
+    /// Whether deliveries are being taken in (`MailAccounts.takeIn`), and whether to look once
+    /// more after the look under way.
+    let takingIn = Coalescer()
+
+    /// One job at a time, and one more after it however many times it is asked for meanwhile.
+    final class Coalescer: Sendable {
+        private let state = NIOLockedValueBox((running: false, again: false))
+
+        /// True when the caller must run the job; false when it runs already (and will again).
+        func begin() -> Bool {
+            self.state.withLockedValue { state in
+                if state.running {
+                    state.again = true
+                    return false
+                }
+                state.running = true
+                return true
+            }
+        }
+
+        /// Asks the running job for one more round.
+        func again() {
+            self.state.withLockedValue { $0.again = true }
+        }
+
+        /// The job's round is done: true when it must run again.
+        func next() -> Bool {
+            self.state.withLockedValue { state in
+                if state.again {
+                    state.again = false
+                    return true
+                }
+                state.running = false
+                return false
+            }
+        }
+    }
     /// Folders one account may have, and keywords one message: beyond them, lists and flag
     /// updates would cost what a user chooses.
     public static let maximumFolders = 1_000
@@ -50,6 +92,8 @@ public final class MailAccount: @unchecked Sendable {
         /// Modification times of `new/` and `cur/` at the last scan.
         var stamps: [Int64?] = []
         var scannedAt: Int64 = 0
+        /// When its directories' times were last compared with `stamps`.
+        var checkedAt: Int64 = 0
         /// When the folder must be scanned though its directories' times are unchanged
         /// (nanoseconds since 1970; `MailAccount.verification`).
         var verifyAfter: Int64?
@@ -60,6 +104,9 @@ public final class MailAccount: @unchecked Sendable {
         /// by each commit, so that a command on a folder of 100,000 messages neither sorts nor
         /// converts them again.
         var snapshot: [StoredMessage]?
+        /// The snapshot's UIDs and MODSEQs (`FolderState.uids`, `modSeqs`), made again after
+        /// each change.
+        var columns: (uids: [UInt32], modSeqs: [UInt64])?
 
         init(row: MailboxIndex.FolderRow) {
             self.row = row
@@ -135,6 +182,7 @@ public final class MailAccount: @unchecked Sendable {
             try self.index.removeFolder(row.id)
             rows[name] = nil
             self.folders[name] = nil
+            self.published.withLockedValue { $0[name] = nil }
         }
         for (name, row) in rows where self.folders[name] == nil {
             self.folders[name] = Folder(row: row)
@@ -206,6 +254,7 @@ public final class MailAccount: @unchecked Sendable {
                 try POSIXFile.syncDirectory(self.root)
                 try self.index.removeFolder(folder.row.id)
                 self.folders[name] = nil
+                self.published.withLockedValue { $0[name] = nil }
                 self.maildirs.forget(self.address, folder: "." + name)
                 try MaildirFiles.removeTree(doomed)
             } catch {
@@ -240,6 +289,7 @@ public final class MailAccount: @unchecked Sendable {
                     try POSIXFile.rename(self.directory(name), self.directory(newName))
                     self.maildirs.forget(self.address, folder: "." + name)
                     let folder = self.folders.removeValue(forKey: name)!
+                    self.published.withLockedValue { $0[name] = nil }
                     try self.index.renameFolder(folder.row.id, to: newName)
                     folder.row.name = newName
                     self.folders[newName] = folder

@@ -3,10 +3,15 @@ import NIOConcurrencyHelpers
 import NIOPosix
 import PetrelSystem
 
-/// Tells the IMAP sessions of an account that its mailboxes changed: a delivery, or another
-/// session's APPEND, STORE, EXPUNGE. A session then rescans (cheaply: only folders whose
-/// directories changed) and tells its client. Changes made by other programs are not signalled;
-/// sessions in IDLE look for them every few seconds.
+/// Tells the IMAP sessions of an account that its index changed (another session's APPEND,
+/// STORE, EXPUNGE; a delivery or another program's change once taken in): each session then
+/// compares its view with the state the account published (`MailAccount.recentState`) and tells
+/// its client.
+///
+/// Deliveries write the Maildir, not the index: `delivered` hands them to who takes them in
+/// (`MailAccounts`: one look at the directories per account however many sessions wait), and
+/// that look's commit is what wakes the sessions. Changes made by other programs are not
+/// signalled; sessions in IDLE look for them every few seconds.
 public final class MailboxChanges: Sendable {
     private struct Listeners {
         var next: UInt64 = 0
@@ -14,6 +19,7 @@ public final class MailboxChanges: Sendable {
     }
 
     private let listeners = NIOLockedValueBox(Listeners())
+    private let takers = NIOLockedValueBox<[ObjectIdentifier: @Sendable (String) -> Void]>([:])
 
     public init() {}
 
@@ -37,9 +43,25 @@ public final class MailboxChanges: Sendable {
         return (stream, cancel)
     }
 
+    /// The account's index changed: wakes its sessions.
     public func changed(_ address: String) {
         let continuations = self.listeners.withLockedValue { Array(($0.byAddress[address] ?? [:]).values) }
         for continuation in continuations { continuation.yield() }
+    }
+
+    /// Mail was put into the address's Maildir: taken in by whoever watches it, if anyone.
+    public func delivered(_ address: String) {
+        guard self.isListened(address) else { return }
+        for take in self.takers.withLockedValue({ Array($0.values) }) { take(address) }
+    }
+
+    /// Whether a session listens for the account's changes.
+    public func isListened(_ address: String) -> Bool {
+        self.listeners.withLockedValue { $0.byAddress[address] != nil }
+    }
+
+    func takeDeliveries(_ owner: ObjectIdentifier, _ take: (@Sendable (String) -> Void)?) {
+        self.takers.withLockedValue { $0[owner] = take }
     }
 
     /// Sessions listening, for the tests and metrics.
@@ -97,6 +119,30 @@ public final class MailAccounts: Sendable {
         var specialUse = ["Sent": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash", "Archive": "\\Archive"]
         specialUse[String(junkFolder.dropFirst())] = "\\Junk"
         self.specialUse = specialUse
+        maildirs.changes.takeDeliveries(ObjectIdentifier(self)) { [weak self] address in self?.takeIn(address) }
+    }
+
+    deinit {
+        self.maildirs.changes.takeDeliveries(ObjectIdentifier(self), nil)
+    }
+
+    /// Takes mail just delivered to an open account into its index: one look at the folders
+    /// its sessions watch (`MailAccount.takeIn`), whose commit wakes them. Deliveries while a
+    /// look is under way make one more after it, not one each. A look that could not see a
+    /// change made in the same clock tick as the directories' last one looks again once the
+    /// tick is over.
+    func takeIn(_ address: String) {
+        guard let account = self.open.withLockedValue({ $0[address] }), account.takingIn.begin() else { return }
+        Task {
+            repeat {
+                let due = try? await self.run(account) { account.takeIn() }
+                if let due = due ?? nil {
+                    let wait = max(0, due - MailAccount.now())
+                    try? await Task.sleep(for: .nanoseconds(wait))
+                    account.takingIn.again()
+                }
+            } while account.takingIn.next()
+        }
     }
 
     /// The account's mailboxes, opened (and its special-use folders made) on first use.

@@ -97,6 +97,10 @@ public struct FolderState: Hashable, Sendable {
     public var highestModSeq: UInt64
     /// Ascending by UID.
     public var messages: [StoredMessage]
+    /// The messages' UIDs and MODSEQs, in the same order: the store keeps these arrays between
+    /// changes, so that every session's view can compare integers and share them.
+    public var uids: [UInt32]
+    public var modSeqs: [UInt64]
 
     /// The message with this UID (a binary search: `messages` ascend by UID).
     public func message(uid: UInt32) -> StoredMessage? {
@@ -113,13 +117,18 @@ public struct FolderState: Hashable, Sendable {
         uidValidity: UInt32,
         uidNext: UInt32,
         highestModSeq: UInt64,
-        messages: [StoredMessage]
+        messages: [StoredMessage],
+        columns: (uids: [UInt32], modSeqs: [UInt64])? = nil
     ) {
         self.mailboxID = mailboxID
         self.uidValidity = uidValidity
         self.uidNext = uidNext
         self.highestModSeq = highestModSeq
         self.messages = messages
+        let columns = columns ?? (messages.map(\.uid), messages.map(\.modSeq))
+        precondition(columns.uids.count == messages.count && columns.modSeqs.count == messages.count)
+        self.uids = columns.uids
+        self.modSeqs = columns.modSeqs
     }
 }
 
