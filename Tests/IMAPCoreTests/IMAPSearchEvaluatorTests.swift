@@ -121,6 +121,42 @@ import Testing
         }
     }
 
+    /// Header values are searched in their octets when decoding and unfolding would change
+    /// nothing, and decoded otherwise: the answers are those of the decoded, unfolded text.
+    @Test(
+        arguments: [
+            (IMAPSearchKey.addressOrSubject(field: "SUBJECT", "long subject"), true),  // across the fold
+            (.addressOrSubject(field: "SUBJECT", "LONG"), true),
+            (.addressOrSubject(field: "FROM", "JORG@EXAMPLE"), true),
+            (.addressOrSubject(field: "FROM", "jörg <"), true),  // in the decoded encoded word
+            (.addressOrSubject(field: "FROM", "=?utf-8"), false),  // the encoding is not text
+            (.addressOrSubject(field: "TO", "ALICE@"), true),
+            (.addressOrSubject(field: "TO", " alice"), false),  // values are trimmed
+            (.header("X-Tag", "ject pet"), true),
+            (.header("X-Tag", "ject  pet"), false),
+            (.text("subject"), true),  // in a value (the folded Subject's)
+            (.text("x-tag"), false),  // a field's name is not text
+            (.text("petrel"), true),
+        ] as [(IMAPSearchKey, Bool)]
+    )
+    func headerValuesAreSearchedAsText(key: IMAPSearchKey, expected: Bool) {
+        let bytes = Array(
+            """
+            From: =?utf-8?q?J=C3=B6rg?= <jorg@example.test>\r
+            To: alice@example.test\r
+            Subject: a long\r
+             subject\r
+            X-Tag: Project Petrel\r
+            \r
+            body\r
+
+            """.utf8
+        )
+        let evaluator = IMAPSearchEvaluator(keys: [key], mailbox: Self.mailbox)
+        let message = IMAPSearchEvaluator.Message(sequence: 2, uid: 7, flags: [], size: 1, internalDate: 0)
+        #expect(evaluator.matches(message, content: .init(message: bytes)) == expected)
+    }
+
     @Test func whichKeysNeedTheMessage() {
         #expect(!IMAPSearchEvaluator(keys: [.flag(.seen), .larger(3)], mailbox: Self.mailbox).needsContent)
         #expect(IMAPSearchEvaluator(keys: [.not(.body("x"))], mailbox: Self.mailbox).needsContent)

@@ -182,7 +182,6 @@ public struct IMAPSearchEvaluator: Sendable {
     struct TextCache {
         let content: Content?
         var header: HeaderSection?
-        var headerText: String?
         var body: String?
 
         mutating func fields(_ name: String) -> [String] {
@@ -191,13 +190,28 @@ public struct IMAPSearchEvaluator: Sendable {
             return self.header!.fields.filter { $0.hasName(name) }.map { EncodedWords.decode($0.value).lowercased() }
         }
 
-        mutating func decodedHeader() -> String {
-            if let headerText { return headerText }
-            guard let content else { return "" }
+        /// Whether a field named `name` (any field when nil) contains `needle` (lower case) in
+        /// its value. An ASCII needle without white space at its ends is looked for in the value's
+        /// octets, ASCII letters in any case, when the value has no encoded word and no folding
+        /// (nothing decoding or unfolding would change); other values are decoded as for `fields`.
+        mutating func fieldContains(_ name: String?, _ needle: String) -> Bool {
+            guard let content else { return false }
             if self.header == nil { self.header = content.fullHeader() }
-            let text = self.header!.fields.map { EncodedWords.decode($0.value) }.joined(separator: "\n").lowercased()
-            self.headerText = text
-            return text
+            let octets = Array(needle.utf8)
+            let plain =
+                !octets.isEmpty && octets.allSatisfy { $0 < 0x80 }
+                && ![0x20, 0x09].contains(octets.first!) && ![0x20, 0x09].contains(octets.last!)
+            for field in self.header!.fields where name.map(field.hasName) ?? true {
+                let value = field.rawValue
+                let folded = value.contains { $0 == 0x0A || $0 == 0x0D }
+                let encoded = zip(value, value.dropFirst()).contains { $0 == 0x3D && $1 == 0x3F }  // "=?"
+                if plain && !folded && !encoded {
+                    if ASCIISearch.contains(field.raw, value.startIndex..<value.endIndex, octets) { return true }
+                } else if EncodedWords.decode(field.value).lowercased().contains(needle) {
+                    return true
+                }
+            }
+            return false
         }
 
         mutating func bodyText() -> String {
@@ -284,15 +298,14 @@ public struct IMAPSearchEvaluator: Sendable {
         case .flag(let flag): return message.flags.contains(flag)
         case .notFlag(let flag): return !message.flags.contains(flag)
         case .header(let name, let value):
-            let fields = cache.fields(name)
-            return value.isEmpty ? !fields.isEmpty : fields.contains { $0.contains(value.lowercased()) }
+            return value.isEmpty ? !cache.fields(name).isEmpty : cache.fieldContains(name, value.lowercased())
         case .addressOrSubject(let field, let value):
-            return cache.fields(field).contains { $0.contains(value.lowercased()) }
+            return cache.fieldContains(field, value.lowercased())
         case .body(let value):
             return cache.bodyContains(value.lowercased())
         case .text(let value):
             let needle = value.lowercased()
-            return cache.decodedHeader().contains(needle) || cache.bodyContains(needle)
+            return cache.fieldContains(nil, needle) || cache.bodyContains(needle)
         case .before(let date): return Self.day(message.internalDate) < date.daysSince1970
         case .on(let date): return Self.day(message.internalDate) == date.daysSince1970
         case .since(let date): return Self.day(message.internalDate) >= date.daysSince1970

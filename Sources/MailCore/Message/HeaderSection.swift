@@ -44,37 +44,41 @@ public struct HeaderSection: Hashable, Sendable, Codable {
     /// tab continues the field before it; a line without a colon (malformed) is kept as a field
     /// with an empty name, so that nothing is lost and nothing matches it.
     public init(parsing bytes: some Collection<UInt8>) {
-        self.fields = []
-        var current: [UInt8] = []
-        func flush() {
-            guard !current.isEmpty else { return }
-            let colon = current.firstIndex(of: 0x3A)
-            var name = colon.map { current[..<$0] } ?? []
+        // One pass over contiguous octets: the generic element-at-a-time walk this replaced cost
+        // a third of a header-field SEARCH.
+        self.fields =
+            bytes.withContiguousStorageIfAvailable(Self.fields(in:))
+            ?? Array(bytes).withUnsafeBufferPointer(Self.fields(in:))
+    }
+
+    private static func fields(in bytes: UnsafeBufferPointer<UInt8>) -> [HeaderField] {
+        var fields: [HeaderField] = []
+        func add(_ range: Range<Int>) {
+            let raw = Array(bytes[range])
+            let colon = raw.firstIndex(of: 0x3A)
+            var end = colon ?? 0
             // RFC 5322 field names have no white space; obsolete syntax allows it before the colon.
-            while let last = name.last, last == 0x20 || last == 0x09 { name = name.dropLast() }
+            while end > 0 && (raw[end - 1] == 0x20 || raw[end - 1] == 0x09) { end -= 1 }
+            let name = raw[..<end]
             let valid = !name.isEmpty && name.allSatisfy { (0x21...0x7E).contains($0) && $0 != 0x3A }
-            self.fields.append(HeaderField(name: valid ? String(decoding: name, as: UTF8.self) : "", raw: current))
-            current = []
+            fields.append(HeaderField(name: valid ? String(decoding: name, as: UTF8.self) : "", raw: raw))
         }
-        // A line starting with a space or tab continues the field before it; any other starts one.
-        func take(_ line: [UInt8]) {
-            if let first = line.first, first == 0x20 || first == 0x09, !current.isEmpty {
-                current += line
-            } else {
-                flush()
-                current = line
+        var fieldStart: Int?
+        var lineStart = 0
+        while lineStart < bytes.count {
+            var lineEnd = lineStart
+            while lineEnd < bytes.count && bytes[lineEnd] != 0x0A { lineEnd += 1 }
+            if lineEnd < bytes.count { lineEnd += 1 }  // the LF ends the line
+            // A line starting with a space or tab continues the field before it; any other starts one.
+            let first = bytes[lineStart]
+            if !((first == 0x20 || first == 0x09) && fieldStart != nil) {
+                if let start = fieldStart { add(start..<lineStart) }
+                fieldStart = lineStart
             }
+            lineStart = lineEnd
         }
-        var line: [UInt8] = []
-        for byte in bytes {
-            line.append(byte)
-            if byte == 0x0A {
-                take(line)
-                line = []
-            }
-        }
-        if !line.isEmpty { take(line) }
-        flush()
+        if let start = fieldStart { add(start..<bytes.count) }
+        return fields
     }
 
     public func fields(named name: String) -> [HeaderField] {

@@ -154,10 +154,7 @@ extension MailAccount {
         let directory = self.directory(folder.row.name)
         if folder.stamps.isEmpty {
             // First use in this process: what the index remembers.
-            for row in try self.index.messages(folder: folder.row.id) {
-                folder.messages[row.uid] = row
-                folder.byBase[row.base] = row.uid
-            }
+            for row in try self.index.messages(folder: folder.row.id) { folder.remember(row) }
         }
         // tmp/, new/ and cur/ are directories of the folder's own, never links to elsewhere
         // (another user's Maildir): a folder whose are not is not used at all.
@@ -181,6 +178,7 @@ extension MailAccount {
         folder.scannedAt = nowNanoseconds
         folder.verifyAfter = Self.verification(of: stamps, now: nowNanoseconds, pending: nil)
 
+        if try self.holdsExactlyItsFiles(folder, directory) { return }
         var listing = try self.listing(directory)
         var change = MailboxIndex.Change(uidNext: folder.row.uidNext, highestModSeq: folder.row.highestModSeq)
         var missing = folder.byBase.keys.filter { listing[$0] == nil }
@@ -292,6 +290,27 @@ extension MailAccount {
 
     /// Base name → `new/NAME` or `cur/NAME`, for every message file of a folder. `new/` is read
     /// first: a file moved from there to `cur/` meanwhile is then seen in one or the other.
+    /// Whether the folder's directories hold exactly the files the index knows: the answer of
+    /// most scans (a look after Petrel's own changes, a verification after a clock tick), in
+    /// one set lookup per file.
+    func holdsExactlyItsFiles(_ folder: Folder, _ directory: String) throws(StoreError) -> Bool {
+        var known = 0
+        for sub in ["new", "cur"] {
+            let entries: [String]
+            do throws(StoreError) {
+                entries = try POSIXFile.listDirectory(directory + "/" + sub)
+            } catch .io(_, _, ENOENT) {
+                continue
+            }
+            let prefix = sub + "/"
+            for entry in entries where MaildirFileName.isMessage(entry) {
+                guard folder.files.contains(prefix + entry) else { return false }
+                known += 1
+            }
+        }
+        return known == folder.files.count
+    }
+
     func listing(_ directory: String) throws(StoreError) -> [String: String] {
         var files: [String: String] = [:]
         for sub in ["new", "cur"] {
@@ -303,7 +322,7 @@ extension MailAccount {
             }
             for entry in entries where MaildirFileName.isMessage(entry) {
                 // The same message in both (a copy between two steps): cur/ wins.
-                files[MaildirFileName(entry).base] = sub + "/" + entry
+                files[String(MaildirFileName.split(entry).base)] = sub + "/" + entry
             }
         }
         return files
@@ -333,13 +352,8 @@ extension MailAccount {
                 folder.row.vanishedFloor = max(folder.row.vanishedFloor, floor)
             }
         }
-        for uid in change.removed {
-            if let row = folder.messages.removeValue(forKey: uid) { folder.byBase[row.base] = nil }
-        }
-        for row in change.inserted + change.updated {
-            folder.messages[row.uid] = row
-            folder.byBase[row.base] = row.uid
-        }
+        for uid in change.removed { folder.forget(uid) }
+        for row in change.inserted + change.updated { folder.remember(row) }
         Self.patch(folder, with: change)
         folder.row.uidNext = change.uidNext
         folder.row.highestModSeq = change.highestModSeq

@@ -89,6 +89,9 @@ public final class MailAccount: @unchecked Sendable {
         var row: MailboxIndex.FolderRow
         var messages: [UInt32: MailboxIndex.MessageRow] = [:]
         var byBase: [String: UInt32] = [:]
+        /// Every message's file (`cur/…` or `new/…`): a scan that finds exactly these has
+        /// nothing to take in, and says so without parsing a name.
+        var files: Set<String> = []
         /// Modification times of `new/` and `cur/` at the last scan.
         var stamps: [Int64?] = []
         var scannedAt: Int64 = 0
@@ -110,6 +113,20 @@ public final class MailAccount: @unchecked Sendable {
 
         init(row: MailboxIndex.FolderRow) {
             self.row = row
+        }
+
+        func remember(_ row: MailboxIndex.MessageRow) {
+            if let old = self.messages.updateValue(row, forKey: row.uid), old.file != row.file {
+                self.files.remove(old.file)
+            }
+            self.byBase[row.base] = row.uid
+            self.files.insert(row.file)
+        }
+
+        func forget(_ uid: UInt32) {
+            guard let row = self.messages.removeValue(forKey: uid) else { return }
+            self.byBase[row.base] = nil
+            self.files.remove(row.file)
         }
     }
 

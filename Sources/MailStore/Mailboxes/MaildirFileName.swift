@@ -19,17 +19,31 @@ struct MaildirFileName: Hashable, Sendable {
     }
 
     init(_ name: String) {
-        if let info = name.range(of: ":2,") {
-            self.init(
-                base: String(name[..<info.lowerBound]),
-                letters: name[info.upperBound...].filter { $0.isASCII && $0.isLetter }
-            )
-        } else if let colon = name.firstIndex(of: ":") {
-            // Experimental semantics (":1,"), or something else: no flags we know of.
-            self.init(base: String(name[..<colon]), letters: [])
-        } else {
-            self.init(base: name, letters: [])
+        let (base, info) = Self.split(name)
+        self.init(base: String(base), letters: info?.filter { $0.isASCII && $0.isLetter } ?? [])
+    }
+
+    /// The base of a name and what follows its `:2,` (nil without one: experimental semantics
+    /// `:1,`, or something else, where the base ends at the first colon and no flag is known).
+    /// Scans the octets, for it runs once per file of a folder's scan.
+    static func split(_ name: String) -> (base: Substring, info: Substring?) {
+        let octets = name.utf8
+        var firstColon: String.Index?
+        var index = octets.startIndex
+        while index != octets.endIndex {
+            if octets[index] == UInt8(ascii: ":") {
+                firstColon = firstColon ?? index
+                let two = octets.index(after: index)
+                if two != octets.endIndex && octets[two] == UInt8(ascii: "2") {
+                    let comma = octets.index(after: two)
+                    if comma != octets.endIndex && octets[comma] == UInt8(ascii: ",") {
+                        return (name[..<index], name[octets.index(after: comma)...])
+                    }
+                }
+            }
+            index = octets.index(after: index)
         }
+        return (name[..<(firstColon ?? name.endIndex)], nil)
     }
 
     var name: String { self.base + ":2," + String(self.letters) }
