@@ -24,6 +24,22 @@ import Testing
         #expect(Self.fetch(2, [.flags([])]) == "* 2 FETCH (FLAGS ())\r\n")
     }
 
+    /// Numbers and flags are written straight into the buffer: the same text as before.
+    @Test(arguments: [0, 9, 10, 4_294_967_295, UInt64.max])
+    func numbersAreDecimal(value: UInt64) {
+        var out = ByteBuffer()
+        IMAPResponseEncoder.writeDecimal(value, into: &out)
+        #expect(String(decoding: out.readableBytesView, as: UTF8.self) == String(value))
+        #expect(
+            Self.fetch(UInt32(truncatingIfNeeded: value), [.modSeq(value)]).hasSuffix(" FETCH (MODSEQ (\(value)))\r\n")
+        )
+    }
+
+    @Test func flagsThatAreNoAtomsAreMadeOnes() {
+        let flags = [IMAPFlag("\\"), .seen, IMAPFlag("$A(b)"), IMAPFlag("(){}"), IMAPFlag("\\\\x"), IMAPFlag("$Junk")]
+        #expect(Self.fetch(3, [.flags(flags), .uid(0)]) == "* 3 FETCH (FLAGS (\\Seen $Ab } \\x $Junk) UID 0)\r\n")
+    }
+
     @Test func sections() {
         let fields = IMAPFetchItem.bodySection(
             IMAPSection(text: .headerFields(["DATE", "FROM"])),

@@ -31,12 +31,36 @@ extension IMAPResponseEncoder {
     /// `* n FETCH (item value ...)`. Octets of sections go as literals (quoted when short and
     /// plain), so that any content stays inside the response.
     public func writeFetch(_ number: UInt32, _ values: [IMAPFetchValue], into out: inout ByteBuffer) {
-        out.writeString("* \(number) FETCH (")
+        out.writeStaticString("* ")
+        Self.writeDecimal(UInt64(number), into: &out)
+        out.writeStaticString(" FETCH (")
         for (index, value) in values.enumerated() {
             if index > 0 { out.writeString(" ") }
             self.writeFetchValue(value, into: &out)
         }
         out.writeString(")\r\n")
+    }
+
+    /// A number in decimal, without making a String of it (FETCH writes several per message).
+    static func writeDecimal(_ value: UInt64, into out: inout ByteBuffer) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 20 digits, on the stack
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var rest = value
+            var start = buffer.count
+            repeat {
+                start -= 1
+                buffer[start] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: buffer[start...]))
+        }
+    }
+
+    /// Whether a name is an atom as it is (`atom` would give it back unchanged).
+    static func isAtom(_ name: String) -> Bool {
+        var octets = name.utf8[...]
+        if octets.first == UInt8(ascii: "\\") { octets = octets.dropFirst() }
+        return !octets.isEmpty && octets.allSatisfy(IMAPReader.isAtomChar)
     }
 
     /// A value as it would be written, when it is the same for every client (ASCII only: no
@@ -52,9 +76,20 @@ extension IMAPResponseEncoder {
     public func writeFetchValue(_ value: IMAPFetchValue, into out: inout ByteBuffer) {
         switch value {
         case .flags(let flags):
-            out.writeString("FLAGS (" + Self.atoms(flags.map(\.name)).joined(separator: " ") + ")")
+            out.writeStaticString("FLAGS (")
+            var first = true
+            for flag in flags {
+                // Most names are atoms as they are (`\Seen`, `$Junk`): written as they are.
+                let atom = Self.isAtom(flag.name) ? flag.name : Self.atom(flag.name)
+                guard !atom.isEmpty && atom != "\\" else { continue }
+                if !first { out.writeStaticString(" ") }
+                out.writeString(atom)
+                first = false
+            }
+            out.writeStaticString(")")
         case .uid(let uid):
-            out.writeString("UID \(uid)")
+            out.writeStaticString("UID ")
+            Self.writeDecimal(UInt64(uid), into: &out)
         case .rfc822Size(let size):
             out.writeString("RFC822.SIZE \(size)")
         case .internalDate(let date):
@@ -76,7 +111,9 @@ extension IMAPResponseEncoder {
         case .binarySize(let part, let size):
             out.writeString("BINARY.SIZE[" + part.map(String.init).joined(separator: ".") + "] \(size)")
         case .modSeq(let modSeq):
-            out.writeString("MODSEQ (\(modSeq))")
+            out.writeStaticString("MODSEQ (")
+            Self.writeDecimal(modSeq, into: &out)
+            out.writeStaticString(")")
         case .emailID(let id):
             out.writeString("EMAILID (" + Self.objectID(id) + ")")
         case .threadID(let id):
