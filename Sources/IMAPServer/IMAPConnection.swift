@@ -9,8 +9,9 @@ import NIOCore
 /// `IMAPInboundFramer`, hands each command to the session (`IMAPSessionDriver`), and writes the
 /// responses, in order. It also runs what needs the client's next lines (a SASL exchange,
 /// IDLE until `DONE`) and, in IDLE, tells the client of new mail as it arrives: deliveries and
-/// other sessions wake it (`MailboxChanges`), and it looks for other programs' changes every
-/// few seconds.
+/// other sessions wake it (`MailboxChanges`), then it compares its view with the state the
+/// account published (`MailAccount.publishedState`); every few seconds it looks for other
+/// programs' changes, or takes another session's look.
 final class IMAPConnection {
     typealias Channel = NIOAsyncChannel<IMAPInbound, IMAPOutbound>
     typealias Outbound = NIOAsyncChannelOutboundWriter<IMAPOutbound>
@@ -28,6 +29,8 @@ final class IMAPConnection {
     /// Coalesces wake-ups: a burst of changes (a thousand EXPUNGEs of another session, ticks
     /// while a slow client holds a write) is one event in the queue, not one each.
     final class Wakeups: Sendable {
+        /// Why a session is woken; several wakes ask for the most of them (a look at the
+        /// directories also finds what the published state has).
         enum Reason: Comparable {
             /// This process changed the user's mailboxes: the account's published state has it.
             case changed
@@ -487,21 +490,22 @@ final class IMAPConnection {
     /// thousands of sessions idling on one folder make about one trip to the account's threads
     /// per change and per interval, not one each.
     private func reportChanges(_ reason: Wakeups.Reason) async throws {
-        guard let account = self.driver.account, self.driver.selected != nil else { return }
-        let maxAge = reason == .changed ? Int64.max : Int64(Self.pollInterval.components.seconds) * 1_000_000_000
-        let updates: [IMAPResponse]
-        do {
-            updates = try await self.driver.refreshed(account, publishedWithin: maxAge)
-        } catch {
-            return
-        }
+        let interval = Self.pollInterval.components
+        let maxAge: Int64 =
+            switch reason {
+            case .changed: .max
+            case .look: interval.seconds * 1_000_000_000 + interval.attoseconds / 1_000_000_000
+            }
+        let updates = try await self.updatesNow(checkedWithin: maxAge)
         if !updates.isEmpty { try await self.write(updates) }
     }
 
-    private func updatesNow() async throws -> [IMAPResponse] {
+    /// What the selected folder's changes are for the client in IDLE (none when they cannot be
+    /// read now: the next look tries again). By default after a look at the directories.
+    private func updatesNow(checkedWithin maxAge: Int64 = 0) async throws -> [IMAPResponse] {
         guard let account = self.driver.account, self.driver.selected != nil else { return [] }
         do {
-            return try await self.driver.refreshed(account, expunges: true)
+            return try await self.driver.idleUpdates(account, checkedWithin: maxAge)
         } catch {
             return []
         }

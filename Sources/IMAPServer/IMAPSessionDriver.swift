@@ -324,14 +324,18 @@ final class IMAPSessionDriver {
         return try await self.snapshot(account, expunges: expunges).0
     }
 
-    /// `refreshed(_:expunges:)` from the account's published state when its directories were
-    /// looked at within `maxAge` nanoseconds (IDLE's wake-ups), without a trip to its threads.
-    func refreshed(_ account: MailAccount, publishedWithin maxAge: Int64) async throws(IMAPFailure) -> [IMAPResponse] {
+    /// What a session in IDLE must hear: from the account's published state when its
+    /// directories were looked at within `maxAge` nanoseconds (no trip to the account's
+    /// threads), else after a look of its own. Either way the folder stays watched: mail
+    /// delivered to it is taken in at once.
+    func idleUpdates(_ account: MailAccount, checkedWithin maxAge: Int64) async throws(IMAPFailure) -> [IMAPResponse] {
         guard let selected = self.selected else { return [] }
-        if let state = account.recentState(of: selected.name, checkedWithin: maxAge) {
+        if let state = account.publishedState(of: selected.name, checkedWithin: maxAge) {
             return self.update(state, expunges: true)
         }
-        return try await self.refreshed(account, expunges: true)
+        let name = selected.name
+        let state = try await self.call { () throws(MailboxError) in try account.state(of: name, watching: true) }
+        return self.update(state, expunges: true)
     }
 
     func update(_ state: FolderState, expunges: Bool) -> [IMAPResponse] {

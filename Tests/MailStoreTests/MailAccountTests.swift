@@ -533,19 +533,22 @@ extension MailAccountTests {
 extension MailAccountTests {
     @Test func thePublishedStateIsTheLastChangeAndAgesOut() throws {
         let account = try self.open()
-        #expect(account.recentState(of: "INBOX", checkedWithin: .max) == nil, "no one asked yet")
+        #expect(account.publishedState(of: "INBOX", checkedWithin: .max) == nil, "no one asked yet")
         _ = try account.append("INBOX", message: self.message("one"), flags: [], internalDate: nil)
         let first = try account.state(of: "INBOX")
-        #expect(account.recentState(of: "INBOX", checkedWithin: .max) == first)
+        #expect(account.publishedState(of: "INBOX", checkedWithin: .max) == first)
         _ = try account.append("INBOX", message: self.message("two"), flags: [], internalDate: nil)
-        let published = try #require(account.recentState(of: "INBOX", checkedWithin: .max))
+        let published = try #require(account.publishedState(of: "INBOX", checkedWithin: .max))
         #expect(published.uids == [1, 2], "a commit publishes again")
         #expect(published.highestModSeq > first.highestModSeq)
-        #expect(account.recentState(of: "INBOX", checkedWithin: 0) == nil, "the directories were looked at before now")
-        #expect(account.recentState(of: "Sent", checkedWithin: .max) == nil)
+        #expect(
+            account.publishedState(of: "INBOX", checkedWithin: 0) == nil,
+            "the directories were looked at before now"
+        )
+        #expect(account.publishedState(of: "Sent", checkedWithin: .max) == nil)
         _ = try account.state(of: "Sent")
         try account.rename("Sent", to: "Outbox")
-        #expect(account.recentState(of: "Sent", checkedWithin: .max) == nil, "gone with the name")
+        #expect(account.publishedState(of: "Sent", checkedWithin: .max) == nil, "gone with the name")
     }
 
     @Test(.timeLimit(.minutes(1))) func aDeliveryToAWatchedAccountIsTakenInAndWakesItsSessions() async throws {
@@ -553,7 +556,8 @@ extension MailAccountTests {
         pool.start()
         let accounts = MailAccounts(maildirs: self.maildirs, threadPool: pool, uploads: self.directory.path)
         let account = try await accounts.account(self.address)
-        _ = try await accounts.run(account) { () throws(MailboxError) in try account.state(of: "INBOX") }
+        _ = try await accounts.run(account) { () throws(MailboxError) in try account.state(of: "INBOX", watching: true)
+        }
         let (changes, cancel) = self.maildirs.changes.listen(self.address)
         let source = self.directory.path + "/incoming-1"
         try "Subject: delivered\r\n\r\nhi\r\n".write(toFile: source, atomically: false, encoding: .utf8)
@@ -561,8 +565,36 @@ extension MailAccountTests {
         // The take-in's commit is the wake-up, and what it published has the message.
         var woken = changes.makeAsyncIterator()
         #expect(await woken.next() != nil)
-        #expect(account.recentState(of: "INBOX", checkedWithin: .max)?.messages.count == 1)
+        #expect(account.publishedState(of: "INBOX", checkedWithin: .max)?.messages.count == 1)
         cancel()
         try await pool.shutdownGracefully()
+    }
+
+    /// Only folders a session in IDLE watches are looked at for deliveries: a STATUS of a
+    /// thousand folders does not make every delivery scan them.
+    @Test func onlyWatchedFoldersAreTakenIn() throws {
+        let account = try self.open()
+        _ = try account.state(of: "Sent")
+        _ = try account.state(of: "INBOX", watching: true)
+        try self.deliverBehindTheIndex("1700000001.M1P1.other", folder: "/.Sent")
+        try self.deliverBehindTheIndex("1700000002.M2P1.other")
+        _ = account.takeIn()
+        #expect(account.published.withLockedValue { Array($0.keys) } == ["INBOX"], "Sent was not watched")
+        #expect(account.publishedState(of: "INBOX", checkedWithin: .max)?.messages.count == 1)
+    }
+
+    /// A directory time far in the future (`touch -d 2300-01-01 cur`, a restored backup) is
+    /// read without overflow, and the folder still takes in what arrives.
+    @Test func aDirectoryTimeCenturiesAheadIsNoCrash() throws {
+        let account = try self.open()
+        _ = try account.state(of: "INBOX", watching: true)
+        let far = Date(timeIntervalSince1970: 10_500_000_000)  // the year 2302
+        try FileManager.default.setAttributes([.modificationDate: far], ofItemAtPath: self.root + "/cur")
+        let clamped: Int64 = 9_000_000_000_000_000_000
+        #expect(MaildirFiles.modificationTime(self.root + "/cur").map { $0 - $0 % 1_000_000_000 } == clamped)
+        try self.deliverBehindTheIndex("1700000003.M3P1.other")
+        #expect(try account.state(of: "INBOX").messages.count == 1)
+        // A look again within a tick of the delivery's time, not at the time centuries ahead.
+        #expect(try #require(account.takeIn()) <= MailAccount.now() + 1_000_000_000)
     }
 }

@@ -190,6 +190,12 @@ public struct IMAPSearchEvaluator: Sendable {
             return self.header!.fields.filter { $0.hasName(name) }.map { EncodedWords.decode($0.value).lowercased() }
         }
 
+        mutating func hasField(_ name: String) -> Bool {
+            guard let content else { return false }
+            if self.header == nil { self.header = content.fullHeader() }
+            return self.header!.fields.contains { $0.hasName(name) }
+        }
+
         /// Whether a field named `name` (any field when nil) contains `needle` (lower case) in
         /// its value. An ASCII needle without white space at its ends is looked for in the value's
         /// octets, ASCII letters in any case, when the value has no encoded word and no folding
@@ -298,7 +304,7 @@ public struct IMAPSearchEvaluator: Sendable {
         case .flag(let flag): return message.flags.contains(flag)
         case .notFlag(let flag): return !message.flags.contains(flag)
         case .header(let name, let value):
-            return value.isEmpty ? !cache.fields(name).isEmpty : cache.fieldContains(name, value.lowercased())
+            return value.isEmpty ? cache.hasField(name) : cache.fieldContains(name, value.lowercased())
         case .addressOrSubject(let field, let value):
             return cache.fieldContains(field, value.lowercased())
         case .body(let value):

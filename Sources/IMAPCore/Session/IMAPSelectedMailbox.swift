@@ -136,10 +136,10 @@ public struct IMAPSelectedMailbox: Sendable {
             // without branches to speak of, then the store's arrays.
             self.uidNext = max(self.uidNext, uidNext)
             if let highestModSeq { self.highestModSeq = highestModSeq }
-            guard uids.count > self.uids.count else { return [] }
+            let arrived = uids.count > self.uids.count
             self.uids = uids
             self.told = modSeqs
-            return [.exists(self.count)]
+            return arrived ? [.exists(self.count)] : []
         }
         var responses: [IMAPResponse] = []
         // Messages the view has that the store no longer does.
@@ -210,7 +210,7 @@ public struct IMAPSelectedMailbox: Sendable {
     }
 
     /// Whether two arrays are one storage (the same elements without comparing them).
-    private static func sameStorage<Element>(_ a: [Element], _ b: [Element]) -> Bool {
+    static func sameStorage<Element>(_ a: [Element], _ b: [Element]) -> Bool {
         a.count == b.count
             && a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { $0.baseAddress == a.baseAddress } }
     }

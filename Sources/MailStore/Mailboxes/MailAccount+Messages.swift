@@ -10,36 +10,48 @@ extension MailAccount {
     }
 
     /// A folder's messages and counters, after taking in what other programs changed.
-    public func state(of name: String) throws(MailboxError) -> FolderState {
+    /// `watching`: a session in IDLE asks, so mail delivered to the folder is taken in at once
+    /// (`publishedState`).
+    public func state(of name: String, watching: Bool = false) throws(MailboxError) -> FolderState {
         let name = try Self.canonicalName(name)
         return try self.withLock { () throws(MailboxError) in
             let folder = try self.syncedFolder(name)
-            return self.publish(folder)
+            return self.publish(folder, watched: watching)
         }
     }
 
     /// The folder's state as its last change or look left it, if its directories were looked
-    /// at within `maxAge` nanoseconds (nil when not, or when no one has asked for the state of
-    /// this folder yet). Takes no turn and touches no file: a session in IDLE woken by a change
-    /// this process made reads it instead of queueing on the account's threads with all the
-    /// other sessions woken with it.
-    public func recentState(of name: String, checkedWithin maxAge: Int64) -> FolderState? {
+    /// at within `maxAge` nanoseconds (nil when not, or when nothing published it yet). Takes
+    /// no turn and touches no file: a session in IDLE, woken with all the others, reads this
+    /// instead of queueing on the account's threads. Reading it marks the folder watched: mail
+    /// delivered to it in the next `watchWindow` is taken in at once (`takeIn`).
+    public func publishedState(of name: String, checkedWithin maxAge: Int64) -> FolderState? {
+        let name = (try? Self.canonicalName(name)) ?? name
         let now = Self.now()
         return self.published.withLockedValue { published in
-            guard let entry = published[name], now - entry.checkedAt <= maxAge else { return nil }
-            return entry.state
+            guard published[name] != nil else { return nil }
+            published[name]!.readAt = now
+            let age = now - published[name]!.checkedAt
+            // A clock set back makes the age negative: not to be trusted as fresh.
+            return age >= 0 && age <= maxAge ? published[name]!.state : nil
         }
     }
 
-    /// Looks at the folders whose state is published (those sessions have open) for mail
-    /// delivered into their directories, and publishes what it finds (a commit wakes the
-    /// sessions). Returns when it must look again (a change in the same clock tick as the last
-    /// may be hidden until then), if it must.
+    /// Looks at the watched folders (a session read their published state within
+    /// `watchWindow`: sessions in IDLE do every few seconds) for mail delivered into their
+    /// directories, and publishes what it finds; the commit wakes the sessions. Others are
+    /// forgotten until read again. Returns when it must look again (a change in the clock tick
+    /// of the last may be hidden until then), if it must.
     func takeIn() -> Int64? {
         self.lock.lock()
         defer { self.lock.unlock() }
+        let now = Self.now()
+        let watched = self.published.withLockedValue { published in
+            published = published.filter { now - $0.value.readAt <= Self.watchWindow }
+            return Array(published.keys)
+        }
         var due: Int64?
-        for name in self.published.withLockedValue({ Array($0.keys) }) {
+        for name in watched {
             guard let folder = try? self.syncedFolder(name) else { continue }
             self.publish(folder)
             if let after = folder.verifyAfter { due = min(due ?? after, after) }
@@ -49,9 +61,13 @@ extension MailAccount {
 
     /// Makes the folder's state the published one (`published`). Must hold the lock.
     @discardableResult
-    func publish(_ folder: Folder) -> FolderState {
+    func publish(_ folder: Folder, watched: Bool = false) -> FolderState {
         let state = Self.state(of: folder)
-        self.published.withLockedValue { $0[folder.row.name] = (state, folder.checkedAt) }
+        let now = watched ? Self.now() : 0
+        self.published.withLockedValue { published in
+            let readAt = max(now, published[folder.row.name]?.readAt ?? 0)
+            published[folder.row.name] = Published(state: state, checkedAt: folder.checkedAt, readAt: readAt)
+        }
         return state
     }
 
@@ -174,18 +190,28 @@ extension MailAccount {
         folder.checkedAt = nowNanoseconds
         let verify = folder.verifyAfter.map { nowNanoseconds >= $0 } ?? false
         if !force, stamps == folder.stamps, !verify { return }
-        folder.stamps = stamps
-        folder.scannedAt = nowNanoseconds
-        folder.verifyAfter = Self.verification(of: stamps, now: nowNanoseconds, pending: nil)
+        // The times are recorded only once what the scan found is taken in: a scan that fails
+        // (a listing refused, the index unwritable) is made again at the next look.
+        var verifyAfter = Self.verification(of: stamps, now: nowNanoseconds, pending: nil)
+        func scanned() {
+            folder.stamps = stamps
+            folder.verifyAfter = verifyAfter
+        }
 
-        if try self.holdsExactlyItsFiles(folder, directory) { return }
-        var listing = try self.listing(directory)
+        let files = try self.files(in: directory)
+        // Most scans (a look after Petrel's own changes, a verification after a clock tick) find
+        // exactly the files the index knows: one set lookup per file says so.
+        if files.count == folder.files.count && files.allSatisfy(folder.files.contains) {
+            scanned()
+            return
+        }
+        var listing = Self.byBase(files)
         var change = MailboxIndex.Change(uidNext: folder.row.uidNext, highestModSeq: folder.row.highestModSeq)
         var missing = folder.byBase.keys.filter { listing[$0] == nil }
         if !missing.isEmpty {
             // A file between two names (another program renaming it) may have been missed:
             // only a file missing from a second listing too is gone.
-            let again = try self.listing(directory)
+            let again = Self.byBase(try self.files(in: directory))
             for (base, file) in again where listing[base] == nil { listing[base] = file }
             missing = missing.filter { listing[$0] == nil }
         }
@@ -210,6 +236,9 @@ extension MailAccount {
                 change.updated.append(row)
             } else if let description = MaildirFiles.describe(directory + "/" + file) {
                 added.append((base, file, description))
+            } else {
+                // Gone since the listing, or not readable yet: looked at again in a second.
+                verifyAfter = min(verifyAfter ?? .max, nowNanoseconds + 1_000_000_000)
             }
         }
         // Arrival order: by date, then by name (whose leading time and counter order them too).
@@ -232,8 +261,10 @@ extension MailAccount {
             )
             change.uidNext += 1
         }
-        guard !(change.inserted.isEmpty && change.updated.isEmpty && change.removed.isEmpty) else { return }
-        try self.commit(change, to: folder)
+        if !(change.inserted.isEmpty && change.updated.isEmpty && change.removed.isEmpty) {
+            try self.commit(change, to: folder)
+        }
+        scanned()
     }
 
     static func now() -> Int64 {
@@ -288,13 +319,10 @@ extension MailAccount {
         folder.stamps = stamps
     }
 
-    /// Base name → `new/NAME` or `cur/NAME`, for every message file of a folder. `new/` is read
-    /// first: a file moved from there to `cur/` meanwhile is then seen in one or the other.
-    /// Whether the folder's directories hold exactly the files the index knows: the answer of
-    /// most scans (a look after Petrel's own changes, a verification after a clock tick), in
-    /// one set lookup per file.
-    func holdsExactlyItsFiles(_ folder: Folder, _ directory: String) throws(StoreError) -> Bool {
-        var known = 0
+    /// Every message file of a folder, as `new/NAME` or `cur/NAME`. `new/` is read first: a
+    /// file moved from there to `cur/` meanwhile is then seen in one or the other.
+    func files(in directory: String) throws(StoreError) -> [String] {
+        var files: [String] = []
         for sub in ["new", "cur"] {
             let entries: [String]
             do throws(StoreError) {
@@ -303,29 +331,18 @@ extension MailAccount {
                 continue
             }
             let prefix = sub + "/"
-            for entry in entries where MaildirFileName.isMessage(entry) {
-                guard folder.files.contains(prefix + entry) else { return false }
-                known += 1
-            }
-        }
-        return known == folder.files.count
-    }
-
-    func listing(_ directory: String) throws(StoreError) -> [String: String] {
-        var files: [String: String] = [:]
-        for sub in ["new", "cur"] {
-            let entries: [String]
-            do throws(StoreError) {
-                entries = try POSIXFile.listDirectory(directory + "/" + sub)
-            } catch .io(_, _, ENOENT) {
-                continue
-            }
-            for entry in entries where MaildirFileName.isMessage(entry) {
-                // The same message in both (a copy between two steps): cur/ wins.
-                files[String(MaildirFileName.split(entry).base)] = sub + "/" + entry
-            }
+            for entry in entries where MaildirFileName.isMessage(entry) { files.append(prefix + entry) }
         }
         return files
+    }
+
+    /// Base name → file. The same message in both directories (a copy between two steps):
+    /// `cur/` wins.
+    static func byBase(_ files: [String]) -> [String: String] {
+        var listing: [String: String] = [:]
+        listing.reserveCapacity(files.count)
+        for file in files { listing[String(MaildirFileName.split(String(file.dropFirst(4))).base)] = file }
+        return listing
     }
 
     /// Records a change in the index, then in memory, and wakes the account's IMAP sessions (in
@@ -354,10 +371,19 @@ extension MailAccount {
         }
         for uid in change.removed { folder.forget(uid) }
         for row in change.inserted + change.updated { folder.remember(row) }
+        // The published state shares the snapshot: out of the way while it is patched (one
+        // owner, no copy of the folder's list), then published again. Readers in between make
+        // the trip.
+        let published = self.published.withLockedValue { $0.removeValue(forKey: folder.row.name) }
         Self.patch(folder, with: change)
         folder.row.uidNext = change.uidNext
         folder.row.highestModSeq = change.highestModSeq
-        if self.published.withLockedValue({ $0[folder.row.name] != nil }) { self.publish(folder) }
+        if let published {
+            let state = Self.state(of: folder)
+            self.published.withLockedValue {
+                $0[folder.row.name] = Published(state: state, checkedAt: folder.checkedAt, readAt: published.readAt)
+            }
+        }
     }
 
     /// The UIDs that left the folder since `modSeq` (QRESYNC), ascending; `complete` is false

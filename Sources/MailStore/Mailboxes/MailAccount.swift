@@ -28,11 +28,19 @@ public final class MailAccount: @unchecked Sendable {
     var folders: [String: Folder] = [:]
     /// Numbers APPEND's and COPY's file names.
     var fileCounter = 0
-    /// Each folder's state as the last change or look left it, and when its directories were
-    /// last looked at (nanoseconds since 1970): what a session in IDLE reads when woken, with no
-    /// trip to the account's threads (`recentState`). Only folders someone has asked the state
-    /// of are here; a change under the lock publishes again.
-    let published = NIOLockedValueBox<[String: (state: FolderState, checkedAt: Int64)]>([:])
+    /// Each folder's state as the last change or look left it: what a session in IDLE reads
+    /// when woken, with no trip to the account's threads (`publishedState`). Folders whose
+    /// state was asked for are here; a change under the lock publishes again.
+    let published = NIOLockedValueBox<[String: Published]>([:])
+    /// How long a folder stays watched after a session last read its published state.
+    static let watchWindow: Int64 = 10_000_000_000
+    struct Published {
+        var state: FolderState
+        /// When its directories were last looked at (nanoseconds since 1970).
+        var checkedAt: Int64
+        /// When a session last read it (0: never; only read ones are watched).
+        var readAt: Int64
+    }
     /// Whether deliveries are being taken in (`MailAccounts.takeIn`), and whether to look once
     /// more after the look under way.
     let takingIn = Coalescer()
@@ -51,11 +59,6 @@ public final class MailAccount: @unchecked Sendable {
                 state.running = true
                 return true
             }
-        }
-
-        /// Asks the running job for one more round.
-        func again() {
-            self.state.withLockedValue { $0.again = true }
         }
 
         /// The job's round is done: true when it must run again.
@@ -94,7 +97,6 @@ public final class MailAccount: @unchecked Sendable {
         var files: Set<String> = []
         /// Modification times of `new/` and `cur/` at the last scan.
         var stamps: [Int64?] = []
-        var scannedAt: Int64 = 0
         /// When its directories' times were last compared with `stamps`.
         var checkedAt: Int64 = 0
         /// When the folder must be scanned though its directories' times are unchanged

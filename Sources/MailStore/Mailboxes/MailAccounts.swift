@@ -5,7 +5,7 @@ import PetrelSystem
 
 /// Tells the IMAP sessions of an account that its index changed (another session's APPEND,
 /// STORE, EXPUNGE; a delivery or another program's change once taken in): each session then
-/// compares its view with the state the account published (`MailAccount.recentState`) and tells
+/// compares its view with the state the account published (`MailAccount.publishedState`) and tells
 /// its client.
 ///
 /// Deliveries write the Maildir, not the index: `delivered` hands them to who takes them in
@@ -134,14 +134,18 @@ public final class MailAccounts: Sendable {
     func takeIn(_ address: String) {
         guard let account = self.open.withLockedValue({ $0[address] }), account.takingIn.begin() else { return }
         Task {
-            repeat {
-                let due = try? await self.run(account) { account.takeIn() }
-                if let due = due ?? nil {
-                    let wait = max(0, due - MailAccount.now())
-                    try? await Task.sleep(for: .nanoseconds(wait))
-                    account.takingIn.again()
+            while true {
+                let due: Int64?
+                do throws(MailboxError) { due = try await self.run(account) { account.takeIn() } } catch { due = nil }
+                // A change in the last look's clock tick may be hidden until the tick is over (a
+                // second at most; a directory time in the future is the sessions' polls' to
+                // watch, not a reason to wait here).
+                if let due, case let wait = due - MailAccount.now(), wait <= 1_000_000_000 {
+                    try? await Task.sleep(for: .nanoseconds(max(0, wait)))
+                    continue
                 }
-            } while account.takingIn.next()
+                if !account.takingIn.next() { break }
+            }
         }
     }
 

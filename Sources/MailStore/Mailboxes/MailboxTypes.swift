@@ -96,11 +96,11 @@ public struct FolderState: Hashable, Sendable {
     public var uidNext: UInt32
     public var highestModSeq: UInt64
     /// Ascending by UID.
-    public var messages: [StoredMessage]
+    public let messages: [StoredMessage]
     /// The messages' UIDs and MODSEQs, in the same order: the store keeps these arrays between
     /// changes, so that every session's view can compare integers and share them.
-    public var uids: [UInt32]
-    public var modSeqs: [UInt64]
+    public let uids: [UInt32]
+    public let modSeqs: [UInt64]
 
     /// The message with this UID (a binary search: `messages` ascend by UID).
     public func message(uid: UInt32) -> StoredMessage? {

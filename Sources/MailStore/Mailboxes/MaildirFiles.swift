@@ -4,15 +4,19 @@ import PetrelSystem
 
 /// The few file operations the mailbox side needs beyond `POSIXFile`.
 enum MaildirFiles {
-    /// A directory's modification time, in nanoseconds; nil when it cannot be read.
+    /// A directory's modification time, in nanoseconds; nil when it cannot be read. Seconds
+    /// are clamped to about ±285 years from 1970: `touch -d 2300-01-01` on a directory of
+    /// one's Maildir must not overflow the product.
     static func modificationTime(_ path: String) -> Int64? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         #if canImport(Glibc)
-        return Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+        let (seconds, nanoseconds) = (Int64(info.st_mtim.tv_sec), Int64(info.st_mtim.tv_nsec))
         #else
-        return Int64(info.st_mtimespec.tv_sec) * 1_000_000_000 + Int64(info.st_mtimespec.tv_nsec)
+        let (seconds, nanoseconds) = (Int64(info.st_mtimespec.tv_sec), Int64(info.st_mtimespec.tv_nsec))
         #endif
+        let limit: Int64 = 9_000_000_000
+        return min(max(seconds, -limit), limit) * 1_000_000_000 + nanoseconds
     }
 
     /// A directory itself, not a symbolic link to one: a link a user put in their Maildir must
