@@ -183,28 +183,36 @@ extension MailAccount {
                 )
             }
         }
-        let stamps = [
-            MaildirFiles.modificationTime(directory + "/new"), MaildirFiles.modificationTime(directory + "/cur"),
-        ]
+        let stamps = self.stamps(folder)
         let nowNanoseconds = Self.now()
         folder.checkedAt = nowNanoseconds
         let verify = folder.verifyAfter.map { nowNanoseconds >= $0 } ?? false
         if !force, stamps == folder.stamps, !verify { return }
-        // The times are recorded only once what the scan found is taken in: a scan that fails
-        // (a listing refused, the index unwritable) is made again at the next look.
-        var verifyAfter = Self.verification(of: stamps, now: nowNanoseconds, pending: nil)
-        func scanned() {
+        do {
+            try self.scan(folder, directory, stamps: stamps, now: nowNanoseconds)
+        } catch {
+            // Not taken in (a listing refused, the index unwritable): looked at again in five
+            // seconds, not at every command meanwhile, nor only at the directories' next change.
             folder.stamps = stamps
-            folder.verifyAfter = verifyAfter
+            folder.verifyAfter = nowNanoseconds + 5_000_000_000
+            throw error
         }
+    }
 
+    /// `sync`'s scan: what the directories hold against what the index knows, and the
+    /// difference committed. The directories' times are recorded once it is.
+    private func scan(_ folder: Folder, _ directory: String, stamps: [Int64?], now: Int64) throws(StoreError) {
         let files = try self.files(in: directory)
         // Most scans (a look after Petrel's own changes, a verification after a clock tick) find
-        // exactly the files the index knows: one set lookup per file says so.
-        if files.count == folder.files.count && files.allSatisfy(folder.files.contains) {
-            scanned()
+        // exactly the files the index knows (and those it could not read): one set lookup each.
+        if files.count == folder.files.count + folder.unreadable.count
+            && files.allSatisfy({ folder.files.contains($0) || folder.unreadable.contains($0) })
+        {
+            folder.stamps = stamps
+            folder.verifyAfter = Self.verification(of: stamps, now: now, pending: nil)
             return
         }
+        var unreadable = Set<String>()
         var listing = Self.byBase(files)
         var change = MailboxIndex.Change(uidNext: folder.row.uidNext, highestModSeq: folder.row.highestModSeq)
         var missing = folder.byBase.keys.filter { listing[$0] == nil }
@@ -237,8 +245,10 @@ extension MailAccount {
             } else if let description = MaildirFiles.describe(directory + "/" + file) {
                 added.append((base, file, description))
             } else {
-                // Gone since the listing, or not readable yet: looked at again in a second.
-                verifyAfter = min(verifyAfter ?? .max, nowNanoseconds + 1_000_000_000)
+                // Gone since the listing (its rename changes the directory's time: seen at the
+                // next look), or no message at all (a directory, a FIFO, a file Petrel may not
+                // read): left out until the directories change.
+                unreadable.insert(file)
             }
         }
         // Arrival order: by date, then by name (whose leading time and counter order them too).
@@ -264,7 +274,9 @@ extension MailAccount {
         if !(change.inserted.isEmpty && change.updated.isEmpty && change.removed.isEmpty) {
             try self.commit(change, to: folder)
         }
-        scanned()
+        folder.stamps = stamps
+        folder.verifyAfter = Self.verification(of: stamps, now: now, pending: nil)
+        folder.unreadable = unreadable
     }
 
     static func now() -> Int64 {
@@ -283,7 +295,9 @@ extension MailAccount {
         for stamp in stamps {
             guard let stamp else { continue }
             let tick: Int64 = stamp % 1_000_000_000 == 0 ? 1_000_000_000 : 50_000_000
-            if now - stamp < tick { due = min(due ?? .max, stamp + tick) }
+            // Within a tick of now; a time further ahead (a clock set back, `touch -d`) hides
+            // nothing a wait would show.
+            if now - stamp < tick && stamp - now < tick { due = min(due ?? .max, stamp + tick) }
         }
         return due
     }
@@ -374,14 +388,14 @@ extension MailAccount {
         // The published state shares the snapshot: out of the way while it is patched (one
         // owner, no copy of the folder's list), then published again. Readers in between make
         // the trip.
-        let published = self.published.withLockedValue { $0.removeValue(forKey: folder.row.name) }
+        let readAt = self.published.withLockedValue { $0.removeValue(forKey: folder.row.name)?.readAt }
         Self.patch(folder, with: change)
         folder.row.uidNext = change.uidNext
         folder.row.highestModSeq = change.highestModSeq
-        if let published {
+        if let readAt {
             let state = Self.state(of: folder)
             self.published.withLockedValue {
-                $0[folder.row.name] = Published(state: state, checkedAt: folder.checkedAt, readAt: published.readAt)
+                $0[folder.row.name] = Published(state: state, checkedAt: folder.checkedAt, readAt: readAt)
             }
         }
     }

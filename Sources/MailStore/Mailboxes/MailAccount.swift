@@ -95,6 +95,9 @@ public final class MailAccount: @unchecked Sendable {
         /// Every message's file (`cur/…` or `new/…`): a scan that finds exactly these has
         /// nothing to take in, and says so without parsing a name.
         var files: Set<String> = []
+        /// Entries of `new/` and `cur/` the last scan could not take in (a directory, a FIFO,
+        /// an unreadable file): not scanned for again until the directories change.
+        var unreadable: Set<String> = []
         /// Modification times of `new/` and `cur/` at the last scan.
         var stamps: [Int64?] = []
         /// When its directories' times were last compared with `stamps`.

@@ -4,19 +4,22 @@ import PetrelSystem
 
 /// The few file operations the mailbox side needs beyond `POSIXFile`.
 enum MaildirFiles {
-    /// A directory's modification time, in nanoseconds; nil when it cannot be read. Seconds
-    /// are clamped to about ±285 years from 1970: `touch -d 2300-01-01` on a directory of
-    /// one's Maildir must not overflow the product.
+    /// A directory's modification time, in nanoseconds; nil when it cannot be read.
     static func modificationTime(_ path: String) -> Int64? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         #if canImport(Glibc)
-        let (seconds, nanoseconds) = (Int64(info.st_mtim.tv_sec), Int64(info.st_mtim.tv_nsec))
+        return Self.nanoseconds(seconds: Int64(info.st_mtim.tv_sec), Int64(info.st_mtim.tv_nsec))
         #else
-        let (seconds, nanoseconds) = (Int64(info.st_mtimespec.tv_sec), Int64(info.st_mtimespec.tv_nsec))
+        return Self.nanoseconds(seconds: Int64(info.st_mtimespec.tv_sec), Int64(info.st_mtimespec.tv_nsec))
         #endif
-        let limit: Int64 = 9_000_000_000
-        return min(max(seconds, -limit), limit) * 1_000_000_000 + nanoseconds
+    }
+
+    /// A file time in nanoseconds since 1970, the seconds clamped to 0 ... 9e9 (the year 2255):
+    /// whatever time a user gives a directory of their Maildir (`touch -d 2300-01-01 cur`,
+    /// `touch -d @-9000000000 cur`), the product and every difference with now stay in range.
+    static func nanoseconds(seconds: Int64, _ nanoseconds: Int64) -> Int64 {
+        min(max(seconds, 0), 9_000_000_000) * 1_000_000_000 + min(max(nanoseconds, 0), 999_999_999)
     }
 
     /// A directory itself, not a symbolic link to one: a link a user put in their Maildir must
@@ -42,11 +45,15 @@ enum MaildirFiles {
     /// A file's contents, or the errno that stopped the read.
     static func read(_ path: String) -> Result<[UInt8], StoreError> {
         // Not through a symbolic link: FETCH serves message files, never what a link points at.
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        // Nor a FIFO someone left in the Maildir: opened without waiting for a writer, refused.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else { return .failure(StoreError(operation: "open", path: path, errno: errno)) }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { return .failure(StoreError(operation: "stat", path: path, errno: errno)) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            return .failure(StoreError(operation: "read (not a regular file)", path: path, errno: EINVAL))
+        }
         var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
         var filled = 0
         while filled < bytes.count {
