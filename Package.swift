@@ -373,6 +373,8 @@ let package = Package(
             name: "MailStoreTests",
             dependencies: [
                 "MailStore", "MailCore", "PetrelTestSupport",
+                // An index as an earlier version left it, for the migrations' tests.
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import NIOPosix
 import Testing
 
@@ -633,5 +634,45 @@ extension MailAccountTests {
         let folder = try #require(account.folders["INBOX"])
         #expect(folder.unreadable == ["cur/1700000005.M5P1.other:2,", "cur/1700000006.M6P1.other:2,S"])
         #expect(try account.state(of: "INBOX").messages.count == 1)
+    }
+}
+
+/// The header fields SEARCH reads without the message file: kept with each message in a table of
+/// their own, gone with it, and moved there from an index of the version before.
+extension MailAccountTests {
+    @Test func keptHeaderFieldsComeAndGoWithTheirMessage() throws {
+        let account = try self.open()
+        try self.deliverBehindTheIndex("1700000007.M7P1.other", content: "From: a@example.test\nSubject: s\n\nbody\n")
+        let uid = try #require(try account.state(of: "INBOX").messages.first?.uid)
+        let kept = try account.keptHeaders("INBOX", uids: [uid, uid + 1])
+        #expect(kept.keys.sorted() == [uid])
+        #expect(String(decoding: kept[uid] ?? [], as: UTF8.self).contains("From: a@example.test"))
+        try FileManager.default.removeItem(atPath: self.root + "/new/1700000007.M7P1.other")
+        usleep(60_000)
+        #expect(try account.state(of: "INBOX").messages.isEmpty)
+        #expect(try account.keptHeaders("INBOX", uids: [uid]).isEmpty, "removed with the message")
+    }
+
+    @Test func anIndexOfVersionFiveKeepsItsHeaderFields() throws {
+        let path = self.directory.path + "/v5.sqlite"
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try MailboxIndex.migrator.migrate(queue, upTo: "v5-kept-header")
+            try queue.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO folders (name, uid_validity, uid_next, highest_modseq, subscribed)
+                            VALUES ('INBOX', 7, 3, 1, 1);
+                        INSERT INTO messages (folder, uid, base, file, keywords, modseq, size, internal_date, kept_header)
+                            VALUES (1, 1, 'a', 'cur/a:2,', '', 1, 9, 0, X'46726F6D3A20780D0A'),
+                                   (1, 2, 'b', 'cur/b:2,', '', 1, 9, 0, NULL);
+                        """
+                )
+            }
+        }
+        let index = try MailboxIndex(path: path)
+        #expect(try index.keptHeaders(folder: 1, uids: [1, 2]) == [1: Array("From: x\r\n".utf8)])
+        try index.removeFolder(1)
+        #expect(try index.keptHeaders(folder: 1, uids: [1]).isEmpty)
     }
 }

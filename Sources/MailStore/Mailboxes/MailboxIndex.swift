@@ -105,7 +105,7 @@ final class MailboxIndex {
         return queue
     }
 
-    private static var migrator: DatabaseMigrator {
+    static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(
@@ -178,6 +178,24 @@ final class MailboxIndex {
             // reads, so that it reads no message file (Dovecot keeps them in its cache).
             try db.execute(sql: "ALTER TABLE messages ADD COLUMN kept_header BLOB")
         }
+        migrator.registerMigration("v6-kept-header-table") { db in
+            // A narrow table of their own: as the message row's last column they sat behind its
+            // structure and renderings, in overflow pages that every read walked (half of a
+            // SEARCH FROM). The old column stays, empty.
+            try db.execute(
+                sql: """
+                    CREATE TABLE kept_headers (
+                        folder INTEGER NOT NULL,
+                        uid INTEGER NOT NULL,
+                        header BLOB NOT NULL,
+                        PRIMARY KEY (folder, uid)
+                    ) WITHOUT ROWID;
+                    INSERT INTO kept_headers (folder, uid, header)
+                        SELECT folder, uid, kept_header FROM messages WHERE kept_header IS NOT NULL;
+                    UPDATE messages SET kept_header = NULL WHERE kept_header IS NOT NULL;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -244,6 +262,7 @@ final class MailboxIndex {
     func removeFolder(_ id: Int64) throws(StoreError) {
         try self.write { db in
             try db.execute(sql: "DELETE FROM messages WHERE folder = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM kept_headers WHERE folder = ?", arguments: [id])
             try db.execute(sql: "DELETE FROM vanished WHERE folder = ?", arguments: [id])
             try db.execute(sql: "DELETE FROM folders WHERE id = ?", arguments: [id])
         }
@@ -300,6 +319,7 @@ final class MailboxIndex {
             let now = Int64(time(nil))
             for uid in change.removed {
                 try db.execute(sql: "DELETE FROM messages WHERE folder = ? AND uid = ?", arguments: [folder, uid])
+                try db.execute(sql: "DELETE FROM kept_headers WHERE folder = ? AND uid = ?", arguments: [folder, uid])
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO vanished (folder, modseq, uid, at) VALUES (?, ?, ?, ?)",
                     arguments: [folder, Int64(change.highestModSeq), uid, now]
@@ -309,16 +329,21 @@ final class MailboxIndex {
                 try db.execute(
                     sql: """
                         INSERT INTO messages
-                            (folder, uid, base, file, keywords, modseq, size, internal_date, summary, email_id, preview,
-                             kept_header)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            (folder, uid, base, file, keywords, modseq, size, internal_date, summary, email_id, preview)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         folder, row.uid, row.base, row.file, row.keywords.joined(separator: " "),
                         Int64(row.modSeq), row.size, row.internalDate, row.structure.flatMap(Self.encode),
-                        row.emailID, row.preview, row.keptHeader.map { Data($0) },
+                        row.emailID, row.preview,
                     ]
                 )
+                if let header = row.keptHeader {
+                    try db.execute(
+                        sql: "INSERT OR REPLACE INTO kept_headers (folder, uid, header) VALUES (?, ?, ?)",
+                        arguments: [folder, row.uid, Data(header)]
+                    )
+                }
             }
             for row in change.updated {
                 try db.execute(
@@ -447,13 +472,15 @@ final class MailboxIndex {
             let rows = try Row.fetchCursor(
                 db,
                 sql: """
-                    SELECT uid, kept_header FROM messages
-                    WHERE folder = ? AND uid IN (\(Self.placeholders(uids.count))) AND kept_header IS NOT NULL
+                    SELECT uid, header FROM kept_headers
+                    WHERE folder = ? AND uid IN (\(Self.placeholders(uids.count)))
                     """,
                 arguments: StatementArguments([folder] + uids.map { Int64($0) })
             )
             while let row = try rows.next() {
-                result[UInt32(truncatingIfNeeded: row["uid"] as Int64)] = Array(row["kept_header"] as Data)
+                result[UInt32(truncatingIfNeeded: row[0] as Int64)] = try row.withUnsafeData(atIndex: 1) { data in
+                    data.map { Array($0) } ?? []
+                }
             }
             return result
         }
