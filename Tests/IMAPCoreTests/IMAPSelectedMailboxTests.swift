@@ -151,7 +151,7 @@ import Testing
             #expect(responses.contains(.exists(view.count)) == (arrived > 0))
             if expunges {
                 #expect(view.uids == uids)
-                #expect(IMAPSelectedMailbox.sameStorage(view.uids, uids), "a view equal to the store shares its arrays")
+                #expect(Self.sameStorage(view.uids, uids), "a view equal to the store shares its arrays")
             }
             // Again without HIGHESTMODSEQ's shortcut: nothing more to say, by comparison or by
             // the shared arrays.
@@ -160,6 +160,11 @@ import Testing
             )
             #expect(view.update(uidNext: nextUID, highestModSeq: highest, messages: store, expunges: false).isEmpty)
         }
+    }
+
+    /// Whether two arrays are one storage (a view sharing the store's, not a copy).
+    static func sameStorage(_ a: [UInt32], _ b: [UInt32]) -> Bool {
+        a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { $0.baseAddress == a.baseAddress } }
     }
 
     /// A generator that replays from its seed (the failing case's seed is in its name).

@@ -86,7 +86,7 @@ public struct IMAPSelectedMailbox: Sendable {
     public var count: UInt32 { UInt32(self.uids.count) }
 
     /// `update(uidNext:highestModSeq:uids:modSeqs:expunges:flags:)` for a collection of
-    /// messages (tests, small folders).
+    /// messages (the tests' model store).
     public mutating func update<Messages: RandomAccessCollection>(
         uidNext: UInt32,
         highestModSeq: UInt64? = nil,
@@ -106,8 +106,8 @@ public struct IMAPSelectedMailbox: Sendable {
     /// gives the flags of the message at an index of them) and returns the untagged responses
     /// that tell the client: EXPUNGE (only when `expunges` allows, RFC 9051 §7.5.1: never
     /// during FETCH, STORE or SEARCH by sequence number), EXISTS for new messages, and FETCH
-    /// FLAGS for flags changed by others. Two passes side by side over integer arrays; none
-    /// when `highestModSeq` has not moved or the view already shares the store's arrays.
+    /// FLAGS for flags changed by others. Two passes side by side over integer arrays; one
+    /// when only new messages came; none when `highestModSeq` has not moved.
     ///
     /// A view that ends up holding what the store holds keeps the store's arrays rather than
     /// its own equal copies: a thousand sessions idling on one folder then hold one list of
@@ -124,11 +124,6 @@ public struct IMAPSelectedMailbox: Sendable {
         if let highestModSeq, highestModSeq == self.highestModSeq, uidNext <= self.uidNext,
             self.pendingExpunges.isEmpty || !expunges
         {
-            return []
-        }
-        if Self.sameStorage(self.uids, uids) && Self.sameStorage(self.told, modSeqs) {
-            self.uidNext = max(self.uidNext, uidNext)
-            if let highestModSeq { self.highestModSeq = highestModSeq }
             return []
         }
         if self.pendingExpunges.isEmpty, Self.isPrefix(self.uids, of: uids), Self.isPrefix(self.told, of: modSeqs) {
@@ -207,12 +202,6 @@ public struct IMAPSelectedMailbox: Sendable {
                 return differences == 0
             }
         }
-    }
-
-    /// Whether two arrays are one storage (the same elements without comparing them).
-    static func sameStorage<Element>(_ a: [Element], _ b: [Element]) -> Bool {
-        a.count == b.count
-            && a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { $0.baseAddress == a.baseAddress } }
     }
 
     /// What a FETCH response about a message's flags holds: its UID, flags and, with CONDSTORE,
